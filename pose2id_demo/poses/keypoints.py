@@ -1,0 +1,102 @@
+"""The project's one keypoint type: OpenPose-18 body keypoints with confidences.
+
+A pose is a float32 array of shape ``(18, 3)``: ``x, y`` in pixels of the image it was measured on and
+a confidence ``c`` in [0, 1] (0 = not visible). The image size travels with it (:class:`Pose`), so a pose
+can be drawn at any resolution. Order (OpenPose COCO-18):
+
+0 nose, 1 neck, 2 r_shoulder, 3 r_elbow, 4 r_wrist, 5 l_shoulder, 6 l_elbow, 7 l_wrist, 8 r_hip, 9 r_knee,
+10 r_ankle, 11 l_hip, 12 l_knee, 13 l_ankle, 14 r_eye, 15 l_eye, 16 r_ear, 17 l_ear.
+
+JSON form (written beside every SynthPed image, and accepted as a custom target pose)::
+
+    {"format": "openpose18", "width": W, "height": H, "keypoints": [[x, y, c], ... 18 rows]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+KEYPOINT_NAMES = (
+    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
+    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
+)
+NUM_KEYPOINTS = 18
+# Limbs as (a, b) index pairs, in OpenPose's drawing order.
+LIMBS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
+    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)
+
+
+@dataclass
+class Pose:
+    """OpenPose-18 keypoints (18, 3) = (x, y, confidence) in pixels of a ``width`` × ``height`` image."""
+
+    keypoints: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        kp = np.asarray(self.keypoints, dtype=np.float32)
+        if kp.shape != (NUM_KEYPOINTS, 3):
+            raise ValueError(f"a pose needs 18 keypoints of (x, y, confidence); got shape {kp.shape}")
+        if not np.all(np.isfinite(kp)):
+            raise ValueError("pose keypoints contain NaN or infinity")
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"pose image size must be positive, got {self.width}x{self.height}")
+        self.keypoints = kp
+
+    @property
+    def visible(self) -> np.ndarray:
+        """Boolean mask (18,) of keypoints with confidence > 0."""
+        return self.keypoints[:, 2] > 0
+
+    def resized(self, width: int, height: int) -> "Pose":
+        """The same pose in pixel coordinates of a ``width`` × ``height`` image."""
+        kp = self.keypoints.copy()
+        kp[:, 0] *= width / self.width
+        kp[:, 1] *= height / self.height
+        return Pose(kp, width, height)
+
+    def to_json(self) -> dict:
+        return {"format": "openpose18", "width": int(self.width), "height": int(self.height),
+                "keypoints": [[round(float(v), 3) for v in row] for row in self.keypoints]}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Pose":
+        if not isinstance(obj, dict) or "keypoints" not in obj:
+            raise ValueError("pose json must be an object with a 'keypoints' list of 18 [x, y, c] rows")
+        fmt = obj.get("format", "openpose18")
+        if fmt != "openpose18":
+            raise ValueError(f"unsupported pose format {fmt!r}; expected 'openpose18'")
+        try:
+            kp = np.asarray(obj["keypoints"], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"pose keypoints are not numeric: {exc}") from None
+        if kp.ndim == 2 and kp.shape == (NUM_KEYPOINTS, 2):
+            kp = np.concatenate([kp, np.ones((NUM_KEYPOINTS, 1), np.float32)], axis=1)
+        width = obj.get("width")
+        height = obj.get("height")
+        if width is None or height is None:  # normalised coordinates if no size is given
+            width, height = 1, 1
+        return cls(kp, int(width), int(height))
+
+
+def save_pose_json(pose: Pose, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(pose.to_json()))
+
+
+def load_pose_json(path: str | Path, max_bytes: int = 1 << 20) -> Pose:
+    """Read a pose json file (at most ``max_bytes``); raises ``ValueError`` with a readable message."""
+    p = Path(path)
+    if p.stat().st_size > max_bytes:
+        raise ValueError(f"pose json is larger than {max_bytes} bytes")
+    try:
+        obj = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a valid pose json: {exc}") from None
+    return Pose.from_json(obj)
