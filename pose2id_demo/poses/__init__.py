@@ -1,5 +1,13 @@
 """Poses: OpenPose-18 keypoints, skeleton drawing, PoseValid, an offline estimator, representative poses."""
 
+from .convert import from_coco17, from_mediapipe33
+from .draw import draw_pose, skeleton_to_pose
+from .estimator import NoPersonFound, estimate_pose
 from .keypoints import KEYPOINT_NAMES, LIMBS, NUM_KEYPOINTS, Pose, load_pose_json, save_pose_json
+from .posevalid import normalize_pose, pose_valid
 
-__all__ = ["KEYPOINT_NAMES", "LIMBS", "NUM_KEYPOINTS", "Pose", "load_pose_json", "save_pose_json"]
+__all__ = [
+    "KEYPOINT_NAMES", "LIMBS", "NUM_KEYPOINTS", "NoPersonFound", "Pose", "draw_pose", "estimate_pose",
+    "from_coco17", "from_mediapipe33", "load_pose_json", "normalize_pose", "pose_valid", "save_pose_json",
+    "skeleton_to_pose",
+]
