@@ -1,0 +1,1132 @@
+"""The one API the user interface calls.
+
+:class:`Engine` ties the project's parts together for the demo: it loads every model lazily, once and
+thread-safely; it keeps the benchmark features per (task, backbone) and the shipped generated features in
+memory; it caches the expensive intermediate results (NFC, re-ranking distances, t-SNE) so that moving a
+slider answers in well under a second; and it validates *every* input itself (the UI's slider limits are
+not the only guard), raising :class:`Pose2IDError` with a sentence a user understands.
+
+Paper references (Pose2ID, CVPR 2025):
+
+- eq. 9, feature centralization with generated images: ``f~ = ||f|| + eta/M * sum_i f_i``
+  (:func:`pose2id_demo.centralization.centralize`);
+- Alg. 1 / eqs. 26-28, Neighbor Feature Centralization (:func:`pose2id_demo.centralization.nfc_sets`),
+  used here in the *separate* mode of the published numbers (neighbours searched within the query set
+  and within the gallery set);
+- eqs. 20-21, identity density ID² (:func:`pose2id_demo.metrics.id2`), computed over query ∪ gallery;
+- eqs. 29-31, Mahalanobis data cleansing and eq. 32, PoseValid (:meth:`Engine.cleansing`);
+- Fig. 8 (η curve), Fig. 9 (k1 × k2 grid) and Table 6 (number M of generated images) for a user's own
+  feature file (:meth:`Engine.evaluate_features`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+TASKS = ("standard", "occluded", "infrared")
+APPLY_CHOICES = ("none", "query", "gallery", "both")
+IFR_CHOICES = ("on", "off", "both")
+ROW_NAMES = ("baseline", "+NFC", "+IPG", "+NFC+IPG")
+METRIC_COLUMNS = ("mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²")
+
+#: Uploaded images: at most this many pixels are ever decoded (a 12,000 × 12,000 "decompression bomb"
+#: is refused, or — for JPEG — decoded at 1/2…1/8 scale by the decoder itself, so memory stays bounded).
+MAX_IMAGE_PIXELS = 40_000_000
+#: Uploaded images larger than this many bytes are refused before decoding.
+MAX_IMAGE_BYTES = 30 * 1024 * 1024
+#: Smallest accepted image side (pixels).
+MIN_IMAGE_SIDE = 16
+#: Decoded images are downscaled (aspect kept) so that their longer side is at most this.
+WORK_MAX_SIDE = 1024
+#: Pose json uploads larger than this are refused.
+MAX_POSE_JSON_BYTES = 1024 * 1024
+
+# Parameter ranges enforced by the engine (inclusive).
+STEPS_RANGE = (1, 50)
+CFG_RANGE = (1.0, 10.0)
+SEED_RANGE = (0, 2**32 - 1)
+ETA_RANGE = (0.0, 10.0)
+K_RANGE = (1, 20)
+N_IDS_RANGE = (2, 30)
+QUERY_TOP = 10
+
+
+class Pose2IDError(ValueError):
+    """A problem with the user's input or with what this installation provides.
+
+    Its message is a complete sentence meant to be shown to the user as is (the UI turns it into
+    ``gr.Error``).
+    """
+
+
+class DependencyMissing(Pose2IDError):
+    """A part of the project this feature needs is not available in this installation."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameter validation
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise Pose2IDError(f"{name} must be a number, got {value!r}.")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise Pose2IDError(f"{name} must be a number, got {str(value)[:40]!r}.") from None
+    if not math.isfinite(x):
+        raise Pose2IDError(f"{name} must be a finite number, got {value!r}.")
+    return x
+
+
+def check_float(name: str, value: Any, lo: float, hi: float) -> float:
+    """``value`` as a finite float in ``[lo, hi]``, else :class:`Pose2IDError`."""
+    x = _as_float(name, value)
+    if not lo <= x <= hi:
+        raise Pose2IDError(f"{name} must be between {lo:g} and {hi:g}; got {x:g}.")
+    return x
+
+
+def check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` as an integer in ``[lo, hi]`` (integral floats accepted), else :class:`Pose2IDError`."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        x = int(value)
+    else:
+        f = _as_float(name, value)
+        if f != int(f):
+            raise Pose2IDError(f"{name} must be a whole number; got {f:g}.")
+        x = int(f)
+    if not lo <= x <= hi:
+        raise Pose2IDError(f"{name} must be between {lo} and {hi}; got {x}.")
+    return x
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices`` (case-insensitive), else :class:`Pose2IDError`."""
+    v = str(value).strip().lower() if value is not None else ""
+    for c in choices:
+        if v == c.lower():
+            return c
+    raise Pose2IDError(f"{name} must be one of {', '.join(choices)}; got {str(value)[:40]!r}.")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """One user's benchmark settings (validated).
+
+    Attributes:
+        task: SynthPed task (``standard``, ``occluded`` or ``infrared``).
+        backbone: ReID backbone name (:func:`pose2id_demo.reid.list_backbones`).
+        eta: η of eq. 9.
+        k1, k2: NFC neighbourhood sizes (Alg. 1).
+        nfc_on, ipg_on: which set NFC / IPG centralization is applied to (``query``/``gallery``/``both``).
+        rerank: k-reciprocal re-ranking (k1=20, k2=6, λ=0.3) instead of the Euclidean distance.
+    """
+
+    task: str = "standard"
+    backbone: str = "synthped-reid"
+    eta: float = 1.0
+    k1: int = 2
+    k2: int = 2
+    nfc_on: str = "both"
+    ipg_on: str = "both"
+    rerank: bool = False
+
+    @classmethod
+    def make(cls, **kw: Any) -> "BenchSettings":
+        """Validate raw values (from the UI or the API) into settings; raises :class:`Pose2IDError`."""
+        d = asdict(cls())
+        d.update({k: v for k, v in kw.items() if v is not None})
+        rr = d["rerank"]
+        if isinstance(rr, str):
+            rr = rr.strip().lower() in ("1", "true", "on", "yes")
+        return cls(
+            task=check_choice("task", d["task"], TASKS),
+            backbone=str(d["backbone"])[:64],
+            eta=check_float("η", d["eta"], *ETA_RANGE),
+            k1=check_int("k1", d["k1"], *K_RANGE),
+            k2=check_int("k2", d["k2"], *K_RANGE),
+            nfc_on=check_choice("NFC on", d["nfc_on"], APPLY_CHOICES),
+            ipg_on=check_choice("IPG on", d["ipg_on"], APPLY_CHOICES),
+            rerank=bool(rr),
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Untrusted images
+# --------------------------------------------------------------------------------------------------
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL mode → 8-bit RGB (16-bit and float scaled, transparency composited on white)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        if mode.startswith("I;16"):
+            a = a / 257.0
+        elif a.size and a.max() > 255:  # 32-bit int / float greyscale: stretch to 0..255
+            lo, hi = float(a.min()), float(a.max())
+            a = (a - lo) / max(hi - lo, 1e-12) * 255.0
+        a8 = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        return Image.fromarray(a8, mode="L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if mode == "RGB":
+        return im
+    return im.convert("RGB")
+
+
+def load_image(source: Any, what: str = "image") -> Image.Image:
+    """Decode an untrusted image upload into a bounded 8-bit RGB PIL image.
+
+    Accepts a file path, bytes, a PIL image or a uint8/uint16 numpy array. Handles greyscale, RGBA,
+    CMYK, 16-bit PNG and animated GIF (first frame). Refuses corrupt or non-image files, images smaller
+    than :data:`MIN_IMAGE_SIDE` and images above :data:`MAX_IMAGE_PIXELS` (JPEGs above it are decoded
+    at reduced scale by the decoder instead, so memory stays bounded). The result's longer side is at
+    most :data:`WORK_MAX_SIDE`.
+
+    Raises:
+        Pose2IDError: with a message naming ``what`` and the problem.
+    """
+    if source is None:
+        raise Pose2IDError(f"Please provide an {what}.")
+    if isinstance(source, dict):  # a Gradio FileData payload
+        source = source.get("path") or source.get("name")
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim not in (2, 3) or arr.size == 0:
+            raise Pose2IDError(f"The {what} array has shape {arr.shape}; expected H×W or H×W×C.")
+        if arr.dtype == np.uint16:
+            arr = (arr / 257.0).round().astype(np.uint8)
+        if arr.dtype != np.uint8:
+            raise Pose2IDError(f"The {what} array must be uint8 or uint16, got {arr.dtype}.")
+        if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
+            raise Pose2IDError(f"The {what} array has {arr.shape[2]} channels; expected 1, 3 or 4.")
+        source = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    if isinstance(source, Image.Image):
+        im = source
+        fmt = None
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+            if len(data) > MAX_IMAGE_BYTES:
+                raise Pose2IDError(f"The {what} is {len(data) / 2**20:.0f} MB; the limit is "
+                                   f"{MAX_IMAGE_BYTES // 2**20} MB.")
+            fp: Any = io.BytesIO(data)
+        else:
+            p = Path(str(source))
+            if not p.is_file():
+                raise Pose2IDError(f"The {what} file could not be found.")
+            size = p.stat().st_size
+            if size == 0:
+                raise Pose2IDError(f"The {what} file is empty.")
+            if size > MAX_IMAGE_BYTES:
+                raise Pose2IDError(f"The {what} file is {size / 2**20:.0f} MB; the limit is "
+                                   f"{MAX_IMAGE_BYTES // 2**20} MB.")
+            fp = p
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(fp)  # reads the header only
+        except Image.DecompressionBombError:
+            raise Pose2IDError(f"The {what} is far too large to decode safely (limit "
+                               f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels).") from None
+        except UnidentifiedImageError:
+            raise Pose2IDError(f"The {what} is not an image file Pillow can read (corrupt, or another "
+                               f"kind of file renamed). Please upload a JPEG, PNG, WebP or GIF.") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise Pose2IDError(f"The {what} is damaged or truncated and could not be read ({exc}).") from None
+        fmt = im.format
+    w, h = im.size
+    if w < MIN_IMAGE_SIDE or h < MIN_IMAGE_SIDE:
+        raise Pose2IDError(f"The {what} is only {w}×{h} pixels; it needs to be at least "
+                           f"{MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE}.")
+    try:
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)  # animated GIF / APNG / multi-page TIFF: the first frame
+        if w * h > MAX_IMAGE_PIXELS:
+            if fmt == "JPEG":
+                # The JPEG decoder can scale by 1/2, 1/4 or 1/8 while decoding: bounded memory.
+                # draft() picks the smallest of those scales that still covers the requested size.
+                scale = WORK_MAX_SIDE / max(w, h)
+                im.draft(im.mode if im.mode in ("L", "RGB") else "RGB",
+                         (max(1, int(w * scale)), max(1, int(h * scale))))
+                if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+                    raise Pose2IDError(f"The {what} is {w}×{h} pixels; the limit is "
+                                       f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels.")
+            else:
+                raise Pose2IDError(f"The {what} is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); the "
+                                   f"limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Please downscale it.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            rgb = _to_rgb(im)
+    except Pose2IDError:
+        raise
+    except Exception as exc:  # truncated data, broken chunks, decoder errors
+        raise Pose2IDError(f"The {what} is damaged and could not be decoded ({type(exc).__name__}).") from None
+    if max(rgb.size) > WORK_MAX_SIDE:
+        rgb = rgb.copy()
+        rgb.thumbnail((WORK_MAX_SIDE, WORK_MAX_SIDE), Image.Resampling.LANCZOS)
+    return rgb
+
+
+def image_digest(im: Image.Image) -> str:
+    """Content hash of an RGB image (size + pixels); identifies benchmark images however they arrive."""
+    a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    h = hashlib.sha1(f"{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# Untrusted poses
+# --------------------------------------------------------------------------------------------------
+
+
+def _looks_like_skeleton(im: Image.Image) -> bool:
+    """An OpenPose skeleton render is mostly black with a few saturated strokes."""
+    a = np.asarray(im.convert("RGB").resize((64, 128)), dtype=np.int16)
+    dark = (a.max(axis=2) < 30).mean()
+    sat = (a.max(axis=2) - a.min(axis=2) > 100).mean()
+    return dark > 0.6 and sat > 0.01
+
+
+def load_custom_pose(source: Any) -> tuple[Any, str]:
+    """A custom target pose from a keypoint json, a skeleton image or a photo of a person.
+
+    Returns:
+        ``(Pose, how)`` where ``how`` says how the pose was obtained.
+
+    Raises:
+        Pose2IDError: unreadable file, invalid keypoints, or no person found in the photo.
+    """
+    from pose2id_demo.poses.keypoints import Pose
+
+    if isinstance(source, dict):
+        source = source.get("path") or source.get("name")
+    p = Path(str(source))
+    if not p.is_file():
+        raise Pose2IDError("The custom pose file could not be found.")
+    if p.suffix.lower() == ".json":
+        if p.stat().st_size > MAX_POSE_JSON_BYTES:
+            raise Pose2IDError("The pose json is larger than 1 MB; a pose is 18 keypoints.")
+        try:
+            obj = json.loads(p.read_text(encoding="utf-8"))
+            return Pose.from_json(obj), "keypoint json"
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Pose2IDError(f"The pose json is not valid: {exc}") from None
+    im = load_image(p, what="pose image")
+    if _looks_like_skeleton(im):
+        draw = _import("pose2id_demo.poses.draw", "Reading skeleton images")
+        if not hasattr(draw, "skeleton_to_pose"):
+            raise DependencyMissing("This installation cannot read skeleton images back into keypoints; "
+                                    "upload a keypoint json or a photo instead.")
+        try:
+            pose = draw.skeleton_to_pose(im)
+        except ValueError as exc:
+            raise Pose2IDError(f"No skeleton could be read from the pose image: {exc}") from None
+        if int(pose.visible.sum()) < 4:
+            raise Pose2IDError("The pose image looks like a skeleton render, but fewer than 4 joints could be "
+                               "read from it; upload an OpenPose-style skeleton or a keypoint json.")
+        return pose, "skeleton image"
+    try:
+        from pose2id_demo.poses.estimator import NoPersonFound, estimate_pose
+    except ImportError:
+        raise DependencyMissing("The pose estimator is not available in this installation; upload a "
+                                "keypoint json instead.") from None
+    try:
+        return estimate_pose(im), "pose estimated from the photo"
+    except NoPersonFound:
+        raise Pose2IDError("No person was found in the pose photo; the pose step needs a clearly "
+                           "visible person (or upload a skeleton image or keypoint json).") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Caching
+# --------------------------------------------------------------------------------------------------
+
+
+class _LRU:
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._d: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> Any:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.maxsize:
+                self._d.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def _l2n(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _pct(v: Any) -> float:
+    """Metrics come as fractions in [0, 1]; shown as percentages."""
+    return round(float(v) * 100.0, 2)
+
+
+def _import(module: str, what: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DependencyMissing(f"{what} is not available in this installation ({module}: {exc}).") from None
+
+
+@dataclass
+class BenchData:
+    """Benchmark features of one (task, backbone): L2-normalised, plus ids, cameras and image paths."""
+
+    q: np.ndarray
+    g: np.ndarray
+    q_pids: np.ndarray
+    g_pids: np.ndarray
+    q_camids: np.ndarray
+    g_camids: np.ndarray
+    q_paths: list[str]
+    g_paths: list[str]
+    q_gen: np.ndarray | None = None  # (nq, M, d) generated-image features (eq. 9), if shipped
+    g_gen: np.ndarray | None = None
+    gen_note: str = ""
+
+
+ProgressFn = Callable[[float, str], None]
+
+
+def _noop_progress(frac: float, desc: str) -> None:  # noqa: ARG001
+    return None
+
+
+class Engine:
+    """Lazily loaded models and cached benchmark computations shared by all users of the demo.
+
+    Every public method validates its arguments and raises :class:`Pose2IDError` for bad input.
+    All state here is shared and read-mostly (models, features, caches keyed by the full settings);
+    per-user state lives in the UI's ``gr.State``.
+    """
+
+    def __init__(self, device: str | None = None) -> None:
+        self._device = device
+        self._lock = threading.Lock()
+        self._key_locks: dict[Any, threading.Lock] = {}
+        self._store: dict[Any, Any] = {}
+        self._gen_lock = threading.Lock()  # one diffusion run at a time (attention processors hold state)
+        self._extract_lock = threading.Lock()
+        self._results = _LRU(512)  # metrics rows
+        self._feats = _LRU(64)  # centralized feature sets
+        self._dists = _LRU(12)  # distance matrices (re-ranking is the slow one)
+        self._tsne = _LRU(32)
+
+    # ---------------------------------------------------------------- lazy resources
+    def _once(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """Compute ``factory()`` once per key, even under concurrent callers (per-key lock)."""
+        with self._lock:
+            if key in self._store:
+                return self._store[key]
+            klock = self._key_locks.setdefault(key, threading.Lock())
+        with klock:
+            with self._lock:
+                if key in self._store:
+                    return self._store[key]
+            value = factory()
+            with self._lock:
+                self._store[key] = value
+            return value
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            import torch
+
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
+
+    def backbones(self) -> list[str]:
+        """Names of the available ReID backbones."""
+        reid = _import("pose2id_demo.reid", "The ReID backbones")
+        if not hasattr(reid, "list_backbones"):
+            raise DependencyMissing("The ReID backbone registry is not available in this installation.")
+        return list(reid.list_backbones())
+
+    def _check_backbone(self, name: str) -> str:
+        names = self.backbones()
+        if name not in names:
+            raise Pose2IDError(f"Unknown backbone {name!r}; available: {', '.join(names)}.")
+        return name
+
+    def backbone(self, name: str) -> Any:
+        """The loaded backbone ``name`` (once)."""
+        name = self._check_backbone(name)
+
+        def load() -> Any:
+            reid = _import("pose2id_demo.reid", "The ReID backbones")
+            t = time.perf_counter()
+            bb = reid.get_backbone(name, device=self.device)
+            log.info("loaded backbone %s in %.1f s", name, time.perf_counter() - t)
+            return bb
+
+        return self._once(("backbone", name), load)
+
+    def pipeline(self) -> Any:
+        """The embedded identity-guided generation pipeline (assets/models/ipg-tiny), loaded once."""
+
+        def load() -> Any:
+            ipg = _import("pose2id_demo.ipg", "The identity-guided generator (IPG)")
+            if not hasattr(ipg, "load_embedded"):
+                raise DependencyMissing("The identity-guided generator (IPG) is not available in this "
+                                        "installation (pose2id_demo.ipg.load_embedded is missing).")
+            t = time.perf_counter()
+            try:
+                pipe = ipg.load_embedded(device=self.device)
+            except FileNotFoundError as exc:
+                raise DependencyMissing(f"The embedded generator's weights are missing: {exc}") from None
+            log.info("loaded IPG pipeline in %.1f s", time.perf_counter() - t)
+            return pipe
+
+        return self._once("pipeline", load)
+
+    def representative_poses(self) -> list[tuple[str, Any]]:
+        """The 8 representative poses (eqs. 7-8) as ``(name, Pose)``."""
+
+        def load() -> list[tuple[str, Any]]:
+            rep = _import("pose2id_demo.poses.representative", "The representative poses")
+            poses = list(rep.load_representative_poses())
+            if not poses:
+                raise DependencyMissing("No representative poses are shipped in assets/poses/.")
+            return poses
+
+        return self._once("poses", load)
+
+    def skeletons(self, width: int = 128, height: int = 256) -> list[tuple[np.ndarray, str]]:
+        """The representative poses drawn as OpenPose skeletons, ``(image, name)``."""
+        draw = _import("pose2id_demo.poses.draw", "Skeleton drawing")
+        return [(draw.draw_pose(p, width, height), n) for n, p in self.representative_poses()]
+
+    # ---------------------------------------------------------------- benchmark data
+    def bench_data(self, task: str, backbone: str, progress: ProgressFn = _noop_progress) -> BenchData:
+        """Benchmark features of ``(task, backbone)``: extracted once (disk-cached by DATA), kept here."""
+        task = check_choice("task", task, TASKS)
+        backbone = self._check_backbone(backbone)
+
+        def load() -> BenchData:
+            feats_mod = _import("pose2id_demo.reid.features", "The benchmark feature cache")
+            progress(0.05, f"Loading {task} benchmark features ({backbone}) …")
+            t = time.perf_counter()
+            d = feats_mod.dataset_features(backbone, task)
+            data = BenchData(
+                q=_l2n(d["q_feats"]), g=_l2n(d["g_feats"]),
+                q_pids=np.asarray(d["q_pids"]), g_pids=np.asarray(d["g_pids"]),
+                q_camids=np.asarray(d["q_camids"]), g_camids=np.asarray(d["g_camids"]),
+                q_paths=[str(p) for p in d["q_paths"]], g_paths=[str(p) for p in d["g_paths"]],
+            )
+            self._attach_generated(data, task, backbone)
+            log.info("benchmark %s/%s: %d query, %d gallery in %.1f s", task, backbone, len(data.q),
+                     len(data.g), time.perf_counter() - t)
+            return data
+
+        return self._once(("bench", task, backbone), load)
+
+    def _attach_generated(self, data: BenchData, task: str, backbone: str) -> None:
+        """Attach the shipped generated-image features (IPG) when they match this image list."""
+        from pose2id_demo.paths import ASSETS
+
+        path = ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz"
+        if not path.is_file():
+            data.gen_note = (f"No generated features are shipped for {task}/{backbone} "
+                             f"({path.name}); the IPG rows are not available.")
+            return
+        with np.load(path, allow_pickle=False) as z:
+            q_gen, g_gen = np.asarray(z["q_gen"], np.float32), np.asarray(z["g_gen"], np.float32)
+            lists = {k: [str(s) for s in z[k]] for k in ("q_paths", "g_paths") if k in z.files}
+        ok = q_gen.shape[:1] == data.q.shape[:1] and g_gen.shape[:1] == data.g.shape[:1]
+        ok = ok and q_gen.shape[-1] == data.q.shape[1] and g_gen.shape[-1] == data.g.shape[1]
+        for k, mine in (("q_paths", data.q_paths), ("g_paths", data.g_paths)):
+            if ok and k in lists:
+                ok = [Path(p).name for p in lists[k]] == [Path(p).name for p in mine]
+        if not ok:
+            data.gen_note = (f"The shipped generated features {path.name} do not match the current "
+                             f"{task} image list; the IPG rows are not available.")
+            log.warning(data.gen_note)
+            return
+        data.q_gen, data.g_gen = q_gen, g_gen
+
+    # ---------------------------------------------------------------- centralization stages
+    def _nfc(self, key: tuple, q: np.ndarray, g: np.ndarray, s: BenchSettings) -> tuple[np.ndarray, np.ndarray]:
+        if s.nfc_on == "none":
+            return q, g
+        ck = ("nfc", key, s.k1, s.k2, s.nfc_on)
+        hit = self._feats.get(ck)
+        if hit is not None:
+            return hit
+        cen = _import("pose2id_demo.centralization", "Neighbor Feature Centralization")
+        qn, gn = cen.nfc_sets(q, g, s.k1, s.k2, mode="separate", apply_to=s.nfc_on)
+        return self._feats.put(ck, (_l2n(qn), _l2n(gn)))
+
+    def _ipg(self, data: BenchData, key: tuple, s: BenchSettings) -> tuple[np.ndarray, np.ndarray]:
+        if s.ipg_on == "none":
+            return data.q, data.g
+        if data.q_gen is None or data.g_gen is None:
+            raise Pose2IDError(data.gen_note or "No generated features are available for this benchmark.")
+        ck = ("ipg", key, s.eta, s.ipg_on)
+        hit = self._feats.get(ck)
+        if hit is not None:
+            return hit
+        cen = _import("pose2id_demo.centralization", "Feature centralization (eq. 9)")
+        q = cen.centralize(data.q, data.q_gen, s.eta) if s.ipg_on in ("query", "both") else data.q
+        g = cen.centralize(data.g, data.g_gen, s.eta) if s.ipg_on in ("gallery", "both") else data.g
+        return self._feats.put(ck, (_l2n(q), _l2n(g)))
+
+    def _stage_feats(self, data: BenchData, key: tuple, s: BenchSettings, row: str
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Query and gallery features of one ablation row (IPG first, then NFC, as in Table 2)."""
+        if row == "baseline":
+            return data.q, data.g
+        if row == "+NFC":
+            return self._nfc(key + ("base",), data.q, data.g, s)
+        if row == "+IPG":
+            return self._ipg(data, key, s)
+        q, g = self._ipg(data, key, s)
+        return self._nfc(key + ("ipg", s.eta, s.ipg_on), q, g, s)
+
+    def _distmat(self, ck: tuple, q: np.ndarray, g: np.ndarray, rerank: bool) -> np.ndarray:
+        hit = self._dists.get(ck + (rerank,))
+        if hit is not None:
+            return hit
+        if rerank:
+            cen = _import("pose2id_demo.centralization", "Re-ranking")
+            d = cen.rerank(q, g, k1=20, k2=6, lambda_value=0.3)
+        else:
+            met = _import("pose2id_demo.metrics", "The ReID metrics")
+            d = met.distance_matrix(q, g)
+        return self._dists.put(ck + (rerank,), np.asarray(d, dtype=np.float32))
+
+    @staticmethod
+    def _row_key(s: BenchSettings, row: str) -> tuple:
+        if row == "baseline":
+            return (row,)
+        if row == "+NFC":
+            return (row, s.k1, s.k2, s.nfc_on)
+        if row == "+IPG":
+            return (row, s.eta, s.ipg_on)
+        return (row, s.k1, s.k2, s.nfc_on, s.eta, s.ipg_on)
+
+    def _row_metrics(self, data: BenchData, key: tuple, s: BenchSettings, row: str) -> dict[str, Any]:
+        rk = ("row", key, s.rerank) + self._row_key(s, row)
+        hit = self._results.get(rk)
+        if hit is not None:
+            return hit
+        met = _import("pose2id_demo.metrics", "The ReID metrics")
+        q, g = self._stage_feats(data, key, s, row)
+        dist = self._distmat(("dist", key) + self._row_key(s, row), q, g, s.rerank)
+        r = met.evaluate(dist, data.q_pids, data.g_pids, data.q_camids, data.g_camids)
+        feats = np.concatenate([q, g])
+        pids = np.concatenate([data.q_pids, data.g_pids])
+        out = {"setting": row, "mAP": _pct(r["mAP"]), "Rank-1": _pct(r["Rank-1"]), "Rank-5": _pct(r["Rank-5"]),
+               "Rank-10": _pct(r["Rank-10"]), "mINP": _pct(r["mINP"]), "ID²": round(float(met.id2(feats, pids)), 4)}
+        return self._results.put(rk, out)
+
+    # ---------------------------------------------------------------- public API: benchmark
+    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 1.0,
+                  k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
+                  rerank: bool = False, progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+        """The ablation table of Table 2 on a SynthPed task: baseline, +NFC, +IPG, +NFC+IPG.
+
+        Returns:
+            ``{"rows": [dict(setting, mAP, Rank-1, Rank-5, Rank-10, mINP, ID²)], "notes": [str],
+            "settings": dict, "n_query": int, "n_gallery": int}``; metrics in percent, ID² as in eq. 20.
+            Rows that cannot be computed (no generated features for the task) are left out and a note
+            says why.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on, rerank=rerank)
+        data = self.bench_data(s.task, s.backbone, progress)
+        key = (s.task, s.backbone)
+        rows, notes = [], []
+        if s.nfc_on == "none":
+            notes.append("NFC is switched off: the +NFC rows are left out.")
+        if s.ipg_on == "none":
+            notes.append("IPG is switched off: the +IPG rows are left out.")
+        elif data.q_gen is None:
+            notes.append(data.gen_note)
+        for i, row in enumerate(ROW_NAMES):
+            if "NFC" in row and s.nfc_on == "none":
+                continue
+            if "IPG" in row and (s.ipg_on == "none" or data.q_gen is None):
+                continue
+            progress(0.2 + 0.8 * i / len(ROW_NAMES), f"Evaluating {row} …")
+            rows.append(self._row_metrics(data, key, s, row))
+        return {"rows": rows, "notes": notes, "settings": asdict(s), "n_query": int(len(data.q)),
+                "n_gallery": int(len(data.g))}
+
+    def ranks(self, task: str = "standard", backbone: str = "synthped-reid", query_index: int = 0,
+              eta: float = 1.0, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
+              rerank: bool = False, top: int = QUERY_TOP) -> dict[str, Any]:
+        """Top-``top`` gallery list of one query before (baseline) and after (+NFC+IPG, or what is on).
+
+        Gallery images of the query's identity from the query's camera are left out, as in the
+        Market-1501 protocol the metrics use.
+
+        Returns:
+            ``{"query": dict(path, pid, camid), "before": [dict(path, pid, camid, distance, match)],
+            "after": [...], "after_setting": str}``.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on, rerank=rerank)
+        data = self.bench_data(s.task, s.backbone)
+        qi = check_int("query index", query_index, 0, len(data.q) - 1)
+        top = check_int("top", top, 1, 50)
+        key = (s.task, s.backbone)
+        if data.q_gen is not None and s.ipg_on != "none":
+            after_row = "+NFC+IPG" if s.nfc_on != "none" else "+IPG"
+        else:
+            after_row = "+NFC"
+        out = {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
+               "after_setting": after_row}
+        for name, row in (("before", "baseline"), ("after", after_row)):
+            q, g = self._stage_feats(data, key, s, row)
+            if s.rerank:
+                dist = self._distmat(("dist", key) + self._row_key(s, row), q, g, True)[qi]
+            else:
+                dist = np.linalg.norm(g - q[qi][None], axis=1)
+            out[name] = self._top_list(data, qi, dist, top)
+        return out
+
+    @staticmethod
+    def _top_list(data: BenchData, qi: int, dist: np.ndarray, top: int) -> list[dict[str, Any]]:
+        keep = ~((data.g_pids == data.q_pids[qi]) & (data.g_camids == data.q_camids[qi]))
+        idx = np.flatnonzero(keep)
+        order = idx[np.argsort(dist[idx], kind="stable")[:top]]
+        return [{"path": data.g_paths[j], "pid": int(data.g_pids[j]), "camid": int(data.g_camids[j]),
+                 "distance": round(float(dist[j]), 4), "match": bool(data.g_pids[j] == data.q_pids[qi])}
+                for j in order]
+
+    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 1.0, k1: int = 2,
+             k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10,
+             progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+        """2-D t-SNE of ``n_ids`` identities' query+gallery features before and after centralization (Fig. 4).
+
+        PCA to at most 50 dimensions first; perplexity clamped below the number of samples; fixed
+        ``random_state`` so that the picture is reproducible. The identities are the ``n_ids`` with the
+        most images (ties by id), the same for every setting.
+
+        Returns:
+            ``{"before": (n, 2), "after": (n, 2), "pids": (n,), "is_query": (n,), "after_setting": str,
+            "id2_before": float, "id2_after": float}``.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on)
+        n_ids = check_int("number of identities", n_ids, *N_IDS_RANGE)
+        data = self.bench_data(s.task, s.backbone, progress)
+        key = (s.task, s.backbone)
+        if data.q_gen is not None and s.ipg_on != "none":
+            after_row = "+NFC+IPG" if s.nfc_on != "none" else "+IPG"
+        else:
+            after_row = "+NFC"
+        ck = ("tsne", key, n_ids) + self._row_key(s, after_row)
+        hit = self._tsne.get(ck)
+        if hit is not None:
+            return hit
+        pids = np.concatenate([data.q_pids, data.g_pids])
+        is_query = np.concatenate([np.ones(len(data.q), bool), np.zeros(len(data.g), bool)])
+        uniq, counts = np.unique(pids[pids >= 0], return_counts=True)
+        chosen = uniq[np.lexsort((uniq, -counts))][:n_ids]
+        sel = np.flatnonzero(np.isin(pids, chosen))
+        met = _import("pose2id_demo.metrics", "The ReID metrics")
+        out: dict[str, Any] = {"pids": pids[sel], "is_query": is_query[sel], "after_setting": after_row}
+        for i, (name, row) in enumerate((("before", "baseline"), ("after", after_row))):
+            progress(0.3 + 0.35 * i, f"t-SNE {name} …")
+            q, g = self._stage_feats(data, key, s, row)
+            x = np.concatenate([q, g])[sel]
+            out[name] = tsne_2d(x)
+            out[f"id2_{name}"] = round(float(met.id2(x, pids[sel])), 4)
+        return self._tsne.put(ck, out)
+
+    # ---------------------------------------------------------------- public API: cleansing
+    def cleansing(self, task: str = "standard", backbone: str = "synthped-reid", quantile: float = 0.9,
+                  progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+        """Data cleansing of the train split (Supplementary 7.1): Mahalanobis outliers (eqs. 29-31)
+        and PoseValid rejects (eq. 32).
+
+        Returns:
+            ``{"n_train", "n_ids", "outliers": [dict(path, pid, distance)], "pose_rejects":
+            [dict(path, pid, reason)], "n_no_pose": int, "quantile": float}``.
+        """
+        task = check_choice("task", task, TASKS)
+        backbone = self._check_backbone(backbone)
+        quantile = check_float("quantile", quantile, 0.5, 0.999)
+        return self._once(("cleansing", task, backbone, quantile),
+                          lambda: self._cleansing(task, backbone, quantile, progress))
+
+    def _train_features(self, task: str, backbone: str, progress: ProgressFn) -> tuple[list[Any], np.ndarray]:
+        data_mod = _import("pose2id_demo.data", "The SynthPed benchmark")
+        synth = _import("pose2id_demo.data.synthped", "The SynthPed benchmark")
+        root = synth.ensure_benchmark(task, progress=False)
+        ds = data_mod.load_market(root)
+        recs = list(ds.train)
+        if not recs:
+            raise Pose2IDError(f"The {task} benchmark has no train split.")
+        feats_mod = _import("pose2id_demo.reid.features", "The feature cache")
+        if hasattr(feats_mod, "split_features"):
+            feats = feats_mod.split_features(backbone, task, "train")["feats"]
+            return recs, np.asarray(feats, np.float32)
+        from pose2id_demo.paths import cache_dir
+
+        bb = self.backbone(backbone)
+        names = "\n".join(f"{Path(r.path).name}:{r.pid}:{r.camid}" for r in recs)
+        digest = hashlib.sha1(f"{backbone}|{task}|{names}".encode()).hexdigest()[:16]
+        path = cache_dir() / "ui" / f"train-{task}-{backbone}-{digest}.npy"
+        if path.is_file():
+            feats = np.load(path, allow_pickle=False)
+            if feats.shape[0] == len(recs):
+                return recs, feats
+        progress(0.1, f"Extracting {len(recs)} train features ({backbone}) …")
+        images = [Image.open(r.path).convert("RGB") for r in recs]
+        with self._extract_lock:
+            feats = np.asarray(bb.extract(images, batch_size=64), np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, feats, allow_pickle=False)
+        os.replace(tmp, path)
+        return recs, feats
+
+    def _cleansing(self, task: str, backbone: str, quantile: float, progress: ProgressFn) -> dict[str, Any]:
+        cl = _import("pose2id_demo.cleansing", "Data cleansing")
+        recs, feats = self._train_features(task, backbone, progress)
+        pids = np.asarray([r.pid for r in recs])
+        progress(0.7, "Mahalanobis filter …")
+        res = cl.mahalanobis_filter(_l2n(feats), pids, quantile=quantile)
+        if isinstance(res, tuple):
+            keep, dists = np.asarray(res[0], bool), np.asarray(res[1], np.float64)
+        else:
+            keep, dists = np.asarray(res, bool), np.full(len(recs), np.nan)
+        out_idx = np.flatnonzero(~keep)
+        out_idx = out_idx[np.argsort(-np.nan_to_num(dists[out_idx], nan=0.0), kind="stable")]
+        outliers = [{"path": recs[i].path, "pid": int(recs[i].pid), "distance": round(float(dists[i]), 3)}
+                    for i in out_idx]
+        progress(0.85, "PoseValid …")
+        pv = _import("pose2id_demo.poses.posevalid", "PoseValid")
+        from pose2id_demo.poses.keypoints import load_pose_json
+
+        rejects, n_no_pose = [], 0
+        for r in recs:
+            jp = Path(r.path).with_suffix(".json")
+            if not jp.is_file():
+                n_no_pose += 1
+                rejects.append({"path": r.path, "pid": int(r.pid), "reason": "no keypoints (pose estimation failed)"})
+                continue
+            ok, reason = pv.pose_valid(load_pose_json(jp))
+            if not ok:
+                rejects.append({"path": r.path, "pid": int(r.pid), "reason": reason})
+        return {"n_train": len(recs), "n_ids": int(len(np.unique(pids))), "outliers": outliers,
+                "pose_rejects": rejects, "n_no_pose": n_no_pose, "quantile": quantile}
+
+    # ---------------------------------------------------------------- public API: generation
+    def benchmark_query_index(self, image: Image.Image, task: str = "standard",
+                              backbone: str = "synthped-reid") -> int | None:
+        """The benchmark query index of ``image`` if it is (pixel for pixel) a benchmark query image."""
+        try:
+            data = self.bench_data(task, backbone)
+        except DependencyMissing:
+            return None
+
+        def index() -> dict[str, int]:
+            out = {}
+            for i, p in enumerate(data.q_paths):
+                try:
+                    with Image.open(p) as im:
+                        out.setdefault(image_digest(im.convert("RGB")), i)
+                except OSError:
+                    continue
+            return out
+
+        return self._once(("qindex", task, backbone), index).get(image_digest(image))
+
+    def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int = 42,
+                 eta: float = 1.0, custom_pose: Any = None, backbone: str = "synthped-reid",
+                 progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+        """Generate the reference person in the 8 representative poses (+ a custom pose) and, for a
+        benchmark query image, rank the gallery before/after eq. 9 with these generations.
+
+        Args:
+            image: the reference image (path, bytes, PIL or array) — validated by :func:`load_image`.
+            use_ifr: ``on``, ``off`` or ``both`` (IFR ablation, Fig. 5: same seed, side by side).
+            steps, cfg, seed: denoising steps, classifier-free guidance scale, seed.
+            eta: η of eq. 9 for the ranked lists.
+            custom_pose: optional keypoint json / skeleton image / photo (:func:`load_custom_pose`).
+            backbone: ReID backbone used for the ranked lists.
+
+        Returns:
+            ``{"images": {"on"|"off": [PIL]}, "poses": [name], "skeletons": [(array, name)],
+            "reference": PIL, "query_index": int | None, "ranks": dict | None, "gen_feats": (M, d) | None,
+            "seconds": float, "notes": [str]}``.
+        """
+        use_ifr = check_choice("IFR", use_ifr, IFR_CHOICES)
+        steps = check_int("steps", steps, *STEPS_RANGE)
+        cfg = check_float("CFG scale", cfg, *CFG_RANGE)
+        seed = check_int("seed", seed, *SEED_RANGE)
+        eta = check_float("η", eta, *ETA_RANGE)
+        ref = load_image(image, what="reference image")
+        notes: list[str] = []
+        poses = list(self.representative_poses())
+        if custom_pose is not None:
+            pose, how = load_custom_pose(custom_pose)
+            poses.append((f"custom ({how})", pose))
+        draw = _import("pose2id_demo.poses.draw", "Skeleton drawing")
+        skeletons = [(draw.draw_pose(p, 128, 256), n) for n, p in poses]
+        pipe = self.pipeline()
+        modes = ("on", "off") if use_ifr == "both" else (use_ifr,)
+        images: dict[str, list[Image.Image]] = {}
+        t0 = time.perf_counter()
+        with self._gen_lock:
+            for mi, mode in enumerate(modes):
+                def cb(_pipe: Any, step: int, _t: Any, kw: dict, mi: int = mi, mode: str = mode) -> dict:
+                    progress((mi + (step + 1) / steps) / len(modes), f"Generating (IFR {mode}) step {step + 1}/{steps}")
+                    return kw
+
+                progress(mi / len(modes), f"Generating (IFR {mode}) …")
+                out = pipe(reference_image=ref, poses=[p for _, p in poses], num_inference_steps=steps,
+                           guidance_scale=cfg, seed=seed, use_ifr=(mode == "on"), callback_on_step_end=cb)
+                images[mode] = list(out.images)
+        seconds = time.perf_counter() - t0
+        result: dict[str, Any] = {"images": images, "poses": [n for n, _ in poses], "skeletons": skeletons,
+                                  "reference": ref, "query_index": None, "ranks": None, "gen_feats": None,
+                                  "seconds": round(seconds, 2), "notes": notes, "backbone": backbone}
+        qi = None
+        try:
+            qi = self.benchmark_query_index(ref, "standard", backbone)
+        except Pose2IDError as exc:
+            notes.append(f"Ranked lists unavailable: {exc}")
+        if qi is None:
+            notes.append("This image is not a benchmark query image, so there is no gallery to rank; pick "
+                         "one of the examples to see the top-10 before/after eq. 9.")
+            return result
+        bb = self.backbone(backbone)
+        imgs = images["on"] if "on" in images else images["off"]
+        with self._extract_lock:
+            gen = _l2n(bb.extract(imgs, batch_size=16))
+        result["query_index"] = qi
+        result["gen_feats"] = gen
+        result["ranks"] = self.ranks_with_generations(qi, gen, eta, backbone)
+        return result
+
+    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = 1.0,
+                               backbone: str = "synthped-reid", task: str = "standard") -> dict[str, Any]:
+        """Top-10 of a benchmark query before and after eq. 9 with the user's own generations.
+
+        The query feature becomes ``||f|| + eta/M * sum_i f_i`` over the ``M`` generated images'
+        features; the gallery is left as it is.
+        """
+        eta = check_float("η", eta, *ETA_RANGE)
+        data = self.bench_data(task, backbone)
+        qi = check_int("query index", query_index, 0, len(data.q) - 1)
+        gen = np.asarray(gen_feats, np.float32)
+        if gen.ndim != 2 or gen.shape[1] != data.q.shape[1] or not np.all(np.isfinite(gen)):
+            raise Pose2IDError("The generated features do not fit this backbone; please generate again.")
+        cen = _import("pose2id_demo.centralization", "Feature centralization (eq. 9)")
+        q_after = _l2n(cen.centralize(data.q[qi][None], gen[None], eta))[0]
+        before = np.linalg.norm(data.g - data.q[qi][None], axis=1)
+        after = np.linalg.norm(data.g - q_after[None], axis=1)
+        return {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
+                "before": self._top_list(data, qi, before, QUERY_TOP),
+                "after": self._top_list(data, qi, after, QUERY_TOP), "after_setting": f"eq. 9, η={eta:g}"}
+
+    def benchmark_examples(self, n: int = 6, task: str = "standard") -> list[str]:
+        """Paths of ``n`` benchmark query images of distinct identities (for the UI's examples)."""
+        data_mod = _import("pose2id_demo.data", "The SynthPed benchmark")
+        synth = _import("pose2id_demo.data.synthped", "The SynthPed benchmark")
+        ds = data_mod.load_market(synth.ensure_benchmark(task, progress=False))
+        seen, out = set(), []
+        for r in ds.query:
+            if r.pid not in seen:
+                seen.add(r.pid)
+                out.append(r.path)
+            if len(out) >= n:
+                break
+        return out
+
+    def export_features(self, task: str, backbone: str, path: str | Path) -> Path:
+        """Write the benchmark's features as a feature file (the CLI's keys; ``q_gen``/``g_gen`` if shipped)."""
+        data = self.bench_data(task, backbone)
+        arrays = {"q_feats": data.q, "g_feats": data.g, "q_pids": data.q_pids, "g_pids": data.g_pids,
+                  "q_camids": data.q_camids, "g_camids": data.g_camids}
+        if data.q_gen is not None and data.g_gen is not None:
+            arrays.update(q_gen=data.q_gen, g_gen=data.g_gen)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **arrays)
+        return path
+
+    # ---------------------------------------------------------------- public API: your features
+    def evaluate_features(self, npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 1.0,
+                          nfc_on: str = "both", ipg_on: str = "both", grid_max: int = 6,
+                          progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+        """Evaluate a user's feature file: ablation table, k1×k2 mAP grid (Fig. 9) and — when generated
+        features are included — the η curve (Fig. 8) and the M-images curve (Table 6).
+
+        The file is read by :mod:`pose2id_demo.featurefile` (no pickles; keys, dtypes, shapes, finiteness
+        and a size limit checked).
+
+        Returns:
+            ``{"rows": [...], "grid": {"k": [..], "map": (K, K)}, "eta_curve": {"eta", "mAP", "Rank-1"} | None,
+            "m_curve": {"M", "gallery"/"query"/"both": {"mAP","Rank-1","ID²"}} | None, "notes": [str]}``.
+        """
+        k1 = check_int("k1", k1, *K_RANGE)
+        k2 = check_int("k2", k2, *K_RANGE)
+        eta = check_float("η", eta, *ETA_RANGE)
+        nfc_on = check_choice("NFC on", nfc_on, APPLY_CHOICES)
+        ipg_on = check_choice("IPG on", ipg_on, APPLY_CHOICES)
+        grid_max = check_int("grid size", grid_max, 1, 10)
+        if isinstance(npz_path, dict):
+            npz_path = npz_path.get("path") or npz_path.get("name")
+        if npz_path is None:
+            raise Pose2IDError("Please upload a feature file (.npz).")
+        ff = _import("pose2id_demo.featurefile", "The feature-file reader")
+        try:
+            fs = ff.load_feature_file(npz_path)
+        except ff.FeatureFileError as exc:
+            raise Pose2IDError(str(exc)) from None
+        progress(0.05, "Features loaded")
+        return self._evaluate_loaded(fs, k1, k2, eta, nfc_on, ipg_on, grid_max, progress)
+
+    def _evaluate_loaded(self, fs: Any, k1: int, k2: int, eta: float, nfc_on: str, ipg_on: str,
+                         grid_max: int, progress: ProgressFn) -> dict[str, Any]:
+        met = _import("pose2id_demo.metrics", "The ReID metrics")
+        cen = _import("pose2id_demo.centralization", "Feature centralization")
+        q, g = _l2n(fs.q_feats), _l2n(fs.g_feats)
+        q_gen = None if getattr(fs, "q_gen", None) is None else np.asarray(fs.q_gen, np.float32)
+        g_gen = None if getattr(fs, "g_gen", None) is None else np.asarray(fs.g_gen, np.float32)
+        pids = np.concatenate([fs.q_pids, fs.g_pids])
+        notes: list[str] = []
+
+        def ev(qf: np.ndarray, gf: np.ndarray, name: str, id2: bool = True) -> dict[str, Any]:
+            r = met.evaluate(met.distance_matrix(qf, gf), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
+            row = {"setting": name, "mAP": _pct(r["mAP"]), "Rank-1": _pct(r["Rank-1"]), "Rank-5": _pct(r["Rank-5"]),
+                   "Rank-10": _pct(r["Rank-10"]), "mINP": _pct(r["mINP"])}
+            if id2:
+                row["ID²"] = round(float(met.id2(np.concatenate([qf, gf]), pids)), 4)
+            return row
+
+        def ipg(eta_: float, apply: str, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+            qg = q_gen if m is None else q_gen[:, :m]
+            gg = g_gen if m is None else g_gen[:, :m]
+            qf = _l2n(cen.centralize(q, qg, eta_)) if apply in ("query", "both") and qg.shape[1] else q
+            gf = _l2n(cen.centralize(g, gg, eta_)) if apply in ("gallery", "both") and gg.shape[1] else g
+            return qf, gf
+
+        def nfc(qf: np.ndarray, gf: np.ndarray, a: int, b: int, apply: str) -> tuple[np.ndarray, np.ndarray]:
+            if apply == "none":
+                return qf, gf
+            qn, gn = cen.nfc_sets(qf, gf, a, b, mode="separate", apply_to=apply)
+            return _l2n(qn), _l2n(gn)
+
+        rows = [ev(q, g, "baseline")]
+        if nfc_on != "none":
+            rows.append(ev(*nfc(q, g, k1, k2, nfc_on), "+NFC"))
+        has_gen = q_gen is not None and g_gen is not None
+        if has_gen and ipg_on != "none":
+            qi, gi = ipg(eta, ipg_on)
+            rows.append(ev(qi, gi, "+IPG"))
+            if nfc_on != "none":
+                rows.append(ev(*nfc(qi, gi, k1, k2, nfc_on), "+NFC+IPG"))
+        elif not has_gen:
+            notes.append("No generated features (q_gen, g_gen) in the file: the IPG rows, the η curve and "
+                         "the M curve need them.")
+        progress(0.15, "k1 × k2 grid …")
+        ks = list(range(1, grid_max + 1))
+        grid = np.zeros((len(ks), len(ks)), np.float64)
+        base_apply = nfc_on if nfc_on != "none" else "both"
+        for i, a in enumerate(ks):
+            for j, b in enumerate(ks):
+                grid[i, j] = ev(*nfc(q, g, a, b, base_apply), "", id2=False)["mAP"]
+            progress(0.15 + 0.5 * (i + 1) / len(ks), f"k1 × k2 grid: row {i + 1}/{len(ks)}")
+        out: dict[str, Any] = {"rows": rows, "grid": {"k": ks, "map": grid, "apply": base_apply},
+                               "eta_curve": None, "m_curve": None, "notes": notes,
+                               "n_query": int(len(q)), "n_gallery": int(len(g))}
+        if has_gen:
+            etas = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+            ipg_apply = ipg_on if ipg_on != "none" else "both"
+            curve = [ev(*ipg(e, ipg_apply), "", id2=False) for e in etas]
+            out["eta_curve"] = {"eta": etas, "mAP": [c["mAP"] for c in curve],
+                                "Rank-1": [c["Rank-1"] for c in curve], "apply": ipg_apply}
+            progress(0.8, "M curve …")
+            m_max = min(q_gen.shape[1], g_gen.shape[1])
+            ms = list(range(0, m_max + 1))
+            mc: dict[str, Any] = {"M": ms, "eta": eta}
+            for apply in ("gallery", "query", "both"):
+                rs = [ev(*ipg(eta, apply, m), "") for m in ms]
+                mc[apply] = {k: [r[k] for r in rs] for k in ("mAP", "Rank-1", "ID²")}
+            out["m_curve"] = mc
+        progress(1.0, "done")
+        return out
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE embedding of ``x`` (n, d): PCA to ≤ 50 dims, perplexity clamped below n, fixed seed."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    if n < 3:
+        return np.zeros((n, 2), np.float32)
+    if x.shape[1] > 50 and n > 50:
+        x = PCA(n_components=50, random_state=seed).fit_transform(x)
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
+    perplexity = min(perplexity, n - 1.0 - 1e-3)
+    emb = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=500,
+               random_state=seed).fit_transform(x)
+    return emb.astype(np.float32)
+
+
+_ENGINE: Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine (created on first use; nothing is loaded until a method needs it)."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is None:
+            _ENGINE = Engine()
+        return _ENGINE

@@ -1,0 +1,155 @@
+"""Turning engine results into what Gradio shows: bordered thumbnails, tables and plotly figures.
+
+No maths here: the numbers come from :mod:`pose2id_demo.engine`; this module only draws them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+GREEN = (22, 163, 74)
+RED = (220, 38, 38)
+GREY = (120, 120, 120)
+BLUE = (37, 99, 235)
+THUMB = (64, 128)  # (W, H) like Market-1501 crops
+
+# A qualitative palette with enough distinct colours for 30 identities.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+    "#756bb1", "#636363", "#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#fd8d3c", "#74c476", "#6baed6",
+    "#969696", "#e7ba52", "#ce6dbd",
+)
+
+
+def bordered(image: Any, colour: tuple[int, int, int], border: int = 5, size: tuple[int, int] = THUMB
+             ) -> np.ndarray:
+    """``image`` (path, PIL or array) fitted into ``size`` with a coloured border, as uint8 HxWx3."""
+    if isinstance(image, np.ndarray):
+        im = Image.fromarray(image)
+    elif isinstance(image, Image.Image):
+        im = image
+    else:
+        with Image.open(image) as f:
+            im = f.convert("RGB")
+    im = ImageOps.pad(im.convert("RGB"), size, color=(255, 255, 255))
+    return np.asarray(ImageOps.expand(im, border=border, fill=colour))
+
+
+def ranked_gallery(ranks: dict[str, Any] | None, which: str) -> list[tuple[np.ndarray, str]]:
+    """A Gradio gallery value: the query (blue) then the top list, correct matches green, wrong red."""
+    if not ranks:
+        return []
+    q = ranks["query"]
+    items = [(bordered(q["path"], BLUE), f"query · id {q['pid']} · cam {q['camid']}")]
+    for i, r in enumerate(ranks[which], 1):
+        mark = "✓" if r["match"] else "✗"
+        items.append((bordered(r["path"], GREEN if r["match"] else RED),
+                      f"#{i} {mark} id {r['pid']} · cam {r['camid']} · d={r['distance']:.3f}"))
+    return items
+
+
+def hits(ranks: dict[str, Any] | None, which: str) -> int:
+    """Number of correct matches in a ranked list."""
+    return sum(r["match"] for r in ranks[which]) if ranks else 0
+
+
+def metrics_frame(rows: Sequence[dict[str, Any]]) -> Any:
+    """The ablation rows as a pandas DataFrame (column order fixed)."""
+    import pandas as pd
+
+    cols = ["setting", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²"]
+    present = [c for c in cols if any(c in r for r in rows)] if rows else cols
+    return pd.DataFrame([[r.get(c) for c in present] for r in rows], columns=present)
+
+
+def tsne_figure(res: dict[str, Any]) -> Any:
+    """Two side-by-side scatter plots (before / after), one colour per identity; queries as diamonds."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = (f"before (baseline) · ID² {res['id2_before']:.3f}",
+              f"after ({res['after_setting']}) · ID² {res['id2_after']:.3f}")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.06)
+    pids = np.asarray(res["pids"])
+    isq = np.asarray(res["is_query"], bool)
+    for k, pid in enumerate(np.unique(pids)):
+        colour = PALETTE[k % len(PALETTE)]
+        for col, name in ((1, "before"), (2, "after")):
+            xy = np.asarray(res[name])
+            for qmask, symbol, label in ((~isq, "circle", "gallery"), (isq, "diamond", "query")):
+                m = (pids == pid) & qmask
+                if not m.any():
+                    continue
+                fig.add_trace(go.Scatter(
+                    x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"id {pid}", legendgroup=str(pid),
+                    showlegend=(col == 1 and label == "gallery"),
+                    marker=dict(color=colour, symbol=symbol, size=9 if label == "query" else 7,
+                                line=dict(width=1, color="#222") if label == "query" else dict(width=0)),
+                    hovertemplate=f"id {pid} ({label})<extra></extra>"), row=1, col=col)
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False)
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), legend=dict(title="identity"),
+                      template="plotly_white")
+    return fig
+
+
+def heatmap_figure(grid: dict[str, Any]) -> Any:
+    """k1 × k2 mAP heatmap (paper Fig. 9)."""
+    import plotly.graph_objects as go
+
+    ks = list(grid["k"])
+    z = np.asarray(grid["map"], dtype=float)
+    fig = go.Figure(go.Heatmap(z=z, x=[str(k) for k in ks], y=[str(k) for k in ks], colorscale="Viridis",
+                               colorbar=dict(title="mAP %"), text=np.round(z, 1), texttemplate="%{text}",
+                               hovertemplate="k1=%{y}, k2=%{x}: mAP %{z:.2f}<extra></extra>"))
+    fig.update_layout(title=f"NFC k1 × k2 → mAP (NFC on {grid.get('apply', 'both')}, Fig. 9)",
+                      xaxis_title="k2", yaxis_title="k1", height=420, template="plotly_white",
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def eta_figure(curve: dict[str, Any] | None, baseline: dict[str, Any] | None = None) -> Any:
+    """mAP and Rank-1 against η (paper Fig. 8); dashed lines = baseline."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if curve:
+        fig.add_trace(go.Scatter(x=curve["eta"], y=curve["mAP"], mode="lines+markers", name="mAP"))
+        fig.add_trace(go.Scatter(x=curve["eta"], y=curve["Rank-1"], mode="lines+markers", name="Rank-1"))
+        if baseline:
+            for key, dash in (("mAP", "dash"), ("Rank-1", "dot")):
+                fig.add_hline(y=baseline[key], line_dash=dash, line_color="#444",
+                              annotation_text=f"baseline {key}", annotation_position="bottom right")
+        fig.update_layout(title=f"η of eq. 9 (IPG on {curve.get('apply', 'both')}, Fig. 8)")
+    else:
+        fig.update_layout(title="η curve: the file has no generated features (q_gen, g_gen)")
+    fig.update_layout(xaxis_title="η", yaxis_title="%", height=380, template="plotly_white",
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def m_figure(curve: dict[str, Any] | None) -> Any:
+    """mAP against the number M of generated images per image (paper Table 6)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("mAP / Rank-1 (%)", "ID² (lower is denser)"))
+    if curve:
+        for k, apply in enumerate(("gallery", "query", "both")):
+            c = PALETTE[k]
+            fig.add_trace(go.Scatter(x=curve["M"], y=curve[apply]["mAP"], mode="lines+markers",
+                                     name=f"{apply}: mAP", line=dict(color=c)), row=1, col=1)
+            fig.add_trace(go.Scatter(x=curve["M"], y=curve[apply]["Rank-1"], mode="lines+markers",
+                                     name=f"{apply}: Rank-1", line=dict(color=c, dash="dot")), row=1, col=1)
+            fig.add_trace(go.Scatter(x=curve["M"], y=curve[apply]["ID²"], mode="lines+markers",
+                                     name=f"{apply}: ID²", line=dict(color=c, dash="dash")), row=1, col=2)
+        fig.update_layout(title=f"Number M of generated images per image (η={curve['eta']:g}, Table 6)")
+    else:
+        fig.update_layout(title="M curve: the file has no generated features (q_gen, g_gen)")
+    fig.update_xaxes(title_text="M")
+    fig.update_layout(height=400, template="plotly_white", margin=dict(l=10, r=10, t=60, b=10))
+    return fig

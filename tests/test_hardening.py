@@ -1,0 +1,180 @@
+"""Hardening (issue 7): bad uploads, bad feature files, out-of-range parameters, concurrency, determinism.
+
+Bad inputs go through the *running app* with ``gradio_client`` (the same path a user's upload takes) and
+through the engine / CLI directly. Each must get a clear message, and the app must keep serving.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pose2id_demo.engine import (
+    MAX_IMAGE_PIXELS, BenchSettings, Engine, Pose2IDError, check_float, check_int, load_custom_pose, load_image,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------ the bad-input table
+def _person_like(w: int = 64, h: int = 128) -> Image.Image:
+    a = np.full((h, w, 3), 200, np.uint8)
+    a[h // 8: h // 3, w // 3: 2 * w // 3] = (230, 180, 150)
+    a[h // 3: 2 * h // 3, w // 4: 3 * w // 4] = (30, 60, 200)
+    a[2 * h // 3:, w // 4: 3 * w // 4] = (40, 40, 40)
+    return Image.fromarray(a)
+
+
+def make_bad_inputs(d: Path) -> dict[str, tuple[Path, str | None]]:
+    """name → (file, expected message fragment, or None when the upload must be accepted)."""
+    d.mkdir(parents=True, exist_ok=True)
+    out: dict[str, tuple[Path, str | None]] = {}
+    buf = io.BytesIO()
+    _person_like().save(buf, "JPEG")
+    (d / "corrupt.jpg").write_bytes(buf.getvalue()[:200] + os.urandom(300))
+    out["corrupt bytes (.jpg)"] = (d / "corrupt.jpg", "damaged|corrupt")
+    (d / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    out["truncated JPEG"] = (d / "truncated.jpg", "damaged")
+    (d / "notimage.jpg").write_text("#!/bin/sh\necho this is a shell script, not a picture\n")
+    out["non-image renamed .jpg"] = (d / "notimage.jpg", "not an image")
+    (d / "empty.png").write_bytes(b"")
+    out["empty file"] = (d / "empty.png", "empty")
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(d / "one.png")
+    out["1×1 PNG"] = (d / "one.png", "1×1")
+    Image.new("1", (12000, 12000)).save(d / "bomb.png", optimize=False)
+    out["12,000×12,000 PNG (bomb)"] = (d / "bomb.png", "megapixels")
+    Image.new("L", (12000, 12000), 128).save(d / "bomb.jpg", quality=50)
+    out["12,000×12,000 JPEG (bomb)"] = (d / "bomb.jpg", None)  # decoded at 1/4 scale: accepted
+    _person_like().convert("L").save(d / "grey.png")
+    out["greyscale PNG"] = (d / "grey.png", None)
+    rgba = _person_like().convert("RGBA")
+    alpha = np.zeros((128, 64), np.uint8)
+    alpha[16:112, 8:56] = 255
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(d / "rgba.png")
+    out["RGBA with transparency"] = (d / "rgba.png", None)
+    _person_like().convert("CMYK").save(d / "cmyk.jpg")
+    out["CMYK JPEG"] = (d / "cmyk.jpg", None)
+    a16 = (np.asarray(_person_like().convert("L"), np.uint16) * 257)
+    Image.fromarray(a16).save(d / "deep16.png")
+    out["16-bit PNG"] = (d / "deep16.png", None)
+    frames = [_person_like(), Image.new("RGB", (64, 128), (0, 255, 0))]
+    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out["animated GIF"] = (d / "anim.gif", None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str | None]]:
+    return make_bad_inputs(tmp_path_factory.mktemp("bad"))
+
+
+def test_bad_images_engine(bad_inputs: dict) -> None:
+    """Every bad upload gets a clear Pose2IDError; every odd-but-valid one becomes a bounded RGB image."""
+    for name, (path, expected) in bad_inputs.items():
+        if expected is None:
+            im = load_image(path)
+            assert im.mode == "RGB", name
+            assert im.size[0] * im.size[1] <= MAX_IMAGE_PIXELS, name
+            assert max(im.size) <= 1024, name
+        else:
+            with pytest.raises(Pose2IDError, match=expected):
+                load_image(path)
+
+
+def test_image_conversions_are_faithful(bad_inputs: dict) -> None:
+    """16-bit scaled (not clipped white), transparency on white, GIF = first frame, CMYK close to RGB."""
+    ref = np.asarray(_person_like(), np.int16)
+    deep = np.asarray(load_image(bad_inputs["16-bit PNG"][0]), np.int16)
+    grey = np.asarray(_person_like().convert("L"), np.int16)
+    assert np.abs(deep[..., 0] - grey).max() <= 1
+    rgba = np.asarray(load_image(bad_inputs["RGBA with transparency"][0]))
+    assert (rgba[0, 0] == 255).all() and (rgba[64, 32] == ref[64, 32]).all()
+    gif = np.asarray(load_image(bad_inputs["animated GIF"][0]), np.int16)
+    assert np.abs(gif - ref).mean() < 8  # first frame (palette quantised), not the green second frame
+    cmyk = np.asarray(load_image(bad_inputs["CMYK JPEG"][0]), np.int16)
+    assert np.abs(cmyk - ref).mean() < 12
+
+
+def test_bomb_jpeg_decoded_with_bounded_memory(bad_inputs: dict) -> None:
+    """The 144-megapixel JPEG is decoded by the JPEG decoder at reduced scale (draft), never in full."""
+    import tracemalloc
+
+    tracemalloc.start()
+    im = load_image(bad_inputs["12,000×12,000 JPEG (bomb)"][0])
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert im.size == (1024, 1024)
+    assert peak < 120 * 2**20  # a full 144 MP decode would need ≥ 144 MB (L) / 432 MB (RGB)
+
+
+def test_no_person_photo_pose_step(tmp_path: Path) -> None:
+    """A photo with no person as the custom pose: the pose step says so."""
+    pytest.importorskip("mediapipe")
+    rng = np.random.default_rng(0)
+    sky = np.zeros((256, 256, 3), np.uint8)
+    sky[..., 2] = np.linspace(120, 255, 256)[:, None].astype(np.uint8)
+    sky[..., 1] = 150
+    sky[200:] = rng.integers(40, 90, (56, 256, 3))
+    Image.fromarray(sky).save(tmp_path / "landscape.jpg")
+    with pytest.raises(Pose2IDError, match="No person was found"):
+        load_custom_pose(tmp_path / "landscape.jpg")
+
+
+def test_custom_pose_json(tmp_path: Path) -> None:
+    kp = np.zeros((18, 3), np.float32)
+    kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(10, 50, 18), np.linspace(10, 120, 18), 1
+    good = {"format": "openpose18", "width": 64, "height": 128, "keypoints": kp.tolist()}
+    (tmp_path / "p.json").write_text(json.dumps(good))
+    pose, how = load_custom_pose(tmp_path / "p.json")
+    assert how == "keypoint json" and np.allclose(pose.keypoints, kp)
+    (tmp_path / "bad.json").write_text('{"keypoints": [[1, 2, "x"]]}')
+    with pytest.raises(Pose2IDError, match="pose json is not valid"):
+        load_custom_pose(tmp_path / "bad.json")
+    (tmp_path / "nan.json").write_text(json.dumps({**good, "keypoints": [[float("nan"), 1, 1]] * 18}))
+    with pytest.raises(Pose2IDError):
+        load_custom_pose(tmp_path / "nan.json")
+
+
+@pytest.mark.parametrize("name,value,lo,hi,frag", [
+    ("k1", -3, 1, 20, "between 1 and 20"), ("k2", 2.5, 1, 20, "whole number"), ("steps", 10_000, 1, 50, "between"),
+    ("seed", 2**70, 0, 2**32 - 1, "between"), ("seed", float("inf"), 0, 2**32 - 1, "finite"),
+    ("k1", "drop table", 1, 20, "must be a number"), ("k1", True, 1, 20, "must be a number"),
+])
+def test_int_params_refused(name: str, value: object, lo: int, hi: int, frag: str) -> None:
+    with pytest.raises(Pose2IDError, match=frag):
+        check_int(name, value, lo, hi)
+
+
+def test_float_params_refused() -> None:
+    for v in (float("nan"), float("inf"), -1.0, 11.0, "abc", None):
+        with pytest.raises(Pose2IDError):
+            check_float("η", v, 0.0, 10.0)
+    assert check_float("η", "2.5", 0.0, 10.0) == 2.5
+    s = BenchSettings.make(task="OCCLUDED", k1=3.0, rerank="true")
+    assert (s.task, s.k1, s.rerank) == ("occluded", 3, True)
+    for bad in ({"task": "mars"}, {"nfc_on": "everything"}, {"eta": float("nan")}, {"k2": 0}):
+        with pytest.raises(Pose2IDError):
+            BenchSettings.make(**bad)
+
+
+def test_engine_generate_refuses_bad_parameters_before_work(tmp_path: Path) -> None:
+    """Out-of-range generation parameters are refused before any model is loaded."""
+    eng = Engine()
+    _person_like().save(tmp_path / "p.png")
+    for kw, frag in (({"steps": 10_000}, "steps"), ({"seed": -1}, "seed"), ({"seed": 2**64}, "seed"),
+                     ({"cfg": float("nan")}, "CFG"), ({"eta": float("nan")}, "η"), ({"use_ifr": "maybe"}, "IFR")):
+        with pytest.raises(Pose2IDError, match=frag):
+            eng.generate(tmp_path / "p.png", **kw)
+    assert "pipeline" not in eng._store
