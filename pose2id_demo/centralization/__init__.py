@@ -1,0 +1,7 @@
+"""Feature centralization (Pose2ID Sec. 3): NFC (Alg. 1), eq. 9 with generated features, and re-ranking."""
+
+from .centralize import centralize, l2_normalize
+from .nfc import nfc, nfc_sets, topk_neighbors
+from .rerank import rerank
+
+__all__ = ["nfc", "nfc_sets", "centralize", "rerank", "l2_normalize", "topk_neighbors"]

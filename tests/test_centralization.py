@@ -1,0 +1,224 @@
+"""NFC (Alg. 1), eq. 9 and k-reciprocal re-ranking against plain brute-force versions on fresh random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pose2id_demo.centralization import centralize, l2_normalize, nfc, nfc_sets, rerank, topk_neighbors
+
+
+# ---------------------------------------------------------------- brute-force references (no cleverness)
+def bf_sqdist(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    return ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+
+
+def bf_neighbors(x: np.ndarray, k: int) -> list[list[int]]:
+    """k nearest others of each row, by (distance, index)."""
+    d = bf_sqdist(x)
+    n = len(x)
+    out = []
+    for i in range(n):
+        others = sorted((d[i, j], j) for j in range(n) if j != i)
+        out.append([j for _, j in others[: min(k, n - 1)]])
+    return out
+
+
+def bf_nfc(x: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """Algorithm 1 line by line, then L2 normalisation."""
+    n = len(x)
+    k1, k2 = min(k1, n - 1), min(k2, n - 1)
+    x64 = x.astype(np.float64)
+    if k1 <= 0 or k2 <= 0:
+        out = x64
+    else:
+        n1 = bf_neighbors(x, k1)
+        n2 = bf_neighbors(x, k2)
+        out = np.empty_like(x64)
+        for i in range(n):
+            m_i = [j for j in n1[i] if i in n2[j]]
+            out[i] = x64[i] + sum((x64[j] for j in m_i), np.zeros(x.shape[1]))
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norm, 1e-12)
+
+
+def bf_rerank(q, g, k1, k2, lam):
+    """Zhong et al. 2017 with this project's definitions (see rerank.py), dense and with Python sets."""
+    f = np.concatenate([q, g]).astype(np.float64)
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    n, nq = len(f), len(q)
+    k1 = min(k1, n - 1)
+    k2 = min(k2, n)
+    d = np.maximum(((f[:, None] - f[None]) ** 2).sum(-1), 0)
+
+    def nb(p, k):  # p itself, then its k nearest others
+        return [p] + sorted((j for j in range(n) if j != p), key=lambda j: (d[p, j], j))[:k]
+
+    def recip(p, k):
+        return {j for j in nb(p, k) if p in nb(j, k)}
+
+    kh = (k1 + 1) // 2
+    v = np.zeros((n, n))
+    for p in range(n):
+        r = recip(p, k1)
+        rs = set(r)
+        for qq in r:
+            rh = recip(qq, kh)
+            if len(r & rh) >= 2 / 3 * len(rh):
+                rs |= rh
+        for j in rs:
+            v[p, j] = np.exp(-d[p, j])
+    if k2 > 1:
+        v = np.stack([v[nb(p, k2 - 1)].mean(0) for p in range(n)])
+    out = np.empty((nq, n - nq))
+    for i in range(nq):
+        for jg in range(n - nq):
+            a, b = v[i], v[nq + jg]
+            jac = 1 - np.minimum(a, b).sum() / np.maximum(a, b).sum()
+            out[i, jg] = (1 - lam) * jac + lam * d[i, nq + jg]
+    return out
+
+
+# ---------------------------------------------------------------- top-k / NFC
+@pytest.mark.parametrize(
+    "n,d,k,block",
+    [(40, 8, 5, 7), (300, 16, 20, 64), (257, 6, 3, 256), (600, 32, 12, 1000), (5, 4, 10, 2), (2, 3, 1, 1)],
+)
+def test_topk_neighbors_matches_brute_force(n, d, k, block):
+    rng = np.random.default_rng()
+    x = rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.1, 50)
+    got = topk_neighbors(x, k, block=block)
+    assert got.shape == (n, min(k, n - 1))
+    assert got.tolist() == bf_neighbors(x, k)
+
+
+def test_topk_neighbors_ties_go_to_lower_index():
+    # small integer coordinates: distances are exact in float32, so ties are real ties
+    rng = np.random.default_rng()
+    x = rng.integers(0, 3, size=(150, 3)).astype(np.float32)
+    for block in (1, 17, 150):
+        assert topk_neighbors(x, 12, block=block).tolist() == bf_neighbors(x, 12)
+
+
+def test_topk_neighbors_distances():
+    x = np.random.default_rng().standard_normal((80, 5)).astype(np.float32) * 30
+    idx, d2 = topk_neighbors(x, 6, return_dist=True)
+    ref = bf_sqdist(x)
+    np.testing.assert_allclose(d2, np.take_along_axis(ref, idx, 1), rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k1,k2", [(2, 2), (1, 3), (4, 2), (3, 7), (10, 10)])
+def test_nfc_matches_algorithm_1(seed, k1, k2):
+    rng = np.random.default_rng([seed, k1, k2, np.random.SeedSequence().entropy])
+    n = int(rng.integers(20, 120))
+    # clustered data, like identities
+    centers = rng.standard_normal((max(2, n // 6), 12))
+    x = (centers[rng.integers(0, len(centers), n)] + 0.4 * rng.standard_normal((n, 12))).astype(np.float32)
+    got = nfc(x, k1, k2, block=int(rng.integers(1, n + 5)))
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_allclose(got, bf_nfc(x, k1, k2), atol=2e-6)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_nfc_k_larger_than_n_clamps():
+    x = np.random.default_rng().standard_normal((7, 4)).astype(np.float32)
+    np.testing.assert_allclose(nfc(x, 50, 50), bf_nfc(x, 6, 6), atol=2e-6)
+    # with k = N-1 everybody is everybody's mutual neighbour: every row becomes the normalised sum
+    s = x.astype(np.float64).sum(0)
+    np.testing.assert_allclose(nfc(x, 50, 50), np.tile(s / np.linalg.norm(s), (7, 1)), atol=2e-6)
+
+
+def test_nfc_zero_k_returns_normalised_input():
+    x = np.random.default_rng().standard_normal((30, 6)).astype(np.float32) * 3
+    np.testing.assert_allclose(nfc(x, 0, 3), l2_normalize(x))
+    np.testing.assert_allclose(nfc(x, 3, 0), l2_normalize(x))
+    np.testing.assert_allclose(nfc(x[:1], 2, 2), l2_normalize(x[:1]))
+
+
+def test_nfc_duplicates_and_ties_match_reference():
+    rng = np.random.default_rng()
+    base = rng.integers(-2, 3, size=(25, 4)).astype(np.float32)
+    x = np.concatenate([base, base[:10], base[:5]])  # exact duplicate rows -> distance-0 ties
+    for k1, k2 in [(1, 1), (2, 2), (3, 5)]:
+        np.testing.assert_allclose(nfc(x, k1, k2, block=9), bf_nfc(x, k1, k2), atol=2e-6)
+
+
+def test_nfc_uses_paper_k2_not_official_variant():
+    # 0 -> nearest is 1; 1's order is 2 (0.5) then 0 (1.0).  Paper (k1=1, k2=2): 0 is in 1's top-2, so
+    # M_0 = {1}.  Official code (k2 capped at k1 = 1): 0 is not 1's first neighbour, so M_0 = {}.
+    x = np.array([[0.0, 1.0], [1.0, 1.0], [1.5, 1.0]], np.float32)
+    z = nfc(x, 1, 2)
+    np.testing.assert_allclose(z[0], l2_normalize(x[0] + x[1]), atol=1e-6)
+    np.testing.assert_allclose(nfc(x, 1, min(1, 2))[0], l2_normalize(x[0]), atol=1e-6)
+
+
+def test_nfc_rejects_bad_input():
+    with pytest.raises(ValueError):
+        nfc(np.zeros(5), 2, 2)
+    with pytest.raises(ValueError):
+        nfc(np.array([[0.0, np.nan], [1.0, 2.0]]), 1, 1)
+
+
+@pytest.mark.parametrize("apply_to", ["query", "gallery", "both"])
+def test_nfc_sets_modes(apply_to):
+    rng = np.random.default_rng()
+    q = rng.standard_normal((23, 8)).astype(np.float32)
+    g = rng.standard_normal((41, 8)).astype(np.float32)
+    qs, gs = nfc_sets(q, g, 2, 2, mode="separate", apply_to=apply_to)
+    exp_q = bf_nfc(q, 2, 2) if apply_to != "gallery" else l2_normalize(q)
+    exp_g = bf_nfc(g, 2, 2) if apply_to != "query" else l2_normalize(g)
+    np.testing.assert_allclose(qs, exp_q, atol=2e-6)
+    np.testing.assert_allclose(gs, exp_g, atol=2e-6)
+    qj, gj = nfc_sets(q, g, 3, 2, mode="joint", apply_to=apply_to)
+    joint = bf_nfc(np.concatenate([q, g]), 3, 2)
+    np.testing.assert_allclose(qj, joint[:23] if apply_to != "gallery" else l2_normalize(q), atol=2e-6)
+    np.testing.assert_allclose(gj, joint[23:] if apply_to != "query" else l2_normalize(g), atol=2e-6)
+    with pytest.raises(ValueError):
+        nfc_sets(q, g, 2, 2, mode="both")
+
+
+# ---------------------------------------------------------------- eq. 9
+def test_centralize_matches_eq9():
+    rng = np.random.default_rng()
+    for n, m, d in [(10, 8, 16), (3, 1, 5), (1, 3, 2)]:
+        f = rng.standard_normal((n, d)) * 5
+        gen = rng.standard_normal((n, m, d))
+        eta = float(rng.uniform(0.1, 3))
+        got = centralize(f.astype(np.float32), gen.astype(np.float32), eta)
+        ref = f / np.linalg.norm(f, axis=1, keepdims=True) + eta / m * gen.sum(1)
+        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+        np.testing.assert_allclose(got, ref, atol=2e-6)
+
+
+def test_centralize_no_generated_or_zero_eta():
+    f = np.random.default_rng().standard_normal((6, 4)).astype(np.float32)
+    np.testing.assert_allclose(centralize(f, np.zeros((6, 0, 4), np.float32), 2.0), l2_normalize(f))
+    np.testing.assert_allclose(centralize(f, np.ones((6, 3, 4), np.float32), 0.0), l2_normalize(f))
+    with pytest.raises(ValueError):
+        centralize(f, np.ones((5, 3, 4), np.float32), 1.0)
+
+
+# ---------------------------------------------------------------- re-ranking
+@pytest.mark.parametrize("k1,k2,lam", [(20, 6, 0.3), (4, 1, 0.5), (3, 3, 0.0), (100, 6, 0.3)])
+def test_rerank_matches_brute_force(k1, k2, lam):
+    rng = np.random.default_rng()
+    centers = rng.standard_normal((6, 10))
+    pid = rng.integers(0, 6, 45)
+    f = (centers[pid] + 0.5 * rng.standard_normal((45, 10))).astype(np.float32)
+    q, g = f[:12], f[12:]
+    got = rerank(q, g, k1=k1, k2=k2, lambda_value=lam, query_chunk=5, block=7)
+    np.testing.assert_allclose(got, bf_rerank(q, g, k1, k2, lam), atol=1e-5)
+
+
+def test_rerank_lambda_one_is_original_distance_and_works_after_nfc():
+    rng = np.random.default_rng()
+    q = rng.standard_normal((9, 6)).astype(np.float32)
+    g = rng.standard_normal((30, 6)).astype(np.float32)
+    qn, gn = l2_normalize(q), l2_normalize(g)
+    d2 = ((qn[:, None].astype(np.float64) - gn[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(rerank(q, g, lambda_value=1.0), d2, atol=1e-5)
+    qc, gc = nfc_sets(q, g, 2, 2)
+    out = rerank(qc, gc)
+    np.testing.assert_allclose(out, bf_rerank(qc, gc, 20, 6, 0.3), atol=1e-5)
