@@ -1,0 +1,196 @@
+"""Engine logic with real (small) computations, checked against direct / brute-force references."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pose2id_demo.centralization import centralize, nfc_sets
+from pose2id_demo.engine import BenchData, Engine, Pose2IDError, _LRU, tsne_2d
+from pose2id_demo.metrics import distance_matrix, evaluate, id2
+from pose2id_demo.ui import render
+
+
+def _l2n(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def toy_data(seed: int = 0, n_ids: int = 30, nq: int = 2, ng: int = 6, d: int = 32, m: int = 8,
+             noise: float = 0.9) -> BenchData:
+    """Identities = random centres; images = centre + noise; generated = centre + smaller noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_ids, d))
+    q_pids, g_pids = np.repeat(np.arange(n_ids), nq), np.repeat(np.arange(n_ids), ng)
+    q_cam = rng.integers(0, 3, len(q_pids))
+    g_cam = rng.integers(0, 3, len(g_pids))
+    q = centres[q_pids] + noise * rng.normal(size=(len(q_pids), d))
+    g = centres[g_pids] + noise * rng.normal(size=(len(g_pids), d))
+    q_gen = centres[q_pids][:, None] + 0.7 * noise * rng.normal(size=(len(q_pids), m, d))
+    g_gen = centres[g_pids][:, None] + 0.7 * noise * rng.normal(size=(len(g_pids), m, d))
+    return BenchData(q=_l2n(q), g=_l2n(g), q_pids=q_pids, g_pids=g_pids, q_camids=q_cam, g_camids=g_cam,
+                     q_paths=[f"q{i}.jpg" for i in range(len(q))], g_paths=[f"g{i}.jpg" for i in range(len(g))],
+                     q_gen=q_gen.astype(np.float32), g_gen=g_gen.astype(np.float32))
+
+
+@pytest.fixture()
+def eng() -> Engine:
+    e = Engine(device="cpu")
+    e.backbones = lambda: ["toy"]  # type: ignore[method-assign]
+    e._store[("bench", "standard", "toy")] = toy_data()
+    return e
+
+
+def _ref_row(data: BenchData, q: np.ndarray, g: np.ndarray) -> dict:
+    r = evaluate(distance_matrix(q, g), data.q_pids, data.g_pids, data.q_camids, data.g_camids)
+    return {"mAP": round(100 * r["mAP"], 2), "Rank-1": round(100 * r["Rank-1"], 2),
+            "ID²": round(float(id2(np.concatenate([q, g]), np.concatenate([data.q_pids, data.g_pids]))), 4)}
+
+
+def test_benchmark_rows_match_direct_computation(eng: Engine) -> None:
+    data = eng._store[("bench", "standard", "toy")]
+    res = eng.benchmark("standard", "toy", eta=1.5, k1=3, k2=2, nfc_on="both", ipg_on="query")
+    rows = {r["setting"]: r for r in res["rows"]}
+    assert list(rows) == ["baseline", "+NFC", "+IPG", "+NFC+IPG"]
+    qn, gn = nfc_sets(data.q, data.g, 3, 2, mode="separate", apply_to="both")
+    qi = _l2n(centralize(data.q, data.q_gen, 1.5))
+    qb, gb = nfc_sets(qi, data.g, 3, 2, mode="separate", apply_to="both")
+    refs = {"baseline": _ref_row(data, data.q, data.g), "+NFC": _ref_row(data, _l2n(qn), _l2n(gn)),
+            "+IPG": _ref_row(data, qi, data.g), "+NFC+IPG": _ref_row(data, _l2n(qb), _l2n(gb))}
+    for name, ref in refs.items():
+        for k, v in ref.items():
+            assert rows[name][k] == pytest.approx(v, abs=1e-3), (name, k)
+    # The centralization helps on these clustered features (the paper's claim, in miniature).
+    assert rows["+NFC+IPG"]["mAP"] > rows["baseline"]["mAP"]
+    assert rows["+NFC+IPG"]["ID²"] < rows["baseline"]["ID²"]
+
+
+def test_benchmark_settings_move_only_their_rows_and_cache(eng: Engine) -> None:
+    a = eng.benchmark("standard", "toy", eta=1.0, k1=2, k2=2)
+    b = eng.benchmark("standard", "toy", eta=1.0, k1=5, k2=4)
+    ra, rb = ({r["setting"]: r for r in x["rows"]} for x in (a, b))
+    assert ra["baseline"] == rb["baseline"] and ra["+IPG"] == rb["+IPG"]
+    assert ra["+NFC"] != rb["+NFC"]
+    t = time.perf_counter()
+    c = eng.benchmark("standard", "toy", eta=1.0, k1=2, k2=2)
+    assert time.perf_counter() - t < 0.05 and c["rows"] == a["rows"]
+    off = eng.benchmark("standard", "toy", nfc_on="none", ipg_on="none")
+    assert [r["setting"] for r in off["rows"]] == ["baseline"] and len(off["notes"]) == 2
+
+
+def test_benchmark_rerank_and_missing_generated(eng: Engine) -> None:
+    rr = eng.benchmark("standard", "toy", rerank=True, nfc_on="none", ipg_on="none")
+    assert rr["rows"][0]["mAP"] != eng.benchmark("standard", "toy", nfc_on="none", ipg_on="none")["rows"][0]["mAP"]
+    data = eng._store[("bench", "standard", "toy")]
+    eng._store[("bench", "occluded", "toy")] = BenchData(**{**data.__dict__, "q_gen": None, "g_gen": None,
+                                                           "gen_note": "no generated features here"})
+    res = eng.benchmark("occluded", "toy")
+    assert [r["setting"] for r in res["rows"]] == ["baseline", "+NFC"]
+    assert "no generated features here" in res["notes"]
+
+
+def test_ranks_brute_force(eng: Engine) -> None:
+    data = eng._store[("bench", "standard", "toy")]
+    qi = 7
+    r = eng.ranks("standard", "toy", query_index=qi, nfc_on="none", ipg_on="none")
+    dists = []
+    for j in range(len(data.g)):  # brute-force reference, one gallery item at a time
+        if data.g_pids[j] == data.q_pids[qi] and data.g_camids[j] == data.q_camids[qi]:
+            continue
+        dists.append((float(np.sqrt(((data.q[qi] - data.g[j]) ** 2).sum())), j))
+    ref = [j for _, j in sorted(dists)[:10]]
+    assert [data.g_paths.index(x["path"]) for x in r["before"]] == ref
+    assert [x["match"] for x in r["before"]] == [bool(data.g_pids[j] == data.q_pids[qi]) for j in ref]
+    assert r["after_setting"] == "+NFC" and len(r["after"]) == 10
+    with pytest.raises(Pose2IDError, match="query index"):
+        eng.ranks("standard", "toy", query_index=len(data.q))
+
+
+def test_ranks_with_generations_improves_with_identity_centre(eng: Engine) -> None:
+    data = eng._store[("bench", "standard", "toy")]
+    qi = int(np.argmin([render.hits({"before": eng.ranks("standard", "toy", query_index=i)["before"]}, "before")
+                        for i in range(20)]))
+    gen = _l2n(data.q_gen[qi])
+    r = eng.ranks_with_generations(qi, gen, eta=4.0, backbone="toy")
+    assert render.hits(r, "after") >= render.hits(r, "before")
+    with pytest.raises(Pose2IDError):
+        eng.ranks_with_generations(qi, np.full((8, 32), np.nan, np.float32), backbone="toy")
+
+
+@pytest.mark.slow
+def test_tsne_deterministic_and_clamped(eng: Engine) -> None:
+    a = eng.tsne("standard", "toy", n_ids=5)
+    e2 = Engine(device="cpu")
+    e2.backbones = lambda: ["toy"]  # type: ignore[method-assign]
+    e2._store[("bench", "standard", "toy")] = toy_data()
+    b = e2.tsne("standard", "toy", n_ids=5)
+    assert a["before"].shape == (5 * 8, 2) and np.array_equal(a["before"], b["before"])
+    assert a["id2_after"] < a["id2_before"]
+    assert tsne_2d(np.random.default_rng(0).normal(size=(4, 600))).shape == (4, 2)  # perplexity < n
+    fig = render.tsne_figure(a)
+    assert len(fig.data) >= 10
+
+
+def test_evaluate_loaded_curves_consistent(eng: Engine) -> None:
+    data = toy_data(seed=1, n_ids=15)
+    fs = SimpleNamespace(q_feats=data.q, g_feats=data.g, q_pids=data.q_pids, g_pids=data.g_pids,
+                         q_camids=data.q_camids, g_camids=data.g_camids, q_gen=data.q_gen, g_gen=data.g_gen)
+    res = eng._evaluate_loaded(fs, 2, 2, 1.0, "both", "both", 3, lambda f, d: None)
+    base = res["rows"][0]["mAP"]
+    assert res["grid"]["map"].shape == (3, 3)
+    qn, gn = nfc_sets(data.q, data.g, 3, 1, mode="separate", apply_to="both")
+    assert res["grid"]["map"][2, 0] == pytest.approx(_ref_row(data, _l2n(qn), _l2n(gn))["mAP"], abs=1e-3)
+    assert res["eta_curve"]["mAP"][0] == pytest.approx(base)  # η = 0 is the baseline
+    for apply in ("gallery", "query", "both"):
+        assert res["m_curve"][apply]["mAP"][0] == pytest.approx(base)  # M = 0 is the baseline
+    assert res["m_curve"]["both"]["ID²"][-1] < res["m_curve"]["both"]["ID²"][0]
+    for fig in (render.heatmap_figure(res["grid"]), render.eta_figure(res["eta_curve"], res["rows"][0]),
+                render.m_figure(res["m_curve"])):
+        assert fig.to_plotly_json()["data"]
+
+
+def test_once_is_once_under_threads() -> None:
+    eng = Engine(device="cpu")
+    calls = []
+
+    def slow() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    out = []
+    ts = [threading.Thread(target=lambda: out.append(eng._once("x", slow))) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert out == [42] * 8 and len(calls) == 1
+
+
+def test_lru_bounded() -> None:
+    c = _LRU(3)
+    for i in range(10):
+        c.put(i, i)
+    assert len(c) == 3 and c.get(0) is None and c.get(9) == 9
+
+
+def test_slider_latency_realistic_size() -> None:
+    """A benchmark-sized problem (200 queries, 750 gallery, d=512): a new k1 answers well under 1 s."""
+    e = Engine(device="cpu")
+    e.backbones = lambda: ["toy"]  # type: ignore[method-assign]
+    e._store[("bench", "standard", "toy")] = toy_data(n_ids=100, nq=2, ng=7, d=512)
+    e.benchmark("standard", "toy", k1=2)
+    t = time.perf_counter()
+    e.benchmark("standard", "toy", k1=3, eta=1.25)
+    assert time.perf_counter() - t < 1.0
+
+
+def test_ranked_gallery_borders() -> None:
+    r = {"query": {"path": None, "pid": 1, "camid": 0}, "before": [], "after": []}
+    img = np.zeros((128, 64, 3), np.uint8)
+    good = render.bordered(img, render.GREEN)
+    assert good.shape == (138, 74, 3) and tuple(good[0, 0]) == render.GREEN and tuple(good[5, 5]) == (0, 0, 0)
+    assert render.ranked_gallery(None, "before") == [] and render.hits(r, "before") == 0
