@@ -1,0 +1,148 @@
+"""Data cleansing by per-identity Mahalanobis distance — Pose2ID supplementary Sec. 7.1.1, eqs. 29-31.
+
+For the n samples f_1..f_n of one identity (eq. 29)::
+
+    mu = (1/n) sum_k f_k,     Sigma = (1/n) sum_k (f_k - mu)(f_k - mu)^T
+    dis_k = sqrt((f_k - mu)^T Sigma^{-1} (f_k - mu))                                   (eq. 30)
+    S^ref = {f_k : dis_k in [Q_p, Q_{1-p}]}                                             (eq. 31)
+
+where Q_p is the p-quantile of that identity's distances.  The paper filters Market-1501 with p = 0.005
+(Fig. 11).
+
+Covariance when the identity has few samples: with n <= d the empirical Sigma of eq. 29 is singular, and its
+Moore-Penrose pseudo-inverse is useless here — every sample then gets exactly the same distance
+sqrt(n - 1) (x_k^T Sigma^+ x_k = n * [centring projector]_kk), so nothing could ever be filtered.  We
+therefore use **Ledoit-Wolf shrinkage** (Sigma_LW = (1 - s) Sigma + s * tr(Sigma)/d * I, with the
+Ledoit-Wolf optimal s, as scikit-learn's ``ledoit_wolf``) when n <= d, and the exact eq. 29 covariance when
+n > d (``covariance="auto"``).  With n <= d the inverse is applied through the n x n Gram matrix
+(Woodbury identity), so high-dimensional features cost O(n^2 d) per identity.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+__all__ = ["CleansingResult", "mahalanobis_distances", "mahalanobis_filter", "ledoit_wolf_shrinkage"]
+
+log = logging.getLogger(__name__)
+
+Covariance = Literal["auto", "ledoit_wolf", "empirical"]
+
+
+class CleansingResult(NamedTuple):
+    """``keep`` (N,) bool — True for samples inside [Q_p, Q_{1-p}] of their identity (eq. 31);
+    ``distances`` (N,) float64 — each sample's Mahalanobis distance to its identity (eq. 30)."""
+
+    keep: np.ndarray
+    distances: np.ndarray
+
+
+def ledoit_wolf_shrinkage(gram: np.ndarray, d: int) -> tuple[float, float]:
+    """Ledoit-Wolf shrinkage from the Gram matrix ``G = Xc Xc^T`` of n centred samples in R^d.
+
+    Returns:
+        ``(s, mu)``: the shrinkage intensity s in [0, 1] and mu = tr(Sigma) / d, so that
+        ``Sigma_LW = (1 - s) Sigma + s mu I`` with Sigma = Xc^T Xc / n.
+    """
+    n = gram.shape[0]
+    tr = np.trace(gram) / n
+    mu = tr / d
+    s_fro2 = float((gram**2).sum()) / n**2  # ||Sigma||_F^2 = ||G||_F^2 / n^2
+    sum_x4 = float((np.diag(gram) ** 2).sum())  # sum_k ||x_k||^4
+    beta = (sum_x4 / n - s_fro2) / (d * n)
+    delta = s_fro2 / d - mu**2  # ||Sigma - mu I||_F^2 / d
+    if delta <= 0:
+        return 0.0, float(mu)
+    return float(min(max(beta, 0.0), delta) / delta), float(mu)
+
+
+def _id_distances(x: np.ndarray, covariance: Covariance) -> np.ndarray:
+    """Squared Mahalanobis distances of the rows of x (n, d) to their mean."""
+    n, d = x.shape
+    xc = x - x.mean(axis=0)
+    method = covariance if covariance != "auto" else ("empirical" if n > d else "ledoit_wolf")
+    small = n <= d  # work in the n x n Gram space
+    gram = xc @ xc.T
+    if np.trace(gram) <= 0:  # all samples identical
+        return np.zeros(n)
+    if method == "ledoit_wolf":
+        s, mu = ledoit_wolf_shrinkage(gram, d)
+        a, b = s * mu, (1.0 - s) / n  # Sigma_LW = a I + b Xc^T Xc
+        if a > 0:
+            if small:  # Woodbury: x^T Sigma^-1 x = (G_kk - g_k^T (a/b I + G)^-1 g_k) / a
+                if b == 0:
+                    return np.diag(gram) / a
+                m = np.linalg.solve(gram + (a / b) * np.eye(n), gram)
+                return np.maximum(np.diag(gram) - (gram * m).sum(axis=0), 0.0) / a
+            cov = b * (xc.T @ xc) + a * np.eye(d)
+            return np.maximum((xc * np.linalg.solve(cov, xc.T).T).sum(axis=1), 0.0)
+        method = "empirical"  # no shrinkage chosen: eq. 29 as is
+    if method != "empirical":
+        raise ValueError(f"covariance must be 'auto', 'ledoit_wolf' or 'empirical', got {covariance!r}")
+    if small:  # pseudo-inverse through the Gram matrix: x_k^T Sigma^+ x_k = n [G G^+]_kk
+        proj = gram @ np.linalg.pinv(gram, hermitian=True)
+        return np.maximum(n * np.diag(proj), 0.0)
+    cov = (xc.T @ xc) / n
+    return np.maximum((xc * (np.linalg.pinv(cov, hermitian=True) @ xc.T).T).sum(axis=1), 0.0)
+
+
+def mahalanobis_distances(feats: np.ndarray, pids: np.ndarray, covariance: Covariance = "auto") -> np.ndarray:
+    """Eq. 30 for every sample, each against its own identity's mean and covariance; shape (N,) float64."""
+    f = np.asarray(feats, dtype=np.float64)
+    pids = np.asarray(pids).ravel()
+    if f.ndim != 2 or f.shape[0] != pids.shape[0]:
+        raise ValueError(f"feats (N, d) and pids (N,) disagree: {f.shape} vs {pids.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError("feats contains NaN or inf")
+    out = np.zeros(f.shape[0])
+    if f.shape[0] == 0:
+        return out
+    _, inv = np.unique(pids, return_inverse=True)
+    inv = inv.ravel()
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(inv.max() + 2))
+    for i in range(inv.max() + 1):
+        idx = order[bounds[i] : bounds[i + 1]]
+        out[idx] = np.sqrt(_id_distances(f[idx], covariance))
+    return out
+
+
+def mahalanobis_filter(
+    feats: np.ndarray, pids: np.ndarray, quantile: float = 0.9, covariance: Covariance = "auto"
+) -> CleansingResult:
+    """Keep the samples whose Mahalanobis distance lies within [Q_p, Q_{1-p}] of their identity (eq. 31).
+
+    Args:
+        feats: (N, d) features (e.g. ReID features of the training images).
+        pids: (N,) identity labels.
+        quantile: p of eq. 31, or equivalently its upper bound 1 - p: ``quantile`` and ``1 - quantile``
+            name the same band, so 0.9 keeps [Q_0.1, Q_0.9] and 0.005 (the paper's Fig. 11) keeps
+            [Q_0.005, Q_0.995].  0 or 1 keeps everything.
+        covariance: ``"auto"`` (eq. 29 when n_i > d, Ledoit-Wolf when n_i <= d), ``"ledoit_wolf"`` or
+            ``"empirical"`` (eq. 29 with a pseudo-inverse; degenerate when n_i <= d, see module doc).
+
+    Returns:
+        :class:`CleansingResult` ``(keep, distances)``.  Quantiles use linear interpolation
+        (``numpy.quantile``); bounds are inclusive.
+    """
+    if not 0.0 <= float(quantile) <= 1.0:
+        raise ValueError(f"quantile must be in [0, 1], got {quantile}")
+    p = min(float(quantile), 1.0 - float(quantile))
+    dist = mahalanobis_distances(feats, pids, covariance)
+    pids = np.asarray(pids).ravel()
+    keep = np.ones(dist.shape[0], bool)
+    if dist.size == 0 or p == 0.0:
+        return CleansingResult(keep, dist)
+    _, inv = np.unique(pids, return_inverse=True)
+    inv = inv.ravel()
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(inv.max() + 2))
+    for i in range(inv.max() + 1):
+        idx = order[bounds[i] : bounds[i + 1]]
+        lo, hi = np.quantile(dist[idx], [p, 1.0 - p])
+        keep[idx] = (dist[idx] >= lo) & (dist[idx] <= hi)
+    log.info("mahalanobis_filter: kept %d of %d samples (p=%.4g)", int(keep.sum()), keep.size, p)
+    return CleansingResult(keep, dist)

@@ -1,0 +1,87 @@
+"""Mahalanobis cleansing (eqs. 29-31) against brute-force covariance inverses and scikit-learn's Ledoit-Wolf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.covariance import ledoit_wolf
+
+from pose2id_demo.cleansing import ledoit_wolf_shrinkage, mahalanobis_distances, mahalanobis_filter
+
+
+@pytest.fixture
+def rng():
+    seed = np.random.SeedSequence().entropy
+    print(f"seed={seed}")
+    return np.random.default_rng(seed)
+
+
+def bf_dist(x: np.ndarray, cov: np.ndarray, pinv: bool = False) -> np.ndarray:
+    xc = x - x.mean(0)
+    inv = np.linalg.pinv(cov) if pinv else np.linalg.inv(cov)
+    return np.sqrt(np.maximum(np.array([v @ inv @ v for v in xc]), 0))
+
+
+@pytest.mark.parametrize("n,d", [(40, 5), (6, 20), (20, 20), (21, 20), (3, 50)])
+def test_ledoit_wolf_distances_match_sklearn(rng, n, d):
+    x = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) + 3
+    cov = ledoit_wolf(x)[0]
+    got = mahalanobis_distances(x, np.zeros(n), covariance="ledoit_wolf")
+    np.testing.assert_allclose(got, bf_dist(x, cov), rtol=1e-6, atol=1e-9)
+    xc = x - x.mean(0)
+    s, _ = ledoit_wolf_shrinkage(xc @ xc.T, d)
+    assert s == pytest.approx(ledoit_wolf(x)[1], abs=1e-10)
+
+
+def test_empirical_is_eq29_when_n_exceeds_d(rng):
+    x = rng.standard_normal((60, 4)) * [1, 2, 3, 4]
+    cov = np.cov(x.T, bias=True)  # eq. 29: 1/n
+    np.testing.assert_allclose(mahalanobis_distances(x, np.ones(60)), bf_dist(x, cov), rtol=1e-9)
+    np.testing.assert_allclose(mahalanobis_distances(x, np.ones(60), "empirical"), bf_dist(x, cov), rtol=1e-9)
+
+
+def test_pseudo_inverse_degenerates_when_n_le_d(rng):
+    x = rng.standard_normal((7, 30))
+    got = mahalanobis_distances(x, np.zeros(7), covariance="empirical")
+    np.testing.assert_allclose(got, bf_dist(x, np.cov(x.T, bias=True), pinv=True), rtol=1e-6)
+    np.testing.assert_allclose(got, np.sqrt(6), rtol=1e-6)  # every sample sqrt(n - 1): why we shrink
+    auto = mahalanobis_distances(x, np.zeros(7))
+    assert auto.std() > 1e-3  # Ledoit-Wolf still separates samples
+
+
+def test_distances_are_per_identity(rng):
+    pids = rng.permutation(np.repeat([3, 11, 7], [10, 25, 4]))
+    x = rng.standard_normal((39, 8)) + pids[:, None]
+    got = mahalanobis_distances(x, pids)
+    for p in (3, 11, 7):
+        sel = pids == p
+        cov = ledoit_wolf(x[sel])[0] if sel.sum() <= 8 else np.cov(x[sel].T, bias=True)
+        np.testing.assert_allclose(got[sel], bf_dist(x[sel], cov), rtol=1e-6)
+
+
+def test_filter_keeps_the_quantile_band_and_drops_an_outlier(rng):
+    pids = np.repeat([0, 1], 200)
+    x = rng.standard_normal((400, 3))
+    x[5] = [12.0, -12.0, 12.0]  # an obvious outlier of identity 0
+    keep, dist = mahalanobis_filter(x, pids, quantile=0.01)
+    assert not keep[5]
+    for p in (0, 1):
+        d = dist[pids == p]
+        lo, hi = np.quantile(d, [0.01, 0.99])
+        np.testing.assert_array_equal(keep[pids == p], (d >= lo) & (d <= hi))
+    # quantile and 1 - quantile name the same band
+    np.testing.assert_array_equal(mahalanobis_filter(x, pids, 0.9).keep, mahalanobis_filter(x, pids, 0.1).keep)
+    assert mahalanobis_filter(x, pids, 0.0).keep.all()
+
+
+def test_filter_edge_cases():
+    # single sample, identical samples, two samples: nothing can be an outlier
+    x = np.array([[1.0, 2.0], [5.0, 5.0], [5.0, 5.0], [0.0, 1.0], [3.0, 1.0]])
+    pids = np.array([0, 1, 1, 2, 2])
+    keep, dist = mahalanobis_filter(x, pids, quantile=0.9)
+    assert keep.all()
+    assert dist[0] == 0 and dist[1] == dist[2] == 0 and dist[3] == pytest.approx(dist[4])
+    with pytest.raises(ValueError):
+        mahalanobis_filter(x, pids[:3])
+    with pytest.raises(ValueError):
+        mahalanobis_filter(x, pids, quantile=1.5)
