@@ -1,0 +1,160 @@
+"""SynthPed renderer: reproducibility, layout, keypoints and what distinguishes the three tasks."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pose2id_demo.data import load_market
+from pose2id_demo.data import synthped as sp
+from pose2id_demo.poses.keypoints import load_pose_json
+
+NAME = re.compile(r"^(\d{4})_c(\d)s1_(\d{6})_00\.jpg$")
+
+
+_PLAN = sp.plan
+
+
+def small_plan(seed: int = 0) -> list[sp.Item]:
+    return _PLAN(seed, num_train_ids=3, num_test_ids=3, train_per_id=3, num_distractors=3)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("synthped")
+    items = small_plan()
+    return {t: sp.render_benchmark(base / t, task=t, seed=0, items=items) for t in sp.TASKS}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_rendering_is_byte_for_byte_reproducible_and_order_independent(rendered, tmp_path):
+    items = small_plan()
+    for task in sp.TASKS:
+        again = sp.render_benchmark(tmp_path / task, task=task, seed=0, items=items[::-1])
+        a, b = _files(rendered[task]), _files(again)
+        assert a.keys() == b.keys()
+        assert all(a[k] == b[k] for k in a), f"{task}: re-rendering changed some bytes"
+    other = sp.render_benchmark(tmp_path / "seed1", task="standard", seed=1, items=small_plan(1))
+    jpgs0 = {k: v for k, v in _files(rendered["standard"]).items() if k.endswith(".jpg")}
+    jpgs1 = {k: v for k, v in _files(other).items() if k.endswith(".jpg")}
+    assert not set(jpgs0.values()) & set(jpgs1.values()), "another seed must give other images"
+
+
+def test_layout_names_sizes_and_keypoints(rendered):
+    root = rendered["standard"]
+    for folder in ("bounding_box_train", "bounding_box_test", "query"):
+        jpgs = sorted((root / folder).glob("*.jpg"))
+        assert jpgs, folder
+        for p in jpgs:
+            assert NAME.match(p.name), p.name
+            with Image.open(p) as im:
+                assert im.size == (sp.W, sp.H) and im.mode == "RGB"
+            pose = load_pose_json(p.with_suffix(".json"))
+            assert (pose.width, pose.height) == (64, 128)
+            vis = pose.keypoints[pose.visible]
+            assert np.all((vis[:, 0] >= 0) & (vis[:, 0] <= 63) & (vis[:, 1] >= 0) & (vis[:, 1] <= 127))
+            if not p.name.startswith("0000"):  # a whole person: body joints all visible, head above feet
+                kp = pose.keypoints
+                assert pose.visible[1:14].all()
+                assert kp[1, 1] < kp[8, 1] < kp[9, 1] < kp[10, 1]   # neck above hip above knee above ankle
+                assert kp[[10, 13], 1].max() - kp[1, 1] > 0.5 * 128   # a person fills most of the crop height
+    ds = load_market(root)
+    assert {r.pid for r in ds.train}.isdisjoint({r.pid for r in ds.query})
+    assert any(r.pid == 0 for r in ds.gallery)
+
+
+def test_view_direction_changes_keypoints_and_limb_depth_order():
+    ident = sp.make_identities(0, [1])[1]
+    canvas_img = np.zeros((sp.H, sp.W, 3), np.float32)
+    rng = np.random.default_rng(0)
+    shot = sp._draw_shot(rng, 1, 0.4)
+    shot.cx, shot.foot_y, shot.height_px, shot.amp = 32.0, 124.0, 110.0, 0.0
+    kps = {}
+    for d in (0, 2, 4, 6):
+        shot.theta = d * np.pi / 4
+        kps[d] = sp.render_person(sp.Canvas(canvas_img.copy()), ident, shot)
+    # facing the camera the person's right shoulder is on the image left; from the back it is on the right
+    assert kps[0][2, 0] < kps[0][5, 0] and kps[4][2, 0] > kps[4][5, 0]
+    assert kps[0][0, 2] == 1 and kps[4][0, 2] == 0          # nose visible only from the front
+    assert kps[2][16, 2] == 1 and kps[2][17, 2] == 0        # facing right: we see the right ear
+    assert abs(kps[2][2, 0] - kps[2][5, 0]) < 0.5 * abs(kps[0][2, 0] - kps[0][5, 0])  # side view is narrow
+    # depth order: a red backpack is hidden behind the torso from the front and covers it from the back
+    from dataclasses import replace
+    red = np.array([1.0, 0.0, 0.0], np.float32)
+    pack = replace(ident, bag="backpack", bag_colour=red, top=np.full(3, 0.5, np.float32), top_pattern="solid")
+    red_px = {}
+    for d in (0, 4):
+        shot.theta = d * np.pi / 4
+        c = sp.Canvas(np.zeros((sp.H, sp.W, 3), np.float32))
+        sp.render_person(c, pack, shot)
+        red_px[d] = int(((c.img[..., 0] > 0.4) & (c.img[..., 1] < 0.1)).sum())
+    assert red_px[4] > 150 and red_px[0] < 0.25 * red_px[4]  # from the front only the straps show
+
+
+def test_tasks_share_train_and_gallery_but_not_queries(rendered):
+    files = {t: _files(rendered[t]) for t in sp.TASKS}
+    shared = [k for k in files["standard"] if not k.startswith("query") and k.endswith(".jpg")]
+    queries = [k for k in files["standard"] if k.startswith("query") and k.endswith(".jpg")]
+    for t in ("occluded", "infrared"):
+        assert all(files[t][k] == files["standard"][k] for k in shared)
+        assert all(files[t][k] != files["standard"][k] for k in queries)
+    for k in queries:
+        ir = np.asarray(Image.open(rendered["infrared"] / k), np.int16)
+        vis = np.asarray(Image.open(rendered["standard"] / k), np.int16)
+        # infrared queries are grey (up to JPEG chroma error); visible ones are coloured
+        assert np.abs(ir[..., 0] - ir[..., 2]).mean() < 3 < np.abs(vis[..., 0] - vis[..., 2]).mean()
+    # occluders hide part of the person: fewer visible keypoints over the queries
+    vis_std = sum(load_pose_json((rendered["standard"] / k).with_suffix(".json")).visible.sum() for k in queries)
+    vis_occ = sum(load_pose_json((rendered["occluded"] / k).with_suffix(".json")).visible.sum() for k in queries)
+    assert vis_occ < vis_std
+
+
+def test_full_plan_protocol():
+    items = sp.plan(0)
+    train = [i for i in items if i.split == "train"]
+    query = [i for i in items if i.split == "query"]
+    gallery = [i for i in items if i.folder == "bounding_box_test"]
+    assert len({i.pid for i in train}) >= 300 and len(train) >= 300 * 10
+    assert len({i.pid for i in query}) == 100
+    assert len(query) + len(gallery) <= 1000
+    assert sum(i.pid == 0 for i in gallery) == 100
+    assert {i.pid for i in train}.isdisjoint({i.pid for i in query})
+    names = Counter((i.folder, i.filename) for i in items)
+    assert max(names.values()) == 1
+    for q in query:  # every query has at least one true match in another camera
+        assert sum(1 for g in gallery if g.pid == q.pid and g.camid != q.camid) >= 1
+    idents = sp._identities_for(0, items)
+    test_ids = [idents[p] for p in sorted({i.pid for i in query})]
+    outfits = Counter((tuple(np.round(x.top, 1)), x.top_pattern) for x in test_ids)
+    assert max(outfits.values()) >= 2, "the test split must contain near-duplicate identities"
+
+
+def test_ensure_benchmark_renders_once_and_reuses_shared_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(sp, "plan", lambda seed=0: small_plan(seed))
+    root = sp.ensure_benchmark("standard", progress=False, root=tmp_path)
+    assert root == tmp_path / "standard" and (root / sp.MANIFEST).exists()
+    stamp = {p: p.stat().st_mtime_ns for p in root.rglob("*.jpg")}
+    assert sp.ensure_benchmark("standard", progress=False, root=tmp_path) == root
+    assert stamp == {p: p.stat().st_mtime_ns for p in root.rglob("*.jpg")}
+    occ = sp.ensure_benchmark("occluded", progress=False, root=tmp_path)
+    fresh = sp.render_benchmark(tmp_path / "fresh", task="occluded", seed=0)
+    assert _files(occ) == _files(fresh)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+    with pytest.raises(ValueError, match="unknown SynthPed task"):
+        sp.ensure_benchmark("thermal", root=tmp_path)
+
+
+def test_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sp, "plan", lambda seed=0: small_plan(seed))
+    assert sp.main(["--out", str(tmp_path), "--seed", "0", "--task", "infrared", "--montage",
+                    str(tmp_path / "m.png")]) == 0
+    ds = load_market(tmp_path / "infrared")
+    assert len(ds.query) == 6 and Image.open(tmp_path / "m.png").width > 64
