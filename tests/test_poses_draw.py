@@ -17,7 +17,7 @@ def test_draw_pose_shape_colours_and_black_background(size):
     assert (img.max(axis=2) == 0).mean() > 0.7  # mostly black canvas
     kp = pose(FRONT).resized(w, h).keypoints
     for k in range(18):  # each joint dot is drawn in its OpenPose colour
-        x, y = int(round(kp[k, 0])), int(round(kp[k, 1]))
+        x, y = round(kp[k, 0]), round(kp[k, 1])
         assert img[y, x].tolist() == COLORS[k].tolist(), k
     # the middle of a long limb has its 60 % colour: right shin (limb 8: r_knee -> r_ankle)
     a, b = LIMBS[8]
@@ -77,7 +77,6 @@ def test_hidden_joint_recovered_from_its_limb():
     # draw, then paint over the right-wrist dot: the wrist comes back from the forearm's far end
     img = draw_pose(pose(FRONT), 256, 512)
     kp = pose(FRONT).resized(256, 512).keypoints
-    x, y = np.round(kp[4, :2]).astype(int)
     sel = np.all(img == COLORS[4], axis=2)
     img[sel] = 0
     back = skeleton_to_pose(img)

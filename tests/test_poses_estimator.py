@@ -88,7 +88,7 @@ def test_no_person_raises(maker):
     lambda: Image.fromarray(skdata.astronaut()).convert("P"),
     lambda: Image.fromarray(skdata.astronaut()).convert("CMYK"),
     lambda: Image.fromarray(skdata.camera()).convert("LA"),
-    lambda: Image.fromarray((skdata.camera().astype(np.uint16) * 200)).convert("I;16"),
+    lambda: Image.fromarray(skdata.camera().astype(np.uint16) * 200).convert("I;16"),
     lambda: Image.fromarray(skdata.camera().astype(np.float32)),
     lambda: "not an image",
 ], ids=["3x3", "1x500", "P", "CMYK", "LA", "I16", "F", "str"])
@@ -136,6 +136,6 @@ def test_runs_with_network_disabled():
         pose = estimate_pose(Image.fromarray(skimage.data.astronaut()))
         print("VISIBLE", int(pose.visible.sum()))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split("VISIBLE")[1]) >= 8

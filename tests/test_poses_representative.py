@@ -6,9 +6,15 @@ from poses_fixtures import FRONT, H, W, back_view, mirror, pose, side_view
 
 from pose2id_demo.poses.keypoints import Pose
 from pose2id_demo.poses.posevalid import pose_valid
-from pose2id_demo.poses.representative import (DIRECTIONS, centre_distances, classify_direction,
-                                               load_representative_poses, representative_indices,
-                                               select_representative_poses, write_assets)
+from pose2id_demo.poses.representative import (
+    DIRECTIONS,
+    centre_distances,
+    classify_direction,
+    load_representative_poses,
+    representative_indices,
+    select_representative_poses,
+    write_assets,
+)
 
 
 def _brute_representatives(feats, pids):

@@ -8,7 +8,7 @@ from .posevalid import normalize_pose, pose_valid
 from .representative import DIRECTIONS, classify_direction, load_representative_poses
 
 __all__ = [
-    "DIRECTIONS", "KEYPOINT_NAMES", "LIMBS", "NUM_KEYPOINTS", "NoPersonFound", "Pose", "classify_direction", "draw_pose", "estimate_pose",
-    "from_coco17", "from_mediapipe33", "load_pose_json", "load_representative_poses", "normalize_pose", "pose_valid", "save_pose_json",
-    "skeleton_to_pose",
+    "DIRECTIONS", "KEYPOINT_NAMES", "LIMBS", "NUM_KEYPOINTS", "NoPersonFound", "Pose", "classify_direction",
+    "draw_pose", "estimate_pose", "from_coco17", "from_mediapipe33", "load_pose_json", "load_representative_poses",
+    "normalize_pose", "pose_valid", "save_pose_json", "skeleton_to_pose",
 ]

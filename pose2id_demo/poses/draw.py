@@ -32,7 +32,7 @@ REFERENCE_HEIGHT = 512  # canvas height at which OpenPose's stick width and dot 
 
 def stroke_width(width: int, height: int) -> int:
     """Half-width of a limb (and radius of a joint dot) in pixels for a ``width`` × ``height`` canvas."""
-    return max(1, int(round(4 * min(height, 2 * width) / REFERENCE_HEIGHT)))
+    return max(1, round(4 * min(height, 2 * width) / REFERENCE_HEIGHT))
 
 
 def draw_pose(pose: Pose, width: int, height: int) -> np.ndarray:
@@ -52,13 +52,13 @@ def draw_pose(pose: Pose, width: int, height: int) -> np.ndarray:
         (xa, ya), (xb, yb) = kp[a, :2], kp[b, :2]
         length = math.hypot(xb - xa, yb - ya)
         angle = math.degrees(math.atan2(yb - ya, xb - xa))
-        centre = (int(round((xa + xb) / 2)), int(round((ya + yb) / 2)))
-        polygon = cv2.ellipse2Poly(centre, (int(round(length / 2)), sw), int(round(angle)), 0, 360, 1)
+        centre = (round((xa + xb) / 2), round((ya + yb) / 2))
+        polygon = cv2.ellipse2Poly(centre, (round(length / 2), sw), round(angle), 0, 360, 1)
         cv2.fillConvexPoly(canvas, polygon, [int(c) for c in color])
     for k in range(NUM_KEYPOINTS):
         if kp[k, 2] <= 0:
             continue
-        cv2.circle(canvas, (int(round(kp[k, 0])), int(round(kp[k, 1]))), sw, [int(c) for c in COLORS[k]],
+        cv2.circle(canvas, (round(kp[k, 0]), round(kp[k, 1])), sw, [int(c) for c in COLORS[k]],
                    thickness=-1)
     return canvas
 
@@ -88,7 +88,7 @@ def skeleton_to_pose(img, tolerance: float = 30.0) -> Pose:
     """
     arr = _to_rgb_array(img)
     h, w = arr.shape[:2]
-    step = max(1, int(math.ceil(max(h, w) / 1024)))  # bound the work on huge uploads (nearest subsampling)
+    step = max(1, math.ceil(max(h, w) / 1024))  # bound the work on huge uploads (nearest subsampling)
     arr = arr[::step, ::step]
     palette = np.concatenate([COLORS, LIMB_COLORS]).astype(np.float32)  # (35, 3)
     bright = arr.max(axis=2) > 40

@@ -74,7 +74,7 @@ def _letterbox(image: Image.Image, target: int, margin: float) -> tuple[np.ndarr
     scale = target / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     resized = image.resize((nw, nh), Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS)
-    side = int(round(target * (1 + 2 * margin)))
+    side = round(target * (1 + 2 * margin))
     canvas = Image.new("RGB", (side, side), (0, 0, 0))
     ox, oy = (side - nw) // 2, (side - nh) // 2
     canvas.paste(resized, (ox, oy))

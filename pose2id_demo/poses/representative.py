@@ -28,9 +28,9 @@ import logging
 import math
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -85,7 +85,7 @@ def classify_direction(pose: Pose, frontal_width: float = FRONTAL_WIDTH) -> str 
     yaw = body_yaw(pose, frontal_width)
     if yaw is None:
         return None
-    return DIRECTIONS[int(round(yaw / 45.0)) % 8]
+    return DIRECTIONS[round(yaw / 45.0) % 8]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def select_representative_poses(feats: np.ndarray, pids: Sequence[int], poses: S
         y = body_yaw(p, frontal_width)
         if y is not None:
             yaw[i] = y
-            direction[i] = DIRECTIONS[int(round(y / 45.0)) % 8]
+            direction[i] = DIRECTIONS[round(y / 45.0) % 8]
     reps = representative_indices(feats, pids)
     chosen: list[tuple[Selected, Pose]] = []
     for dname in DIRECTIONS:
@@ -232,7 +232,8 @@ def write_assets(chosen: list[tuple[Selected, Pose]], out: Path, meta: dict) -> 
         tiles.append(img)
     if tiles:
         gap = np.full((PNG_SIZE[1], 8, 3), 40, np.uint8)
-        strip = np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1)
+        parts = [part for t in tiles for part in (t, gap)][:-1]
+        strip = np.concatenate(parts, axis=1)
         Image.fromarray(strip).resize((strip.shape[1] // 2, strip.shape[0] // 2), Image.Resampling.LANCZOS).save(
             out / "overview.png", optimize=True)
     index = {**meta, "poses": [asdict(s) for s, _ in chosen]}
