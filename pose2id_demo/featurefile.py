@@ -1,0 +1,148 @@
+"""Reading and validating a feature file (``.npz``) for evaluation — used by the CLI and by UI uploads.
+
+Layout (``numpy.savez`` / ``savez_compressed``; Market-1501 naming):
+
+=============  ===============  ====================================================
+key            shape            meaning
+=============  ===============  ====================================================
+``q_feats``    (nq, d) float    query features
+``g_feats``    (ng, d) float    gallery features
+``q_pids``     (nq,) int        query identity labels
+``g_pids``     (ng,) int        gallery identity labels
+``q_camids``   (nq,) int        query camera ids
+``g_camids``   (ng,) int        gallery camera ids
+``q_gen``      (nq, M, d) float optional: features of M generated images per query (eq. 9)
+``g_gen``      (ng, M, d) float optional: same for the gallery
+=============  ===============  ====================================================
+
+Other keys are ignored (not even read).  The file is opened with ``allow_pickle=False``; object arrays,
+pickles, non-zip files, NaN/inf, empty sets, wrong shapes or dtypes, and archives whose *uncompressed*
+arrays total more than ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 1 GiB — Market-1501 with 8
+generated features per image at d = 768 is ~0.5 GiB) are refused with a one-sentence ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DEFAULT_MAX_BYTES", "REQUIRED_KEYS", "OPTIONAL_KEYS", "load_feature_npz"]
+
+DEFAULT_MAX_BYTES = 1 << 30
+REQUIRED_KEYS = ("q_feats", "g_feats", "q_pids", "g_pids", "q_camids", "g_camids")
+OPTIONAL_KEYS = ("q_gen", "g_gen")
+
+
+def _read(npz: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    try:
+        arr = npz[key]
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise ValueError(f"'{key}' holds Python objects (pickled data), which are not accepted") from None
+        raise ValueError(f"'{key}' cannot be read: {e}") from None
+    except MemoryError:
+        raise ValueError(f"'{key}' is too large to load") from None
+    except Exception as e:  # corrupt member: zlib.error, BadZipFile, EOFError, ...
+        raise ValueError(f"'{key}' cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(arr, np.ndarray):  # NpzFile hands back raw bytes for members that are not .npy
+        raise ValueError(f"'{key}' is not a stored numpy array")
+    if arr.dtype.hasobject:
+        raise ValueError(f"'{key}' holds Python objects, which are not accepted")
+    return arr
+
+
+def _float_array(key: str, arr: np.ndarray, ndim: int) -> np.ndarray:
+    if arr.ndim != ndim:
+        want = "(N, d)" if ndim == 2 else "(N, M, d)"
+        raise ValueError(f"'{key}' must have shape {want}, got {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"'{key}' must hold real numbers, got dtype {arr.dtype}")
+    out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError(f"'{key}' contains NaN or inf (or values too large for float32)")
+    return out
+
+
+def _int_array(key: str, arr: np.ndarray, n: int) -> np.ndarray:
+    if arr.ndim != 1:
+        raise ValueError(f"'{key}' must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"'{key}' must hold integers, got dtype {arr.dtype}")
+    if arr.shape[0] != n:
+        raise ValueError(f"'{key}' has {arr.shape[0]} entries but there are {n} feature rows")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"'{key}' has values too large for int64")
+    return arr.astype(np.int64)
+
+
+def load_feature_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, np.ndarray]:
+    """Load and validate a feature file (layout in the module docstring).
+
+    Args:
+        path: the ``.npz`` file.
+        max_bytes: limit on the file size and on the total uncompressed size of its arrays.
+
+    Returns:
+        dict with the six required arrays (features float32, labels int64) and ``q_gen`` / ``g_gen``
+        (float32) when present.
+
+    Raises:
+        ValueError: with a one-sentence reason for anything unusable.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{p}: no such file")
+    if not p.is_file():
+        raise ValueError(f"{p}: not a regular file")
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{p.name}: {size} bytes is over the {max_bytes}-byte limit")
+    if size == 0:
+        raise ValueError(f"{p.name}: the file is empty")
+    if not zipfile.is_zipfile(p):
+        raise ValueError(f"{p.name}: not an .npz archive (expected the output of numpy.savez)")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            members = {i.filename: i.file_size for i in zf.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ValueError(f"{p.name}: unreadable archive ({e})") from None
+    total = sum(members.get(f"{k}.npy", 0) for k in REQUIRED_KEYS + OPTIONAL_KEYS)
+    if total > max_bytes:
+        raise ValueError(f"{p.name}: its arrays need {total} bytes uncompressed, over the {max_bytes}-byte limit")
+    present = {name[:-4] for name in members if name.endswith(".npy")}
+    missing = [k for k in REQUIRED_KEYS if k not in present]
+    if missing:
+        raise ValueError(f"{p.name}: missing key(s) {', '.join(missing)} (need {', '.join(REQUIRED_KEYS)})")
+    try:
+        npz = np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise ValueError(f"{p.name}: cannot be opened as .npz ({type(e).__name__}: {e})") from None
+    with npz:
+        raw = {k: _read(npz, k) for k in REQUIRED_KEYS + OPTIONAL_KEYS if k in present}
+    out: dict[str, np.ndarray] = {}
+    for side in ("q", "g"):
+        f = _float_array(f"{side}_feats", raw[f"{side}_feats"], 2)
+        if f.shape[0] == 0:
+            raise ValueError(f"'{side}_feats' is empty: need at least one {'query' if side == 'q' else 'gallery'} row")
+        if f.shape[1] == 0:
+            raise ValueError(f"'{side}_feats' has zero feature dimensions")
+        out[f"{side}_feats"] = f
+        out[f"{side}_pids"] = _int_array(f"{side}_pids", raw[f"{side}_pids"], f.shape[0])
+        out[f"{side}_camids"] = _int_array(f"{side}_camids", raw[f"{side}_camids"], f.shape[0])
+    if out["q_feats"].shape[1] != out["g_feats"].shape[1]:
+        raise ValueError(
+            f"query and gallery features differ in dimension: {out['q_feats'].shape[1]} vs {out['g_feats'].shape[1]}"
+        )
+    d = out["q_feats"].shape[1]
+    for side in ("q", "g"):
+        key = f"{side}_gen"
+        if key in raw:
+            gen = _float_array(key, raw[key], 3)
+            n = out[f"{side}_feats"].shape[0]
+            if gen.shape[0] != n or gen.shape[2] != d:
+                raise ValueError(f"'{key}' must have shape ({n}, M, {d}), got {gen.shape}")
+            out[key] = gen
+    return out
