@@ -57,9 +57,10 @@ def _user_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except Pose2IDError as exc:
-            raise gr.Error(str(exc), title="Cannot do that") from None
+            raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
         except MemoryError:
-            raise gr.Error("That request needs more memory than this machine has; try a smaller input.") from None
+            raise gr.Error("That request needs more memory than this machine has; try a smaller input.",
+                           print_exception=False) from None
         except Exception as exc:  # noqa: BLE001
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"Something went wrong inside the demo ({type(exc).__name__}). The app is still "
@@ -113,7 +114,7 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     """
     image, custom_pose = _payload_path(image), _payload_path(custom_pose)
     if image is None:
-        raise gr.Error("Please upload a person image or pick one of the examples first.")
+        raise gr.Error("Please upload a person image or pick one of the examples first.", print_exception=False)
     res = _gpu(get_engine().generate)(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
                                       custom_pose=custom_pose, backbone=backbone,
                                       progress=_progress_fn(progress))
@@ -199,7 +200,7 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
                       progress: gr.Progress = gr.Progress()) -> tuple:
     """Your own feature file → ablation table, k1×k2 heatmap (Fig. 9), η curve (Fig. 8), M curve (Table 6)."""
     if npz is None:
-        raise gr.Error("Please upload a feature file (.npz) first.")
+        raise gr.Error("Please upload a feature file (.npz) first.", print_exception=False)
     res = get_engine().evaluate_features(npz, k1=k1, k2=k2, eta=eta, nfc_on=nfc_on, ipg_on=ipg_on,
                                          progress=_progress_fn(progress))
     base = res["rows"][0] if res["rows"] else None

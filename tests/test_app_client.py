@@ -1,0 +1,124 @@
+"""The launched app, driven through ``gradio_client`` on a free localhost port: every named endpoint."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from pose2id_demo.ui.app import EXAMPLES_DIR, build_demo, launch
+
+ENDPOINTS = ("generate", "benchmark", "ranks", "tsne", "evaluate_features", "cleansing", "export_features")
+BENCH = ("standard", "synthped-reid")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    demo = build_demo()
+    port = free_port()
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str) -> Client:
+    return Client(app_url, verbose=False)
+
+
+def table_rows(table: dict) -> dict[str, dict]:
+    return {row[0]: dict(zip(table["headers"], row)) for row in table["data"]}
+
+
+def test_named_endpoints(client: Client) -> None:
+    names = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for ep in ENDPOINTS:
+        assert f"/{ep}" in names, ep
+
+
+@pytest.mark.slow
+def test_benchmark_and_slider_latency(client: Client) -> None:
+    table, msg = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/benchmark")
+    rows = table_rows(table)
+    assert list(rows) == ["baseline", "+NFC", "+IPG", "+NFC+IPG"], msg
+    for r in rows.values():
+        assert 0 <= r["mAP"] <= 100 and 0 <= r["Rank-1"] <= 100 and r["ID²"] > 0
+    t = time.perf_counter()
+    table2, _ = client.predict(*BENCH, 1.0, 4, 3, "both", "both", False, api_name="/benchmark")
+    latency = time.perf_counter() - t
+    rows2 = table_rows(table2)
+    assert rows2["baseline"] == rows["baseline"] and rows2["+NFC"] != rows["+NFC"]
+    assert latency < 1.0, f"slider → table took {latency:.2f} s"
+    # The paper's claim on the benchmark: centralization raises mAP and tightens identities.
+    assert rows["+NFC+IPG"]["mAP"] > rows["baseline"]["mAP"]
+    assert rows["+NFC+IPG"]["ID²"] < rows["baseline"]["ID²"]
+
+
+def test_api_refuses_out_of_range_parameters(client: Client) -> None:
+    for args, frag in (((*BENCH, 1.0, -3, 2, "both", "both", False), "k1 must be between"),
+                       ((*BENCH, float("nan"), 2, 2, "both", "both", False), "η must be"),
+                       (("mars", BENCH[1], 1.0, 2, 2, "both", "both", False), None)):
+        with pytest.raises((AppError, ValueError)) as exc:
+            client.predict(*args, api_name="/benchmark")
+        if frag:
+            assert frag in str(exc.value)
+    table, _ = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/benchmark")
+    assert len(table["data"]) == 4  # still serving
+
+
+@pytest.mark.slow
+def test_ranks_and_tsne(client: Client) -> None:
+    before, after, msg = client.predict(*BENCH, 5, 1.0, 2, 2, "both", "both", False, api_name="/ranks")
+    assert len(before) == 11 and len(after) == 11  # query + top-10
+    assert "query" in before[0]["caption"] and Path(before[1]["image"]).is_file()
+    assert "correct in the top-10" in msg
+    fig = client.predict(*BENCH, 1.0, 2, 2, "both", "both", 6, api_name="/tsne")
+    assert fig is not None
+
+
+@pytest.mark.slow
+def test_export_then_evaluate_features(client: Client) -> None:
+    path = client.predict(*BENCH, api_name="/export_features")
+    table, heat, eta_plot, m_plot, msg = client.predict(handle_file(path), 2, 2, 1.0, "both", "both",
+                                                       api_name="/evaluate_features")
+    bench, _ = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/benchmark")
+    mine, theirs = table_rows(table), table_rows(bench)
+    for k in ("baseline", "+NFC", "+IPG", "+NFC+IPG"):
+        assert mine[k]["mAP"] == pytest.approx(theirs[k]["mAP"], abs=0.01), k
+    assert heat is not None and eta_plot is not None and m_plot is not None
+
+
+@pytest.mark.slow
+def test_generate_with_benchmark_example(client: Client) -> None:
+    example = sorted(EXAMPLES_DIR.glob("*.jpg"))[0]
+    t = time.perf_counter()
+    on, off, skel, before, after, msg, *_ = client.predict(
+        handle_file(str(example)), "both", 4, 3.5, 42, 1.0, None, BENCH[1], api_name="/generate")
+    seconds = time.perf_counter() - t
+    assert len(on) == 8 and len(off) == 8 and len(skel) == 8, msg
+    assert len(before) == 11 and len(after) == 11
+    assert "Benchmark query" in msg, msg
+    a = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(on[0]["image"]))
+    assert a.ndim == 3 and a.std() > 1  # a real picture, not a blank
+    print(f"generate (2 × 8 poses, 4 steps) took {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_cleansing(client: Client) -> None:
+    outliers, rejects, msg = client.predict(*BENCH, api_name="/cleansing")
+    assert "Train split" in msg and "outliers" in msg
+    assert len(outliers) > 0
