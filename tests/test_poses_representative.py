@@ -164,3 +164,39 @@ def test_shipped_representative_poses():
         assert pose_valid(p) == (True, "ok"), d
         assert classify_direction(p) == d
         assert (p.width, p.height) == (W, H)
+
+
+class _ColourFeatures:
+    """Test double for a ReID backbone (CLI plumbing only): mean colour of 4 horizontal bands, 12-d."""
+
+    name = "colour-bands"
+
+    def extract(self, images, batch_size=64, progress=False):
+        out = []
+        for im in images:
+            a = np.asarray(im, np.float32)
+            out.append(np.concatenate([b.mean(axis=(0, 1)) for b in np.array_split(a, 4, axis=0)]))
+        return np.stack(out)
+
+
+def test_cli_end_to_end(tmp_path, monkeypatch):
+    sp = pytest.importorskip("pose2id_demo.data.synthped")
+    import pose2id_demo.reid as reid
+    from pose2id_demo.poses import representative
+
+    items = sp.plan(0, num_train_ids=24, num_test_ids=1, train_per_id=6, num_distractors=0)
+    root = sp.render_benchmark(tmp_path / "data", items=items)
+    monkeypatch.setattr(reid, "get_backbone", lambda name, device="cpu": _ColourFeatures(), raising=False)
+    out = tmp_path / "poses"
+    assert representative.main(["--data", str(root), "--backbone", "colour-bands", "--out", str(out)]) == 0
+    loaded = load_representative_poses(out)
+    assert 4 <= len(loaded) <= 8 and len({d for d, _ in loaded}) == len(loaded)
+    idx = json.loads((out / "index.json").read_text())
+    assert idx["command"].startswith("python -m pose2id_demo.poses.representative --data ")
+    assert idx["num_images"] == 24 * 6 and idx["num_ids"] == 24
+    for entry, (d, p) in zip(idx["poses"], loaded):
+        assert classify_direction(p) == d == entry["direction"]
+        assert pose_valid(p)[0]
+        # the chosen pose is exactly the keypoint json of the named source image
+        src = next((root / "bounding_box_train").glob(entry["image"])).with_suffix(".json")
+        np.testing.assert_allclose(json.loads(src.read_text())["keypoints"], p.keypoints, atol=1e-3)
