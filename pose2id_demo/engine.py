@@ -33,6 +33,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -55,6 +56,8 @@ MAX_IMAGE_BYTES = 30 * 1024 * 1024
 MIN_IMAGE_SIDE = 16
 #: Decoded images are downscaled (aspect kept) so that their longer side is at most this.
 WORK_MAX_SIDE = 1024
+#: Feature files (.npz) from the UI/API: limit on the file size and on its uncompressed arrays.
+MAX_FEATURE_BYTES = 512 * 1024 * 1024
 #: Pose json uploads larger than this are refused.
 MAX_POSE_JSON_BYTES = 1024 * 1024
 
@@ -531,7 +534,11 @@ class Engine:
 
         def load() -> list[tuple[str, Any]]:
             rep = _import("pose2id_demo.poses.representative", "The representative poses")
-            poses = list(rep.load_representative_poses())
+            try:
+                poses = list(rep.load_representative_poses())
+            except FileNotFoundError as exc:
+                raise DependencyMissing(f"The 8 representative poses are not shipped in this installation "
+                                        f"({exc}).") from None
             if not poses:
                 raise DependencyMissing("No representative poses are shipped in assets/poses/.")
             return poses
@@ -1004,8 +1011,9 @@ class Engine:
         """Evaluate a user's feature file: ablation table, k1×k2 mAP grid (Fig. 9) and — when generated
         features are included — the η curve (Fig. 8) and the M-images curve (Table 6).
 
-        The file is read by :mod:`pose2id_demo.featurefile` (no pickles; keys, dtypes, shapes, finiteness
-        and a size limit checked).
+        The file is read by :func:`pose2id_demo.featurefile.load_feature_npz` (no pickles; keys, dtypes,
+        shapes, finiteness checked) with a limit of :data:`MAX_FEATURE_BYTES` on the file and on its
+        uncompressed arrays.
 
         Returns:
             ``{"rows": [...], "grid": {"k": [..], "map": (K, K)}, "eta_curve": {"eta", "mAP", "Rank-1"} | None,
@@ -1023,9 +1031,11 @@ class Engine:
             raise Pose2IDError("Please upload a feature file (.npz).")
         ff = _import("pose2id_demo.featurefile", "The feature-file reader")
         try:
-            fs = ff.load_feature_file(npz_path)
-        except ff.FeatureFileError as exc:
-            raise Pose2IDError(str(exc)) from None
+            arrays = ff.load_feature_npz(npz_path, max_bytes=MAX_FEATURE_BYTES)
+        except ValueError as exc:
+            raise Pose2IDError(f"The feature file cannot be used: {exc}.") from None
+        fs = SimpleNamespace(**{k: arrays.get(k) for k in ("q_feats", "g_feats", "q_pids", "g_pids", "q_camids",
+                                                             "g_camids", "q_gen", "g_gen")})
         progress(0.05, "Features loaded")
         return self._evaluate_loaded(fs, k1, k2, eta, nfc_on, ipg_on, grid_max, progress)
 

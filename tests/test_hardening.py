@@ -178,3 +178,136 @@ def test_engine_generate_refuses_bad_parameters_before_work(tmp_path: Path) -> N
         with pytest.raises(Pose2IDError, match=frag):
             eng.generate(tmp_path / "p.png", **kw)
     assert "pipeline" not in eng._store
+
+
+# ------------------------------------------------------------------------------ through the running app
+@pytest.fixture(scope="module")
+def app_client():
+    from gradio_client import Client
+
+    from pose2id_demo.ui.app import build_demo, launch
+
+    demo = build_demo()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        demo.close()
+
+
+def _app_error(client, *args, api_name: str) -> str:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as exc:
+        client.predict(*args, api_name=api_name)
+    return str(exc.value)
+
+
+def test_bad_images_through_app(app_client, bad_inputs: dict) -> None:
+    """Each bad upload → a clear message from /generate; the app keeps answering."""
+    from gradio_client import handle_file
+
+    for name, (path, expected) in bad_inputs.items():
+        if expected is None:
+            continue
+        msg = _app_error(app_client, handle_file(str(path)), "on", 2, 3.5, 0, 1.0, None, "synthped-reid",
+                         api_name="/generate")
+        assert re_search(expected, msg), (name, msg)
+    msg = _app_error(app_client, handle_file(str(bad_inputs["greyscale PNG"][0])), "on", 10_000, 3.5, 0, 1.0, None,
+                     "synthped-reid", api_name="/generate")
+    assert "steps must be between 1 and 50" in msg
+    msg = _app_error(app_client, handle_file(str(bad_inputs["greyscale PNG"][0])), "on", 2, 3.5, 2**64, 1.0, None,
+                     "synthped-reid", api_name="/generate")
+    assert "seed must be between" in msg
+    assert "/generate" in app_client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+
+
+def re_search(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None
+
+
+def _npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def make_bad_feature_files(d: Path) -> dict[str, tuple[Path, str]]:
+    rng = np.random.default_rng(0)
+    good = dict(q_feats=rng.normal(size=(6, 8)).astype(np.float32), g_feats=rng.normal(size=(12, 8)).astype(np.float32),
+                q_pids=np.arange(6), g_pids=np.arange(12) % 6, q_camids=np.zeros(6, int), g_camids=np.ones(12, int))
+    out = {}
+    out["missing keys"] = (_npz(d / "missing.npz", q_feats=good["q_feats"]), "missing key")
+    out["wrong dtype (strings)"] = (_npz(d / "dtype.npz", **{**good, "q_feats": np.array([["a"] * 8] * 6)}), "q_feats")
+    out["wrong shape (3-D feats)"] = (_npz(d / "shape.npz", **{**good, "g_feats": np.zeros((12, 2, 4), np.float32)}),
+                                      "g_feats")
+    nan = good["q_feats"].copy()
+    nan[0, 0] = np.nan
+    out["NaN in features"] = (_npz(d / "nan.npz", **{**good, "q_feats": nan}), "NaN|finite|inf")
+    inf = good["g_feats"].copy()
+    inf[1, 1] = np.inf
+    out["inf in features"] = (_npz(d / "inf.npz", **{**good, "g_feats": inf}), "NaN|finite|inf")
+    out["empty arrays"] = (_npz(d / "empty.npz", **{**good, "q_feats": np.zeros((0, 8), np.float32),
+                                                    "q_pids": np.zeros(0, int), "q_camids": np.zeros(0, int)}),
+                           "empty")
+    # A pickled object array: np.save writes it with a pickle inside; it must be refused unread.
+    marker = d / "PWNED"
+    payload = np.array([_Evil(str(marker)), 1], dtype=object)
+    np.savez(d / "pickle.npz", **{**good, "q_pids": payload})
+    out["pickled object array"] = (d / "pickle.npz", "pickle|object")
+    (d / "notzip.npz").write_bytes(b"\x93NUMPY this is not a zip")
+    out["not an npz"] = (d / "notzip.npz", "not an .npz")
+    return out
+
+
+class _Evil:
+    """Unpickling this would create a marker file (the test checks it never appears)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_bad_feature_files_engine_and_app(app_client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    files = make_bad_feature_files(tmp_path)
+    eng = Engine()
+    for name, (path, frag) in files.items():
+        with pytest.raises(Pose2IDError) as exc:
+            eng.evaluate_features(path)
+        assert re_search(frag, str(exc.value)), (name, str(exc.value))
+        msg = _app_error(app_client, handle_file(str(path)), 2, 2, 1.0, "both", "both", api_name="/evaluate_features")
+        assert re_search(frag, msg), (name, msg)
+    assert not (tmp_path / "PWNED").exists(), "a pickle in a feature file was executed"
+
+
+def test_feature_file_cli_refuses_pickle(tmp_path: Path) -> None:
+    """The CLI reads the same files with the same loader: the pickle is refused, nothing executes."""
+    files = make_bad_feature_files(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "pose2id_demo", "eval", str(files["pickled object array"][0])],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.slow
+def test_upload_beyond_limit_refused(app_client, tmp_path: Path) -> None:
+    """A feature file beyond the documented 100 MB upload limit is refused by the server, which keeps serving."""
+    from gradio_client import handle_file
+
+    big = tmp_path / "huge.npz"
+    with open(big, "wb") as f:
+        f.truncate(101 * 2**20)
+    with pytest.raises(Exception) as exc:
+        app_client.predict(handle_file(str(big)), 2, 2, 1.0, "both", "both", api_name="/evaluate_features")
+    assert re_search("(?i)size|large|413|limit", str(exc.value)), str(exc.value)
+    msg = _app_error(app_client, handle_file(str(make_bad_feature_files(tmp_path)["missing keys"][0])), 2, 2, 1.0,
+                     "both", "both", api_name="/evaluate_features")
+    assert "missing key" in msg

@@ -291,13 +291,13 @@ def build_demo() -> gr.Blocks:
                                     label="SynthPed benchmark queries (ranked lists shown for these)",
                                     examples_per_page=8)
                     custom_pose = gr.File(label="Optional custom target pose: keypoint json, skeleton image or photo",
-                                          file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"], height=90)
+                                          file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"], height=120)
                     with gr.Row():
                         use_ifr = gr.Radio(["on", "off", "both"], value="both", label="IFR",
                                            info="both = side by side, same seed")
                         g_backbone = gr.Dropdown(backbones, value=default_bb, label="ReID backbone (ranked lists)")
                     with gr.Row():
-                        steps = gr.Slider(*STEPS_RANGE, value=20, step=1, label="Steps")
+                        steps = gr.Slider(*STEPS_RANGE, value=20, step=1, label="Steps", elem_id="steps")
                         cfg = gr.Slider(1.0, 10.0, value=3.5, step=0.5, label="CFG scale")
                     with gr.Row():
                         seed = gr.Number(42, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)

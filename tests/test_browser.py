@@ -1,0 +1,101 @@
+"""End-to-end in a real headless Chromium (Debian's ``chromium``; Playwright from PyPI drives it, never
+downloads a browser): load the page, upload an image, generate, move a slider, see the table change.
+
+Screenshots go to ``$POSE2ID_SCREENSHOTS`` (e.g. ``docs``) or the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); "
+                                                ".ci/run installs it"),
+]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    from pose2id_demo.ui.app import build_demo, launch
+
+    demo = build_demo()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url: str) -> Iterator:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(120_000)
+        pg.goto(app_url)
+        pg.get_by_text("Pose2ID · From Poses to Identity").wait_for()
+        yield pg
+        browser.close()
+
+
+def shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = os.environ.get("POSE2ID_SCREENSHOTS")
+    out = Path(d) if d else tmp_path_factory.mktemp("screens")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def table_text(pg) -> str:
+    return pg.locator("#metrics-table").inner_text()
+
+
+def test_generate_in_browser(page, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pose2id_demo.ui.app import EXAMPLES_DIR
+
+    out = shots_dir(tmp_path_factory)
+    example = sorted(EXAMPLES_DIR.glob("*.jpg"))[2]
+    page.locator("#ref-image input[type=file]").set_input_files(str(example))
+    page.locator("#ref-image img").first.wait_for()
+    # Fewer steps keep the test quick (the default is the paper's 20).
+    steps = page.locator("#steps input[type=number]")
+    steps.fill("8")
+    steps.press("Enter")
+    page.locator("#generate-btn").click()
+    page.locator("#gen-on img").nth(7).wait_for(timeout=240_000)
+    page.locator("#gen-off img").nth(7).wait_for(timeout=240_000)
+    page.get_by_text("Generated 8 poses").wait_for()
+    msg = page.locator("#gen-msg").inner_text()
+    assert "Benchmark query" in msg, msg
+    page.screenshot(path=str(out / "screenshot-generate.png"), full_page=True)
+
+
+def test_slider_changes_table(page, tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = shots_dir(tmp_path_factory)
+    page.get_by_role("tab", name="Benchmark").click()
+    page.locator("#metrics-table").get_by_text("+NFC+IPG").wait_for()
+    before = table_text(page)
+    k1 = page.locator("#k1 input[type=number]")
+    k1.fill("6")
+    k1.press("Enter")
+    k1.blur()
+    page.wait_for_function(
+        "prev => document.querySelector('#metrics-table').innerText !== prev", arg=before, timeout=30_000)
+    after = table_text(page)
+    assert after != before
+    assert "baseline" in after and "+NFC" in after
+    page.screenshot(path=str(out / "screenshot-benchmark.png"), full_page=True)
