@@ -311,3 +311,84 @@ def test_upload_beyond_limit_refused(app_client, tmp_path: Path) -> None:
     msg = _app_error(app_client, handle_file(str(make_bad_feature_files(tmp_path)["missing keys"][0])), 2, 2, 1.0,
                      "both", "both", api_name="/evaluate_features")
     assert "missing key" in msg
+
+
+# ------------------------------------------------------------------------------ concurrency and determinism
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.mark.slow
+def test_eight_concurrent_sessions_get_their_own_results(app_client) -> None:
+    """8 clients at once, each with its own settings: all complete, each result equals the serial one."""
+    from gradio_client import Client
+
+    url = app_client.src
+    settings = [dict(eta=0.5 * (i + 1), k1=1 + i % 4, k2=1 + (i * 3) % 5, q=i * 7) for i in range(8)]
+    warm = app_client.predict("standard", "synthped-reid", 1.0, 2, 2, "both", "both", False, api_name="/benchmark")
+    assert len(warm[0]["data"]) == 4
+    rss0 = _rss_mb()
+    results: dict[int, tuple] = {}
+    errors: list[str] = []
+
+    def session(i: int) -> None:
+        try:
+            c = Client(url, verbose=False)
+            s = settings[i]
+            table, _ = c.predict("standard", "synthped-reid", s["eta"], s["k1"], s["k2"], "both", "both", False,
+                                 api_name="/benchmark")
+            before, after, msg = c.predict("standard", "synthped-reid", s["q"], s["eta"], s["k1"], s["k2"], "both",
+                                           "both", False, api_name="/ranks")
+            results[i] = (table["data"], [x["caption"] for x in after], msg)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"{i}: {exc}")
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors and len(results) == 8
+    eng = __import__("pose2id_demo.engine", fromlist=["get_engine"]).get_engine()
+    for i, s in enumerate(settings):
+        ref = eng.benchmark("standard", "synthped-reid", eta=s["eta"], k1=s["k1"], k2=s["k2"])
+        table, after_captions, msg = results[i]
+        assert [r[1] for r in table] == [r["mAP"] for r in ref["rows"]], i
+        assert f"Query #{s['q']} " in msg, (i, msg)
+        rr = eng.ranks("standard", "synthped-reid", query_index=s["q"], eta=s["eta"], k1=s["k1"], k2=s["k2"])
+        assert [f"id {x['pid']}" in c for x, c in zip(rr["after"], after_captions[1:])] == [True] * 10
+    assert _rss_mb() - rss0 < 500  # caches are bounded (LRU); 8 sessions do not blow memory up
+
+
+@pytest.mark.slow
+def test_generation_deterministic_and_queued(app_client) -> None:
+    """Same image, poses, seed and settings → identical images; different seeds differ. Two clients at once
+    are served one after the other (generation concurrency 1) and both complete."""
+    from gradio_client import Client, handle_file
+    from PIL import Image as PILImage
+
+    from pose2id_demo.ui.app import EXAMPLES_DIR
+
+    ex = handle_file(str(sorted(EXAMPLES_DIR.glob("*.jpg"))[0]))
+    url = app_client.src
+    out: dict[int, list] = {}
+
+    def run(i: int, seed: int) -> None:
+        r = Client(url, verbose=False).predict(ex, "on", 3, 3.5, seed, 1.0, None, "synthped-reid", api_name="/generate")
+        out[i] = [np.asarray(PILImage.open(x["image"])) for x in r[0]]
+
+    ts = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate((7, 7, 8))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(600)
+    assert sorted(out) == [0, 1, 2]
+    assert all(np.array_equal(a, b) for a, b in zip(out[0], out[1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(out[0], out[2]))
+    # Metrics: the app's answer equals a recomputation from scratch in a fresh engine (no shared caches).
+    m1 = app_client.predict("standard", "synthped-reid", 2.0, 3, 3, "both", "both", True, api_name="/benchmark")
+    fresh = Engine().benchmark("standard", "synthped-reid", eta=2.0, k1=3, k2=3, rerank=True)
+    assert [r[1:] for r in m1[0]["data"]] == [[r[c] for c in m1[0]["headers"][1:]] for r in fresh["rows"]]
