@@ -93,6 +93,13 @@ def test_topk_neighbors_matches_brute_force(n, d, k, block):
     assert got.tolist() == bf_neighbors(x, k)
 
 
+def test_topk_neighbors_threaded_blocks_identical():
+    x = np.random.default_rng().standard_normal((500, 12)).astype(np.float32)
+    ref = topk_neighbors(x, 9, block=37)
+    np.testing.assert_array_equal(topk_neighbors(x, 9, block=37, workers=3), ref)
+    assert ref.tolist() == bf_neighbors(x, 9)
+
+
 def test_topk_neighbors_ties_go_to_lower_index():
     # small integer coordinates: distances are exact in float32, so ties are real ties
     rng = np.random.default_rng()
