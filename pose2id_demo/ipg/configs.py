@@ -1,0 +1,68 @@
+"""Named IPG configurations: ``tiny`` (trained here on 2 CPU cores) and ``sd15`` (the official sizes).
+
+The same classes serve both (diffusers style); only the config dicts differ.
+
+- ``sd15``: SD1.5 UNet (320/640/1280/1280, cross-attention 768), AutoencoderKL sd-vae-ft-mse (×8, 4 ch),
+  512×256 images, Pose Guider (16, 32, 64, 128) → 320, IFR 3840 → 20 × 768.
+- ``tiny``: 64×32 images in the lossless pixel-unshuffle space (48×16×8, :mod:`pose2id_demo.ipg.vae`),
+  UNets with blocks (48, 96, 96), cross-attention width 64, IFR ``reid_dim`` → 8 × 64, and the Pose Guider
+  with widths (16, 32, 64) → 48 on a 64×32 skeleton (×4 downsampling onto the 16×8 latent). Same
+  structure as §6.3, one stage fewer: the ×8 variant needs a 128×64 skeleton whose full-resolution convs
+  alone cost more than both tiny UNets (measured: a training step at batch 8 took 0.78 s with it vs
+  0.31 s without, 1 thread).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import UNet2DConditionModel
+
+from pose2id_demo.ipg.ifr import IFR
+from pose2id_demo.ipg.pose_encoder import PoseGuider
+from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
+from pose2id_demo.ipg.vae import PixelUnshuffleVAE
+
+# The ``unet/config.json`` of stable-diffusion-v1-5 (architecture fields).
+SD15_UNET_CONFIG: dict[str, Any] = dict(
+    sample_size=64, in_channels=4, out_channels=4, center_input_sample=False, flip_sin_to_cos=True, freq_shift=0,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, downsample_padding=1, mid_block_scale_factor=1,
+    act_fn="silu", norm_num_groups=32, norm_eps=1e-5, cross_attention_dim=768, attention_head_dim=8,
+)
+
+TINY_UNET_CONFIG: dict[str, Any] = dict(
+    sample_size=(16, 8), in_channels=48, out_channels=48, flip_sin_to_cos=True, freq_shift=0,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(48, 96, 96), layers_per_block=1, norm_num_groups=8, cross_attention_dim=64,
+    attention_head_dim=4,
+)
+TINY_IFR = dict(num_tokens=8, dim=64)
+TINY_IMAGE_SIZE = (64, 32)
+SD15_IMAGE_SIZE = (512, 256)
+
+
+def build_components(config: str, reid_dim: int, unet_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fresh (random-init) modules for ``config`` ∈ {"tiny", "sd15"}; VAE only for tiny (sd15 loads its VAE)."""
+    if config == "tiny":
+        ucfg = {**TINY_UNET_CONFIG, **(unet_overrides or {})}
+        ifr = IFR(in_dim=reid_dim, **TINY_IFR)
+        vae = PixelUnshuffleVAE(in_channels=3, factor=4, sample_size=TINY_IMAGE_SIZE)
+        pose_widths = (16, 32, 64)
+    elif config == "sd15":
+        ucfg = {**SD15_UNET_CONFIG, **(unet_overrides or {})}
+        ifr = IFR(in_dim=reid_dim, num_tokens=20, dim=768)
+        vae = None
+        pose_widths = (16, 32, 64, 128)
+    else:
+        raise ValueError(f"unknown IPG config {config!r}; use 'tiny' or 'sd15'")
+    return dict(
+        reference_unet=UNet2DConditionModel(**ucfg),
+        denoising_unet=PoseConditionedUNet2DConditionModel(**ucfg),
+        pose_guider=PoseGuider(conditioning_embedding_channels=ucfg["block_out_channels"][0],
+                               conditioning_channels=3, block_out_channels=pose_widths),
+        ifr=ifr,
+        vae=vae,
+    )

@@ -1,0 +1,239 @@
+"""IPG components and pipeline on tiny random-initialised models (diffusers-style tests)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers import UNet2DConditionModel
+
+from pose2id_demo.ipg.ifr import IFR
+from pose2id_demo.ipg.pipeline import Pose2IDPipeline, make_scheduler
+from pose2id_demo.ipg.pose_encoder import PoseGuider
+from pose2id_demo.ipg.reference_attention import (ReferenceReadProcessor, ReferenceWriteProcessor,
+                                                   reference_attention)
+from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
+from pose2id_demo.ipg.vae import PixelUnshuffleVAE
+from pose2id_demo.poses.keypoints import Pose
+
+UNET = dict(sample_size=(8, 4), in_channels=48, out_channels=48, block_out_channels=(32, 64), layers_per_block=1,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8)
+
+
+class TinyReID:
+    """A stand-in ReID extractor with the backbone interface (preprocess + model)."""
+
+    name = None
+    input_size = (32, 16)
+
+    def __init__(self) -> None:
+        torch.manual_seed(123)
+        self.model = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 4, 24))
+
+    def preprocess(self, images):
+        arr = np.stack([np.asarray(im.convert("RGB").resize((16, 32)), np.float32) / 127.5 - 1 for im in images])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2)
+
+
+def make_pipe(seed: int = 0) -> Pose2IDPipeline:
+    torch.manual_seed(seed)
+    ref = UNet2DConditionModel(**UNET)
+    den = PoseConditionedUNet2DConditionModel(**UNET)
+    guider = PoseGuider(conditioning_embedding_channels=32, block_out_channels=(16, 32, 64))
+    for p in guider.conv_out.parameters():  # non-zero so that poses matter in the untrained model
+        torch.nn.init.normal_(p, std=0.1)
+    ifr = IFR(in_dim=24, num_tokens=4, dim=32)
+    vae = PixelUnshuffleVAE(factor=4, scaling_factor=2.0, sample_size=(32, 16))
+    pipe = Pose2IDPipeline(ref, den, guider, ifr, vae, make_scheduler(), reid=TinyReID())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def make_pose(shift: float = 0.0) -> Pose:
+    kp = np.zeros((18, 3), np.float32)
+    kp[:, 0] = np.linspace(10, 50, 18) + shift
+    kp[:, 1] = np.linspace(10, 120, 18)
+    kp[:, 2] = 1
+    return Pose(kp, 64, 128)
+
+
+def make_image(seed: int) -> PIL.Image.Image:
+    return PIL.Image.fromarray(np.random.default_rng(seed).integers(0, 256, (128, 64, 3), dtype=np.uint8))
+
+
+# ----------------------------------------------------------------------------- components
+def test_ifr_is_layernorm_of_linear():
+    torch.manual_seed(0)
+    ifr = IFR(in_dim=10, num_tokens=3, dim=8)
+    f = torch.randn(5, 10)
+    h = ifr(f)
+    assert h.shape == (5, 3, 8)
+    ref = (f @ ifr.proj_motion.weight.T + ifr.proj_motion.bias).reshape(5, 3, 8)
+    ref = (ref - ref.mean(-1, keepdim=True)) / torch.sqrt(ref.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    assert torch.allclose(h, ref * ifr.norm_motion.weight + ifr.norm_motion.bias, atol=1e-5)
+    assert set(ifr.state_dict()) == {"proj_motion.weight", "proj_motion.bias", "norm_motion.weight", "norm_motion.bias"}
+    with pytest.raises(ValueError):
+        ifr(torch.randn(5, 11))
+
+
+def test_pose_guider_structure_and_forward():
+    g = PoseGuider(conditioning_embedding_channels=320)
+    keys = set(g.state_dict())
+    assert {k.split(".")[0] for k in keys} == {"conv_in", "blocks", "conv_out"}
+    assert len(g.blocks) == 6 and [b.stride[0] for b in g.blocks] == [1, 2, 1, 2, 1, 2]
+    assert g.conv_in.in_channels == 3 and g.conv_in.out_channels == 16
+    assert [b.out_channels for b in g.blocks] == [16, 32, 32, 64, 64, 128]
+    x = torch.rand(2, 3, 64, 32)
+    assert torch.count_nonzero(g(x)) == 0  # zero-initialised conv_out
+    torch.nn.init.normal_(g.conv_out.weight)
+    y = g(x)
+    assert y.shape == (2, 320, 8, 4)
+    e = F.silu(g.conv_in(x))
+    for conv in g.blocks:
+        e = F.silu(conv(e))
+    assert torch.allclose(y, g.conv_out(e))
+
+
+def test_pixel_unshuffle_vae_is_lossless_and_matches_reshape():
+    vae = PixelUnshuffleVAE(factor=4)
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    z = vae.encode(x).latent_dist.mean
+    assert z.shape == (2, 48, 16, 8)
+    assert torch.equal(vae.encode(x).latent_dist.sample(), z)  # zero variance
+    # brute force: latent channel c*16 + i*4 + j at (u, v) is pixel (c, 4u + i, 4v + j)
+    c, i, j, u, v = 2, 1, 3, 5, 6
+    assert z[1, c * 16 + i * 4 + j, u, v] == x[1, c, 4 * u + i, 4 * v + j]
+    assert torch.equal(vae.decode(z).sample, x)
+    with pytest.raises(ValueError):
+        vae.encode(torch.zeros(1, 3, 30, 32))
+
+
+def test_pose_unet_adds_embedding_after_conv_in():
+    torch.manual_seed(0)
+    unet = PoseConditionedUNet2DConditionModel(**UNET)
+    x, e = torch.randn(2, 48, 8, 4), torch.randn(2, 3, 32)
+    pose = torch.randn(2, 32, 8, 4)
+    feats = {}
+
+    def grab(module, args, kwargs):
+        feats["in"] = args[0] if args else kwargs["hidden_states"]
+
+    unet.down_blocks[0].register_forward_pre_hook(grab, with_kwargs=True)
+    unet(x, 5, e, pose_cond_fea=pose)
+    assert torch.allclose(feats["in"], F.conv2d(x, unet.conv_in.weight, unet.conv_in.bias, padding=1) + pose, atol=1e-6)
+    assert unet.conv_in.pose_residual is None  # cleared after the call
+    assert torch.allclose(unet(x, 5, e).sample, unet(x, 5, e, pose_cond_fea=torch.zeros_like(pose)).sample)
+    assert set(unet.state_dict()) == set(UNet2DConditionModel(**UNET).state_dict())
+
+
+def test_reference_read_processor_matches_brute_force_attention():
+    torch.manual_seed(0)
+    ref_unet, den_unet = UNet2DConditionModel(**UNET), PoseConditionedUNet2DConditionModel(**UNET)
+    before_r = {k: type(v) for k, v in den_unet.attn_processors.items()}
+    before_w = {k: type(v) for k, v in ref_unet.attn_processors.items()}
+    captured = {}
+    attn = den_unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    attn.register_forward_hook(lambda m, a, kw, out: captured.update(h=kw.get("hidden_states", a[0] if a else None),
+                                                                     out=out), with_kwargs=True)
+    x, e = torch.randn(2, 48, 8, 4), torch.randn(2, 3, 32)
+    with reference_attention(ref_unet, den_unet) as bank:
+        assert all(isinstance(p, ReferenceWriteProcessor) for k, p in ref_unet.attn_processors.items() if "attn1" in k)
+        assert all(isinstance(p, ReferenceReadProcessor) for k, p in den_unet.attn_processors.items() if "attn1" in k)
+        assert not any(isinstance(p, ReferenceReadProcessor) for k, p in den_unet.attn_processors.items() if "attn2" in k)
+        ref_unet(torch.randn(1, 48, 8, 4), 0, e[:1])
+        name = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor"
+        stored = bank.states[name]
+        den_unet(x, 10, e)
+    assert len(bank) == 0
+    h = captured["h"]
+    kv = torch.cat([h, stored.expand(2, -1, -1)], dim=1)  # bank batch 1 serves both samples
+    q, k, v = attn.to_q(h), attn.to_k(kv), attn.to_v(kv)
+    heads = attn.heads
+    q, k, v = (t.view(2, t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
+    w = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+    ref_out = attn.to_out[0]((w @ v).transpose(1, 2).reshape(2, h.shape[1], -1))
+    assert torch.allclose(captured["out"], ref_out, atol=1e-5)
+    assert {k: type(v) for k, v in den_unet.attn_processors.items()} == before_r
+    assert {k: type(v) for k, v in ref_unet.attn_processors.items()} == before_w
+
+
+# ----------------------------------------------------------------------------- pipeline
+@pytest.fixture(scope="module")
+def pipe() -> Pose2IDPipeline:
+    return make_pipe()
+
+
+@pytest.mark.slow
+def test_pipeline_shapes_determinism_and_callback(pipe):
+    steps = []
+    out = pipe(make_image(0), [make_pose(), make_pose(5)], num_inference_steps=2, seed=7,
+               callback_on_step_end=lambda p, i, t, kw: steps.append((i, kw["latents"].shape)))
+    assert len(out.images) == 2 and out.images[0].size == (16, 32)
+    assert steps == [(0, (2, 48, 8, 4)), (1, (2, 48, 8, 4))]
+    again = pipe(make_image(0), [make_pose(), make_pose(5)], num_inference_steps=2, seed=7, output_type="np").images
+    assert np.array_equal(np.asarray(out.images[0]), (again[0] * 255).round().astype(np.uint8))
+    other = pipe(make_image(0), [make_pose()], num_inference_steps=2, seed=8, output_type="np").images
+    assert not np.allclose(other[0], again[0])
+    assert not np.allclose(again[0], again[1])  # poses matter
+
+
+@pytest.mark.slow
+def test_pipeline_batch_equals_single(pipe):
+    poses = [make_pose(), make_pose(4), make_pose(-4)]
+    batch = pipe(make_image(1), poses, num_inference_steps=2, seed=[3, 4, 5], output_type="np").images
+    for i, p in enumerate(poses):
+        single = pipe(make_image(1), [p], num_inference_steps=2, seed=3 + i, output_type="np").images
+        np.testing.assert_allclose(single[0], batch[i], atol=1e-4)
+
+
+def test_pipeline_accepts_skeleton_images(pipe):
+    from pose2id_demo.ipg.pipeline import render_pose
+
+    ph, pw = pipe.pose_size
+    skel = PIL.Image.fromarray(render_pose(make_pose(), pw, ph))
+    a = pipe(make_image(0), [make_pose()], num_inference_steps=2, output_type="np").images
+    b = pipe(make_image(0), [skel], num_inference_steps=2, output_type="np").images
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_use_ifr_and_reference_change_the_output(pipe):
+    kw = dict(num_inference_steps=2, seed=1, output_type="np")
+    on = pipe(make_image(0), [make_pose()], use_ifr=True, **kw).images
+    off = pipe(make_image(0), [make_pose()], use_ifr=False, **kw).images
+    assert np.abs(on - off).max() > 1e-3
+    other_ref = pipe(make_image(5), [make_pose()], use_ifr=False, **kw).images  # same (zero) identity tokens
+    assert np.abs(other_ref - off).max() > 1e-3  # so the difference comes from reference attention
+    # guidance_scale=1 with IFR on equals the conditional branch alone; and IFR off ignores the scale
+    off2 = pipe(make_image(0), [make_pose()], use_ifr=False, guidance_scale=7.0, **kw).images
+    np.testing.assert_allclose(off, off2, atol=1e-6)
+    assert all(not isinstance(p, ReferenceReadProcessor) for p in pipe.denoising_unet.attn_processors.values())
+
+
+def test_check_inputs(pipe):
+    with pytest.raises(ValueError):
+        pipe(make_image(0), [], num_inference_steps=2)
+    with pytest.raises(ValueError):
+        pipe(make_image(0), ["left"], num_inference_steps=2)
+    with pytest.raises(ValueError):
+        pipe(make_image(0), [make_pose()], guidance_scale=0.5)
+    with pytest.raises(ValueError):
+        pipe(make_image(0), [make_pose()], seed=[1, 2])
+
+
+def test_save_load_round_trip(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["denoising_unet"] == "PoseConditionedUNet2DConditionModel" and index["vae"] == "PixelUnshuffleVAE"
+    assert (tmp_path / "ifr" / "diffusion_pytorch_model.safetensors").exists()
+    loaded = Pose2IDPipeline.from_pretrained(tmp_path, reid=pipe.reid)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.scheduler.config.prediction_type == "v_prediction"
+    assert loaded.scheduler.config.rescale_betas_zero_snr and loaded.scheduler.config.timestep_spacing == "trailing"
+    kw = dict(num_inference_steps=2, seed=2, output_type="np")
+    np.testing.assert_allclose(pipe(make_image(0), [make_pose()], **kw).images,
+                               loaded(make_image(0), [make_pose()], **kw).images, atol=1e-5)
