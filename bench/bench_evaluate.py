@@ -41,17 +41,21 @@ def main() -> None:
     times = {"vectorised": [], "vectorised (1 thread)": [], "per-query loop": []}
     res = {}
     for _ in range(a.repeats):
-        for name, fn in (("vectorised", lambda: evaluate(*args)),
-                         ("vectorised (1 thread)", lambda: evaluate(*args, workers=1)),
-                         ("per-query loop", lambda: evaluate_loop(*args))):
+        for name, fn in (
+            ("vectorised", lambda: evaluate(*args)),
+            ("vectorised (1 thread)", lambda: evaluate(*args, workers=1)),
+            ("per-query loop", lambda: evaluate_loop(*args)),
+        ):
             t = time.perf_counter()
             res[name] = fn()
             times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in med.items():
         print(f"{k:<24} median {v:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times[k])})")
-    print(f"time ratio vectorised / loop: {med['vectorised'] / med['per-query loop']:.3f} "
-          f"(1 thread: {med['vectorised (1 thread)'] / med['per-query loop']:.3f}); target <= 1")
+    print(
+        f"time ratio vectorised / loop: {med['vectorised'] / med['per-query loop']:.3f} "
+        f"(1 thread: {med['vectorised (1 thread)'] / med['per-query loop']:.3f}); target <= 1"
+    )
     ref = res["per-query loop"]
     diff = 0.0
     for name in ("vectorised", "vectorised (1 thread)"):
@@ -59,8 +63,10 @@ def main() -> None:
         diff = max(diff, *(abs(r[k] - ref[k]) for k in ("mAP", "mINP", "Rank-1", "Rank-5", "Rank-10")))
         diff = max(diff, float(np.abs(r["cmc"] - ref["cmc"]).max()))
     print(f"max |difference| over mAP, mINP, Rank-1/5/10, CMC[0:50]: {diff:.3e} (target <= 1e-9)")
-    print(f"mAP {100 * ref['mAP']:.2f}  Rank-1 {100 * ref['Rank-1']:.2f}  mINP {100 * ref['mINP']:.2f}  "
-          f"queries evaluated {ref['num_valid_queries']} of {ref['num_queries']}")
+    print(
+        f"mAP {100 * ref['mAP']:.2f}  Rank-1 {100 * ref['Rank-1']:.2f}  mINP {100 * ref['mINP']:.2f}  "
+        f"queries evaluated {ref['num_valid_queries']} of {ref['num_queries']}"
+    )
 
 
 if __name__ == "__main__":

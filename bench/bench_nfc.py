@@ -81,8 +81,11 @@ def main() -> None:
         t_nfc.append(timed(lambda: nfc(x, a.k1, a.k2, block=a.block)))
     med = {k: statistics.median(v) for k, v in (("gemm", t_gemm), ("syrk", t_syrk), ("nfc", t_nfc))}
     best = {k: min(v) for k, v in (("gemm", t_gemm), ("syrk", t_syrk), ("nfc", t_nfc))}
-    for k, label in (("gemm", "GEMM  A @ B.T (N x N float32)"), ("syrk", "X @ X.T (numpy uses SYRK)"),
-                     ("nfc", f"nfc(X, {a.k1}, {a.k2})")):
+    for k, label in (
+        ("gemm", "GEMM  A @ B.T (N x N float32)"),
+        ("syrk", "X @ X.T (numpy uses SYRK)"),
+        ("nfc", f"nfc(X, {a.k1}, {a.k2})"),
+    ):
         print(f"{label:<34} median {med[k]:7.2f} s   best {min(best[k], med[k]):7.2f} s")
     ratio_med = med["nfc"] / med["gemm"]
     ratio_best = best["nfc"] / best["gemm"]
@@ -93,16 +96,41 @@ def main() -> None:
     nfc(x, a.k1, a.k2, block=a.block)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"NFC peak traced memory (tracemalloc): {peak / 2**20:.1f} MiB  (target < 1024 MiB; "
-          f"the full N x N float32 matrix alone would be {a.n * a.n * 4 / 2**20:.0f} MiB)")
+    print(
+        f"NFC peak traced memory (tracemalloc): {peak / 2**20:.1f} MiB  (target < 1024 MiB; "
+        f"the full N x N float32 matrix alone would be {a.n * a.n * 4 / 2**20:.0f} MiB)"
+    )
     child = subprocess.run(
-        [sys.executable, "-m", "bench.bench_nfc", "--child-rss", "--n", str(a.n), "--d", str(a.d), "--ids", str(a.ids),
-         "--k1", str(a.k1), "--k2", str(a.k2), "--block", str(a.block), "--seed", str(a.seed)],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent,
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_nfc",
+            "--child-rss",
+            "--n",
+            str(a.n),
+            "--d",
+            str(a.d),
+            "--ids",
+            str(a.ids),
+            "--k1",
+            str(a.k1),
+            "--k2",
+            str(a.k2),
+            "--block",
+            str(a.block),
+            "--seed",
+            str(a.seed),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     rss = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"NFC-only child process: peak RSS {rss['rss_peak_kib'] / 1024:.1f} MiB "
-          f"(before NFC, with the input loaded: {rss['rss_before_kib'] / 1024:.1f} MiB)")
+    print(
+        f"NFC-only child process: peak RSS {rss['rss_peak_kib'] / 1024:.1f} MiB "
+        f"(before NFC, with the input loaded: {rss['rss_before_kib'] / 1024:.1f} MiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-__all__ = ["CleansingResult", "mahalanobis_distances", "mahalanobis_filter", "ledoit_wolf_shrinkage"]
+__all__ = ["CleansingResult", "ledoit_wolf_shrinkage", "mahalanobis_distances", "mahalanobis_filter"]
 
 log = logging.getLogger(__name__)
 

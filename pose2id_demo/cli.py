@@ -19,7 +19,7 @@ from .centralization import centralize, l2_normalize, nfc_sets, rerank
 from .featurefile import DEFAULT_MAX_BYTES, load_feature_npz
 from .metrics import distance_matrix, evaluate, id2
 
-__all__ = ["main", "build_parser", "run_eval"]
+__all__ = ["build_parser", "main", "run_eval"]
 
 EXIT_BAD_INPUT = 2
 
@@ -82,8 +82,15 @@ def _settings(data: dict, k1: int, k2: int, eta: float, mode: str, apply_to: str
     return rows
 
 
-def run_eval(data: dict, k1: int = 2, k2: int = 2, eta: float = 1.0, nfc_mode: str = "separate",
-             nfc_apply: str = "both", use_rerank: bool = False) -> list[dict]:
+def run_eval(
+    data: dict,
+    k1: int = 2,
+    k2: int = 2,
+    eta: float = 1.0,
+    nfc_mode: str = "separate",
+    nfc_apply: str = "both",
+    use_rerank: bool = False,
+) -> list[dict]:
     """Evaluate every setting; returns one dict per table row (metrics as fractions, plus ``ID2``)."""
     pids = np.concatenate([data["q_pids"], data["g_pids"]])
     ids = (data["q_pids"], data["g_pids"], data["q_camids"], data["g_camids"])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT_MAX_BYTES", "REQUIRED_KEYS", "OPTIONAL_KEYS", "load_feature_npz"]
+__all__ = ["DEFAULT_MAX_BYTES", "OPTIONAL_KEYS", "REQUIRED_KEYS", "load_feature_npz"]
 
 DEFAULT_MAX_BYTES = 1 << 30
 REQUIRED_KEYS = ("q_feats", "g_feats", "q_pids", "g_pids", "q_camids", "g_camids")
@@ -45,10 +45,10 @@ def _read(npz: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
         raise ValueError(f"'{key}' cannot be read: {e}") from None
     except MemoryError:
         raise ValueError(f"'{key}' is too large to load") from None
-    except Exception as e:  # corrupt member: zlib.error, BadZipFile, EOFError, ...
+    except Exception as e:  # noqa: BLE001 — corrupt member: zlib.error, BadZipFile, EOFError, ...
         raise ValueError(f"'{key}' cannot be read ({type(e).__name__}: {e})") from None
     if not isinstance(arr, np.ndarray):  # NpzFile hands back raw bytes for members that are not .npy
-        raise ValueError(f"'{key}' is not a stored numpy array")
+        raise ValueError(f"'{key}' is not a stored numpy array")  # noqa: TRY004 — the contract is ValueError
     if arr.dtype.hasobject:
         raise ValueError(f"'{key}' holds Python objects, which are not accepted")
     return arr
@@ -118,7 +118,7 @@ def load_feature_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES
         raise ValueError(f"{p.name}: missing key(s) {', '.join(missing)} (need {', '.join(REQUIRED_KEYS)})")
     try:
         npz = np.load(p, allow_pickle=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 — any failure to open is a bad file
         raise ValueError(f"{p.name}: cannot be opened as .npz ({type(e).__name__}: {e})") from None
     with npz:
         raw = {k: _read(npz, k) for k in REQUIRED_KEYS + OPTIONAL_KEYS if k in present}

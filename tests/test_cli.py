@@ -67,7 +67,10 @@ def test_eval_table_numbers_are_the_library_numbers(tmp_path, arrays, capsys):
     assert vals[5] == pytest.approx(dens, abs=6e-5)
     # baseline row: plain normalised features
     base = run_eval(load_feature_npz(path))[0]
-    assert base["mAP"] == evaluate(distance_matrix(l2_normalize(arrays["q_feats"]), l2_normalize(arrays["g_feats"])), *ids)["mAP"]
+    assert (
+        base["mAP"]
+        == evaluate(distance_matrix(l2_normalize(arrays["q_feats"]), l2_normalize(arrays["g_feats"])), *ids)["mAP"]
+    )
 
 
 def test_eval_without_generated_features_and_with_rerank(tmp_path, arrays, capsys):
@@ -108,8 +111,13 @@ def _bad_files(tmp_path: Path, a: dict) -> dict[str, Path]:
     obj[:] = [int(x) for x in a["q_pids"]]
     save("object_array", q_pids=obj)
     # no valid match anywhere: every gallery item shares the query's camera
-    save("no_valid_match", q_pids=np.zeros_like(a["q_pids"]), g_pids=np.zeros_like(a["g_pids"]),
-         q_camids=np.zeros_like(a["q_camids"]), g_camids=np.zeros_like(a["g_camids"]))
+    save(
+        "no_valid_match",
+        q_pids=np.zeros_like(a["q_pids"]),
+        g_pids=np.zeros_like(a["g_pids"]),
+        q_camids=np.zeros_like(a["q_camids"]),
+        g_camids=np.zeros_like(a["g_camids"]),
+    )
     p = tmp_path / "pickle.npz"
     p.write_bytes(pickle.dumps(a))
     files["pickle"] = p
@@ -184,11 +192,23 @@ def test_bad_options(tmp_path, arrays, capsys):
 def test_module_entry_point(tmp_path, arrays):
     path = tmp_path / "f.npz"
     np.savez(path, **arrays)
-    ok = subprocess.run([sys.executable, "-m", "pose2id_demo", "eval", str(path)], capture_output=True, text=True,
-                        cwd=REPO, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "pose2id_demo", "eval", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        timeout=120,
+    )
     assert ok.returncode == 0 and "+NFC+IPG" in ok.stdout
     bad = tmp_path / "bad.npz"
     bad.write_bytes(pickle.dumps({"q_feats": 1}))
-    res = subprocess.run([sys.executable, "-m", "pose2id_demo", "eval", str(bad)], capture_output=True, text=True,
-                         cwd=REPO, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "pose2id_demo", "eval", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        timeout=120,
+    )
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr

@@ -46,8 +46,10 @@ def random_problem(rng, nq, ng, n_ids, n_cams, dtype=np.float32, quantize=False)
     return d.astype(dtype), q_pids, g_pids, q_cams, g_cams
 
 
-@pytest.mark.parametrize("nq,ng,n_ids,n_cams,quantize", [(7, 30, 4, 2, False), (12, 25, 3, 3, True), (5, 8, 2, 1, False),
-                                                         (20, 60, 10, 6, True), (1, 1, 1, 2, False)])
+@pytest.mark.parametrize(
+    "nq,ng,n_ids,n_cams,quantize",
+    [(7, 30, 4, 2, False), (12, 25, 3, 3, True), (5, 8, 2, 1, False), (20, 60, 10, 6, True), (1, 1, 1, 2, False)],
+)
 def test_evaluate_matches_definition(rng, nq, ng, n_ids, n_cams, quantize):
     prob = random_problem(rng, nq, ng, n_ids, n_cams, quantize=quantize)
     ref = plain_eval(*prob)

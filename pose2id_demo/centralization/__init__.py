@@ -4,4 +4,4 @@ from .centralize import centralize, l2_normalize
 from .nfc import nfc, nfc_sets, topk_neighbors
 from .rerank import rerank
 
-__all__ = ["nfc", "nfc_sets", "centralize", "rerank", "l2_normalize", "topk_neighbors"]
+__all__ = ["centralize", "l2_normalize", "nfc", "nfc_sets", "rerank", "topk_neighbors"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["l2_normalize", "centralize"]
+__all__ = ["centralize", "l2_normalize"]
 
 _EPS = 1e-12
 
@@ -63,7 +63,9 @@ def centralize(feats: np.ndarray, gen_feats: np.ndarray, eta: float) -> np.ndarr
     if feats.ndim != 2:
         raise ValueError(f"feats must be (N, d), got shape {feats.shape}")
     if gen_feats.ndim != 3 or gen_feats.shape[0] != feats.shape[0] or gen_feats.shape[2] != feats.shape[1]:
-        raise ValueError(f"gen_feats must be (N, M, d) = ({feats.shape[0]}, M, {feats.shape[1]}), got {gen_feats.shape}")
+        raise ValueError(
+            f"gen_feats must be (N, M, d) = ({feats.shape[0]}, M, {feats.shape[1]}), got {gen_feats.shape}"
+        )
     if not np.isfinite(eta):
         raise ValueError(f"eta must be finite, got {eta}")
     base = l2_normalize(feats)

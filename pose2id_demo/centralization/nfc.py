@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from .centralize import l2_normalize
 
-__all__ = ["topk_neighbors", "mutual_mask", "nfc", "nfc_sets"]
+__all__ = ["mutual_mask", "nfc", "nfc_sets", "topk_neighbors"]
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,7 @@ def _chunk_size(n: int, k: int) -> int:
     return c
 
 
-def topk_neighbors(
-    feats: np.ndarray, k: int, block: int = 1024, return_dist: bool = False, workers: int | None = None
-):
+def topk_neighbors(feats: np.ndarray, k: int, block: int = 1024, return_dist: bool = False, workers: int | None = None):
     """The k nearest other rows of every row, by Euclidean distance, ordered by (distance, index).
 
     Never materialises the N x N distance matrix: rows are processed in blocks of ``block``.

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from .centralize import l2_normalize
 from .nfc import _as_features, mutual_mask, topk_neighbors
 
-__all__ = ["rerank", "k_reciprocal_sets"]
+__all__ = ["k_reciprocal_sets", "rerank"]
 
 log = logging.getLogger(__name__)
 

@@ -3,4 +3,4 @@
 from .id2 import id2, id2_per_sample
 from .rank import distance_matrix, evaluate, evaluate_loop
 
-__all__ = ["evaluate", "evaluate_loop", "distance_matrix", "id2", "id2_per_sample"]
+__all__ = ["distance_matrix", "evaluate", "evaluate_loop", "id2", "id2_per_sample"]
