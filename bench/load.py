@@ -15,11 +15,9 @@ import argparse
 import random
 import socket
 import statistics
-import sys
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 
 def _free_port() -> int:

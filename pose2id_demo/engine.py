@@ -154,7 +154,7 @@ class BenchSettings:
     rerank: bool = False
 
     @classmethod
-    def make(cls, **kw: Any) -> "BenchSettings":
+    def make(cls, **kw: Any) -> BenchSettings:
         """Validate raw values (from the UI or the API) into settings; raises :class:`Pose2IDError`."""
         d = asdict(cls())
         d.update({k: v for k, v in kw.items() if v is not None})
@@ -1101,7 +1101,7 @@ class Engine:
                                 "Rank-1": [c["Rank-1"] for c in curve], "apply": ipg_apply}
             progress(0.8, "M curve …")
             m_max = min(q_gen.shape[1], g_gen.shape[1])
-            ms = list(range(0, m_max + 1))
+            ms = list(range(m_max + 1))
             mc: dict[str, Any] = {"M": ms, "eta": eta}
             for apply in ("gallery", "query", "both"):
                 rs = [ev(*ipg(eta, apply, m), "") for m in ms]

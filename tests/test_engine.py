@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pose2id_demo.centralization import centralize, nfc_sets
-from pose2id_demo.engine import BenchData, Engine, Pose2IDError, _LRU, tsne_2d
+from pose2id_demo.engine import _LRU, BenchData, Engine, Pose2IDError, tsne_2d
 from pose2id_demo.metrics import distance_matrix, evaluate, id2
 from pose2id_demo.ui import render
 

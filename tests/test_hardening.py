@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,14 @@ import pytest
 from PIL import Image
 
 from pose2id_demo.engine import (
-    MAX_IMAGE_PIXELS, BenchSettings, Engine, Pose2IDError, check_float, check_int, load_custom_pose, load_image,
+    MAX_IMAGE_PIXELS,
+    BenchSettings,
+    Engine,
+    Pose2IDError,
+    check_float,
+    check_int,
+    load_custom_pose,
+    load_image,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

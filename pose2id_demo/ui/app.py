@@ -24,7 +24,14 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pose2id_demo.engine import (  # noqa: E402
-    APPLY_CHOICES, ETA_RANGE, K_RANGE, N_IDS_RANGE, STEPS_RANGE, TASKS, Pose2IDError, get_engine,
+    APPLY_CHOICES,
+    ETA_RANGE,
+    K_RANGE,
+    N_IDS_RANGE,
+    STEPS_RANGE,
+    TASKS,
+    Pose2IDError,
+    get_engine,
 )
 from pose2id_demo.ui import render  # noqa: E402
 
@@ -93,6 +100,16 @@ def _backbone_choices() -> list[str]:
         return get_engine().backbones()
     except Pose2IDError:
         return KNOWN_BACKBONES
+
+
+def _n_queries() -> int:
+    """Queries per SynthPed task (the same for the three tasks); the engine re-checks the range."""
+    try:
+        from pose2id_demo.data import synthped
+
+        return int(synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID)
+    except (ImportError, AttributeError):
+        return 200
 
 
 def _example_images() -> list[str]:
@@ -340,7 +357,8 @@ def build_demo() -> gr.Blocks:
                                          interactive=False, elem_id="metrics-table")
                     bench_msg = gr.Markdown(elem_id="bench-msg")
                     with gr.Accordion("Ranked lists for one query", open=True):
-                        query_index = gr.Slider(0, 199, value=0, step=1, label="Query index")
+                        query_index = gr.Slider(0, _n_queries() - 1, value=0, step=1, label="Query index",
+                                                elem_id="query-index")
                         rank_msg = gr.Markdown()
                         r_before = gr.Gallery(label="before (baseline)", columns=11, height=170, object_fit="contain")
                         r_after = gr.Gallery(label="after", columns=11, height=170, object_fit="contain")
