@@ -57,7 +57,12 @@ def test_evaluate_matches_definition(rng, nq, ng, n_ids, n_cams, quantize):
         with pytest.raises(ValueError):
             evaluate(*prob)
         return
-    for fn in (evaluate, evaluate_loop):
+    for fn in (
+        evaluate,
+        evaluate_loop,
+        lambda *a: evaluate(*a, method="sort"),
+        lambda *a: evaluate(*a, method="count"),
+    ):
         got = fn(*prob)
         assert got["num_valid_queries"] == ref["n"]
         assert got["mAP"] == pytest.approx(ref["mAP"], abs=1e-12)
@@ -67,11 +72,13 @@ def test_evaluate_matches_definition(rng, nq, ng, n_ids, n_cams, quantize):
         assert got["Rank-5"] == pytest.approx(ref["cmc"][min(5, len(ref["cmc"])) - 1])
 
 
-@pytest.mark.parametrize("chunk,workers", [(1, 1), (7, 2), (256, None), (1000, 3)])
-def test_vectorised_equals_loop(rng, chunk, workers):
-    for dtype, quantize in [(np.float32, False), (np.float64, True)]:
-        prob = random_problem(rng, 150, 700, 40, 6, dtype=dtype, quantize=quantize)
-        a = evaluate(*prob, chunk=chunk, workers=workers)
+@pytest.mark.parametrize(
+    "chunk,workers,method", [(1, 1, "count"), (7, 2, "sort"), (256, None, "auto"), (1000, 3, "count"), (64, 2, "auto")]
+)
+def test_vectorised_equals_loop(rng, chunk, workers, method):
+    for dtype, quantize, n_ids in [(np.float32, False, 40), (np.float64, True, 40), (np.float16, False, 3)]:
+        prob = random_problem(rng, 150, 700, n_ids, 6, dtype=dtype, quantize=quantize)
+        a = evaluate(*prob, chunk=chunk, workers=workers, method=method)
         b = evaluate_loop(*prob)
         for key in ("mAP", "mINP", "Rank-1", "Rank-5", "Rank-10", "num_valid_queries"):
             assert abs(a[key] - b[key]) <= 1e-9, key
