@@ -73,7 +73,7 @@ def test_evaluate_matches_definition(rng, nq, ng, n_ids, n_cams, quantize):
 
 
 @pytest.mark.parametrize(
-    "chunk,workers,method", [(1, 1, "count"), (7, 2, "sort"), (256, None, "auto"), (1000, 3, "count"), (64, 2, "auto")]
+    "chunk,workers,method", [(3, 1, "count"), (7, 2, "sort"), (256, None, "auto"), (1000, 3, "count"), (64, 2, "auto")]
 )
 def test_vectorised_equals_loop(rng, chunk, workers, method):
     for dtype, quantize, n_ids in [(np.float32, False, 40), (np.float64, True, 40), (np.float16, False, 3)]:
