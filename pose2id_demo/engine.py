@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import math
-import os
 import threading
 import time
 import warnings
@@ -560,7 +559,7 @@ class Engine:
             feats_mod = _import("pose2id_demo.reid.features", "The benchmark feature cache")
             progress(0.05, f"Loading {task} benchmark features ({backbone}) …")
             t = time.perf_counter()
-            d = feats_mod.dataset_features(backbone, task)
+            d = feats_mod.dataset_features(backbone, task, progress=True)
             data = BenchData(
                 q=_l2n(d["q_feats"]), g=_l2n(d["g_feats"]),
                 q_pids=np.asarray(d["q_pids"]), g_pids=np.asarray(d["g_pids"]),
@@ -806,36 +805,18 @@ class Engine:
                           lambda: self._cleansing(task, backbone, quantile, progress))
 
     def _train_features(self, task: str, backbone: str, progress: ProgressFn) -> tuple[list[Any], np.ndarray]:
+        """Train-split records and their raw features (DATA's on-disk feature cache)."""
         data_mod = _import("pose2id_demo.data", "The SynthPed benchmark")
         synth = _import("pose2id_demo.data.synthped", "The SynthPed benchmark")
-        root = synth.ensure_benchmark(task, progress=False)
-        ds = data_mod.load_market(root)
+        feats_mod = _import("pose2id_demo.reid.features", "The feature cache")
+        ds = data_mod.load_market(synth.ensure_benchmark(task, progress=False))
         recs = list(ds.train)
         if not recs:
             raise Pose2IDError(f"The {task} benchmark has no train split.")
-        feats_mod = _import("pose2id_demo.reid.features", "The feature cache")
-        if hasattr(feats_mod, "split_features"):
-            feats = feats_mod.split_features(backbone, task, "train")["feats"]
-            return recs, np.asarray(feats, np.float32)
-        from pose2id_demo.paths import cache_dir
-
-        bb = self.backbone(backbone)
-        names = "\n".join(f"{Path(r.path).name}:{r.pid}:{r.camid}" for r in recs)
-        digest = hashlib.sha1(f"{backbone}|{task}|{names}".encode()).hexdigest()[:16]
-        path = cache_dir() / "ui" / f"train-{task}-{backbone}-{digest}.npy"
-        if path.is_file():
-            feats = np.load(path, allow_pickle=False)
-            if feats.shape[0] == len(recs):
-                return recs, feats
-        progress(0.1, f"Extracting {len(recs)} train features ({backbone}) …")
-        images = [Image.open(r.path).convert("RGB") for r in recs]
+        progress(0.1, f"Train features of {len(recs)} images ({backbone}; extracted once, then cached) …")
         with self._extract_lock:
-            feats = np.asarray(bb.extract(images, batch_size=64), np.float32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, feats, allow_pickle=False)
-        os.replace(tmp, path)
-        return recs, feats
+            feats = feats_mod.features_for_paths(backbone, [r.path for r in recs], progress=True)
+        return recs, np.asarray(feats, np.float32)
 
     def _cleansing(self, task: str, backbone: str, quantile: float, progress: ProgressFn) -> dict[str, Any]:
         cl = _import("pose2id_demo.cleansing", "Data cleansing")
@@ -1124,8 +1105,9 @@ def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
         x = PCA(n_components=50, random_state=seed).fit_transform(x)
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
     perplexity = min(perplexity, n - 1.0 - 1e-3)
+    # Exact gradients are faster than Barnes-Hut for the few hundred points shown here.
     emb = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=500,
-               random_state=seed).fit_transform(x)
+               method="exact" if n <= 400 else "barnes_hut", random_state=seed).fit_transform(x)
     return emb.astype(np.float32)
 
 

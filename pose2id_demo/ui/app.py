@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -96,10 +97,14 @@ def _progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:
 
 
 def _backbone_choices() -> list[str]:
-    try:
-        return get_engine().backbones()
-    except Pose2IDError:
-        return KNOWN_BACKBONES
+    """The registry's backbones if it is already imported; else the built-in names (importing the
+    registry imports torch, which would add seconds to the cold start)."""
+    if "pose2id_demo.reid" in sys.modules:
+        try:
+            return get_engine().backbones()
+        except Pose2IDError:
+            pass
+    return list(KNOWN_BACKBONES)
 
 
 def _n_queries() -> int:
@@ -167,7 +172,7 @@ def rerank_generated(eta: float, state: dict | None) -> tuple:
 
 @_user_errors
 def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
-              rerank: bool, progress: gr.Progress = gr.Progress()) -> tuple:
+              rerank: bool, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """The Table 2 ablation on a SynthPed task (metrics in %, ID² lower is better)."""
     res = get_engine().benchmark(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
                                  ipg_on=ipg_on, rerank=rerank, progress=_progress_fn(progress))
@@ -200,7 +205,7 @@ def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str
 
 
 @_user_errors
-def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress()) -> tuple:
+def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """Mahalanobis outliers and PoseValid rejects of the train split (Supplementary 7.1)."""
     res = get_engine().cleansing(task=task, backbone=backbone, progress=_progress_fn(progress))
     outl = [(render.bordered(o["path"], render.RED), f"id {o['pid']} · d²={o['distance']:g}")
