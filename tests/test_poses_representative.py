@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from poses_fixtures import FRONT, H, W, back_view, mirror, pose, side_view
 
-from pose2id_demo.poses.keypoints import Pose
-from pose2id_demo.poses.posevalid import pose_valid
+from pose2id_demo.poses.keypoints import Pose, load_pose_json
+from pose2id_demo.poses.posevalid import normalize_pose, pose_valid
 from pose2id_demo.poses.representative import (
     DIRECTIONS,
+    body_width,
+    body_yaw,
     centre_distances,
     classify_direction,
     load_representative_poses,
@@ -159,10 +161,13 @@ def test_shipped_representative_poses():
         loaded = load_representative_poses()
     except FileNotFoundError:
         pytest.skip("assets/poses not generated yet")
+    from pose2id_demo.paths import POSES_DIR
+
+    fw = json.loads((POSES_DIR / "index.json").read_text())["frontal_width"]
     assert [d for d, _ in loaded] == list(DIRECTIONS)
     for d, p in loaded:
         assert pose_valid(p) == (True, "ok"), d
-        assert classify_direction(p) == d
+        assert classify_direction(p, fw) == d
         assert (p.width, p.height) == (W, H)
 
 
@@ -195,8 +200,45 @@ def test_cli_end_to_end(tmp_path, monkeypatch):
     assert idx["command"].startswith("python -m pose2id_demo.poses.representative --data ")
     assert idx["num_images"] == 24 * 6 and idx["num_ids"] == 24
     for entry, (d, p) in zip(idx["poses"], loaded):
-        assert classify_direction(p) == d == entry["direction"]
+        assert classify_direction(p, idx["frontal_width"]) == d == entry["direction"]
         assert pose_valid(p)[0]
-        # the chosen pose is exactly the keypoint json of the named source image
-        src = next((root / "bounding_box_train").glob(entry["image"])).with_suffix(".json")
-        np.testing.assert_allclose(json.loads(src.read_text())["keypoints"], p.keypoints, atol=1e-3)
+        # the chosen pose is the keypoint json of the named source image, only moved and scaled
+        src = load_pose_json((root / "bounding_box_train" / entry["image"]).with_suffix(".json"))
+        np.testing.assert_allclose(normalize_pose(p), normalize_pose(src), atol=1e-3)
+        top, bottom, _ = idx["placement"]
+        ys = p.keypoints[p.visible, 1]
+        assert ys.min() == pytest.approx(top, abs=0.02) and ys.max() == pytest.approx(bottom, abs=0.02)
+
+
+def test_place_pose_is_a_similarity_to_the_median_placement():
+    from pose2id_demo.poses.representative import place_pose, standard_placement
+
+    small = FRONT.copy()
+    small[:, :2] = small[:, :2] * 0.6 + [5, 30]
+    placement = standard_placement([pose(FRONT), pose(FRONT), pose(small)])
+    assert placement[:3] == pytest.approx((12.0, 108.0, 32.0))
+    moved = place_pose(pose(small), placement)
+    np.testing.assert_allclose(moved.keypoints, FRONT, atol=1e-4)
+    np.testing.assert_allclose(normalize_pose(moved), normalize_pose(pose(small)), atol=1e-5)
+
+
+def test_clear_views_are_preferred_within_a_direction():
+    # two identities facing "front": the more central one is turned 20° (still "front"), the other squarely
+    turned = FRONT.copy()
+    for a, b in ((2, 5), (8, 11)):  # widths x cos(20°), both about the same centre
+        mid = (turned[a, 0] + turned[b, 0]) / 2
+        turned[a, 0] = mid - (mid - turned[a, 0]) * np.cos(np.radians(20))
+        turned[b, 0] = mid + (turned[b, 0] - mid) * np.cos(np.radians(20))
+    turned[0, 0] += 3
+    feats = np.array([[1, 0], [1, 0.01], [0, 1], [0.5, 1]], np.float32)
+    pids = np.array([1, 1, 2, 2])
+    poses = [pose(turned), pose(turned), pose(FRONT), pose(FRONT)]
+    fw = body_width(pose(FRONT))
+    assert body_yaw(pose(turned), fw) == pytest.approx(20, abs=0.5)
+    chosen = select_representative_poses(feats, pids, poses, ["a", "b", "c", "d"], frontal_width=fw)
+    (sel, _), = chosen
+    assert sel.direction == "front"
+    assert sel.pid == 2  # identity 1 is more central (d smaller) but its view is not clear
+    chosen = select_representative_poses(feats, pids, poses, ["a", "b", "c", "d"], frontal_width=fw,
+                                         clear_view_deg=30)
+    assert chosen[0][0].pid == 1

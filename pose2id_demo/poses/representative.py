@@ -9,7 +9,9 @@ For every identity of a training split with L2-normalised ReID features ``f_1 �
 then picks "8 representative poses with different directions". We classify each representative's body
 direction from its keypoints (:func:`classify_direction`, so it works on real data with estimated
 poses), keep those that pass PoseValid (supplementary eq. 32), and per direction take the most central
-one (smallest ``d(f_mean, f_i)``). If no identity's representative faces some direction, that slot
+one (smallest ``d(f_mean, f_i)``, preferring unambiguous views). Each chosen pose is then placed like
+the median training pose (:func:`standard_placement`: a shift and uniform scale only), so all 8 targets
+show a person of the same size at the same spot. If no identity's representative faces some direction, that slot
 falls back to eq. 8 restricted to the samples facing it (the sample of any identity that is nearest its
 own identity centre among those facing that direction).
 
@@ -64,13 +66,11 @@ def body_yaw(pose: Pose, frontal_width: float = FRONTAL_WIDTH) -> float | None:
     hidden). Returns None when neck, hips or both shoulders/hips pairs are missing.
     """
     kp, vis = pose.keypoints, pose.visible
+    width = body_width(pose)
+    if width is None:
+        return None
     h = body_height(pose)
-    if h <= 0:
-        return None
-    widths = [kp[b, 0] - kp[a, 0] for a, b in ((R_SHO, L_SHO), (R_HIP, L_HIP)) if vis[a] and vis[b]]
-    if not widths:
-        return None
-    c = float(np.clip(np.mean(widths) / h / frontal_width, -1.0, 1.0))
+    c = float(np.clip(width / frontal_width, -1.0, 1.0))
     side = 0.0
     if vis[NOSE] and abs(kp[NOSE, 0] - kp[NECK, 0]) / h > 0.04:
         side = float(np.sign(kp[NOSE, 0] - kp[NECK, 0]))
@@ -78,6 +78,29 @@ def body_yaw(pose: Pose, frontal_width: float = FRONTAL_WIDTH) -> float | None:
         side = 1.0 if vis[R_EAR] else -1.0
     s = side * math.sqrt(max(0.0, 1.0 - c * c))
     return math.degrees(math.atan2(s, c))
+
+
+def body_width(pose: Pose) -> float | None:
+    """Signed mean of the shoulder and hip widths (left minus right x) in units of the neck–hip height."""
+    kp, vis = pose.keypoints, pose.visible
+    h = body_height(pose)
+    widths = [kp[b, 0] - kp[a, 0] for a, b in ((R_SHO, L_SHO), (R_HIP, L_HIP)) if vis[a] and vis[b]]
+    if h <= 0 or not widths:
+        return None
+    return float(np.mean(widths) / h)
+
+
+def frontal_width_from(poses: Sequence[Pose | None], quantile: float = 0.85) -> float:
+    """Calibrate :data:`FRONTAL_WIDTH` on a data set: the ``quantile`` of ``|body_width|``, clipped to [0.45, 0.8].
+
+    With yaws spread over all directions, the widest ~15 % of bodies are the (near-)frontal and back
+    views, so this quantile is close to the frontal width (SynthPed: 0.64; people in real photos are
+    narrower at the hips than SynthPed's figures).
+    """
+    ws = [abs(w) for p in poses if p is not None and (w := body_width(p)) is not None]
+    if not ws:
+        return FRONTAL_WIDTH
+    return float(np.clip(np.quantile(ws, quantile), 0.45, 0.8))
 
 
 def classify_direction(pose: Pose, frontal_width: float = FRONTAL_WIDTH) -> str | None:
@@ -138,11 +161,13 @@ class Selected:
 
 def select_representative_poses(feats: np.ndarray, pids: Sequence[int], poses: Sequence[Pose | None],
                                 images: Sequence[str], frontal_width: float = FRONTAL_WIDTH,
-                                ) -> list[tuple[Selected, Pose]]:
+                                clear_view_deg: float = 15.0) -> list[tuple[Selected, Pose]]:
     """Pick up to 8 representative poses of different directions (§3.2.3), in :data:`DIRECTIONS` order.
 
     ``poses[i]`` is the pose of sample ``i`` (None if unknown). Only poses passing PoseValid with a
-    known direction are eligible. See the module docstring for the rule.
+    known direction are eligible. See the module docstring for the rule; within a direction, candidates
+    whose yaw is within ``clear_view_deg`` of the sector centre are preferred (so the 8 views are
+    clearly distinct), then the smallest distance to the identity centre wins.
     """
     pids = np.asarray(pids)
     n = len(pids)
@@ -160,7 +185,7 @@ def select_representative_poses(feats: np.ndarray, pids: Sequence[int], poses: S
             direction[i] = DIRECTIONS[round(y / 45.0) % 8]
     reps = representative_indices(feats, pids)
     chosen: list[tuple[Selected, Pose]] = []
-    for dname in DIRECTIONS:
+    for k, dname in enumerate(DIRECTIONS):
         cand = [i for i in reps.values() if direction[i] == dname]
         fallback = False
         if not cand:
@@ -169,10 +194,48 @@ def select_representative_poses(feats: np.ndarray, pids: Sequence[int], poses: S
         if not cand:
             logger.warning("no valid pose faces %s; that direction is left out", dname)
             continue
-        best = min(cand, key=lambda i: (dist[i], i))
+        # prefer unambiguous views: yaw within `clear_view_deg` of the sector's centre, when there are any
+        off = {i: abs((yaw[i] - 45.0 * k + 180.0) % 360.0 - 180.0) for i in cand}
+        clear = [i for i in cand if off[i] <= clear_view_deg]
+        best = min(clear or cand, key=lambda i: (dist[i], i))
         chosen.append((Selected(dname, int(best), int(pids[best]), str(images[best]), float(dist[best]),
                                 float(yaw[best]), fallback), poses[best]))
     return chosen
+
+
+def _extent(pose: Pose) -> tuple[float, float, float] | None:
+    """(top y, bottom y, neck x) of the visible keypoints, or None without a neck."""
+    kp, vis = pose.keypoints, pose.visible
+    if not vis[NECK] or vis.sum() < 2:
+        return None
+    ys = kp[vis, 1]
+    return float(ys.min()), float(ys.max()), float(kp[NECK, 0])
+
+
+def standard_placement(poses: Sequence[Pose | None]) -> tuple[float, float, float, int, int] | None:
+    """Median (top y, bottom y, neck x, width, height) over the given poses (in the first pose's size)."""
+    ext = [(e, p) for p in poses if p is not None and (e := _extent(p)) is not None]
+    if not ext:
+        return None
+    w, h = ext[0][1].width, ext[0][1].height
+    arr = np.array([[t / p.height * h, b / p.height * h, x / p.width * w] for (t, b, x), p in ext])
+    top, bottom, cx = np.median(arr, axis=0)
+    return float(top), float(bottom), float(cx), w, h
+
+
+def place_pose(pose: Pose, placement: tuple[float, float, float, int, int]) -> Pose:
+    """Shift and uniformly scale ``pose`` so its top/bottom/neck-x match ``placement`` (a similarity)."""
+    top, bottom, cx, w, h = placement
+    src = pose.resized(w, h)
+    ext = _extent(src)
+    if ext is None or ext[1] - ext[0] <= 0:
+        return src
+    scale = (bottom - top) / (ext[1] - ext[0])
+    kp = src.keypoints.copy()
+    vis = src.visible
+    kp[vis, 0] = (kp[vis, 0] - ext[2]) * scale + cx
+    kp[vis, 1] = (kp[vis, 1] - ext[0]) * scale + top
+    return Pose(kp, w, h)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -252,11 +315,13 @@ Made by `pose2id_demo/poses/representative.py` with:
 
 Data: {meta["data_desc"]} ({meta["num_images"]} training images, {meta["num_ids"]} identities).
 ReID backbone for the features: `{meta["backbone"]}`.{(" " + note) if note else ""}
+Direction classifier's frontal body width: {meta.get("frontal_width", FRONTAL_WIDTH)} neck–hip heights.
 
 For each identity the image whose L2-normalised feature is nearest the identity's mean feature gives its
 representative pose (eq. 8); its body direction is classified from its keypoints; poses failing
 PoseValid (supplementary eq. 32) are dropped; per direction the most central representative (smallest
-distance to its identity centre) is kept. "fallback" marks a direction that no identity's representative
+distance to its identity centre) among those within 15° of the direction's centre (if any) is kept; the
+pose is then moved/scaled (not otherwise changed) to the training set's median body placement. "fallback" marks a direction that no identity's representative
 faced (eq. 8 restricted to that direction instead).
 
 Files: `<direction>.json` (OpenPose-18 keypoints on the 64 × 128 source image), `<direction>.png`
@@ -287,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--estimate-missing", action="store_true",
                     help="estimate poses with MediaPipe for images without a keypoint json")
+    ap.add_argument("--frontal-width", default="auto",
+                    help="frontal body width in neck-hip heights for the direction classifier, or 'auto' "
+                         "(calibrated on the data's poses, see frontal_width_from)")
     ap.add_argument("--note", default="", help="a sentence added to the README")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -312,13 +380,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     feats = backbone.extract(images, batch_size=args.batch_size, progress=True)
     poses = [_load_pose_for(Path(r.path), args.estimate_missing) for r in records]
     print(f"{sum(p is not None for p in poses)} poses available")
+    valid_poses = [p for p in poses if p is not None and pose_valid(p)[0]]
+    fw = frontal_width_from(valid_poses) if args.frontal_width == "auto" else float(args.frontal_width)
+    print(f"frontal width for the direction classifier: {fw:.3f} neck-hip heights")
     chosen = select_representative_poses(feats, [r.pid for r in records], poses,
-                                         [Path(r.path).name for r in records])
+                                         [Path(r.path).name for r in records], frontal_width=fw)
+    placement = standard_placement(valid_poses)
+    if placement is not None:
+        chosen = [(sel, place_pose(p, placement)) for sel, p in chosen]
     out = Path(args.out) if args.out else POSES_DIR
     argv_list = list(argv) if argv is not None else sys.argv[1:]
     command = "python -m pose2id_demo.poses.representative " + " ".join(shlex.quote(a) for a in argv_list)
     meta = {"command": command, "backbone": args.backbone, "data": args.data, "data_desc": data_desc,
-            "num_images": len(records), "num_ids": len({r.pid for r in records}), "note": args.note}
+            "num_images": len(records), "num_ids": len({r.pid for r in records}), "note": args.note,
+            "frontal_width": round(fw, 4), "placement": placement and [round(v, 2) for v in placement[:3]]}
     write_assets(chosen, out, meta)
     for sel, _ in chosen:
         print(f"{sel.direction:12s} pid {sel.pid:5d}  {sel.image}  d={sel.distance:.4f}  yaw={sel.yaw:+.0f}"
