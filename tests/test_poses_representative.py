@@ -186,7 +186,7 @@ class _ColourFeatures:
 
 def test_cli_end_to_end(tmp_path, monkeypatch):
     sp = pytest.importorskip("pose2id_demo.data.synthped")
-    import pose2id_demo.reid as reid
+    from pose2id_demo import reid
     from pose2id_demo.poses import representative
 
     items = sp.plan(0, num_train_ids=24, num_test_ids=1, train_per_id=6, num_distractors=0)
