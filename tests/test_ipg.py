@@ -237,3 +237,14 @@ def test_save_load_round_trip(pipe, tmp_path):
     kw = dict(num_inference_steps=2, seed=2, output_type="np")
     np.testing.assert_allclose(pipe(make_image(0), [make_pose()], **kw).images,
                                loaded(make_image(0), [make_pose()], **kw).images, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_pipeline_many_references_equal_separate_calls(pipe):
+    poses = [make_pose(), make_pose(4)]
+    kw = dict(num_inference_steps=2, seed=9, output_type="np")
+    both = pipe([make_image(0), make_image(1)], poses, **kw).images
+    assert len(both) == 4
+    for r in range(2):
+        single = pipe(make_image(r), poses, **kw).images
+        np.testing.assert_allclose(both[2 * r:2 * r + 2], single, atol=1e-4)

@@ -206,19 +206,19 @@ class Pose2IDPipeline(DiffusionPipeline):
         feats = model(x)
         return feats.float().to(self.device)
 
-    def encode_identity(self, reference_image: PIL.Image.Image, use_ifr: bool = True
+    def encode_identity(self, reference_images: Sequence[PIL.Image.Image], use_ifr: bool = True
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """IFR tokens ``(cond, uncond)``, each ``(1, N, D)`` (eq. 5); ``cond = uncond`` if not ``use_ifr``."""
+        """IFR tokens ``cond (R, N, D)`` and ``uncond (1, N, D)`` (eq. 5); ``cond = uncond`` if not ``use_ifr``."""
         dtype = self.ifr.dtype
         uncond = self.ifr(self.reid_features(zero=True).to(dtype))
         if not use_ifr:
             return uncond, uncond
-        return self.ifr(self.reid_features([reference_image]).to(dtype)), uncond
+        return self.ifr(self.reid_features(reference_images).to(dtype)), uncond
 
-    def encode_reference(self, reference_image: PIL.Image.Image) -> torch.Tensor:
-        """Reference latent ``(1, C, h, w)``, scaled by the VAE's scaling factor."""
+    def encode_reference(self, reference_images: Sequence[PIL.Image.Image]) -> torch.Tensor:
+        """Reference latents ``(R, C, h, w)``, scaled by the VAE's scaling factor."""
         h, w = self.image_size
-        x = _pil_to_tensor([reference_image], h, w, normalize=True).to(self.device, self.vae.dtype)
+        x = _pil_to_tensor(list(reference_images), h, w, normalize=True).to(self.device, self.vae.dtype)
         return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
 
     def encode_poses(self, poses: Sequence[Any]) -> torch.Tensor:
@@ -247,7 +247,7 @@ class Pose2IDPipeline(DiffusionPipeline):
         return [PIL.Image.fromarray((a * 255).round().astype(np.uint8)) for a in arr]
 
     @torch.no_grad()
-    def __call__(self, reference_image: PIL.Image.Image | np.ndarray, poses: Sequence[Pose | PIL.Image.Image],
+    def __call__(self, reference_image: PIL.Image.Image | np.ndarray | Sequence[PIL.Image.Image], poses: Sequence[Pose | PIL.Image.Image],
                  num_inference_steps: int = 20, guidance_scale: float = 3.5, seed: int | Sequence[int] = 42,
                  use_ifr: bool = True, output_type: str = "pil", return_dict: bool = True,
                  callback_on_step_end: Callable[["Pose2IDPipeline", int, Any, dict], dict | None] | None = None,
@@ -256,7 +256,8 @@ class Pose2IDPipeline(DiffusionPipeline):
         """Generate ``reference_image``'s identity in each of ``poses``.
 
         Args:
-            reference_image: the person (PIL or uint8 HxWx3), resized to ``image_size``.
+            reference_image: the person (PIL or uint8 HxWx3), resized to ``image_size``; a list of references
+                gives ``len(references) · len(poses)`` images, reference-major (one batched run).
             poses: target poses, :class:`Pose` objects (drawn as OpenPose skeletons) or skeleton images.
             num_inference_steps: DDIM steps (paper: 20).
             guidance_scale: CFG scale (paper: 3.5); 1 disables guidance.
@@ -267,30 +268,35 @@ class Pose2IDPipeline(DiffusionPipeline):
         Returns:
             :class:`Pose2IDPipelineOutput` with one image per pose.
         """
-        self.check_inputs(reference_image, poses, num_inference_steps, guidance_scale)
-        reference_image = _to_pil(reference_image)
-        n = len(poses)
+        refs = list(reference_image) if isinstance(reference_image, (list, tuple)) else [reference_image]
+        if not refs:
+            raise ValueError("a reference image is required")
+        for r in refs:
+            self.check_inputs(r, poses, num_inference_steps, guidance_scale)
+        refs = [_to_pil(r) for r in refs]
+        n, n_ref = len(poses), len(refs)
         seeds = [int(seed)] * n if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
         if len(seeds) != n:
             raise ValueError(f"got {len(seeds)} seeds for {n} poses")
         do_cfg = use_ifr and guidance_scale > 1.0
 
-        cond, uncond = self.encode_identity(reference_image, use_ifr=use_ifr)
-        ref_latent = self.encode_reference(reference_image).to(self.reference_unet.dtype)
-        pose_fea = self.encode_poses(poses)
+        cond, uncond = self.encode_identity(refs, use_ifr=use_ifr)  # (R, N, D), (1, N, D)
+        ref_latent = self.encode_reference(refs).to(self.reference_unet.dtype)  # (R, C, h, w)
+        pose_fea = self.encode_poses(poses).repeat(n_ref, 1, 1, 1)  # reference-major: (R·P, C0, h, w)
+        cond_tokens = cond.expand(n_ref, -1, -1).repeat_interleave(n, dim=0)
         unet_dtype = self.denoising_unet.dtype
-        if do_cfg:  # batch layout: [P uncond ; P cond]
-            ref_tokens = torch.cat([uncond, cond])
-            ref_latents = ref_latent.repeat(2, 1, 1, 1)
-            tokens = torch.cat([uncond.expand(n, -1, -1), cond.expand(n, -1, -1)])
+        if do_cfg:  # batch layout: [R·P uncond ; R·P cond]; bank: [R uncond ; R cond]
+            ref_tokens = torch.cat([uncond.expand(n_ref, -1, -1), cond.expand(n_ref, -1, -1)])
+            ref_latents = torch.cat([ref_latent, ref_latent])
+            tokens = torch.cat([uncond.expand(n_ref * n, -1, -1), cond_tokens])
             pose_fea = torch.cat([pose_fea, pose_fea])
         else:
-            ref_tokens, ref_latents = cond, ref_latent
-            tokens = cond.expand(n, -1, -1)
+            ref_tokens, ref_latents = cond.expand(n_ref, -1, -1), ref_latent
+            tokens = cond_tokens
         tokens, ref_tokens, pose_fea = tokens.to(unet_dtype), ref_tokens.to(unet_dtype), pose_fea.to(unet_dtype)
 
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        latents = self.prepare_latents(seeds, dtype=unet_dtype)
+        latents = self.prepare_latents(seeds, dtype=unet_dtype).repeat(n_ref, 1, 1, 1)
 
         with reference_attention(self.reference_unet, self.denoising_unet):
             # Reference UNet once, at t = 0, with the same identity tokens (writes the bank).

@@ -1,0 +1,420 @@
+"""Train the IPG (paper §3.2.2 "Training strategy", §4.1) on a Market-1501-format root.
+
+    python -m pose2id_demo.ipg.train --data ROOT --config tiny --out DIR --seed 0 [--resume] [--max-minutes N]
+
+Per step, for B random identities i: a reference image from S_i^ref (Mahalanobis-cleansed, eq. 31 of the
+supplementary, :mod:`pose2id_demo.cleansing`) and a different target image from S_i^trg (cleansed and
+PoseValid, eq. 32, :mod:`pose2id_demo.poses.posevalid`); the target's pose is its keypoint json drawn as an
+OpenPose skeleton. The loss is the MSE between the denoising UNet's output and the v-prediction target
+(the scheduler is the released one: zero-terminal-SNR, ``prediction_type="v_prediction"``; eq. 6 of the
+paper writes the ε form). As released: condition dropout (``uncond_ratio`` 0.1: the IFR input becomes the
+feature of the all-zeros ReID input, exactly the unconditional branch used by CFG at inference),
+``noise_offset`` 0.05, optional min-SNR-γ weighting (``--snr-gamma``; off by default because with
+zero terminal SNR its v-prediction weight min(SNR, γ)/(SNR+1) is 0 at t = T, which would leave the first
+sampling step untrained), AdamW with weight decay 1e-2, gradient clipping 1.0. Random horizontal flip and
+random erasing (Zhong et al.) on the reference only. The IFR input is the frozen ReID feature ("synthped-reid"
+by default) of the (possibly flipped) reference, computed once before training; random erasing is applied to
+the reference UNet's input only.
+
+Learning rate: the paper's 1e-5 for ``sd15`` (fine-tuning SD1.5); the ``tiny`` configuration trains from
+scratch in minutes and uses 5e-4 with a 200-step warm-up, plus an exponential moving average of the weights
+(decay 0.999) which is what gets exported.
+
+Resumable: every ``--ckpt-minutes`` the script writes ``DIR/checkpoint/`` (model + EMA + optimizer tensors as
+safetensors, step, cumulative time and RNG states as json — no pickle) and exports the EMA pipeline to
+``DIR/pipeline/``; ``--resume`` continues from it bit-for-bit in the data/noise stream. A sample grid
+(test references × test poses) is written to ``DIR/samples/step_XXXXXX.png`` every ``--sample-minutes``.
+Progress: one log line every ``--log-every`` steps and ``DIR/loss.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from pose2id_demo.ipg.configs import SD15_IMAGE_SIZE, TINY_IMAGE_SIZE, build_components
+from pose2id_demo.ipg.pipeline import Pose2IDPipeline, make_scheduler, render_pose
+from pose2id_demo.ipg.reference_attention import reference_attention
+from pose2id_demo.poses.keypoints import Pose, load_pose_json
+
+logger = logging.getLogger("pose2id_demo.ipg.train")
+
+TRAINED = ("reference_unet", "denoising_unet", "pose_guider", "ifr")
+DEFAULTS = {
+    "tiny": dict(lr=5e-4, batch_size=16, warmup=200),
+    "sd15": dict(lr=1e-5, batch_size=4, warmup=1),
+}
+
+
+# ----------------------------------------------------------------------------- data
+class PairData:
+    """In-memory training set: images (at the model's size), skeletons, ReID features, ref/target sets."""
+
+    def __init__(self, root: str | Path, image_size: tuple[int, int], pose_size: tuple[int, int], reid,
+                 cache: Path, quantile: float = 0.005) -> None:
+        from pose2id_demo.cleansing import mahalanobis_filter
+        from pose2id_demo.data import load_market
+        from pose2id_demo.poses.posevalid import pose_valid
+
+        records = load_market(root).train
+        if not records:
+            raise ValueError(f"{root}: no training images (bounding_box_train/)")
+        h, w = image_size
+        ph, pw = pose_size
+        self.pids = np.array([r.pid for r in records])
+        full = [PIL.Image.open(r.path).convert("RGB") for r in records]
+        self.images = np.stack([np.asarray(im.resize((w, h), PIL.Image.BOX)) for im in full])  # (N, h, w, 3) uint8
+        poses: list[Pose | None] = []
+        for r in records:
+            js = Path(r.path).with_suffix(".json")
+            poses.append(load_pose_json(js) if js.exists() else None)
+        self.skeletons = np.stack([render_pose(p, pw, ph) if p is not None else np.zeros((ph, pw, 3), np.uint8)
+                                   for p in poses])
+        feats = self._reid_features(reid, full, cache)
+        self.feats, self.feats_flip, self.zero_feat = feats
+        keep = mahalanobis_filter(self.feats, self.pids, quantile=quantile).keep
+        valid = np.array([p is not None and pose_valid(p)[0] for p in poses])
+        self.ref_sets: list[np.ndarray] = []
+        self.trg_sets: list[np.ndarray] = []
+        for pid in np.unique(self.pids):
+            idx = np.flatnonzero(self.pids == pid)
+            ref, trg = idx[keep[idx]], idx[keep[idx] & valid[idx]]
+            if len(ref) >= 1 and len(trg) >= 1 and len(np.union1d(ref, trg)) >= 2:
+                self.ref_sets.append(ref)
+                self.trg_sets.append(trg)
+        logger.info("training data: %d images, %d identities; kept %d/%d (cleansing), %d/%d PoseValid",
+                    len(records), len(self.ref_sets), int(keep.sum()), len(keep), int(valid.sum()), len(valid))
+
+    @staticmethod
+    @torch.no_grad()
+    def _reid_features(reid, images: list[PIL.Image.Image], cache: Path):
+        path = cache / "reid_features.npz"
+        if path.exists():
+            z = np.load(path, allow_pickle=False)
+            if z["feats"].shape[0] == len(images) and str(z["backbone"]) == str(getattr(reid, "name", "")):
+                return z["feats"], z["feats_flip"], z["zero"]
+        out, out_flip = [], []
+        for s in range(0, len(images), 128):
+            chunk = images[s:s + 128]
+            out.append(reid.model(reid.preprocess(chunk)).float().numpy())
+            out_flip.append(reid.model(reid.preprocess([im.transpose(PIL.Image.FLIP_LEFT_RIGHT) for im in chunk]))
+                            .float().numpy())
+        h, w = getattr(reid, "input_size", (256, 128))
+        zero = reid.model(torch.zeros(1, 3, h, w)).float().numpy()[0]
+        feats, feats_flip = np.concatenate(out), np.concatenate(out_flip)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(path, feats=feats, feats_flip=feats_flip, zero=zero, backbone=str(getattr(reid, "name", "")))
+        return feats, feats_flip, zero
+
+    def batch(self, rng: np.random.Generator, b: int, uncond_ratio: float):
+        """One training batch as tensors (reference in [-1, 1] augmented, target in [-1, 1], skeleton in [0, 1])."""
+        ids = rng.integers(0, len(self.ref_sets), b)
+        refs, trgs, skels, feats = [], [], [], []
+        for i in ids:
+            t = int(rng.choice(self.trg_sets[i]))
+            choices = self.ref_sets[i][self.ref_sets[i] != t]
+            r = int(rng.choice(choices)) if len(choices) else int(rng.choice(self.ref_sets[i]))
+            img = self.images[r].astype(np.float32) / 127.5 - 1.0
+            flip = rng.random() < 0.5
+            if flip:
+                img = img[:, ::-1]
+            img = random_erasing(img, rng)
+            refs.append(img)
+            feats.append(self.zero_feat if rng.random() < uncond_ratio else (self.feats_flip if flip else self.feats)[r])
+            trgs.append(self.images[t].astype(np.float32) / 127.5 - 1.0)
+            skels.append(self.skeletons[t].astype(np.float32) / 255.0)
+
+        def nchw(xs):
+            return torch.from_numpy(np.ascontiguousarray(np.stack(xs))).permute(0, 3, 1, 2).contiguous()
+
+        return nchw(refs), nchw(trgs), nchw(skels), torch.from_numpy(np.stack(feats)).float()
+
+
+def random_erasing(img: np.ndarray, rng: np.random.Generator, p: float = 0.5, area=(0.02, 0.2),
+                   ratio=(0.3, 3.3)) -> np.ndarray:
+    """Random erasing (Zhong et al. 2020): one rectangle of random area/aspect filled with uniform noise."""
+    if rng.random() >= p:
+        return img
+    h, w = img.shape[:2]
+    for _ in range(10):
+        a = rng.uniform(*area) * h * w
+        r = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        eh, ew = int(round(math.sqrt(a * r))), int(round(math.sqrt(a / r)))
+        if 0 < eh < h and 0 < ew < w:
+            y, x = rng.integers(0, h - eh + 1), rng.integers(0, w - ew + 1)
+            img = img.copy()
+            img[y:y + eh, x:x + ew] = rng.uniform(-1, 1, (eh, ew, 3)).astype(np.float32)
+            return img
+    return img
+
+
+# ----------------------------------------------------------------------------- model step
+def training_loss(m: dict, scheduler, ref, trg, skel, feats, gen: torch.Generator, noise_offset: float,
+                  snr_gamma: float, scaling: float) -> torch.Tensor:
+    vae = m["vae"]
+    with torch.no_grad():
+        z0 = vae.encode(trg).latent_dist.sample() * scaling
+        zr = vae.encode(ref).latent_dist.mean * scaling
+    b = z0.shape[0]
+    noise = torch.randn(z0.shape, generator=gen)
+    if noise_offset > 0:
+        noise = noise + noise_offset * torch.randn((b, z0.shape[1], 1, 1), generator=gen)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=gen)
+    zt = scheduler.add_noise(z0, noise, t)
+    target = scheduler.get_velocity(z0, noise, t)  # v-prediction
+    tokens = m["ifr"](feats)
+    pose_fea = m["pose_guider"](skel)
+    with reference_attention(m["reference_unet"], m["denoising_unet"]):
+        m["reference_unet"](zr, torch.zeros_like(t), encoder_hidden_states=tokens, return_dict=False)
+        pred = m["denoising_unet"](zt, t, encoder_hidden_states=tokens, pose_cond_fea=pose_fea, return_dict=False)[0]
+    err = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    if snr_gamma > 0:
+        ac = scheduler.alphas_cumprod[t]
+        snr = ac / (1 - ac).clamp_min(1e-8)
+        err = err * torch.minimum(snr, torch.full_like(snr, snr_gamma)) / (snr + 1)
+    return err.mean()
+
+
+# ----------------------------------------------------------------------------- checkpoints (no pickle)
+def _flat_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "state": {}}
+    for pid, st in sd["state"].items():
+        meta["state"][str(pid)] = {}
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.contiguous()
+                meta["state"][str(pid)][k] = "tensor"
+            else:
+                meta["state"][str(pid)][k] = v
+    return tensors, meta
+
+
+def _unflat_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state = {}
+    for pid, st in meta["state"].items():
+        state[int(pid)] = {k: (tensors[f"{pid}.{k}"] if v == "tensor" else v) for k, v in st.items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(out: Path, m: dict, ema: dict, opt, step: int, elapsed: float, rng: np.random.Generator,
+                    gen: torch.Generator, extra: dict) -> None:
+    ck = out / "checkpoint.tmp"
+    ck.mkdir(parents=True, exist_ok=True)
+    save_file({f"{n}.{k}": v.contiguous() for n in TRAINED for k, v in m[n].state_dict().items()}, ck / "model.safetensors")
+    save_file({f"{n}.{k}": v.contiguous() for n in TRAINED for k, v in ema[n].state_dict().items()}, ck / "ema.safetensors")
+    ot, ometa = _flat_optimizer(opt)
+    save_file(ot, ck / "optimizer.safetensors")
+    save_file({"torch_gen": gen.get_state(), "torch_global": torch.get_rng_state()}, ck / "rng.safetensors")
+    state = {"step": step, "elapsed": elapsed, "numpy_rng": rng.bit_generator.state, "python_rng": random.getstate(),
+             "optimizer": ometa, **extra}
+    (ck / "state.json").write_text(json.dumps(state))
+    final = out / "checkpoint"
+    if final.exists():
+        old = out / "checkpoint.old"
+        final.rename(old)
+        ck.rename(final)
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    else:
+        ck.rename(final)
+
+
+def load_checkpoint(out: Path, m: dict, ema: dict, opt, rng: np.random.Generator, gen: torch.Generator) -> dict:
+    ck = out / "checkpoint"
+    state = json.loads((ck / "state.json").read_text())
+    for target, fname in ((m, "model.safetensors"), (ema, "ema.safetensors")):
+        flat = load_file(ck / fname)
+        for n in TRAINED:
+            target[n].load_state_dict({k[len(n) + 1:]: v for k, v in flat.items() if k.startswith(n + ".")})
+    opt.load_state_dict(_unflat_optimizer(load_file(ck / "optimizer.safetensors"), state["optimizer"]))
+    r = load_file(ck / "rng.safetensors")
+    gen.set_state(r["torch_gen"])
+    torch.set_rng_state(r["torch_global"])
+    rng.bit_generator.state = state["numpy_rng"]
+    py = state["python_rng"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    return state
+
+
+# ----------------------------------------------------------------------------- export / samples
+def make_pipeline(ema: dict, vae, reid) -> Pose2IDPipeline:
+    pipe = Pose2IDPipeline(ema["reference_unet"], ema["denoising_unet"], ema["pose_guider"], ema["ifr"], vae,
+                           make_scheduler(), reid=reid)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sample_grid(pipe: Pose2IDPipeline, root: str | Path, path: Path, n_refs: int = 4, n_poses: int = 6,
+                steps: int = 20) -> None:
+    """Test-query references (rows) × test-gallery poses; per row: reference, IFR-on gens, IFR-off gens."""
+    from pose2id_demo.data import load_market
+
+    ds = load_market(root)
+    rng = np.random.default_rng(0)
+    refs = [ds.query[i] for i in rng.choice(len(ds.query), n_refs, replace=False)]
+    gal = [r for r in ds.gallery if Path(r.path).with_suffix(".json").exists()]
+    poses = [load_pose_json(Path(gal[i].path).with_suffix(".json")) for i in rng.choice(len(gal), n_poses, replace=False)]
+    h, w = pipe.image_size
+    canvas = PIL.Image.new("RGB", (w * (1 + 2 * n_poses) + 4, h * n_refs), "white")
+    for row, rec in enumerate(refs):
+        ref = PIL.Image.open(rec.path).convert("RGB")
+        canvas.paste(ref.resize((w, h), PIL.Image.BOX), (0, row * h))
+        for k, use_ifr in enumerate((True, False)):
+            ims = pipe(ref, poses, num_inference_steps=steps, use_ifr=use_ifr).images
+            for j, im in enumerate(ims):
+                canvas.paste(im, (w * (1 + k * n_poses + j) + 4 * k, row * h))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.resize((canvas.width * 2, canvas.height * 2), PIL.Image.NEAREST).save(path)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="Market-1501-format root (bounding_box_train/ with pose jsons)")
+    ap.add_argument("--config", choices=("tiny", "sd15"), default="tiny")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop this run after N minutes of training")
+    ap.add_argument("--budget-minutes", type=float, default=90.0, help="stop when all runs together reach N minutes")
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reid", default="synthped-reid", help="frozen ReID backbone feeding IFR")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--weight-decay", type=float, default=1e-2)
+    ap.add_argument("--uncond-ratio", type=float, default=0.1)
+    ap.add_argument("--noise-offset", type=float, default=0.05)
+    ap.add_argument("--snr-gamma", type=float, default=0.0)
+    ap.add_argument("--ema-decay", type=float, default=0.999)
+    ap.add_argument("--cleanse-quantile", type=float, default=0.005)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
+    ap.add_argument("--ckpt-minutes", type=float, default=4.0)
+    ap.add_argument("--sample-minutes", type=float, default=12.0)
+    ap.add_argument("--log-every", type=int, default=25)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    defaults = DEFAULTS[args.config]
+    lr = args.lr or defaults["lr"]
+    bsz = args.batch_size or defaults["batch_size"]
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    from pose2id_demo.reid import get_backbone
+
+    reid = get_backbone(args.reid, device="cpu")
+    reid.model.eval()
+    for p in reid.model.parameters():
+        p.requires_grad_(False)
+    comps = build_components(args.config, reid_dim=reid.dim)
+    if args.config == "sd15":
+        raise SystemExit("sd15 training needs SD1.5 + sd-vae-ft-mse weights and a GPU; not available here")
+    image_size = TINY_IMAGE_SIZE if args.config == "tiny" else SD15_IMAGE_SIZE
+    f = comps["pose_guider"].downsample_factor // comps["vae"].config.factor
+    pose_size = (image_size[0] * f, image_size[1] * f)
+    data = PairData(args.data, image_size, pose_size, reid, out / "cache", quantile=args.cleanse_quantile)
+
+    vae = comps["vae"]
+    if vae.config.scaling_factor == 1.0:  # SD-style: 1 / std of the data latents
+        std = float((data.images.astype(np.float32) / 127.5 - 1.0).std())
+        vae.register_to_config(scaling_factor=round(1.0 / std, 4))
+    scaling = vae.config.scaling_factor
+    m = {n: comps[n].train() for n in TRAINED}
+    m["vae"] = vae
+    ema = build_components(args.config, reid_dim=reid.dim)
+    for n in TRAINED:
+        ema[n].load_state_dict(m[n].state_dict())
+        ema[n].eval().requires_grad_(False)
+    params = [p for n in TRAINED for p in m[n].parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=args.weight_decay, foreach=True)
+    scheduler = make_scheduler()
+    rng = np.random.default_rng(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    step, elapsed = 0, 0.0
+    if args.resume and (out / "checkpoint" / "state.json").exists():
+        st = load_checkpoint(out, m, ema, opt, rng, gen)
+        step, elapsed = st["step"], st["elapsed"]
+        logger.info("resumed at step %d (%.1f min trained)", step, elapsed / 60)
+    n_params = {n: sum(p.numel() for p in m[n].parameters()) for n in TRAINED}
+    logger.info("config %s: params %s; batch %d, lr %g, scaling %.4f, image %s, pose %s", args.config,
+                {k: f"{v / 1e6:.2f}M" for k, v in n_params.items()}, bsz, lr, scaling, image_size, pose_size)
+    (out / "train_args.json").write_text(json.dumps({**vars(args), "out": str(out), "lr": lr, "batch_size": bsz,
+                                                     "argv": sys.argv}, indent=1))
+    ema_pipe = make_pipeline(ema, vae, reid)
+
+    def export() -> None:
+        ema_pipe.save_pretrained(out / "pipeline")
+
+    run_start = time.time()
+    last_ckpt = last_sample = time.time()
+    loss_avg = None
+    csv = open(out / "loss.csv", "a")
+    t_step = time.time()
+    stop_reason = "max-steps"
+    while args.max_steps is None or step < args.max_steps:
+        run_min = (time.time() - run_start) / 60
+        if args.max_minutes is not None and run_min >= args.max_minutes:
+            stop_reason = "max-minutes"
+            break
+        if (elapsed + time.time() - run_start) / 60 >= args.budget_minutes:
+            stop_reason = "budget"
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / defaults["warmup"])
+        ref, trg, skel, feats = data.batch(rng, bsz, args.uncond_ratio)
+        loss = training_loss(m, scheduler, ref, trg, skel, feats, gen, args.noise_offset, args.snr_gamma, scaling)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(args.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for n in TRAINED:
+                e, s = list(ema[n].parameters()), list(m[n].parameters())
+                torch._foreach_lerp_(e, s, 1 - decay)
+        step += 1
+        lv = float(loss.detach())
+        loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
+        csv.write(f"{step},{lv:.5f}\n")
+        if step % args.log_every == 0:
+            now = time.time()
+            logger.info("step %d loss %.4f (avg %.4f) %.2f s/step, %.1f min total", step, lv, loss_avg,
+                        (now - t_step) / args.log_every, (elapsed + now - run_start) / 60)
+            t_step = now
+            csv.flush()
+        if time.time() - last_ckpt >= args.ckpt_minutes * 60:
+            save_checkpoint(out, m, ema, opt, step, elapsed + time.time() - run_start, rng, gen, {"scaling": scaling})
+            export()
+            last_ckpt = time.time()
+        if time.time() - last_sample >= args.sample_minutes * 60:
+            sample_grid(ema_pipe, args.data, out / "samples" / f"step_{step:06d}.png")  # counted in the budget
+            last_sample = time.time()
+    csv.close()
+    total = elapsed + time.time() - run_start
+    save_checkpoint(out, m, ema, opt, step, total, rng, gen, {"scaling": scaling})
+    export()
+    sample_grid(ema_pipe, args.data, out / "samples" / f"step_{step:06d}.png")
+    logger.info("stopped (%s) at step %d after %.1f min of training; pipeline in %s", stop_reason, step, total / 60,
+                out / "pipeline")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
