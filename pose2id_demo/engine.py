@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import math
 import threading
@@ -307,16 +306,12 @@ def image_digest(im: Image.Image) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _looks_like_skeleton(im: Image.Image) -> bool:
-    """An OpenPose skeleton render is mostly black with a few saturated strokes."""
-    a = np.asarray(im.convert("RGB").resize((64, 128)), dtype=np.int16)
-    dark = (a.max(axis=2) < 30).mean()
-    sat = (a.max(axis=2) - a.min(axis=2) > 100).mean()
-    return dark > 0.6 and sat > 0.01
-
-
 def load_custom_pose(source: Any) -> tuple[Any, str]:
-    """A custom target pose from a keypoint json, a skeleton image or a photo of a person.
+    """A custom target pose from a keypoint json, an OpenPose skeleton image or a photo of a person.
+
+    Images are decoded by :func:`load_image` (bounded, validated) and then handed to
+    :func:`pose2id_demo.poses.pose_from_upload`, which tells skeleton renders from photos (photos go
+    through the offline pose estimator).
 
     Returns:
         ``(Pose, how)`` where ``how`` says how the pose was obtained.
@@ -324,45 +319,31 @@ def load_custom_pose(source: Any) -> tuple[Any, str]:
     Raises:
         Pose2IDError: unreadable file, invalid keypoints, or no person found in the photo.
     """
-    from pose2id_demo.poses.keypoints import Pose
-
     if isinstance(source, dict):
         source = source.get("path") or source.get("name")
+    if source is None:
+        raise Pose2IDError("Please provide a custom pose file.")
     p = Path(str(source))
     if not p.is_file():
         raise Pose2IDError("The custom pose file could not be found.")
+    poses = _import("pose2id_demo.poses", "Pose handling")
     if p.suffix.lower() == ".json":
         if p.stat().st_size > MAX_POSE_JSON_BYTES:
             raise Pose2IDError("The pose json is larger than 1 MB; a pose is 18 keypoints.")
         try:
-            obj = json.loads(p.read_text(encoding="utf-8"))
-            return Pose.from_json(obj), "keypoint json"
+            return poses.load_pose_json(p), "keypoint json"
         except (ValueError, UnicodeDecodeError) as exc:
             raise Pose2IDError(f"The pose json is not valid: {exc}") from None
     im = load_image(p, what="pose image")
-    if _looks_like_skeleton(im):
-        draw = _import("pose2id_demo.poses.draw", "Reading skeleton images")
-        if not hasattr(draw, "skeleton_to_pose"):
-            raise DependencyMissing("This installation cannot read skeleton images back into keypoints; "
-                                    "upload a keypoint json or a photo instead.")
-        try:
-            pose = draw.skeleton_to_pose(im)
-        except ValueError as exc:
-            raise Pose2IDError(f"No skeleton could be read from the pose image: {exc}") from None
-        if int(pose.visible.sum()) < 4:
-            raise Pose2IDError("The pose image looks like a skeleton render, but fewer than 4 joints could be "
-                               "read from it; upload an OpenPose-style skeleton or a keypoint json.")
-        return pose, "skeleton image"
     try:
-        from pose2id_demo.poses.estimator import NoPersonFound, estimate_pose
-    except ImportError:
-        raise DependencyMissing("The pose estimator is not available in this installation; upload a "
-                                "keypoint json instead.") from None
-    try:
-        return estimate_pose(im), "pose estimated from the photo"
-    except NoPersonFound:
+        pose, kind = poses.pose_from_upload(im)
+    except poses.NoPersonFound:
         raise Pose2IDError("No person was found in the pose photo; the pose step needs a clearly "
                            "visible person (or upload a skeleton image or keypoint json).") from None
+    except ValueError as exc:
+        raise Pose2IDError(f"No pose could be read from the pose image: {exc}.") from None
+    how = {"skeleton": "skeleton image", "photo": "pose estimated from the photo"}.get(kind, kind)
+    return pose, how
 
 
 # --------------------------------------------------------------------------------------------------

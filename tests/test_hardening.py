@@ -398,3 +398,20 @@ def test_generation_deterministic_and_queued(app_client) -> None:
     m1 = app_client.predict("standard", "synthped-reid", 2.0, 3, 3, "both", "both", True, api_name="/benchmark")
     fresh = Engine().benchmark("standard", "synthped-reid", eta=2.0, k1=3, k2=3, rerank=True)
     assert [r[1:] for r in m1[0]["data"]] == [[r[c] for c in m1[0]["headers"][1:]] for r in fresh["rows"]]
+
+
+def test_custom_pose_skeleton_image(tmp_path: Path) -> None:
+    """An OpenPose skeleton render uploaded as the custom pose is read back into (about) the same keypoints."""
+    from pose2id_demo.poses import Pose, draw_pose
+
+    kp = np.array([[32, 14], [32, 30], [22, 30], [18, 50], [16, 68], [42, 30], [46, 50], [48, 68], [26, 66],
+                   [26, 92], [26, 118], [38, 66], [38, 92], [38, 118], [29, 11], [35, 11], [26, 13], [38, 13]],
+                  np.float32) * 2
+    pose = Pose(np.concatenate([kp, np.ones((18, 1), np.float32)], 1), 128, 256)
+    Image.fromarray(draw_pose(pose, 128, 256)).save(tmp_path / "skeleton.png")
+    got, how = load_custom_pose(tmp_path / "skeleton.png")
+    assert how == "skeleton image"
+    vis = got.visible
+    assert vis.sum() >= 12
+    err = np.linalg.norm(got.resized(128, 256).keypoints[vis, :2] - pose.keypoints[vis, :2], axis=1)
+    assert np.median(err) < 6

@@ -123,6 +123,12 @@ def _example_images() -> list[str]:
     return sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
 
 
+@_gpu
+def _generate_on_device(*args: Any, **kwargs: Any) -> dict:
+    """The one GPU-worthy call (decorated for ZeroGPU when `spaces` is installed)."""
+    return get_engine().generate(*args, **kwargs)
+
+
 # ---------------------------------------------------------------------------------------- callbacks
 @_user_errors
 def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: float, eta: float,
@@ -137,9 +143,8 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     image, custom_pose = _payload_path(image), _payload_path(custom_pose)
     if image is None:
         raise gr.Error("Please upload a person image or pick one of the examples first.", print_exception=False)
-    res = _gpu(get_engine().generate)(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
-                                      custom_pose=custom_pose, backbone=backbone,
-                                      progress=_progress_fn(progress))
+    res = _generate_on_device(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
+                              custom_pose=custom_pose, backbone=backbone, progress=_progress_fn(progress))
     names = res["poses"]
     on = [(im, f"IFR on · {n}") for im, n in zip(res["images"].get("on", []), names)]
     off = [(im, f"IFR off · {n}") for im, n in zip(res["images"].get("off", []), names)]
