@@ -58,7 +58,7 @@ from pose2id_demo.poses.keypoints import Pose
 
 logger = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 H, W = 128, 64
 TASKS = ("standard", "occluded", "infrared")
 NUM_CAMERAS = 6
@@ -276,7 +276,10 @@ CAMERAS = (
     Camera(6, "park", (0.98, 1.0, 0.96), 0.85, 0.85, 1.1, 7.0, 60, (0.74, 0.90), (1, 1, 1, 1, 1, 1, 1, 1), 0.0),
 )
 
-_BG_H, _BG_W = 192, 256  # each camera's background canvas; images crop a window of it
+_BG_H, _BG_W = 192, 256
+BG_DESATURATE = 0.35   # fraction of colour removed from backgrounds
+BG_CONTRAST = 0.55     # background texture contrast
+BG_BLUR = 1.2          # background blur radius (px, depth of field)  # each camera's background canvas; images crop a window of it
 
 
 def _value_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
@@ -349,7 +352,17 @@ def camera_background(seed: int, camid: int) -> np.ndarray:
         img = np.where(ground, path, trees)
     # a soft vertical light falloff shared by all kinds
     img = img * (0.9 + 0.15 * (1 - yy / h))[..., None]
-    return np.clip(img, 0, 1).astype(np.float32)
+    # backgrounds are out of focus and less contrasted than the person in front of them (like real
+    # surveillance crops); without this, background texture dominates generic (ImageNet) features
+    lum = img.mean(axis=-1, keepdims=True)
+    img = lum + (img - lum) * (1.0 - BG_DESATURATE)
+    mean = img.mean(axis=(0, 1), keepdims=True)
+    img = mean + (img - mean) * BG_CONTRAST
+    img = np.clip(img, 0, 1)
+    if BG_BLUR > 0:
+        pil = Image.fromarray((img * 255 + 0.5).astype(np.uint8)).filter(ImageFilter.GaussianBlur(BG_BLUR))
+        img = np.asarray(pil, np.float32) / 255.0
+    return img.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------
