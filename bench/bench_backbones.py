@@ -1,0 +1,70 @@
+"""mAP / Rank-1 / ID² of every SynthPed task × ReID backbone, without and with NFC (k1 = k2 = 2).
+
+    python -m bench.bench_backbones [--backbones imagenet-mobilenetv2 synthped-reid] [--tasks ...]
+                                     [--json runs/bench_backbones.json]
+
+Features come from :func:`pose2id_demo.reid.features.dataset_features` (extracted once, cached on disk).
+Evaluation is the Market-1501 protocol (:func:`pose2id_demo.metrics.evaluate`: same-id same-camera
+gallery images removed, distractors kept). NFC is Pose2ID's neighbour feature centralization (Alg. 1)
+in the published setting: query and gallery centralized separately (``nfc_sets(mode="separate",
+apply_to="both")``). ID² (eq. 20, mean over identities) is measured on the query + gallery features of
+the test identities (distractors excluded), before and after NFC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from pose2id_demo.centralization import l2_normalize, nfc_sets
+from pose2id_demo.data.synthped import TASKS
+from pose2id_demo.metrics import distance_matrix, evaluate, id2
+from pose2id_demo.reid import list_backbones
+from pose2id_demo.reid.features import dataset_features
+
+
+def measure(d: dict, k1: int, k2: int) -> list[dict]:
+    q, g = l2_normalize(d["q_feats"]), l2_normalize(d["g_feats"])
+    rows = []
+    for name, (qq, gg) in (("baseline", (q, g)), (f"NFC k1={k1} k2={k2}", nfc_sets(q, g, k1, k2, mode="separate",
+                                                                                  apply_to="both"))):
+        res = evaluate(distance_matrix(qq, gg), d["q_pids"], d["g_pids"], d["q_camids"], d["g_camids"])
+        keep = d["g_pids"] > 0
+        feats = np.concatenate([qq, gg[keep]])
+        pids = np.concatenate([d["q_pids"], d["g_pids"][keep]])
+        rows.append({"setting": name, "mAP": 100 * float(res["mAP"]), "Rank-1": 100 * float(res["Rank-1"]),
+                     "mINP": 100 * float(res["mINP"]), "ID2": float(id2(feats, pids))})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backbones", nargs="+", default=[b for b in list_backbones() if not b.startswith("test-")])
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    ap.add_argument("--k1", type=int, default=2)
+    ap.add_argument("--k2", type=int, default=2)
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args(argv)
+    results = []
+    print(f"| task | backbone | setting | mAP | Rank-1 | mINP | ID² |\n|---|---|---|---|---|---|---|")
+    for task in args.tasks:
+        for bb in args.backbones:
+            t = time.time()
+            d = dataset_features(bb, task, progress=True)
+            for r in measure(d, args.k1, args.k2):
+                r.update(task=task, backbone=bb, nq=len(d["q_pids"]), ng=len(d["g_pids"]),
+                         seconds=round(time.time() - t, 1))
+                results.append(r)
+                print(f"| {task} | {bb} | {r['setting']} | {r['mAP']:.1f} | {r['Rank-1']:.1f} | {r['mINP']:.1f} "
+                      f"| {r['ID2']:.3f} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
