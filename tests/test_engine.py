@@ -194,3 +194,19 @@ def test_ranked_gallery_borders() -> None:
     good = render.bordered(img, render.GREEN)
     assert good.shape == (138, 74, 3) and tuple(good[0, 0]) == render.GREEN and tuple(good[5, 5]) == (0, 0, 0)
     assert render.ranked_gallery(None, "before") == [] and render.hits(r, "before") == 0
+
+
+def test_shipped_examples_are_benchmark_queries() -> None:
+    """The Generate tab's examples are byte-identical SynthPed queries (else: python -m pose2id_demo.ui.make_examples)."""
+    from PIL import Image
+
+    from pose2id_demo.data import load_market
+    from pose2id_demo.data.synthped import ensure_benchmark
+    from pose2id_demo.engine import image_digest, load_image
+    from pose2id_demo.ui.app import EXAMPLES_DIR
+
+    queries = {image_digest(Image.open(r.path).convert("RGB")) for r in load_market(ensure_benchmark("standard")).query}
+    examples = sorted(EXAMPLES_DIR.glob("*.jpg"))
+    assert len(examples) >= 6
+    for ex in examples:
+        assert image_digest(load_image(ex)) in queries, f"{ex.name} is stale: run python -m pose2id_demo.ui.make_examples"

@@ -340,8 +340,8 @@ def build_demo() -> gr.Blocks:
                     out_off = gr.Gallery(label="Generated without IFR (zero-image identity tokens)", columns=9,
                                          height=190, object_fit="contain", elem_id="gen-off")
                     g_before = gr.Gallery(label="Top-10 before (query in blue; green = same identity, red = wrong)",
-                                          columns=11, height=170, object_fit="contain")
-                    g_after = gr.Gallery(label="Top-10 after eq. 9 with these generations", columns=11, height=170,
+                                          columns=11, height="auto", object_fit="contain")
+                    g_after = gr.Gallery(label="Top-10 after eq. 9 with these generations", columns=11, height="auto",
                                          object_fit="contain")
             gen_btn.click(generate, [ref, use_ifr, steps, cfg, seed, g_eta, custom_pose, g_backbone],
                           [out_on, out_off, skel, g_before, g_after, gen_msg, gen_state], api_name="generate",
@@ -370,8 +370,8 @@ def build_demo() -> gr.Blocks:
                         query_index = gr.Slider(0, _n_queries() - 1, value=0, step=1, label="Query index",
                                                 elem_id="query-index")
                         rank_msg = gr.Markdown()
-                        r_before = gr.Gallery(label="before (baseline)", columns=11, height=170, object_fit="contain")
-                        r_after = gr.Gallery(label="after", columns=11, height=170, object_fit="contain")
+                        r_before = gr.Gallery(label="before (baseline)", columns=11, height="auto", object_fit="contain")
+                        r_after = gr.Gallery(label="after", columns=11, height="auto", object_fit="contain")
             with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
                 with gr.Row():
                     n_ids = gr.Slider(*N_IDS_RANGE, value=10, step=1, label="identities")

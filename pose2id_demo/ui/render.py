@@ -44,11 +44,10 @@ def ranked_gallery(ranks: dict[str, Any] | None, which: str) -> list[tuple[np.nd
     if not ranks:
         return []
     q = ranks["query"]
-    items = [(bordered(q["path"], BLUE), f"query · id {q['pid']} · cam {q['camid']}")]
+    items = [(bordered(q["path"], BLUE), f"query id {q['pid']}")]
     for i, r in enumerate(ranks[which], 1):
         mark = "✓" if r["match"] else "✗"
-        items.append((bordered(r["path"], GREEN if r["match"] else RED),
-                      f"#{i} {mark} id {r['pid']} · cam {r['camid']} · d={r['distance']:.3f}"))
+        items.append((bordered(r["path"], GREEN if r["match"] else RED), f"{i} {mark} id {r['pid']}"))
     return items
 
 
