@@ -111,7 +111,7 @@ def mahalanobis_distances(feats: np.ndarray, pids: np.ndarray, covariance: Covar
 
 
 def mahalanobis_filter(
-    feats: np.ndarray, pids: np.ndarray, quantile: float = 0.9, covariance: Covariance = "auto"
+    feats: np.ndarray, pids: np.ndarray, quantile: float = 0.005, covariance: Covariance = "auto"
 ) -> CleansingResult:
     """Keep the samples whose Mahalanobis distance lies within [Q_p, Q_{1-p}] of their identity (eq. 31).
 
