@@ -50,6 +50,7 @@ def test_full_size_official_checkpoints_load_strictly(tmp_path):
         load_official_modules(tmp_path, device="meta")
 
 
+@pytest.mark.slow
 def test_official_loader_real_tensors_small_unet(tmp_path):
     """Real values through the loader (a small UNet via the optional SD config file): exact copies."""
     cfg = dict(SD15_UNET_CONFIG, block_out_channels=(32, 64, 64, 64), cross_attention_dim=16, norm_num_groups=8,

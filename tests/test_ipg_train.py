@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -47,6 +48,7 @@ def run_steps(m, ema, opt, rng, gen, n):
     return params
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact(tmp_path):
     def setup():
         m, ema = tiny_models(), tiny_models()

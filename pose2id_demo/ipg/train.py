@@ -332,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     data = PairData(args.data, image_size, pose_size, reid, out / "cache", quantile=args.cleanse_quantile)
 
     vae = comps["vae"]
-    if vae.config.scaling_factor == 1.0:  # SD-style: 1 / std of the data latents
+    ck_state = out / "checkpoint" / "state.json"
+    if args.resume and ck_state.exists():  # keep the latent scale the run started with
+        vae.register_to_config(scaling_factor=json.loads(ck_state.read_text())["scaling"])
+    elif vae.config.scaling_factor == 1.0:  # SD-style: 1 / std of the data latents
         std = float((data.images.astype(np.float32) / 127.5 - 1.0).std())
         vae.register_to_config(scaling_factor=round(1.0 / std, 4))
     scaling = vae.config.scaling_factor
