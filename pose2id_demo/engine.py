@@ -770,7 +770,7 @@ class Engine:
         return self._tsne.put(ck, out)
 
     # ---------------------------------------------------------------- public API: cleansing
-    def cleansing(self, task: str = "standard", backbone: str = "synthped-reid", quantile: float = 0.9,
+    def cleansing(self, task: str = "standard", backbone: str = "synthped-reid", quantile: float = 0.005,
                   progress: ProgressFn = _noop_progress) -> dict[str, Any]:
         """Data cleansing of the train split (Supplementary 7.1): Mahalanobis outliers (eqs. 29-31)
         and PoseValid rejects (eq. 32).
@@ -781,7 +781,7 @@ class Engine:
         """
         task = check_choice("task", task, TASKS)
         backbone = self._check_backbone(backbone)
-        quantile = check_float("quantile", quantile, 0.5, 0.999)
+        quantile = check_float("quantile p", quantile, 0.0, 0.5)  # keeps [Q_p, Q_1-p] (eq. 31; paper: 0.005)
         return self._once(("cleansing", task, backbone, quantile),
                           lambda: self._cleansing(task, backbone, quantile, progress))
 

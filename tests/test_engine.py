@@ -188,12 +188,24 @@ def test_slider_latency_realistic_size() -> None:
     assert time.perf_counter() - t < 1.0
 
 
-def test_ranked_gallery_borders() -> None:
-    r = {"query": {"path": None, "pid": 1, "camid": 0}, "before": [], "after": []}
-    img = np.zeros((128, 64, 3), np.uint8)
-    good = render.bordered(img, render.GREEN)
-    assert good.shape == (138, 74, 3) and tuple(good[0, 0]) == render.GREEN and tuple(good[5, 5]) == (0, 0, 0)
-    assert render.ranked_gallery(None, "before") == [] and render.hits(r, "before") == 0
+def test_ranked_strip_borders(tmp_path) -> None:
+    """The strip has the query tile (blue) then one tile per rank, green for matches and red otherwise."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 128), (0, 0, 0)).save(tmp_path / "x.png")
+    p = str(tmp_path / "x.png")
+    flags = [True, False, False, True, False, True, False, False, False, True]
+    r = {"query": {"path": p, "pid": 1, "camid": 0},
+         "before": [{"path": p, "pid": 1 if f else 2, "camid": 1, "distance": 0.1, "match": f} for f in flags]}
+    strip = render.ranked_strip(r, "before")
+    for i, f in enumerate([None, *flags]):
+        x, y = render.tile_origin(i)
+        want = render.BLUE if f is None else (render.GREEN if f else render.RED)
+        assert tuple(strip[y + 1, x + 1]) == want, i
+        assert tuple(strip[y + 20, x + 20]) == (0, 0, 0)
+    assert render.ranked_strip(None, "before") is None and render.hits(r, "before") == 4
+    good = render.bordered(np.zeros((128, 64, 3), np.uint8), render.GREEN)
+    assert good.shape == (138, 74, 3)
 
 
 def test_shipped_examples_are_benchmark_queries() -> None:

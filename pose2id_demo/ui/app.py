@@ -159,7 +159,7 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     state = {"query_index": res["query_index"], "backbone": backbone,
              "gen_feats": None if res["gen_feats"] is None else np.asarray(res["gen_feats"]).tolist()}
     skel = [(a, n) for a, n in res["skeletons"]]
-    return (on, off, skel, render.ranked_gallery(ranks, "before"), render.ranked_gallery(ranks, "after"),
+    return (on, off, skel, render.ranked_strip(ranks, "before"), render.ranked_strip(ranks, "after"),
             "\n\n".join(lines), state)
 
 
@@ -172,7 +172,7 @@ def rerank_generated(eta: float, state: dict | None) -> tuple:
                                                 eta=eta, backbone=state["backbone"])
     msg = (f"Benchmark query #{state['query_index']}: correct in the top-10 **{render.hits(ranks, 'before')} → "
            f"{render.hits(ranks, 'after')}** with eq. 9 (η={float(eta):g}).")
-    return render.ranked_gallery(ranks, "before"), render.ranked_gallery(ranks, "after"), msg
+    return render.ranked_strip(ranks, "before"), render.ranked_strip(ranks, "after"), msg
 
 
 @_user_errors
@@ -197,7 +197,7 @@ def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k
                            nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
     msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
            f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
-    return render.ranked_gallery(r, "before"), render.ranked_gallery(r, "after"), msg
+    return render.ranked_strip(r, "before"), render.ranked_strip(r, "after"), msg
 
 
 @_user_errors
@@ -216,8 +216,8 @@ def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(trac
     outl = [(render.bordered(o["path"], render.RED), f"id {o['pid']} · d²={o['distance']:g}")
             for o in res["outliers"][:40]]
     rej = [(render.bordered(o["path"], render.RED), f"id {o['pid']} · {o['reason']}") for o in res["pose_rejects"][:40]]
-    msg = (f"Train split: {res['n_train']} images of {res['n_ids']} identities. Mahalanobis filter (quantile "
-           f"{res['quantile']:g}): **{len(res['outliers'])}** outliers (most distant shown). PoseValid: "
+    msg = (f"Train split: {res['n_train']} images of {res['n_ids']} identities. Mahalanobis filter (keeps "
+           f"[Q_{res['quantile']:g}, Q_{1 - res['quantile']:g}] per identity, eq. 31): **{len(res['outliers'])}** outliers (most distant shown). PoseValid: "
            f"**{len(res['pose_rejects'])}** rejects ({res['n_no_pose']} without keypoints).")
     return outl, rej, msg
 
@@ -339,10 +339,10 @@ def build_demo() -> gr.Blocks:
                                         elem_id="gen-on")
                     out_off = gr.Gallery(label="Generated without IFR (zero-image identity tokens)", columns=9,
                                          height=190, object_fit="contain", elem_id="gen-off")
-                    g_before = gr.Gallery(label="Top-10 before (query in blue; green = same identity, red = wrong)",
-                                          columns=11, height="auto", object_fit="contain")
-                    g_after = gr.Gallery(label="Top-10 after eq. 9 with these generations", columns=11, height="auto",
-                                         object_fit="contain")
+                    g_before = gr.Image(label="Top-10 before (query in blue; green = same identity, red = wrong)",
+                                        type="numpy", format="png", interactive=False, elem_id="gen-before")
+                    g_after = gr.Image(label="Top-10 after eq. 9 with these generations", type="numpy", format="png",
+                                       interactive=False, elem_id="gen-after")
             gen_btn.click(generate, [ref, use_ifr, steps, cfg, seed, g_eta, custom_pose, g_backbone],
                           [out_on, out_off, skel, g_before, g_after, gen_msg, gen_state], api_name="generate",
                           concurrency_limit=1, concurrency_id="generation", preprocess=False)
@@ -370,8 +370,10 @@ def build_demo() -> gr.Blocks:
                         query_index = gr.Slider(0, _n_queries() - 1, value=0, step=1, label="Query index",
                                                 elem_id="query-index")
                         rank_msg = gr.Markdown()
-                        r_before = gr.Gallery(label="before (baseline)", columns=11, height="auto", object_fit="contain")
-                        r_after = gr.Gallery(label="after", columns=11, height="auto", object_fit="contain")
+                        r_before = gr.Image(label="before (baseline): query in blue, green = same identity, red = wrong",
+                                            type="numpy", format="png", interactive=False, elem_id="rank-before")
+                        r_after = gr.Image(label="after centralization", type="numpy", format="png",
+                                           interactive=False, elem_id="rank-after")
             with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
                 with gr.Row():
                     n_ids = gr.Slider(*N_IDS_RANGE, value=10, step=1, label="identities")

@@ -39,16 +39,47 @@ def bordered(image: Any, colour: tuple[int, int, int], border: int = 5, size: tu
     return np.asarray(ImageOps.expand(im, border=border, fill=colour))
 
 
-def ranked_gallery(ranks: dict[str, Any] | None, which: str) -> list[tuple[np.ndarray, str]]:
-    """A Gradio gallery value: the query (blue) then the top list, correct matches green, wrong red."""
+STRIP_PAD = 4  # space between tiles
+STRIP_GAP = 14  # extra space after the query tile
+LABEL_H = 16
+
+
+def _font(size: int = 11) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def tile_origin(i: int, border: int = 5) -> tuple[int, int]:
+    """Top-left pixel (x, y) of tile ``i`` (0 = query) in a :func:`ranked_strip` image."""
+    w = THUMB[0] + 2 * border
+    return STRIP_PAD + i * (w + STRIP_PAD) + (STRIP_GAP if i > 0 else 0), STRIP_PAD
+
+
+def ranked_strip(ranks: dict[str, Any] | None, which: str, border: int = 5) -> np.ndarray | None:
+    """One picture of a ranked list, like torchreid's ``visualize_ranked_results``: the query (blue
+    border), then the top list — correct identity green, wrong red — each labelled with rank and id."""
     if not ranks:
-        return []
+        return None
+    from PIL import ImageDraw
+
     q = ranks["query"]
-    items = [(bordered(q["path"], BLUE), f"query id {q['pid']}")]
-    for i, r in enumerate(ranks[which], 1):
-        mark = "✓" if r["match"] else "✗"
-        items.append((bordered(r["path"], GREEN if r["match"] else RED), f"{i} {mark} id {r['pid']}"))
-    return items
+    tiles = [(q["path"], BLUE, f"query {q['pid']}")]
+    tiles += [(r["path"], GREEN if r["match"] else RED, f"#{i} id {r['pid']}") for i, r in enumerate(ranks[which], 1)]
+    tw, th = THUMB[0] + 2 * border, THUMB[1] + 2 * border
+    width = tile_origin(len(tiles) - 1, border)[0] + tw + STRIP_PAD
+    canvas = Image.new("RGB", (width, th + LABEL_H + 2 * STRIP_PAD), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font()
+    for i, (path, colour, label) in enumerate(tiles):
+        x, y = tile_origin(i, border)
+        canvas.paste(Image.fromarray(bordered(path, colour, border)), (x, y))
+        tw_text = draw.textlength(label, font=font)
+        draw.text((x + (tw - tw_text) / 2, y + th + 2), label, fill=colour if i else BLUE, font=font)
+    return np.asarray(canvas)
 
 
 def hits(ranks: dict[str, Any] | None, which: str) -> int:
