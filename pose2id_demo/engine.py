@@ -647,10 +647,9 @@ class Engine:
         q, g = self._stage_feats(data, key, s, row)
         dist = self._distmat(("dist", key) + self._row_key(s, row), q, g, s.rerank)
         r = met.evaluate(dist, data.q_pids, data.g_pids, data.q_camids, data.g_camids)
-        feats = np.concatenate([q, g])
-        pids = np.concatenate([data.q_pids, data.g_pids])
         out = {"setting": row, "mAP": _pct(r["mAP"]), "Rank-1": _pct(r["Rank-1"]), "Rank-5": _pct(r["Rank-5"]),
-               "Rank-10": _pct(r["Rank-10"]), "mINP": _pct(r["mINP"]), "ID²": round(float(met.id2(feats, pids)), 4)}
+               "Rank-10": _pct(r["Rank-10"]), "mINP": _pct(r["mINP"]),
+               "ID²": identity_density(q, g, data.q_pids, data.g_pids)}
         return self._results.put(rk, out)
 
     # ---------------------------------------------------------------- public API: benchmark
@@ -756,7 +755,7 @@ class Engine:
             return hit
         pids = np.concatenate([data.q_pids, data.g_pids])
         is_query = np.concatenate([np.ones(len(data.q), bool), np.zeros(len(data.g), bool)])
-        uniq, counts = np.unique(pids[pids >= 0], return_counts=True)
+        uniq, counts = np.unique(pids[pids > 0], return_counts=True)  # no distractors (0) / junk (-1)
         chosen = uniq[np.lexsort((uniq, -counts))][:n_ids]
         sel = np.flatnonzero(np.isin(pids, chosen))
         met = _import("pose2id_demo.metrics", "The ReID metrics")
@@ -1008,7 +1007,6 @@ class Engine:
         q, g = _l2n(fs.q_feats), _l2n(fs.g_feats)
         q_gen = None if getattr(fs, "q_gen", None) is None else np.asarray(fs.q_gen, np.float32)
         g_gen = None if getattr(fs, "g_gen", None) is None else np.asarray(fs.g_gen, np.float32)
-        pids = np.concatenate([fs.q_pids, fs.g_pids])
         notes: list[str] = []
 
         def ev(qf: np.ndarray, gf: np.ndarray, name: str, id2: bool = True) -> dict[str, Any]:
@@ -1016,7 +1014,7 @@ class Engine:
             row = {"setting": name, "mAP": _pct(r["mAP"]), "Rank-1": _pct(r["Rank-1"]), "Rank-5": _pct(r["Rank-5"]),
                    "Rank-10": _pct(r["Rank-10"]), "mINP": _pct(r["mINP"])}
             if id2:
-                row["ID²"] = round(float(met.id2(np.concatenate([qf, gf]), pids)), 4)
+                row["ID²"] = identity_density(qf, gf, fs.q_pids, fs.g_pids)
             return row
 
         def ipg(eta_: float, apply: str, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -1071,6 +1069,18 @@ class Engine:
             out["m_curve"] = mc
         progress(1.0, "done")
         return out
+
+
+def identity_density(q: np.ndarray, g: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray) -> float:
+    """ID² (eqs. 20-21) over query ∪ gallery, identities only: Market-1501's distractors (pid 0) and junk
+    (pid -1) are not an identity and are left out."""
+    from pose2id_demo.metrics import id2
+
+    pids = np.concatenate([q_pids, g_pids])
+    keep = pids > 0
+    if not keep.any():
+        return float("nan")
+    return round(float(id2(np.concatenate([q, g])[keep], pids[keep])), 4)
 
 
 def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -24,13 +24,13 @@ def toy_data(seed: int = 0, n_ids: int = 30, nq: int = 2, ng: int = 6, d: int = 
     """Identities = random centres; images = centre + noise; generated = centre + smaller noise."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_ids, d))
-    q_pids, g_pids = np.repeat(np.arange(n_ids), nq), np.repeat(np.arange(n_ids), ng)
+    q_pids, g_pids = np.repeat(np.arange(1, n_ids + 1), nq), np.repeat(np.arange(1, n_ids + 1), ng)  # Market: ids > 0
     q_cam = rng.integers(0, 3, len(q_pids))
     g_cam = rng.integers(0, 3, len(g_pids))
-    q = centres[q_pids] + noise * rng.normal(size=(len(q_pids), d))
-    g = centres[g_pids] + noise * rng.normal(size=(len(g_pids), d))
-    q_gen = centres[q_pids][:, None] + 0.7 * noise * rng.normal(size=(len(q_pids), m, d))
-    g_gen = centres[g_pids][:, None] + 0.7 * noise * rng.normal(size=(len(g_pids), m, d))
+    q = centres[q_pids - 1] + noise * rng.normal(size=(len(q_pids), d))
+    g = centres[g_pids - 1] + noise * rng.normal(size=(len(g_pids), d))
+    q_gen = centres[q_pids - 1][:, None] + 0.7 * noise * rng.normal(size=(len(q_pids), m, d))
+    g_gen = centres[g_pids - 1][:, None] + 0.7 * noise * rng.normal(size=(len(g_pids), m, d))
     return BenchData(q=_l2n(q), g=_l2n(g), q_pids=q_pids, g_pids=g_pids, q_camids=q_cam, g_camids=g_cam,
                      q_paths=[f"q{i}.jpg" for i in range(len(q))], g_paths=[f"g{i}.jpg" for i in range(len(g))],
                      q_gen=q_gen.astype(np.float32), g_gen=g_gen.astype(np.float32))
@@ -222,3 +222,16 @@ def test_shipped_examples_are_benchmark_queries() -> None:
     assert len(examples) >= 6
     for ex in examples:
         assert image_digest(load_image(ex)) in queries, f"{ex.name} is stale: run python -m pose2id_demo.ui.make_examples"
+
+
+def test_identity_density_ignores_distractors_and_junk() -> None:
+    from pose2id_demo.engine import identity_density
+
+    d = toy_data(n_ids=5)
+    base = identity_density(d.q, d.g, d.q_pids, d.g_pids)
+    assert base == pytest.approx(round(float(id2(np.concatenate([d.q, d.g]), np.concatenate([d.q_pids, d.g_pids]))), 4))
+    rng = np.random.default_rng(3)
+    extra = _l2n(rng.normal(size=(7, d.g.shape[1])))
+    with_noise = identity_density(d.q, np.concatenate([d.g, extra]), d.q_pids,
+                                  np.concatenate([d.g_pids, [0, 0, 0, 0, -1, -1, 0]]))
+    assert with_noise == base
