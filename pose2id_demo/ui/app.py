@@ -39,6 +39,7 @@ from pose2id_demo.ui import render  # noqa: E402
 log = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+COLUMNS = ["setting", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²"]
 DEFAULT_BACKBONE = "synthped-reid"
 KNOWN_BACKBONES = ["synthped-reid", "imagenet-mobilenetv2"]
 #: Concurrency of the cheap benchmark callbacks (generation always runs one at a time).
@@ -363,7 +364,7 @@ def build_demo() -> gr.Blocks:
                     ipg_on = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
                     rerank = gr.Checkbox(False, label="k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)")
                 with gr.Column(scale=2):
-                    table = gr.Dataframe(label="Ablation (Table 2): metrics in %, ID² lower = denser",
+                    table = gr.Dataframe(label="Ablation (Table 2): metrics in %, ID² lower = denser", headers=COLUMNS,
                                          interactive=False, elem_id="metrics-table")
                     bench_msg = gr.Markdown(elem_id="bench-msg")
                     with gr.Accordion("Ranked lists for one query", open=True):
@@ -422,7 +423,7 @@ def build_demo() -> gr.Blocks:
                     exp_file = gr.File(label="exported feature file", interactive=False)
                 with gr.Column(scale=2):
                     f_msg = gr.Markdown()
-                    f_table = gr.Dataframe(label="Ablation on your features (%)", interactive=False)
+                    f_table = gr.Dataframe(label="Ablation on your features (%)", headers=COLUMNS, interactive=False)
                     heat = gr.Plot(label="k1 × k2 (Fig. 9)")
                     with gr.Row():
                         eta_plot = gr.Plot(label="η curve (Fig. 8)")
@@ -431,7 +432,8 @@ def build_demo() -> gr.Blocks:
                            [f_table, heat, eta_plot, m_plot, f_msg], api_name="evaluate_features",
                            concurrency_limit=2, concurrency_id="features")
             exp_btn.click(export_features, [exp_task, exp_bb], exp_file, api_name="export_features",
-                          concurrency_limit=2, concurrency_id="features")
+                          concurrency_limit=2, concurrency_id="features").success(
+                lambda f: f, exp_file, npz, api_visibility="private")  # ready to evaluate
 
         # ---------------------------------------------------------------- About
         with gr.Tab("About", id="about"):
