@@ -437,7 +437,7 @@ class Engine:
         self._gen_lock = threading.Lock()  # one diffusion run at a time (attention processors hold state)
         self._extract_lock = threading.Lock()
         self._results = _LRU(512)  # metrics rows
-        self._feats = _LRU(64)  # centralized feature sets
+        self._feats = _LRU(24)  # centralized feature sets (≤ ~5 MB each on SynthPed)
         self._dists = _LRU(12)  # distance matrices (re-ranking is the slow one)
         self._tsne = _LRU(32)
 
