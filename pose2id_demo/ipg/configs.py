@@ -4,7 +4,9 @@ The same classes serve both (diffusers style); only the config dicts differ.
 
 - ``sd15``: SD1.5 UNet (320/640/1280/1280, cross-attention 768), AutoencoderKL sd-vae-ft-mse (×8, 4 ch),
   512×256 images, Pose Guider (16, 32, 64, 128) → 320, IFR 3840 → 20 × 768.
-- ``tiny``: 64×32 images in the lossless pixel-unshuffle space (48×16×8, :mod:`pose2id_demo.ipg.vae`),
+- ``tiny``: 64×32 images in the 4×16×8 latent space of a small trained KL autoencoder
+  (:mod:`pose2id_demo.ipg.autoencoder`; the lossless pixel-unshuffle space of :mod:`pose2id_demo.ipg.vae` was
+  tried first and rejected, see there),
   UNets with blocks (32, 64, 64) (1.5 M parameters each), cross-attention width 64, IFR ``reid_dim`` → 8 × 64, and the Pose Guider
   with widths (16, 32, 64) → 32 on a 64×32 skeleton (×4 downsampling onto the 16×8 latent). Same
   structure as §6.3, one stage fewer: the ×8 variant needs a 128×64 skeleton whose full-resolution convs
@@ -34,7 +36,7 @@ SD15_UNET_CONFIG: dict[str, Any] = dict(
 )
 
 TINY_UNET_CONFIG: dict[str, Any] = dict(
-    sample_size=(16, 8), in_channels=48, out_channels=48, flip_sin_to_cos=True, freq_shift=0,
+    sample_size=(16, 8), in_channels=4, out_channels=4, flip_sin_to_cos=True, freq_shift=0,
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
     block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=8, cross_attention_dim=64,
@@ -45,17 +47,24 @@ TINY_IMAGE_SIZE = (64, 32)
 SD15_IMAGE_SIZE = (512, 256)
 
 
-def build_components(config: str, reid_dim: int, unet_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Fresh (random-init) modules for ``config`` ∈ {"tiny", "sd15"}; VAE only for tiny (sd15 loads its VAE)."""
+def build_components(config: str, reid_dim: int, unet_overrides: dict[str, Any] | None = None,
+                     vae: Any = None) -> dict[str, Any]:
+    """Fresh (random-init) trainable modules for ``config`` ∈ {"tiny", "sd15"} around a given (trained) ``vae``.
+
+    The UNets' latent channels follow the VAE: 4 for an ``AutoencoderKL`` (the tiny autoencoder of
+    :mod:`pose2id_demo.ipg.autoencoder`, or SD's), 48 for the ×4 :class:`PixelUnshuffleVAE` (the default
+    when ``vae`` is None for tiny).
+    """
     if config == "tiny":
-        ucfg = {**TINY_UNET_CONFIG, **(unet_overrides or {})}
+        if vae is None:
+            vae = PixelUnshuffleVAE(in_channels=3, factor=4, sample_size=TINY_IMAGE_SIZE)
+        ch = vae.latent_channels if isinstance(vae, PixelUnshuffleVAE) else vae.config.latent_channels
+        ucfg = {**TINY_UNET_CONFIG, "in_channels": ch, "out_channels": ch, **(unet_overrides or {})}
         ifr = IFR(in_dim=reid_dim, **TINY_IFR)
-        vae = PixelUnshuffleVAE(in_channels=3, factor=4, sample_size=TINY_IMAGE_SIZE)
         pose_widths = (16, 32, 64)
     elif config == "sd15":
         ucfg = {**SD15_UNET_CONFIG, **(unet_overrides or {})}
         ifr = IFR(in_dim=reid_dim, num_tokens=20, dim=768)
-        vae = None
         pose_widths = (16, 32, 64, 128)
     else:
         raise ValueError(f"unknown IPG config {config!r}; use 'tiny' or 'sd15'")

@@ -61,6 +61,13 @@ _CLASSES: dict[str, Any] = {
 _MODULES = ("reference_unet", "denoising_unet", "pose_guider", "ifr", "vae", "scheduler")
 
 
+def vae_scale_factor(vae: Any) -> int:
+    """Spatial downsampling of an ``AutoencoderKL`` (2^(blocks-1)) or a :class:`PixelUnshuffleVAE` (its factor)."""
+    if isinstance(vae, PixelUnshuffleVAE):
+        return int(vae.config.factor)
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
 def make_scheduler(**overrides: Any) -> DDIMScheduler:
     """DDIM exactly as the official inference config: scaled-linear betas, zero-SNR, trailing, v-prediction."""
     kwargs = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -141,10 +148,7 @@ class Pose2IDPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(reference_unet=reference_unet, denoising_unet=denoising_unet,
                               pose_guider=pose_guider, ifr=ifr, vae=vae, scheduler=scheduler, reid=reid)
-        if isinstance(vae, PixelUnshuffleVAE):
-            self.vae_scale_factor = vae.config.factor
-        else:
-            self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = vae_scale_factor(vae)
         if image_size is None:
             s = denoising_unet.config.sample_size
             s = (s, s) if isinstance(s, int) else tuple(s)

@@ -1,23 +1,24 @@
 """The tiny configuration's latent space: a fixed, lossless pixel-unshuffle "VAE".
 
-Decision (issue 5 asks to record it): the tiny IPG diffuses in a *pixel-unshuffled* space instead of the
-latent space of a trained autoencoder. A 64×32 RGB image in [-1, 1] is rearranged by space-to-depth with
-factor 4 into a 48×16×8 tensor (each latent "pixel" is a 4×4×3 patch), which is exactly invertible.
+Decision (issue 5 asks to record it): the shipped tiny IPG uses a small *trained* KL autoencoder
+(:mod:`pose2id_demo.ipg.autoencoder`, 64×32 RGB ↔ 4×16×8), not this module. This fixed, lossless
+space-to-depth "VAE" (a 64×32 RGB image in [-1, 1] → 48×16×8 by pixel-unshuffle ×4, exactly invertible,
+no training) was the first choice and was measured:
 
-Why:
-- It costs no training minutes (the whole CPU budget goes to the diffusion UNets) and has zero
-  reconstruction error, so every generation error is the UNet's, which keeps the quality numbers honest.
-- A 16×8 latent is what the UNets can afford on 2 CPU cores: with (32, 64, 64) blocks, 20 DDIM steps with
-  CFG for 8 images take ~1.7 s at 16×8 versus ~7.5 s at 32×16 (measured on this machine before the
-  choice); a trained ×4 KL autoencoder would give the same 16×8 grid but with 4 blurry, lossy channels
-  and would need its own training run and decoder pass.
-- The cost: generations are 64×32 (upsampled to the ReID input size), and the UNet must model the
-  within-patch structure through 48 channels (the patch-embedding view used by pixel-space DiTs).
+- for: zero training minutes, zero reconstruction error, and the same 16×8 grid the UNets can afford on
+  2 cores ((32, 64, 64) blocks, 20 DDIM steps with CFG for 8 images: ~1.7 s at 16×8 vs ~7.5 s at 32×16);
+- against (decisive): after 900 training steps (15 CPU-minutes) the UNet's x0 predictions at t ≥ 500 were
+  already person-shaped, but it had learned almost nothing about removing small noise (v-MSE 0.96 at
+  t = 50, versus 1.0 for predicting zero), so every sample stayed covered in pixel noise. The UNet must
+  model all high-frequency detail of 48 channels per latent pixel; an autoencoder trained once (minutes)
+  takes that detail off the diffusion model, which is the point of latent diffusion.
+
+It stays as a parameter-free, exact stand-in VAE for tests and for experiments.
 
 Interface mirrors :class:`diffusers.AutoencoderKL` for the pipeline: ``encode(x).latent_dist.mean`` /
 ``.sample()`` (a zero-variance diagonal Gaussian), ``decode(z).sample``, ``config.scaling_factor`` (the
 pipeline multiplies encoded latents by it and divides before decoding, as with SD's 0.18215). The
-factor is set from the training data's standard deviation by ``pose2id_demo.ipg.train``.
+factor is set from the training data's standard deviation by ``pose2id_demo.ipg.train`` when used.
 """
 
 from __future__ import annotations
