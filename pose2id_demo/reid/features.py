@@ -56,11 +56,11 @@ def _atomic_save(path: Path, arr: np.ndarray) -> None:
 
 
 def features_for_paths(backbone_name: str, paths: Sequence[str | Path], batch_size: int = 64,
-                       progress: bool = True, use_cache: bool = True) -> np.ndarray:
+                       progress: bool = True, use_cache: bool = True, device: str = "cpu") -> np.ndarray:
     """Raw features (N, dim) of the images at ``paths``, from the disk cache when present."""
     from pose2id_demo.reid import get_backbone
 
-    backbone = get_backbone(backbone_name)
+    backbone = get_backbone(backbone_name, device=device)
     key = hashlib.sha256(f"{backbone_name}|{backbone.weights_id}|{image_list_digest(paths)}".encode()).hexdigest()
     cache = cache_dir() / "features" / backbone_name / f"{key[:32]}.npy"
     if use_cache and cache.exists():
@@ -105,7 +105,7 @@ def load_feature_file(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def dataset_features(backbone_name: str, task: str = "standard", root: str | Path | None = None,
-                     batch_size: int = 64, progress: bool = True) -> dict[str, np.ndarray]:
+                     batch_size: int = 64, progress: bool = True, device: str = "cpu") -> dict[str, np.ndarray]:
     """Query and gallery features of a SynthPed ``task`` (or of the Market-1501 folder ``root``).
 
     Returns a dict with ``q_feats, g_feats`` (raw, float32), ``q_pids, g_pids, q_camids, g_camids`` (int
@@ -122,7 +122,8 @@ def dataset_features(backbone_name: str, task: str = "standard", root: str | Pat
     out: dict[str, np.ndarray] = {}
     for s, recs in (("q", ds.query), ("g", ds.gallery)):
         paths = [r.path for r in recs]
-        out[f"{s}_feats"] = features_for_paths(backbone_name, paths, batch_size=batch_size, progress=progress)
+        out[f"{s}_feats"] = features_for_paths(backbone_name, paths, batch_size=batch_size, progress=progress,
+                                               device=device)
         out[f"{s}_pids"] = np.array([r.pid for r in recs], np.int64)
         out[f"{s}_camids"] = np.array([r.camid for r in recs], np.int64)
         out[f"{s}_paths"] = np.array(paths)
