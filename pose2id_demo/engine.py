@@ -955,9 +955,13 @@ class Engine:
 
     def export_features(self, task: str, backbone: str, path: str | Path) -> Path:
         """Write the benchmark's features as a feature file (the CLI's keys; ``q_gen``/``g_gen`` if shipped)."""
+        task, backbone = check_choice("task", task, TASKS), self._check_backbone(backbone)
         data = self.bench_data(task, backbone)
-        arrays = {"q_feats": data.q, "g_feats": data.g, "q_pids": data.q_pids, "g_pids": data.g_pids,
-                  "q_camids": data.q_camids, "g_camids": data.g_camids}
+        feats_mod = _import("pose2id_demo.reid.features", "The benchmark feature cache")
+        raw = feats_mod.dataset_features(backbone, task, progress=False)
+        # Raw features (as the backbone gave them): evaluating the file repeats exactly the benchmark's steps.
+        arrays = {"q_feats": np.asarray(raw["q_feats"], np.float32), "g_feats": np.asarray(raw["g_feats"], np.float32),
+                  "q_pids": data.q_pids, "g_pids": data.g_pids, "q_camids": data.q_camids, "g_camids": data.g_camids}
         if data.q_gen is not None and data.g_gen is not None:
             arrays.update(q_gen=data.q_gen, g_gen=data.g_gen)
         path = Path(path)
