@@ -249,3 +249,19 @@ def test_pipeline_many_references_equal_separate_calls(pipe):
     for r in range(2):
         single = pipe(make_image(r), poses, **kw).images
         np.testing.assert_allclose(both[2 * r:2 * r + 2], single, atol=1e-4)
+
+
+def test_tiny_autoencoder_interface_and_round_trip(tmp_path):
+    from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL
+    from pose2id_demo.ipg.pipeline import load_vae, vae_scale_factor
+
+    torch.manual_seed(0)
+    ae = TinyAutoencoderKL(latent_channels=8, block_out_channels=(8, 16, 16), scaling_factor=0.7).eval()
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    post = ae.encode(x).latent_dist
+    assert post.mean.shape == (2, 8, 16, 8) and vae_scale_factor(ae) == 4
+    assert ae.decode(post.mean).sample.shape == x.shape
+    ae.save_pretrained(tmp_path)
+    back = load_vae(tmp_path)
+    assert isinstance(back, TinyAutoencoderKL) and back.config.scaling_factor == 0.7
+    assert torch.equal(back.decode(post.mean).sample, ae.decode(post.mean).sample)

@@ -4,7 +4,7 @@ The same classes serve both (diffusers style); only the config dicts differ.
 
 - ``sd15``: SD1.5 UNet (320/640/1280/1280, cross-attention 768), AutoencoderKL sd-vae-ft-mse (×8, 4 ch),
   512×256 images, Pose Guider (16, 32, 64, 128) → 320, IFR 3840 → 20 × 768.
-- ``tiny``: 64×32 images in the 4×16×8 latent space of a small trained KL autoencoder
+- ``tiny``: 64×32 images in the 8×16×8 latent space of a small trained KL autoencoder
   (:mod:`pose2id_demo.ipg.autoencoder`; the lossless pixel-unshuffle space of :mod:`pose2id_demo.ipg.vae` was
   tried first and rejected, see there),
   UNets with blocks (32, 64, 64) (1.5 M parameters each), cross-attention width 64, IFR ``reid_dim`` → 8 × 64, and the Pose Guider
@@ -51,8 +51,8 @@ def build_components(config: str, reid_dim: int, unet_overrides: dict[str, Any] 
                      vae: Any = None) -> dict[str, Any]:
     """Fresh (random-init) trainable modules for ``config`` ∈ {"tiny", "sd15"} around a given (trained) ``vae``.
 
-    The UNets' latent channels follow the VAE: 4 for an ``AutoencoderKL`` (the tiny autoencoder of
-    :mod:`pose2id_demo.ipg.autoencoder`, or SD's), 48 for the ×4 :class:`PixelUnshuffleVAE` (the default
+    The UNets' latent channels follow the VAE: 8 for the tiny autoencoder of
+    :mod:`pose2id_demo.ipg.autoencoder`, 4 for SD's ``AutoencoderKL``, 48 for the ×4 :class:`PixelUnshuffleVAE` (the default
     when ``vae`` is None for tiny).
     """
     if config == "tiny":

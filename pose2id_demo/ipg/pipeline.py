@@ -39,6 +39,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL
 from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pose_encoder import PoseGuider
 from pose2id_demo.ipg.reference_attention import reference_attention
@@ -56,9 +57,22 @@ _CLASSES: dict[str, Any] = {
     "IFR": IFR,
     "PixelUnshuffleVAE": PixelUnshuffleVAE,
     "AutoencoderKL": AutoencoderKL,
+    "TinyAutoencoderKL": TinyAutoencoderKL,
     "DDIMScheduler": DDIMScheduler,
 }
 _MODULES = ("reference_unet", "denoising_unet", "pose_guider", "ifr", "vae", "scheduler")
+
+
+def load_vae(directory: str | Path) -> Any:
+    """A saved VAE folder (``AutoencoderKL``, :class:`TinyAutoencoderKL` or :class:`PixelUnshuffleVAE`)."""
+    name = json.loads((Path(directory) / "config.json").read_text()).get("_class_name")
+    klass = {"AutoencoderKL": AutoencoderKL, "TinyAutoencoderKL": TinyAutoencoderKL,
+             "PixelUnshuffleVAE": PixelUnshuffleVAE}.get(name)
+    if klass is None:
+        raise ValueError(f"{directory}: unknown VAE class {name!r}")
+    if klass is PixelUnshuffleVAE:
+        return klass.from_config(klass.load_config(directory))
+    return klass.from_pretrained(directory, low_cpu_mem_usage=False).eval()
 
 
 def vae_scale_factor(vae: Any) -> int:

@@ -42,11 +42,10 @@ import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 
 from pose2id_demo.ipg.configs import SD15_IMAGE_SIZE, TINY_IMAGE_SIZE, build_components
-from pose2id_demo.ipg.pipeline import Pose2IDPipeline, make_scheduler, render_pose, vae_scale_factor
+from pose2id_demo.ipg.pipeline import Pose2IDPipeline, load_vae, make_scheduler, render_pose, vae_scale_factor
 from pose2id_demo.ipg.reference_attention import reference_attention
 from pose2id_demo.poses.keypoints import Pose, load_pose_json
 
@@ -327,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         p.requires_grad_(False)
     if args.config == "tiny" and args.vae is None:
         raise SystemExit("--vae DIR is required for the tiny config (train it with python -m pose2id_demo.ipg.autoencoder)")
-    vae_model = AutoencoderKL.from_pretrained(args.vae).eval().requires_grad_(False) if args.vae else None
+    vae_model = load_vae(args.vae).requires_grad_(False) if args.vae else None
     comps = build_components(args.config, reid_dim=reid.dim, vae=vae_model)
     if args.config == "sd15":
         raise SystemExit("sd15 training needs SD1.5 + sd-vae-ft-mse weights and a GPU; not available here")
