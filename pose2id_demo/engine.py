@@ -1106,6 +1106,19 @@ def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return emb.astype(np.float32)
 
 
+def shipped_assets(task: str = "standard", backbone: str = "synthped-reid") -> dict[str, bool]:
+    """Which shipped assets are present (for the UI's notices and for tests): the representative poses,
+    the embedded generator, the generated features of ``task``/``backbone`` and the ReID weights."""
+    from pose2id_demo.paths import ASSETS, MODELS_DIR, POSES_DIR
+
+    return {
+        "poses": POSES_DIR.is_dir() and any(POSES_DIR.glob("*.json")),
+        "generator": (MODELS_DIR / "ipg-tiny" / "model_index.json").is_file(),
+        "generated_features": (ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz").is_file(),
+        "reid": (MODELS_DIR / "reid" / "synthped-reid.safetensors").is_file(),
+    }
+
+
 _ENGINE: Engine | None = None
 _ENGINE_LOCK = threading.Lock()
 

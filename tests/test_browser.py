@@ -65,6 +65,7 @@ def table_text(pg) -> str:
 
 
 def test_generate_in_browser(page, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pose2id_demo.engine import shipped_assets
     from pose2id_demo.ui.app import EXAMPLES_DIR
 
     out = shots_dir(tmp_path_factory)
@@ -76,6 +77,11 @@ def test_generate_in_browser(page, tmp_path_factory: pytest.TempPathFactory) -> 
     steps.fill("8")
     steps.press("Enter")
     page.locator("#generate-btn").click()
+    have = shipped_assets()
+    if not (have["poses"] and have["generator"]):  # the page must say what is missing, not fake images
+        page.get_by_text("not shipped").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(out / "screenshot-generate-missing.png"), full_page=True)
+        return
     page.locator("#gen-on img").nth(7).wait_for(timeout=240_000)
     page.locator("#gen-off img").nth(7).wait_for(timeout=240_000)
     page.get_by_text("Generated 8 poses").wait_for()
@@ -87,7 +93,7 @@ def test_generate_in_browser(page, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_slider_changes_table(page, tmp_path_factory: pytest.TempPathFactory) -> None:
     out = shots_dir(tmp_path_factory)
     page.get_by_role("tab", name="Benchmark").click()
-    page.locator("#metrics-table").get_by_text("+NFC+IPG").wait_for()
+    page.locator("#metrics-table").get_by_text("+NFC", exact=True).wait_for()
     before = table_text(page)
     k1 = page.locator("#k1 input[type=number]")
     k1.fill("6")
