@@ -118,6 +118,21 @@ def _n_queries() -> int:
         return 200
 
 
+def _missing_notice() -> str:
+    """A visible notice when shipped assets that generation needs are absent (nothing is faked)."""
+    from pose2id_demo.engine import shipped_assets
+
+    have = shipped_assets()
+    lack = [what for key, what in (("poses", "the 8 representative poses (assets/poses)"),
+                                   ("generator", "the embedded generator (assets/models/ipg-tiny)"),
+                                   ("generated_features", "the benchmark's generated features (assets/features)"))
+            if not have[key]]
+    if not lack:
+        return ""
+    return ("⚠️ **Not shipped in this installation:** " + "; ".join(lack) + ". What needs them answers with "
+            "a message instead of results.")
+
+
 def _example_images() -> list[str]:
     if not EXAMPLES_DIR.is_dir():
         return []
@@ -325,6 +340,9 @@ def build_demo() -> gr.Blocks:
 
         # ---------------------------------------------------------------- Generate
         with gr.Tab("Generate", id="generate"):
+            missing = _missing_notice()
+            if missing:
+                gr.Markdown(missing, elem_id="missing-notice")
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
                     # The engine decodes uploads itself (bounded, validated); see preprocess=False below.
