@@ -82,12 +82,15 @@ def test_generate_in_browser(page, tmp_path_factory: pytest.TempPathFactory) -> 
         page.get_by_text("not shipped").first.wait_for(timeout=60_000)
         page.screenshot(path=str(out / "screenshot-generate-missing.png"), full_page=True)
         return
-    page.locator("#gen-on img").nth(7).wait_for(timeout=240_000)
-    page.locator("#gen-off img").nth(7).wait_for(timeout=240_000)
-    page.get_by_text("Generated 8 poses").wait_for()
+    page.get_by_text("Generated 8 poses").wait_for(timeout=240_000)
     msg = page.locator("#gen-msg").inner_text()
     assert "Benchmark query" in msg, msg
+    page.locator("#pose-sheet img").wait_for()
+    page.locator("#gen-before img").wait_for()
     page.screenshot(path=str(out / "screenshot-generate.png"), full_page=True)
+    page.get_by_text("Individual images (download)").click()
+    page.locator("#gen-on img").nth(7).wait_for()
+    page.locator("#gen-off img").nth(7).wait_for()
 
 
 def test_slider_changes_table(page, tmp_path_factory: pytest.TempPathFactory) -> None:

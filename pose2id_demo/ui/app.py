@@ -175,8 +175,11 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     state = {"query_index": res["query_index"], "backbone": backbone,
              "gen_feats": None if res["gen_feats"] is None else np.asarray(res["gen_feats"]).tolist()}
     skel = [(a, n) for a, n in res["skeletons"]]
+    sheet_rows = [("pose", [a for a, _ in res["skeletons"]])]
+    sheet_rows += [(f"IFR {m}", res["images"][m]) for m in ("on", "off") if m in res["images"]]
+    sheet = render.pose_sheet(names, sheet_rows)
     return (on, off, skel, render.ranked_strip(ranks, "before"), render.ranked_strip(ranks, "after"),
-            "\n\n".join(lines), state)
+            "\n\n".join(lines), sheet, state)
 
 
 @_user_errors
@@ -353,7 +356,7 @@ def build_demo() -> gr.Blocks:
                         gr.Examples(examples=[[e] for e in examples], inputs=[ref],
                                     label="SynthPed benchmark queries (ranked lists shown for these)",
                                     examples_per_page=8)
-                    custom_pose = gr.File(label="Optional custom target pose: keypoint json, skeleton image or photo",
+                    custom_pose = gr.File(label="Custom target pose (optional): json, skeleton or photo",
                                           file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"], height=120)
                     with gr.Row():
                         use_ifr = gr.Radio(["on", "off", "both"], value="both", label="IFR",
@@ -369,18 +372,22 @@ def build_demo() -> gr.Blocks:
                 with gr.Column(scale=2):
                     gen_msg = gr.Markdown("Upload a person or pick an example, then press **Generate**.",
                                           elem_id="gen-msg")
-                    skel = gr.Gallery(label="Target poses (8 representative poses, eqs. 7-8)", columns=9, height=190,
-                                      object_fit="contain", elem_id="skeletons")
-                    out_on = gr.Gallery(label="Generated with IFR", columns=9, height=190, object_fit="contain",
-                                        elem_id="gen-on")
-                    out_off = gr.Gallery(label="Generated without IFR (zero-image identity tokens)", columns=9,
-                                         height=190, object_fit="contain", elem_id="gen-off")
+                    sheet = gr.Image(label="Target poses (the 8 representative poses, eqs. 7-8) and the generations "
+                                     "with / without IFR (same seed, Fig. 5)", type="numpy", format="png",
+                                     interactive=False, elem_id="pose-sheet")
                     g_before = gr.Image(label="Top-10 before (query in blue; green = same identity, red = wrong)",
                                         type="numpy", format="png", interactive=False, elem_id="gen-before")
                     g_after = gr.Image(label="Top-10 after eq. 9 with these generations", type="numpy", format="png",
                                        interactive=False, elem_id="gen-after")
+            with gr.Accordion("Individual images (download)", open=False):
+                skel = gr.Gallery(label="Target poses", columns=9, height=230, object_fit="contain",
+                                  elem_id="skeletons")
+                out_on = gr.Gallery(label="Generated with IFR", columns=9, height=230, object_fit="contain",
+                                    elem_id="gen-on")
+                out_off = gr.Gallery(label="Generated without IFR (zero-image identity tokens)", columns=9, height=230,
+                                     object_fit="contain", elem_id="gen-off")
             gen_btn.click(generate, [ref, use_ifr, steps, cfg, seed, g_eta, custom_pose, g_backbone],
-                          [out_on, out_off, skel, g_before, g_after, gen_msg, gen_state], api_name="generate",
+                          [out_on, out_off, skel, g_before, g_after, gen_msg, sheet, gen_state], api_name="generate",
                           concurrency_limit=1, concurrency_id="generation", preprocess=False)
             g_eta.release(rerank_generated, [g_eta, gen_state], [g_before, g_after, gen_msg],
                           api_visibility="private", trigger_mode="always_last")
@@ -484,14 +491,16 @@ def build_demo() -> gr.Blocks:
                   concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
         demo.load(ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private",
                   concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
-        demo.load(_skeleton_gallery, None, skel, api_visibility="private", concurrency_limit=BENCH_CONCURRENCY,
-                  concurrency_id="bench")
+        demo.load(_skeleton_views, None, [skel, sheet], api_visibility="private",
+                  concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
     return demo
 
 
 @_user_errors
-def _skeleton_gallery() -> list:
-    return [(a, n) for a, n in get_engine().skeletons()]
+def _skeleton_views() -> tuple:
+    """The 8 representative poses, as a gallery and as the first row of the pose sheet."""
+    sk = get_engine().skeletons()
+    return [(a, n) for a, n in sk], render.pose_sheet([n for _, n in sk], [("pose", [a for a, _ in sk])])
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:

@@ -183,3 +183,30 @@ def m_figure(curve: dict[str, Any] | None) -> Any:
     fig.update_xaxes(title_text="M")
     fig.update_layout(height=400, template="plotly_white", margin=dict(l=10, r=10, t=60, b=10))
     return fig
+
+
+def pose_sheet(names: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]], tile: tuple[int, int] = THUMB,
+               pad: int = 6, label_w: int = 64, header_h: int = 18) -> np.ndarray:
+    """One figure like the paper's Fig. 5: a column per target pose, a row per kind of picture (the pose
+    skeleton, generated with IFR, generated without IFR), each tile fitted into ``tile`` (W, H)."""
+    from PIL import ImageDraw
+
+    ncol = max(len(names), max((len(imgs) for _, imgs in rows), default=0))
+    width = label_w + ncol * (tile[0] + pad) + pad
+    height = header_h + len(rows) * (tile[1] + pad) + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(10)
+    for j, name in enumerate(names):
+        x = label_w + j * (tile[0] + pad) + pad
+        short = name if draw.textlength(name, font=font) <= tile[0] + pad else name[: max(3, tile[0] // 6)] + "…"
+        draw.text((x + (tile[0] - draw.textlength(short, font=font)) / 2, 3), short, fill=(60, 60, 60), font=font)
+    for i, (label, imgs) in enumerate(rows):
+        y = header_h + i * (tile[1] + pad) + pad
+        draw.text((4, y + tile[1] / 2 - 6), label, fill=(30, 30, 30), font=_font(11))
+        for j, im in enumerate(imgs):
+            x = label_w + j * (tile[0] + pad) + pad
+            pil = Image.fromarray(im) if isinstance(im, np.ndarray) else im.convert("RGB")
+            bg = (0, 0, 0) if i == 0 and label == "pose" else (255, 255, 255)
+            canvas.paste(ImageOps.pad(pil.convert("RGB"), tile, method=Image.Resampling.LANCZOS, color=bg), (x, y))
+    return np.asarray(canvas)
