@@ -46,10 +46,12 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
                  cache: Path, refs_per_batch: int = 4, progress: bool = True) -> np.ndarray:
     """Generations ``(len(paths), len(poses), H, W, 3)`` uint8, resumable through the ``cache`` npz."""
     done: dict[str, np.ndarray] = {}
-    if cache.exists():
-        z = np.load(cache, allow_pickle=False)
-        done = {str(p): g for p, g in zip(z["paths"], z["images"])}
-        logger.info("%s: %d of %d generations cached", cache.name, len(done), len(paths))
+    wanted = set(paths)
+    for c in [cache, *sorted(cache.parent.glob(cache.stem + "-shard*.npz"))]:  # shards from --shard runs
+        if c.exists():
+            z = np.load(c, allow_pickle=False)
+            done.update({str(p): g for p, g in zip(z["paths"], z["images"]) if str(p) in wanted})
+    logger.info("%s: %d of %d generations cached", cache.name, len(done), len(paths))
     todo = [p for p in paths if p not in done]
     last_save = time.time()
     t0 = time.time()
@@ -104,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--refs-per-batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--shard", default=None, metavar="K/N",
+                    help="only generate every N-th image starting at K into a shard cache (run N of these in "
+                         "parallel, then once without --shard to merge and extract features)")
     ap.add_argument("--out", type=Path, default=None, help="folder for the npz (default: assets/features)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -130,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     mhash = model_hash(Path(model_dir))
     cache = generation_cache_path(args.task, mhash, args.steps, args.guidance, args.seed, True)
     t0 = time.time()
+    if args.shard:
+        k, n = (int(v) for v in args.shard.split("/"))
+        shard_cache = cache.with_name(f"{cache.stem}-shard{k}of{n}.npz")
+        generate_all(pipe, (q_paths + g_paths)[k::n], poses, args.steps, args.guidance, args.seed, True, shard_cache,
+                     refs_per_batch=args.refs_per_batch)
+        return 0
     gens = generate_all(pipe, q_paths + g_paths, poses, args.steps, args.guidance, args.seed, True, cache,
                         refs_per_batch=args.refs_per_batch)
     gen_s = time.time() - t0
