@@ -25,9 +25,10 @@ Tasks (they share the train split and the gallery; only the query images differ)
 - ``standard``: Market-1501-like.
 - ``occluded``: the same queries partly covered by occluders (cars/boxes, poles, bushes, other
   pedestrians, signs) like Occluded-REID; keypoints under an occluder get confidence 0.
-- ``infrared``: the same queries rendered as near-infrared grey images (material reflectances unrelated
-  to visible colour, bright illuminator, vignette, heavy noise) like SYSU-MM01's IR cameras, against a
-  visible gallery — colour is no longer reliable, shape and pattern are.
+- ``infrared``: the same queries rendered as near-infrared grey images (grey levels mostly from luminance
+  but perturbed by a dye reflectance unrelated to hue, illuminator vignette, extra noise and blur) like
+  SYSU-MM01's IR cameras, against a visible gallery — colour is no longer available, shape, pattern and
+  brightness structure are. (With pure dye reflectances both shipped backbones were at chance level.)
 
 Determinism: every image is drawn from its own ``numpy.random.default_rng([seed, split, pid, k])`` and
 written with fixed PIL settings, so rendering is byte-for-byte reproducible and independent of render
@@ -58,7 +59,7 @@ from pose2id_demo.poses.keypoints import Pose
 
 logger = logging.getLogger(__name__)
 
-VERSION = 2
+VERSION = 3
 H, W = 128, 64
 TASKS = ("standard", "occluded", "infrared")
 NUM_CAMERAS = 6
@@ -802,12 +803,21 @@ def render_person(canvas: Canvas, ident: Identity, shot: Shot) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 
 
+IR_LUMA = 0.9          # share of visible luminance in the near-infrared grey (the rest: dye reflectance)
+IR_VIGNETTE = 0.4      # strength of the illuminator's fall-off towards the corners
+IR_NOISE = 2.0         # extra sensor noise (0..255 scale)
+IR_BACKGROUND = 0.75   # background brightness relative to the lit person
+
+
 def _ir_map(col: np.ndarray) -> np.ndarray:
-    """Near-infrared reflectance: a smooth function of the dye colour that is unrelated to its hue order."""
+    """Near-infrared grey of a colour: partly its visible luminance, partly a dye reflectance that is a
+    smooth function of the colour unrelated to its hue order (so colour order is not preserved)."""
     col = np.asarray(col, np.float32)
     r, g, b = col[..., 0], col[..., 1], col[..., 2]
     v = 0.5 + 0.5 * np.sin(5.1 * r - 3.7 * g + 4.3 * b + 1.1) * np.cos(2.3 * r + 3.1 * g - 1.7 * b)
-    grey = 0.12 + 0.78 * v * (0.55 + 0.45 * np.maximum(np.maximum(r, g), b))
+    refl = 0.12 + 0.78 * v * (0.55 + 0.45 * np.maximum(np.maximum(r, g), b))
+    lum = 0.1 + 0.85 * (0.3 * r + 0.59 * g + 0.11 * b)
+    grey = (1.0 - IR_LUMA) * refl + IR_LUMA * lum
     return np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)
 
 
@@ -898,7 +908,7 @@ def render_image(seed: int, ident: Identity | None, camid: int, rng: np.random.G
     bg = camera_background(seed, camid)[shot.bg_y:shot.bg_y + H, shot.bg_x:shot.bg_x + W].copy()
     cmap = _ir_map if mode == "infrared" else None
     if mode == "infrared":
-        bg = _ir_map(bg) * 0.55
+        bg = _ir_map(bg) * IR_BACKGROUND
     canvas = Canvas(bg, cmap=cmap, light=cam.light, light_x=shot.cx)
     kp = np.zeros((18, 3), np.float32)
     if distractor:  # Market's 0000: bad detections — mostly background, a partial or mis-scaled person
@@ -925,9 +935,9 @@ def render_image(seed: int, ident: Identity | None, camid: int, rng: np.random.G
     jpeg = shot.jpeg
     if mode == "infrared":  # active NIR illuminator: bright centre, dark corners, grainy, soft
         yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-        vig = 1.25 - 0.9 * (((xx - W / 2) / W) ** 2 + ((yy - H / 2) / H) ** 2) * 2.2
+        vig = 1.0 + 0.25 * IR_VIGNETTE / 0.9 - IR_VIGNETTE * (((xx - W / 2) / W) ** 2 + ((yy - H / 2) / H) ** 2) * 2.2
         img = img * vig[..., None]
-        blur, noise, jpeg = blur + 0.3, noise + 4.0, min(jpeg, 75)
+        blur, noise, jpeg = blur + 0.3, noise + IR_NOISE, min(jpeg, 75)
     u8 = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     pil = Image.fromarray(u8, "RGB")
     if blur > 0:
