@@ -8,7 +8,7 @@ Evaluation is the Market-1501 protocol (:func:`pose2id_demo.metrics.evaluate`: s
 gallery images removed, distractors kept). NFC is Pose2ID's neighbour feature centralization (Alg. 1)
 in the published setting: query and gallery centralized separately (``nfc_sets(mode="separate",
 apply_to="both")``), and on the gallery only (SynthPed has just 2 queries per identity, so a query's
-nearest queries are mostly other identities). ID² (eq. 20, mean over identities) is measured on the query + gallery features of
+nearest queries are mostly other identities), and jointly (neighbours searched in query ∪ gallery). ID² (eq. 20, mean over identities) is measured on the query + gallery features of
 the test identities (distractors excluded), before and after NFC.
 """
 
@@ -32,7 +32,8 @@ def measure(d: dict, k1: int, k2: int) -> list[dict]:
     rows = []
     settings = (("baseline", (q, g)),
                 (f"NFC k1={k1} k2={k2}", nfc_sets(q, g, k1, k2, mode="separate", apply_to="both")),
-                ("NFC gallery only", nfc_sets(q, g, k1, k2, mode="separate", apply_to="gallery")))
+                ("NFC gallery only", nfc_sets(q, g, k1, k2, mode="separate", apply_to="gallery")),
+                ("NFC joint q+g", nfc_sets(q, g, k1, k2, mode="joint", apply_to="both")))
     for name, (qq, gg) in settings:
         res = evaluate(distance_matrix(qq, gg), d["q_pids"], d["g_pids"], d["q_camids"], d["g_camids"])
         keep = d["g_pids"] > 0
