@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     results = []
-    print(f"| task | backbone | setting | mAP | Rank-1 | mINP | ID² |\n|---|---|---|---|---|---|---|")
+    print("| task | backbone | setting | mAP | Rank-1 | mINP | ID² |\n|---|---|---|---|---|---|---|")
     for task in args.tasks:
         for bb in args.backbones:
             t = time.time()

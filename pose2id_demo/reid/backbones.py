@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -116,7 +116,10 @@ class Backbone:
 
 
 def _imagenet_mobilenetv2(device: str | torch.device = "cpu") -> Backbone:
-    from pose2id_demo.reid.mobilenetv2 import deep_sort_weights_path, load_imagenet_mobilenetv2
+    from pose2id_demo.reid.mobilenetv2 import (
+        deep_sort_weights_path,
+        load_imagenet_mobilenetv2,
+    )
     from pose2id_demo.reid.model import file_sha256
 
     path = deep_sort_weights_path()

@@ -52,7 +52,7 @@ class ReIDConfig:
         return self.widths[-1]
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ReIDConfig":
+    def from_dict(cls, d: dict) -> ReIDConfig:
         d = dict(d)
         for k in ("widths", "blocks", "strides", "input_size", "mean", "std"):
             if k in d:

@@ -21,21 +21,21 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pose2id_demo.reid.model import ReIDConfig, SynthPedReID, load_reid, save_reid
+from pose2id_demo.reid.model import ReIDConfig, SynthPedReID, save_reid
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS = dict(steps=1500, p=16, k=4, lr=1.5e-3, weight_decay=5e-4, warmup=60, margin=0.3, smoothing=0.1,
-                seed=0, threads=2)
-ARCH = dict(widths=(16, 48, 128, 256), blocks=(1, 1, 2, 1), strides=(2, 2, 2, 2))
+DEFAULTS = {"steps": 1500, "p": 16, "k": 4, "lr": 1.5e-3, "weight_decay": 5e-4, "warmup": 60, "margin": 0.3,
+            "smoothing": 0.1, "seed": 0, "threads": 2}
+ARCH = {"widths": (16, 48, 128, 256), "blocks": (1, 1, 2, 1), "strides": (2, 2, 2, 2)}
 
 
 def load_images(paths: Sequence[str], size: tuple[int, int]) -> torch.Tensor:
@@ -61,7 +61,7 @@ def pk_batch(labels: np.ndarray, by_label: list[np.ndarray], p: int, k: int, rng
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """BoT-style augmentation of a float batch in [0, 1] (B, 3, H, W), vectorised over the batch."""
     b, _, h, w = x.shape
-    u = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    u = lambda *shape: torch.rand(*shape, generator=g)
     # horizontal flip
     flip = u(b) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -130,7 +130,7 @@ def _load_ckpt(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -
 
     with safe_open(str(path), framework="pt") as f:
         step = int(f.metadata()["step"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state = opt.state_dict()
     for key, v in tensors.items():
@@ -289,4 +289,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["train", "augment", "batch_hard_triplet", "pk_batch", "load_images", "embed", "evaluate_on"]
+__all__ = ["augment", "batch_hard_triplet", "embed", "evaluate_on", "load_images", "pk_batch", "train"]
