@@ -321,8 +321,9 @@ For each identity the image whose L2-normalised feature is nearest the identity'
 representative pose (eq. 8); its body direction is classified from its keypoints; poses failing
 PoseValid (supplementary eq. 32) are dropped; per direction the most central representative (smallest
 distance to its identity centre) among those within 15° of the direction's centre (if any) is kept; the
-pose is then moved/scaled (not otherwise changed) to the training set's median body placement. "fallback" marks a direction that no identity's representative
-faced (eq. 8 restricted to that direction instead).
+pose is then moved and scaled (not otherwise changed) to the training set's median body placement.
+"fallback" marks a direction that no identity's representative faced (eq. 8 restricted to that
+direction instead).
 
 Files: `<direction>.json` (OpenPose-18 keypoints on the 64 × 128 source image), `<direction>.png`
 (skeleton at 256 × 512, W × H), `overview.png` (all 8), `index.json` (the table below, machine-readable).
