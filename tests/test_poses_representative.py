@@ -184,6 +184,7 @@ class _ColourFeatures:
         return np.stack(out)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path, monkeypatch):
     sp = pytest.importorskip("pose2id_demo.data.synthped")
     from pose2id_demo import reid
