@@ -141,4 +141,6 @@ def test_generate_with_benchmark_example(client: Client) -> None:
 def test_cleansing(client: Client) -> None:
     outliers, rejects, msg = client.predict(*BENCH, api_name="/cleansing")
     assert "Train split" in msg and "outliers" in msg
-    assert len(outliers) > 0
+    res = get_engine().cleansing(*BENCH)
+    assert f"**{len(res['outliers'])}** outliers" in msg and f"**{len(res['pose_rejects'])}** rejects" in msg
+    assert (outliers is not None) == bool(res["outliers"]) and (rejects is not None) == bool(res["pose_rejects"])

@@ -232,9 +232,9 @@ def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str
 def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """Mahalanobis outliers and PoseValid rejects of the train split (Supplementary 7.1)."""
     res = get_engine().cleansing(task=task, backbone=backbone, progress=_progress_fn(progress))
-    outl = [(render.bordered(o["path"], render.RED), f"id {o['pid']} · d²={o['distance']:g}")
-            for o in res["outliers"][:40]]
-    rej = [(render.bordered(o["path"], render.RED), f"id {o['pid']} · {o['reason']}") for o in res["pose_rejects"][:40]]
+    outl = render.tile_grid([(o["path"], render.RED, f"id {o['pid']} d={o['distance']:.1f}")
+                             for o in res["outliers"][:36]])
+    rej = render.tile_grid([(o["path"], render.RED, o["reason"]) for o in res["pose_rejects"][:36]])
     msg = (f"Train split: {res['n_train']} images of {res['n_ids']} identities. Mahalanobis filter (keeps "
            f"[Q_{res['quantile']:g}, Q_{1 - res['quantile']:g}] per identity, eq. 31): **{len(res['outliers'])}** outliers (most distant shown). PoseValid: "
            f"**{len(res['pose_rejects'])}** rejects ({res['n_no_pose']} without keypoints).")
@@ -243,8 +243,12 @@ def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(trac
 
 @_user_errors
 def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on: str, ipg_on: str,
-                      progress: gr.Progress = gr.Progress()) -> tuple:
-    """Your own feature file → ablation table, k1×k2 heatmap (Fig. 9), η curve (Fig. 8), M curve (Table 6)."""
+                      exported: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
+    """Your own feature file → ablation table, k1×k2 heatmap (Fig. 9), η curve (Fig. 8), M curve (Table 6).
+
+    ``exported`` (this user's last exported benchmark file, kept in ``gr.State``) is used when no file
+    was uploaded."""
+    npz = npz or exported
     if npz is None:
         raise gr.Error("Please upload a feature file (.npz) first.", print_exception=False)
     res = get_engine().evaluate_features(npz, k1=k1, k2=k2, eta=eta, nfc_on=nfc_on, ipg_on=ipg_on,
@@ -425,8 +429,9 @@ def build_demo() -> gr.Blocks:
             with gr.Accordion("Data cleansing of the train split (Supplementary 7.1)", open=False):
                 clean_btn = gr.Button("Run cleansing")
                 clean_msg = gr.Markdown()
-                clean_out = gr.Gallery(label="Mahalanobis outliers", columns=10, height=200, object_fit="contain")
-                clean_rej = gr.Gallery(label="PoseValid rejects", columns=10, height=200, object_fit="contain")
+                clean_out = gr.Image(label="Mahalanobis outliers (most distant first)", type="numpy", format="png",
+                                     interactive=False)
+                clean_rej = gr.Image(label="PoseValid rejects", type="numpy", format="png", interactive=False)
 
             bench_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank]
             rank_inputs = [task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank]
@@ -470,12 +475,13 @@ def build_demo() -> gr.Blocks:
                     with gr.Row():
                         eta_plot = gr.Plot(label="η curve (Fig. 8)")
                         m_plot = gr.Plot(label="M curve (Table 6)")
-            eval_btn.click(evaluate_features, [npz, f_k1, f_k2, f_eta, f_nfc, f_ipg],
+            exported_state = gr.State(None)
+            eval_btn.click(evaluate_features, [npz, f_k1, f_k2, f_eta, f_nfc, f_ipg, exported_state],
                            [f_table, heat, eta_plot, m_plot, f_msg], api_name="evaluate_features",
                            concurrency_limit=2, concurrency_id="features")
             exp_btn.click(export_features, [exp_task, exp_bb], exp_file, api_name="export_features",
                           concurrency_limit=2, concurrency_id="features").success(
-                lambda f: f, exp_file, npz, api_visibility="private")  # ready to evaluate
+                lambda f: (f, f), exp_file, [npz, exported_state], api_visibility="private")  # ready to evaluate
 
         # ---------------------------------------------------------------- About
         with gr.Tab("About", id="about"):

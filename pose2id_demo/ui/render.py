@@ -210,3 +210,26 @@ def pose_sheet(names: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]], 
             bg = (0, 0, 0) if i == 0 and label == "pose" else (255, 255, 255)
             canvas.paste(ImageOps.pad(pil.convert("RGB"), tile, method=Image.Resampling.LANCZOS, color=bg), (x, y))
     return np.asarray(canvas)
+
+
+def tile_grid(items: Sequence[tuple[Any, tuple[int, int, int], str]], cols: int = 12, border: int = 4
+              ) -> np.ndarray | None:
+    """Bordered, labelled thumbnails ``(image, colour, label)`` in rows of ``cols`` (None if empty)."""
+    if not items:
+        return None
+    from PIL import ImageDraw
+
+    tw, th = THUMB[0] + 2 * border, THUMB[1] + 2 * border
+    cell_w, cell_h = tw + STRIP_PAD, th + LABEL_H + STRIP_PAD
+    ncols = min(cols, len(items))
+    nrows = -(-len(items) // cols)
+    canvas = Image.new("RGB", (STRIP_PAD + ncols * cell_w, STRIP_PAD + nrows * cell_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(10)
+    for k, (img, colour, label) in enumerate(items):
+        x, y = STRIP_PAD + (k % cols) * cell_w, STRIP_PAD + (k // cols) * cell_h
+        canvas.paste(Image.fromarray(bordered(img, colour, border)), (x, y))
+        if draw.textlength(label, font=font) > tw + STRIP_PAD:
+            label = label[: max(4, (tw + STRIP_PAD) // 6 - 1)] + "…"
+        draw.text((x + (tw - draw.textlength(label, font=font)) / 2, y + th + 2), label, fill=(40, 40, 40), font=font)
+    return np.asarray(canvas)
