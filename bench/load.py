@@ -98,6 +98,21 @@ def report(res: dict, clients: int) -> None:
             print(f"      e.g. {msg}")
 
 
+def slider_latency(url: str, backbone: str) -> None:
+    """One user moving sliders: each request has settings not seen before (nothing cached for it)."""
+    from gradio_client import Client
+
+    c = Client(url, verbose=False)
+    lat = []
+    for k1, k2, eta in [(k, 2, 1.0) for k in range(1, 9)] + [(2, 2, e) for e in (0.5, 1.5, 2.5, 3.5)]:
+        t = time.perf_counter()
+        c.predict("standard", backbone, eta, k1, k2, "both", "both", False, api_name="/benchmark")
+        lat.append(time.perf_counter() - t)
+    lat.sort()
+    print(f"slider → table (uncached settings, {len(lat)} moves): p50={statistics.median(lat):.3f}s "
+          f"max={lat[-1]:.3f}s")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", help="a running demo; default: launch one on a free localhost port")
@@ -106,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mix", default="benchmark,ranks", help="comma-separated endpoints: benchmark,ranks,generate")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--backbone", default="synthped-reid")
+    ap.add_argument("--slider", action="store_true", help="first measure one user's slider → table latency")
     args = ap.parse_args(argv)
     mix = [m.strip() for m in args.mix.split(",") if m.strip()]
     demo = None
@@ -122,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         Client(url, verbose=False).predict("standard", args.backbone, 1.0, 2, 2, "both", "both", False,
                                            api_name="/benchmark")
     try:
+        if args.slider:
+            slider_latency(url, args.backbone)
         report(run(url, args.clients, args.seconds, mix, args), args.clients)
     finally:
         if demo is not None:
