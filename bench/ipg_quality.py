@@ -74,11 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbone", default="synthped-reid")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--steps", type=int, default=20, help="DDIM steps (must match the precompute cache)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on the shared 2-core box)")
     ap.add_argument("--json", type=Path, default=REPO / "docs" / "ipg_quality.json")
     ap.add_argument("--grid", type=Path, default=REPO / "docs" / "ipg_grid.png")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     from pose2id_demo.data.synthped import ensure_benchmark
     from pose2id_demo.ipg.pipeline import Pose2IDPipeline
     from pose2id_demo.ipg.precompute import gen_features, generate_all, generation_cache_path, model_hash
