@@ -9,7 +9,8 @@ not the only guard), raising :class:`Pose2IDError` with a sentence a user unders
 Paper references (Pose2ID, CVPR 2025):
 
 - eq. 9, feature centralization with generated images: ``f~ = ||f|| + eta/M * sum_i f_i``
-  (:func:`pose2id_demo.centralization.centralize`);
+  (:func:`pose2id_demo.centralization.centralize`); the generated features are L2-normalised per image
+  first, like the originals, so that η weighs unit vectors whatever the backbone's feature norm;
 - Alg. 1 / eqs. 26-28, Neighbor Feature Centralization (:func:`pose2id_demo.centralization.nfc_sets`),
   used here in the *separate* mode of the published numbers (neighbours searched within the query set
   and within the gallery set);
@@ -576,7 +577,9 @@ class Engine:
                              f"{task} image list; the IPG rows are not available.")
             log.warning(data.gen_note)
             return
-        data.q_gen, data.g_gen = q_gen, g_gen
+        # Unit-length per generated image, like the originals: η then weighs unit vectors (eq. 9's ‖·‖), instead
+        # of being rescaled by the backbone's raw feature norm (≈ 19 for synthped-reid, ≈ 27 for MobileNetV2).
+        data.q_gen, data.g_gen = _l2n(q_gen), _l2n(g_gen)
 
     # ---------------------------------------------------------------- centralization stages
     def _nfc(self, key: tuple, q: np.ndarray, g: np.ndarray, s: BenchSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -962,8 +965,11 @@ class Engine:
         # Raw features (as the backbone gave them): evaluating the file repeats exactly the benchmark's steps.
         arrays = {"q_feats": np.asarray(raw["q_feats"], np.float32), "g_feats": np.asarray(raw["g_feats"], np.float32),
                   "q_pids": data.q_pids, "g_pids": data.g_pids, "q_camids": data.q_camids, "g_camids": data.g_camids}
-        if data.q_gen is not None and data.g_gen is not None:
-            arrays.update(q_gen=data.q_gen, g_gen=data.g_gen)
+        if data.q_gen is not None and data.g_gen is not None:  # as shipped (raw), so evaluation repeats our steps
+            from pose2id_demo.paths import ASSETS
+
+            with np.load(ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz", allow_pickle=False) as z:
+                arrays.update(q_gen=np.asarray(z["q_gen"], np.float32), g_gen=np.asarray(z["g_gen"], np.float32))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, **arrays)
@@ -1009,8 +1015,8 @@ class Engine:
         met = _import("pose2id_demo.metrics", "The ReID metrics")
         cen = _import("pose2id_demo.centralization", "Feature centralization")
         q, g = _l2n(fs.q_feats), _l2n(fs.g_feats)
-        q_gen = None if getattr(fs, "q_gen", None) is None else np.asarray(fs.q_gen, np.float32)
-        g_gen = None if getattr(fs, "g_gen", None) is None else np.asarray(fs.g_gen, np.float32)
+        q_gen = None if getattr(fs, "q_gen", None) is None else _l2n(fs.q_gen)  # per generated image, as for
+        g_gen = None if getattr(fs, "g_gen", None) is None else _l2n(fs.g_gen)  # the benchmark (eq. 9)
         notes: list[str] = []
 
         def ev(qf: np.ndarray, gf: np.ndarray, name: str, id2: bool = True) -> dict[str, Any]:
