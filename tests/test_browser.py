@@ -96,6 +96,8 @@ def test_generate_in_browser(page, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_slider_changes_table(page, tmp_path_factory: pytest.TempPathFactory) -> None:
     out = shots_dir(tmp_path_factory)
+    page.reload()  # a fresh page (no toasts left from the previous test)
+    page.get_by_text("Pose2ID · From Poses to Identity").wait_for()
     page.get_by_role("tab", name="Benchmark").click()
     page.locator("#metrics-table").get_by_text("+NFC", exact=True).wait_for()
     before = table_text(page)
@@ -108,4 +110,6 @@ def test_slider_changes_table(page, tmp_path_factory: pytest.TempPathFactory) ->
     after = table_text(page)
     assert after != before
     assert "baseline" in after and "+NFC" in after
+    page.locator("#rank-after img").wait_for()
+    page.wait_for_timeout(2000)  # let the ranked lists finish re-rendering for the screenshot
     page.screenshot(path=str(out / "screenshot-benchmark.png"), full_page=True)

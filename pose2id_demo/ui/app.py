@@ -335,6 +335,10 @@ Every tab is also an API: `generate`, `benchmark`, `ranks`, `tsne`, `evaluate_fe
 (see "Use via API" at the bottom of the page, or the README's `gradio_client` example).
 """
 
+LEGEND = ("Top-10 gallery images, **upper row before** ({before}), **lower row after** ({after}); query framed "
+          "blue, same identity <span style='color:#16a34a'>green</span>, other identity "
+          "<span style='color:#dc2626'>red</span>.")
+
 CSS = """
 .p2i-small .wrap { min-height: 0 !important; }
 #p2i-title { margin-bottom: 0; }
@@ -385,9 +389,10 @@ def build_demo() -> gr.Blocks:
                     sheet = gr.Image(label="Target poses (the 8 representative poses, eqs. 7-8) and the generations "
                                      "with / without IFR (same seed, Fig. 5)", type="numpy", format="png",
                                      interactive=False, elem_id="pose-sheet")
-                    g_before = gr.Image(label="Top-10 before (query in blue; green = same identity, red = wrong)",
-                                        type="numpy", format="png", interactive=False, elem_id="gen-before")
-                    g_after = gr.Image(label="Top-10 after eq. 9 with these generations", type="numpy", format="png",
+                    gr.Markdown(LEGEND.format(before="the query's own feature", after="eq. 9 with these generations"))
+                    g_before = gr.Image(label="Top-10 before", show_label=False, type="numpy", format="png",
+                                        interactive=False, elem_id="gen-before")
+                    g_after = gr.Image(label="Top-10 after eq. 9", show_label=False, type="numpy", format="png",
                                        interactive=False, elem_id="gen-after")
             with gr.Accordion("Individual images (download)", open=False):
                 skel = gr.Gallery(label="Target poses", columns=9, height=230, object_fit="contain",
@@ -423,9 +428,10 @@ def build_demo() -> gr.Blocks:
                         query_index = gr.Slider(0, _n_queries() - 1, value=0, step=1, label="Query index",
                                                 elem_id="query-index")
                         rank_msg = gr.Markdown()
-                        r_before = gr.Image(label="before (baseline): query in blue, green = same identity, red = wrong",
-                                            type="numpy", format="png", interactive=False, elem_id="rank-before")
-                        r_after = gr.Image(label="after centralization", type="numpy", format="png",
+                        gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings"))
+                        r_before = gr.Image(label="before", show_label=False, type="numpy", format="png",
+                                            interactive=False, elem_id="rank-before")
+                        r_after = gr.Image(label="after", show_label=False, type="numpy", format="png",
                                            interactive=False, elem_id="rank-after")
             with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
                 with gr.Row():
