@@ -431,3 +431,38 @@ def test_custom_pose_skeleton_image(tmp_path: Path) -> None:
     assert vis.sum() >= 12
     err = np.linalg.norm(got.resized(128, 256).keypoints[vis, :2] - pose.keypoints[vis, :2], axis=1)
     assert np.median(err) < 6
+
+
+def _evil_checkpoint(path: Path, marker: Path) -> None:
+    """A .pth whose unpickling would run code (create ``marker``): what a crafted checkpoint looks like."""
+    import pickle
+
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"weight": torch.zeros(1), "evil": Payload()}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@pytest.mark.slow
+def test_crafted_pickle_checkpoints_refused(tmp_path: Path) -> None:
+    """Both .pth readers (ImageNet MobileNetV2, official IPG weights) use torch.load(weights_only=True):
+    a crafted pickle is refused and its code never runs."""
+    import pickle
+
+    from pose2id_demo.ipg.official import OFFICIAL_FILES, load_official_modules
+    from pose2id_demo.reid.mobilenetv2 import load_imagenet_mobilenetv2
+
+    marker = tmp_path / "PWNED"
+    _evil_checkpoint(tmp_path / "mnv2.pt", marker)
+    with pytest.raises(pickle.UnpicklingError):
+        load_imagenet_mobilenetv2(tmp_path / "mnv2.pt")
+    official = tmp_path / "official"
+    official.mkdir()
+    for name in OFFICIAL_FILES.values():
+        _evil_checkpoint(official / name, marker)
+    with pytest.raises(pickle.UnpicklingError):
+        load_official_modules(official)
+    assert not marker.exists(), "a pickled checkpoint was executed"
