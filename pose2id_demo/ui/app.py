@@ -386,8 +386,9 @@ def build_demo() -> gr.Blocks:
                 with gr.Column(scale=2):
                     gen_msg = gr.Markdown("Upload a person or pick an example, then press **Generate**.",
                                           elem_id="gen-msg")
-                    sheet = gr.Image(label="Target poses (the 8 representative poses, eqs. 7-8) and the generations "
-                                     "with / without IFR (same seed, Fig. 5)", type="numpy", format="png",
+                    gr.Markdown("**Target poses** (the 8 representative poses, eqs. 7-8) and the generations **with / "
+                                "without IFR** (same seed, as in Fig. 5).")
+                    sheet = gr.Image(label="poses and generations", show_label=False, type="numpy", format="png",
                                      interactive=False, elem_id="pose-sheet")
                     gr.Markdown(LEGEND.format(before="the query's own feature", after="eq. 9 with these generations"))
                     g_before = gr.Image(label="Top-10 before", show_label=False, type="numpy", format="png",
