@@ -329,6 +329,8 @@ shapes, dtypes and finite values. Generation runs one request at a time (the que
   models and features load on first use, with a progress bar.
 * Moving a slider to a new table (settings never computed before, NFC included): median 0.21 s, max 0.33 s.
 * 8 concurrent API clients for 20 s (random settings each): 0 failures; benchmark median 1.2 s, ranks 3.0 s.
+* Generating 8 poses with the embedded tiny IPG (20 steps, CFG 3.5, IFR on) and ranking: 8.3 s on a free
+  machine, up to 48 s while other jobs share the 2 cores; IFR on + off side by side costs about 1.5×.
 
 ## API
 Every tab is also an API: `generate`, `benchmark`, `ranks`, `tsne`, `evaluate_features`, `cleansing`
