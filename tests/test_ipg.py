@@ -265,3 +265,15 @@ def test_tiny_autoencoder_interface_and_round_trip(tmp_path):
     back = load_vae(tmp_path)
     assert isinstance(back, TinyAutoencoderKL) and back.config.scaling_factor == 0.7
     assert torch.equal(back.decode(post.mean).sample, ae.decode(post.mean).sample)
+
+
+@pytest.mark.slow
+def test_load_embedded_generates():
+    from pose2id_demo.ipg import load_embedded
+
+    emb = load_embedded()
+    assert emb.image_size == (64, 32) and emb.reid.name == "synthped-reid"
+    assert emb.scheduler.config.prediction_type == "v_prediction"
+    out = emb(make_image(0), [make_pose(), make_pose(3)], num_inference_steps=2, seed=42).images
+    assert [im.size for im in out] == [(32, 64), (32, 64)]
+    assert np.asarray(out[0]).std() > 1  # not a blank image
