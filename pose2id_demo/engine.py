@@ -145,7 +145,7 @@ class BenchSettings:
 
     task: str = "standard"
     backbone: str = "synthped-reid"
-    eta: float = 1.0
+    eta: float = 0.5
     k1: int = 2
     k2: int = 2
     nfc_on: str = "both"
@@ -656,7 +656,7 @@ class Engine:
         return self._results.put(rk, out)
 
     # ---------------------------------------------------------------- public API: benchmark
-    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 1.0,
+    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5,
                   k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
                   rerank: bool = False, progress: ProgressFn = _noop_progress) -> dict[str, Any]:
         """The ablation table of Table 2 on a SynthPed task: baseline, +NFC, +IPG, +NFC+IPG.
@@ -689,7 +689,7 @@ class Engine:
                 "n_gallery": int(len(data.g))}
 
     def ranks(self, task: str = "standard", backbone: str = "synthped-reid", query_index: int = 0,
-              eta: float = 1.0, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
+              eta: float = 0.5, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
               rerank: bool = False, top: int = QUERY_TOP) -> dict[str, Any]:
         """Top-``top`` gallery list of one query before (baseline) and after (+NFC+IPG, or what is on).
 
@@ -730,7 +730,7 @@ class Engine:
                  "distance": round(float(dist[j]), 4), "match": bool(data.g_pids[j] == data.q_pids[qi])}
                 for j in order]
 
-    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 1.0, k1: int = 2,
+    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
              k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10,
              progress: ProgressFn = _noop_progress) -> dict[str, Any]:
         """2-D t-SNE of ``n_ids`` identities' query+gallery features before and after centralization (Fig. 4).
@@ -854,7 +854,7 @@ class Engine:
         return self._once(("qindex", task, backbone), index).get(image_digest(image))
 
     def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int = 42,
-                 eta: float = 1.0, custom_pose: Any = None, backbone: str = "synthped-reid",
+                 eta: float = 0.5, custom_pose: Any = None, backbone: str = "synthped-reid",
                  progress: ProgressFn = _noop_progress) -> dict[str, Any]:
         """Generate the reference person in the 8 representative poses (+ a custom pose) and, for a
         benchmark query image, rank the gallery before/after eq. 9 with these generations.
@@ -921,7 +921,7 @@ class Engine:
         result["ranks"] = self.ranks_with_generations(qi, gen, eta, backbone)
         return result
 
-    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = 1.0,
+    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = 0.5,
                                backbone: str = "synthped-reid", task: str = "standard") -> dict[str, Any]:
         """Top-10 of a benchmark query before and after eq. 9 with the user's own generations.
 
@@ -976,7 +976,7 @@ class Engine:
         return path
 
     # ---------------------------------------------------------------- public API: your features
-    def evaluate_features(self, npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 1.0,
+    def evaluate_features(self, npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 0.5,
                           nfc_on: str = "both", ipg_on: str = "both", grid_max: int = 6,
                           progress: ProgressFn = _noop_progress) -> dict[str, Any]:
         """Evaluate a user's feature file: ablation table, k1×k2 mAP grid (Fig. 9) and — when generated

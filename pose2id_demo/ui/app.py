@@ -262,7 +262,7 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
 
 @_user_errors
 def summary(progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Any:
-    """Baseline and +NFC+IPG (defaults: η=1, k1=k2=2, both sets) for every task × backbone, computed now."""
+    """Baseline and +NFC+IPG (defaults: η=0.5, k1=k2=2, both sets) for every task × backbone, computed now."""
     import pandas as pd
 
     eng, rows = get_engine(), []
@@ -383,7 +383,7 @@ def build_demo() -> gr.Blocks:
                         cfg = gr.Slider(1.0, 10.0, value=3.5, step=0.5, label="CFG scale")
                     with gr.Row():
                         seed = gr.Number(42, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
-                        g_eta = gr.Slider(0.0, 6.0, value=1.0, step=0.25, label="η (eq. 9)")
+                        g_eta = gr.Slider(0.0, 6.0, value=0.5, step=0.25, label="η (eq. 9)")
                     gen_btn = gr.Button("Generate 8 poses", variant="primary", elem_id="generate-btn")
                 with gr.Column(scale=2):
                     gen_msg = gr.Markdown("Upload a person or pick an example, then press **Generate**.",
@@ -416,7 +416,8 @@ def build_demo() -> gr.Blocks:
                 with gr.Column(scale=1, min_width=280):
                     task = gr.Radio(list(TASKS), value="standard", label="Task (SynthPed)")
                     backbone = gr.Dropdown(backbones, value=default_bb, label="ReID backbone")
-                    eta = gr.Slider(*ETA_RANGE, value=1.0, step=0.25, label="η (eq. 9)", elem_id="eta")
+                    eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="eta",
+                                    info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
                     with gr.Row():
                         k1 = gr.Slider(*K_RANGE, value=2, step=1, label="k1 (NFC)", elem_id="k1")
                         k2 = gr.Slider(*K_RANGE, value=2, step=1, label="k2 (NFC)", elem_id="k2")
@@ -474,7 +475,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Row():
                         f_k1 = gr.Slider(*K_RANGE, value=2, step=1, label="k1")
                         f_k2 = gr.Slider(*K_RANGE, value=2, step=1, label="k2")
-                    f_eta = gr.Slider(*ETA_RANGE, value=1.0, step=0.25, label="η")
+                    f_eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η")
                     f_nfc = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
                     f_ipg = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
                     eval_btn = gr.Button("Evaluate", variant="primary")
