@@ -75,8 +75,10 @@ def _settings(data: dict, k1: int, k2: int, eta: float, mode: str, apply_to: str
     rows = [("baseline", q, g)]
     rows.append(("+NFC", *nfc_sets(data["q_feats"], data["g_feats"], k1, k2, mode=mode, apply_to=apply_to)))
     if "q_gen" in data or "g_gen" in data:
-        qi = centralize(data["q_feats"], data["q_gen"], eta) if "q_gen" in data else q
-        gi = centralize(data["g_feats"], data["g_gen"], eta) if "g_gen" in data else g
+        # Each generated feature is L2-normalised before eq. 9, as the app does, so that eta does not scale
+        # with the backbone's raw feature norm and the CLI and the app's "Your features" tab agree.
+        qi = centralize(data["q_feats"], l2_normalize(data["q_gen"]), eta) if "q_gen" in data else q
+        gi = centralize(data["g_feats"], l2_normalize(data["g_gen"]), eta) if "g_gen" in data else g
         rows.append(("+IPG", qi, gi))
         rows.append(("+NFC+IPG", *nfc_sets(qi, gi, k1, k2, mode=mode, apply_to=apply_to)))
     return rows
