@@ -1,6 +1,24 @@
-"""Pose2ID demo: builds the Gradio app from :mod:`pose2id_demo.ui` and launches it."""
+"""Pose2ID demo: builds the Gradio app from :mod:`pose2id_demo.ui` and launches it.
 
+``python app.py`` serves the embedded CPU models. With the official release on a GPU:
+``python app.py --ipg-weights DIR --reid-extractor mymodule:make_transreid``.
+"""
+
+import argparse
+
+from pose2id_demo.engine import Pose2IDError, get_engine
 from pose2id_demo.ui import build_demo, launch
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Pose2ID demo (Gradio app)")
+    parser.add_argument("--ipg-weights", metavar="DIR", help="folder with the official Pose2ID IPG files "
+                        "(reference_unet.pth, denoising_unet.pth, pose_guider.pth, IFR.pth, sd-vae-ft-mse/)")
+    parser.add_argument("--reid-extractor", metavar="MODULE:CALLABLE",
+                        help="factory of the 3840-d TransReID extractor feeding IFR (with --ipg-weights)")
+    args = parser.parse_args()
+    if args.ipg_weights:
+        try:
+            get_engine().use_official_ipg(args.ipg_weights, args.reid_extractor)
+        except Pose2IDError as exc:
+            parser.exit(2, f"error: {exc}\n")
     launch(build_demo())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import importlib
 import logging
 import math
 import threading
@@ -492,8 +493,42 @@ class Engine:
 
         return self._once(("backbone", name), load)
 
+    def use_official_ipg(self, directory: str | Path, reid_extractor: str | None = None) -> None:
+        """Serve generations from the official Pose2ID release in ``directory`` instead of the tiny IPG.
+
+        ``reid_extractor`` is ``"module:callable"``: a factory returning the 3840-d TransReID extractor that
+        feeds IFR (see :func:`pose2id_demo.ipg.official.load_official`). The folder is checked now; the
+        weights load lazily on the first generation, like the embedded model.
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise Pose2IDError(f"--ipg-weights: {directory} is not a folder.")
+        from pose2id_demo.ipg.official import OFFICIAL_FILES
+
+        missing = [f for f in OFFICIAL_FILES.values() if not (directory / f).exists()]
+        if missing:
+            raise Pose2IDError(f"--ipg-weights: {directory} lacks {', '.join(missing)}.")
+        if not reid_extractor or ":" not in reid_extractor:
+            raise Pose2IDError("--ipg-weights needs --reid-extractor MODULE:CALLABLE returning the 3840-d TransReID "
+                               "extractor that feeds IFR (TransReID is not part of this project).")
+        module_name, attr = reid_extractor.split(":", 1)
+
+        def load() -> Any:
+            from pose2id_demo.ipg.official import load_official
+
+            factory = getattr(importlib.import_module(module_name), attr)
+            return load_official(directory, device=self.device, reid=factory())
+
+        with self._lock:
+            self._store.pop("pipeline", None)
+            self._pipeline_factory = load
+
     def pipeline(self) -> Any:
-        """The embedded identity-guided generation pipeline (assets/models/ipg-tiny), loaded once."""
+        """The identity-guided generation pipeline, loaded once: the embedded tiny IPG (assets/models/ipg-tiny)
+        unless :meth:`use_official_ipg` chose the official release."""
+        factory = getattr(self, "_pipeline_factory", None)
+        if factory is not None:
+            return self._once("pipeline", factory)
 
         def load() -> Any:
             ipg = _import("pose2id_demo.ipg", "The identity-guided generator (IPG)")
