@@ -105,8 +105,8 @@ def load_official_modules(directory: str | Path, device: str | torch.device = "c
         raise FileNotFoundError(f"{directory}: missing official IPG files {missing}")
     modules = build_official_modules(sd15_unet_config(directory), device="meta")
     for name, filename in OFFICIAL_FILES.items():
-        sd = torch.load(directory / filename, map_location="cpu" if str(device) != "meta" else "meta",
-                        weights_only=True)
+        where = "cpu" if str(device) != "meta" else "meta"
+        sd = torch.load(directory / filename, map_location=where, weights_only=True)
         modules[name].load_state_dict(map_official_state_dict(sd), strict=True, assign=True)
         if str(device) != "meta":
             leftover = [n for n, t in list(modules[name].named_parameters()) + list(modules[name].named_buffers())
