@@ -100,14 +100,18 @@ def mahalanobis_distances(feats: np.ndarray, pids: np.ndarray, covariance: Covar
     out = np.zeros(f.shape[0])
     if f.shape[0] == 0:
         return out
-    _, inv = np.unique(pids, return_inverse=True)
+    for idx in _identity_groups(pids):
+        out[idx] = np.sqrt(_id_distances(f[idx], covariance))
+    return out
+
+
+def _identity_groups(pids: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each identity (in order of first sorted pid), found with one stable sort."""
+    _, inv = np.unique(np.asarray(pids).ravel(), return_inverse=True)
     inv = inv.ravel()
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(inv.max() + 2))
-    for i in range(inv.max() + 1):
-        idx = order[bounds[i] : bounds[i + 1]]
-        out[idx] = np.sqrt(_id_distances(f[idx], covariance))
-    return out
+    return [order[bounds[i] : bounds[i + 1]] for i in range(inv.max() + 1)]
 
 
 def mahalanobis_filter(
@@ -136,12 +140,7 @@ def mahalanobis_filter(
     keep = np.ones(dist.shape[0], bool)
     if dist.size == 0 or p == 0.0:
         return CleansingResult(keep, dist)
-    _, inv = np.unique(pids, return_inverse=True)
-    inv = inv.ravel()
-    order = np.argsort(inv, kind="stable")
-    bounds = np.searchsorted(inv[order], np.arange(inv.max() + 2))
-    for i in range(inv.max() + 1):
-        idx = order[bounds[i] : bounds[i + 1]]
+    for idx in _identity_groups(pids):
         lo, hi = np.quantile(dist[idx], [p, 1.0 - p])
         keep[idx] = (dist[idx] >= lo) & (dist[idx] <= hi)
     log.info("mahalanobis_filter: kept %d of %d samples (p=%.4g)", int(keep.sum()), keep.size, p)
