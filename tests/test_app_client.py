@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -15,27 +13,10 @@ from PIL import Image
 
 from pose2id_demo.engine import get_engine, shipped_assets
 from pose2id_demo.ui import render
-from pose2id_demo.ui.app import EXAMPLES_DIR, build_demo, launch
+from pose2id_demo.ui.app import EXAMPLES_DIR
 
 ENDPOINTS = ("generate", "benchmark", "ranks", "tsne", "evaluate_features", "cleansing", "export_features")
 BENCH = ("standard", "synthped-reid")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def app_url() -> Iterator[str]:
-    demo = build_demo()
-    port = free_port()
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

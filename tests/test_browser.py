@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -24,21 +23,6 @@ pytestmark = [
 ]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture(scope="module")
-def app_url() -> Iterator[str]:
-    from pose2id_demo.ui.app import build_demo, launch
-
-    demo = build_demo()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -188,20 +187,10 @@ def test_engine_generate_refuses_bad_parameters_before_work(tmp_path: Path) -> N
 
 # ------------------------------------------------------------------------------ through the running app
 @pytest.fixture(scope="module")
-def app_client():
+def app_client(app_url: str):
     from gradio_client import Client
 
-    from pose2id_demo.ui.app import build_demo, launch
-
-    demo = build_demo()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield Client(url, verbose=False)
-    finally:
-        demo.close()
+    return Client(app_url, verbose=False)
 
 
 def _app_error(client, *args, api_name: str) -> str:
