@@ -10,7 +10,8 @@ from diffusers import UNet2DConditionModel
 from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pipeline import make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
-from pose2id_demo.ipg.train import TRAINED, load_checkpoint, random_erasing, save_checkpoint, training_loss
+from pose2id_demo.ipg.train import (TRAINED, load_checkpoint, lr_factor, random_erasing, save_checkpoint,
+                                   training_loss)
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
 from pose2id_demo.ipg.vae import PixelUnshuffleVAE
 
@@ -98,3 +99,19 @@ def test_random_erasing():
     assert 0.02 * 64 * 32 * 0.8 <= area <= 0.2 * 64 * 32 * 1.2
     assert np.count_nonzero(np.any(out != 0, axis=2)) == area  # one filled rectangle
     assert np.array_equal(img, np.zeros_like(img))  # input untouched
+
+
+def test_lr_factor_warmup_constant_and_cosine_anneal():
+    import math
+
+    warm, start, n, lo = 200, 3000, 1000, 0.05
+    f = [lr_factor(s, warm, start, n, lo) for s in range(0, 5000)]
+    assert f[0] == pytest.approx(1 / warm) and f[warm - 1] == 1.0
+    assert all(v == 1.0 for v in f[warm - 1:start])  # constant until the anneal
+    for s in (start, start + 137, start + n // 2, start + 999, start + n, 4999):  # cosine, written out directly
+        u = min(1.0, (s - start) / n)
+        assert f[s] == pytest.approx(lo + (1 - lo) * (1 + math.cos(math.pi * u)) / 2)
+    assert f[start + n // 2] == pytest.approx((1 + lo) / 2)
+    assert all(a >= b for a, b in zip(f[start:], f[start + 1:]))  # monotone decay, then held at the floor
+    assert f[-1] == pytest.approx(lo)
+    assert [lr_factor(s, warm, None, n, lo) for s in (warm, 10_000)] == [1.0, 1.0]  # no anneal: constant

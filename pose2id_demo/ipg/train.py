@@ -282,6 +282,18 @@ def sample_grid(pipe: Pose2IDPipeline, root: str | Path, path: Path, n_refs: int
 
 
 # ----------------------------------------------------------------------------- main
+def lr_factor(step: int, warmup: int, anneal_start: int | None, anneal_steps: int, anneal_min: float) -> float:
+    """Learning-rate multiplier at ``step`` (0-based): linear warm-up, constant, then an optional cosine
+    decay from ``anneal_start`` to ``anneal_min`` over ``anneal_steps`` (held there afterwards).
+
+    Step-based, so a ``--resume`` run that adds the anneal replays exactly with ``--max-steps``."""
+    f = min(1.0, (step + 1) / warmup)
+    if anneal_start is not None and step >= anneal_start:
+        u = min(1.0, (step - anneal_start) / max(1, anneal_steps))
+        f *= anneal_min + (1.0 - anneal_min) * 0.5 * (1.0 + math.cos(math.pi * u))
+    return f
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -302,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise-offset", type=float, default=0.05)
     ap.add_argument("--snr-gamma", type=float, default=0.0)
     ap.add_argument("--ema-decay", type=float, default=0.995)
+    ap.add_argument("--anneal-start", type=int, default=None,
+                    help="from this step on, cosine-decay the learning rate to --anneal-min × lr over --anneal-steps")
+    ap.add_argument("--anneal-steps", type=int, default=2000)
+    ap.add_argument("--anneal-min", type=float, default=0.05)
     ap.add_argument("--cleanse-quantile", type=float, default=0.005)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
@@ -384,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_reason = "budget"
             break
         for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / defaults["warmup"])
+            g["lr"] = lr * lr_factor(step, defaults["warmup"], args.anneal_start, args.anneal_steps, args.anneal_min)
         ref, trg, skel, feats = data.batch(rng, bsz, args.uncond_ratio)
         loss = training_loss(m, scheduler, ref, trg, skel, feats, gen, args.noise_offset, args.snr_gamma, scaling)
         opt.zero_grad(set_to_none=True)
