@@ -47,10 +47,13 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
     """Generations ``(len(paths), len(poses), H, W, 3)`` uint8, resumable through the ``cache`` npz."""
     done: dict[str, np.ndarray] = {}
     wanted = set(paths)
+    own_seconds = 0.0  # generation time already spent on this cache file (shards keep their own)
     for c in [cache, *sorted(cache.parent.glob(cache.stem + "-shard*.npz"))]:  # shards from --shard runs
         if c.exists():
             z = np.load(c, allow_pickle=False)
             done.update({str(p): g for p, g in zip(z["paths"], z["images"]) if str(p) in wanted})
+            if c == cache and "seconds" in z.files:
+                own_seconds = float(z["seconds"])
     logger.info("%s: %d of %d generations cached", cache.name, len(done), len(paths))
     todo = [p for p in paths if p not in done]
     last_save = time.time()
@@ -60,7 +63,8 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
         keys = list(done)
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, paths=np.array(keys), images=np.stack([done[k] for k in keys]))
+        np.savez(tmp, paths=np.array(keys), images=np.stack([done[k] for k in keys]),
+                 seconds=np.float64(own_seconds + time.time() - t0))
         tmp.replace(cache)
 
     for s in range(0, len(todo), refs_per_batch):
@@ -80,6 +84,17 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
     if todo:
         save()
     return np.stack([done[p] for p in paths])
+
+
+def generation_seconds(cache: Path) -> float:
+    """Generation time recorded in ``cache`` and its ``--shard`` files, summed (shards may have run in
+    parallel, so this is processor time spent generating, not wall-clock time)."""
+    total = 0.0
+    for c in [cache, *sorted(cache.parent.glob(cache.stem + "-shard*.npz"))]:
+        if c.exists():
+            z = np.load(c, allow_pickle=False)
+            total += float(z["seconds"]) if "seconds" in z.files else float("nan")
+    return total
 
 
 def generation_cache_path(task: str, mhash: str, steps: int, guidance: float, seed: int, use_ifr: bool) -> Path:
@@ -134,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     names, poses = [n for n, _ in named], [p for _, p in named]
     mhash = model_hash(Path(model_dir))
     cache = generation_cache_path(args.task, mhash, args.steps, args.guidance, args.seed, True)
-    t0 = time.time()
     if args.shard:
         k, n = (int(v) for v in args.shard.split("/"))
         shard_cache = cache.with_name(f"{cache.stem}-shard{k}of{n}.npz")
@@ -143,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     gens = generate_all(pipe, q_paths + g_paths, poses, args.steps, args.guidance, args.seed, True, cache,
                         refs_per_batch=args.refs_per_batch)
-    gen_s = time.time() - t0
+    gen_s = generation_seconds(cache)
     settings = {"model": str(Path(model_dir).name), "model_sha": mhash, "steps": args.steps,
                 "guidance_scale": args.guidance, "seed": args.seed, "use_ifr": True, "pose_names": names,
                 "image_size": list(pipe.image_size), "task": args.task, "scheduler": "DDIM v-pred zero-SNR trailing",
-                "generation_seconds": round(gen_s, 1)}
+                "generation_seconds": round(gen_s, 1), "generations": len(q_paths + g_paths) * len(poses)}
     out_dir = args.out or ASSETS / "features"
     out_dir.mkdir(parents=True, exist_ok=True)
     rel = lambda ps: np.array([str(Path(p).relative_to(root)) for p in ps])  # noqa: E731
