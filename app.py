@@ -1,7 +1,7 @@
 """Pose2ID demo: builds the Gradio app from :mod:`pose2id_demo.ui` and launches it.
 
 ``python app.py`` serves the embedded CPU models. With the official release on a GPU:
-``python app.py --ipg-weights DIR --reid-extractor mymodule:make_transreid``.
+``python app.py --ipg-weights DIR`` (DIR holds the released .pth files, transformer_20.pth included).
 """
 
 import argparse
@@ -12,9 +12,11 @@ from pose2id_demo.ui import build_demo, launch
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Pose2ID demo (Gradio app)")
     parser.add_argument("--ipg-weights", metavar="DIR", help="folder with the official Pose2ID IPG files "
-                        "(reference_unet.pth, denoising_unet.pth, pose_guider.pth, IFR.pth, sd-vae-ft-mse/)")
+                        "(reference_unet.pth, denoising_unet.pth, pose_guider.pth, IFR.pth, transformer_20.pth, "
+                        "sd-vae-ft-mse/)")
     parser.add_argument("--reid-extractor", metavar="MODULE:CALLABLE",
-                        help="factory of the 3840-d TransReID extractor feeding IFR (with --ipg-weights)")
+                        help="optional: factory of a 3840-d ReID extractor to feed IFR instead of "
+                        "DIR/transformer_20.pth (with --ipg-weights)")
     args = parser.parse_args()
     if args.ipg_weights:
         try:

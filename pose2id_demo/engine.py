@@ -496,28 +496,33 @@ class Engine:
     def use_official_ipg(self, directory: str | Path, reid_extractor: str | None = None) -> None:
         """Serve generations from the official Pose2ID release in ``directory`` instead of the tiny IPG.
 
-        ``reid_extractor`` is ``"module:callable"``: a factory returning the 3840-d TransReID extractor that
-        feeds IFR (see :func:`pose2id_demo.ipg.official.load_official`). The folder is checked now; the
-        weights load lazily on the first generation, like the embedded model.
+        IFR's 3840-d ReID feature comes from ``directory/transformer_20.pth`` (TransReID, built in). Optionally
+        ``reid_extractor`` is ``"module:callable"``: a factory returning another extractor to use instead
+        (see :func:`pose2id_demo.ipg.official.load_official`). The folder is checked now; the weights load
+        lazily on the first generation, like the embedded model.
         """
         directory = Path(directory)
         if not directory.is_dir():
             raise Pose2IDError(f"--ipg-weights: {directory} is not a folder.")
-        from pose2id_demo.ipg.official import OFFICIAL_FILES
+        from pose2id_demo.ipg.official import OFFICIAL_FILES, REID_FILE
 
         missing = [f for f in OFFICIAL_FILES.values() if not (directory / f).exists()]
         if missing:
             raise Pose2IDError(f"--ipg-weights: {directory} lacks {', '.join(missing)}.")
-        if not reid_extractor or ":" not in reid_extractor:
-            raise Pose2IDError("--ipg-weights needs --reid-extractor MODULE:CALLABLE returning the 3840-d TransReID "
-                               "extractor that feeds IFR (TransReID is not part of this project).")
-        module_name, attr = reid_extractor.split(":", 1)
+        if reid_extractor and ":" not in reid_extractor:
+            raise Pose2IDError("--reid-extractor must be MODULE:CALLABLE (a factory of the 3840-d extractor).")
+        if not reid_extractor and not (directory / REID_FILE).exists():
+            raise Pose2IDError(f"--ipg-weights: {directory} lacks {REID_FILE} (the TransReID weights feeding IFR); "
+                               "add it or pass --reid-extractor MODULE:CALLABLE.")
 
         def load() -> Any:
             from pose2id_demo.ipg.official import load_official
 
-            factory = getattr(importlib.import_module(module_name), attr)
-            return load_official(directory, device=self.device, reid=factory())
+            reid = None
+            if reid_extractor:
+                module_name, attr = reid_extractor.split(":", 1)
+                reid = getattr(importlib.import_module(module_name), attr)()
+            return load_official(directory, device=self.device, reid=reid)
 
         with self._lock:
             self._store.pop("pipeline", None)

@@ -1,4 +1,4 @@
-"""`python app.py --ipg-weights DIR --reid-extractor M:F` routes generation to the official loader."""
+"""`python app.py --ipg-weights DIR [--reid-extractor M:F]` routes generation to the official loader."""
 
 import subprocess
 import sys
@@ -24,8 +24,21 @@ def test_folder_and_extractor_are_checked(tmp_path):
         eng.use_official_ipg(tmp_path / "missing", "x:y")
     with pytest.raises(Pose2IDError, match="lacks reference_unet.pth"):
         eng.use_official_ipg(tmp_path, "x:y")
-    with pytest.raises(Pose2IDError, match="reid-extractor"):
+    with pytest.raises(Pose2IDError, match="lacks transformer_20.pth.*reid-extractor"):
         eng.use_official_ipg(_fake_release(tmp_path), None)
+    with pytest.raises(Pose2IDError, match="MODULE:CALLABLE"):
+        eng.use_official_ipg(tmp_path, "no-colon")
+
+
+def test_built_in_transreid_when_transformer_20_is_present(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(official, "load_official",
+                        lambda directory, device="cpu", reid=None, **kw: calls.append((Path(directory), reid)))
+    (_fake_release(tmp_path) / official.REID_FILE).write_bytes(b"")
+    eng = Engine(device="cpu")
+    eng.use_official_ipg(tmp_path)  # no --reid-extractor needed
+    eng.pipeline()
+    assert calls == [(tmp_path, None)]  # reid=None: load_official reads DIR/transformer_20.pth itself
 
 
 def test_pipeline_comes_from_the_official_loader(tmp_path, monkeypatch):

@@ -70,7 +70,7 @@ def test_official_loader_real_tensors_small_unet(tmp_path):
     for name in OFFICIAL_FILES:
         for k, v in src[name].state_dict().items():
             assert torch.equal(loaded[name].state_dict()[k], v), (name, k)
-    with pytest.raises(ValueError, match="TransReID"):
+    with pytest.raises(FileNotFoundError, match="transformer_20.pth"):  # no reid= and no TransReID weights
         load_official(tmp_path, device="cpu")
 
 

@@ -6,7 +6,7 @@ Expected folder (``--ipg-weights DIR``; file names as released in the Hugging Fa
     DIR/denoising_unet.pth     Animate-Anyone UNet3DConditionModel (motion module off) state dict
     DIR/pose_guider.pth        PoseGuider(320, 3, (16, 32, 64, 128))
     DIR/IFR.pth                IFR: proj_motion Linear(3840, 20*768), norm_motion LayerNorm(768)
-    DIR/transformer_20.pth     TransReID (not loaded here, see below)
+    DIR/transformer_20.pth     TransReID ViT-B/16 + JPM (Market-1501, no camera ids): the ReID feature for IFR
     DIR/stable-diffusion-v1-5/unet/config.json   optional (else the built-in SD1.5 UNet config)
     DIR/sd-vae-ft-mse/         diffusers AutoencoderKL folder (config.json + weights), required
 
@@ -21,9 +21,10 @@ kernel ``(O, I, 1, k, k)`` should a checkpoint carry true 3D convs, and (c) reje
 (those would need the motion module, which Pose2ID does not use). Everything is loaded with
 ``strict=True``, so any other difference fails loudly.
 
-ReID: IFR's input is the 3840-d TransReID (ViT-B/16, JPM) feature of ``transformer_20.pth``. TransReID is
-not implemented in this project; pass an extractor as ``reid=`` — any object with
-``preprocess(list[PIL.Image]) -> Tensor`` (256×128, mean = std = 0.5) and ``model(Tensor) -> (B, 3840)``.
+ReID: IFR's input is the 3840-d TransReID (ViT-B/16, JPM) feature of ``transformer_20.pth``, read by
+:func:`pose2id_demo.reid.transreid.load_transreid` (our implementation; run in fp32 as released). To use
+another extractor pass it as ``reid=`` — any object with ``preprocess(list[PIL.Image]) -> Tensor``
+(256×128, mean = std = 0.5) and ``model(Tensor) -> (B, 3840)``; ``transformer_20.pth`` is then not needed.
 
 Files are read with ``torch.load(weights_only=True)``; modules are built on the meta device and the
 tensors assigned, so no random initialisation of the 860 M-parameter UNets is ever computed. On CUDA the
@@ -45,6 +46,7 @@ from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pipeline import Pose2IDPipeline, make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
+from pose2id_demo.reid.transreid import load_transreid
 
 logger = logging.getLogger(__name__)
 
@@ -130,15 +132,18 @@ def load_official(directory: str | Path, device: str | torch.device = "cpu", rei
     Args:
         directory: the folder described in the module docstring (``--ipg-weights DIR``).
         device: e.g. ``"cuda"`` (fp16) or ``"cpu"`` (fp32; very slow at this size).
-        reid: the 3840-d TransReID extractor (see module docstring). Required to generate; ``None`` raises.
+        reid: a 3840-d ReID extractor overriding the TransReID of ``directory/transformer_20.pth`` (see the
+            module docstring); ``None`` (default) loads that file, and raises if it is missing.
         vae_dir: sd-vae-ft-mse folder; default ``directory/sd-vae-ft-mse``.
     """
-    if reid is None:
-        raise ValueError(
-            "the official IPG needs its TransReID feature extractor (transformer_20.pth, 3840-d), which this "
-            "project does not implement; pass reid=<object with preprocess() and model()> to load_official")
     directory = Path(directory)
+    if reid is None and not (directory / REID_FILE).exists():
+        raise FileNotFoundError(
+            f"{directory / REID_FILE}: the official IPG needs the TransReID weights that feed IFR (3840-d); put "
+            f"{REID_FILE} from the Hugging Face repo yuanc3/Pose2ID there, or pass reid=<extractor>")
     dtype = dtype or default_dtype(device)
+    if reid is None:
+        reid = load_transreid(directory / REID_FILE, device=device, dtype=torch.float32)
     modules = load_official_modules(directory, device=device, dtype=dtype)
     vae_path = Path(vae_dir) if vae_dir is not None else directory / "sd-vae-ft-mse"
     if not (vae_path / "config.json").exists():
@@ -152,5 +157,5 @@ def add_cli_argument(parser) -> None:
     """``--ipg-weights DIR``: use the official IPG release in DIR (see :mod:`pose2id_demo.ipg.official`)."""
     parser.add_argument("--ipg-weights", metavar="DIR", default=None,
                         help="folder with the official Pose2ID IPG files (reference_unet.pth, denoising_unet.pth, "
-                             "pose_guider.pth, IFR.pth, sd-vae-ft-mse/); loaded with "
+                             "pose_guider.pth, IFR.pth, transformer_20.pth, sd-vae-ft-mse/); loaded with "
                              "pose2id_demo.ipg.load_official(DIR, device). Default: the shipped tiny IPG.")

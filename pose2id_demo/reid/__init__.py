@@ -5,6 +5,7 @@ network and its training script, and an on-disk feature cache.
 - :mod:`.model` — ``SynthPedReID`` (compact ResNet + BNNeck), safetensors round trip
 - :mod:`.train` — ``python -m pose2id_demo.reid.train``
 - :mod:`.features` — ``dataset_features(backbone_name, task)`` cached on disk
+- :mod:`.transreid` — TransReID (ViT-B/16 + JPM) of the official Pose2ID release, :func:`load_transreid`
 """
 
 from pose2id_demo.reid.backbones import (
@@ -13,5 +14,7 @@ from pose2id_demo.reid.backbones import (
     list_backbones,
     register_backbone,
 )
+from pose2id_demo.reid.transreid import TransReID, TransReIDConfig, load_transreid
 
-__all__ = ["Backbone", "get_backbone", "list_backbones", "register_backbone"]
+__all__ = ["Backbone", "TransReID", "TransReIDConfig", "get_backbone", "list_backbones", "load_transreid",
+           "register_backbone"]
