@@ -90,7 +90,18 @@ def test_topk_neighbors_matches_brute_force(n, d, k, block):
     x = rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.1, 50)
     got = topk_neighbors(x, k, block=block)
     assert got.shape == (n, min(k, n - 1))
-    assert got.tolist() == bf_neighbors(x, k)
+    want = bf_neighbors(x, k)
+    # The fast path ranks float32 GEMM distances, the reference float64 ones: where two neighbours' distances
+    # agree to float32 rounding their order may differ. Such rows must still be a correct top-k up to that
+    # rounding; every other row must match exactly.
+    d64 = bf_sqdist(x.astype(np.float64))
+    tol = 1e-5 * float((x.astype(np.float64) ** 2).sum(1).max())
+    differing = [i for i in range(n) if got[i].tolist() != want[i]]
+    for i in differing:
+        dg, dw = d64[i, got[i]], d64[i, want[i]]
+        assert i not in got[i] and len(set(got[i].tolist())) == len(dg)
+        assert np.all(np.abs(dg - dw) <= tol), (i, dg, dw)  # same distances rank by rank, up to rounding
+    assert len(differing) <= max(1, n // 50)
 
 
 def test_topk_neighbors_threaded_blocks_identical():
