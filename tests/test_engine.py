@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 from types import SimpleNamespace
 
@@ -235,3 +236,39 @@ def test_identity_density_ignores_distractors_and_junk() -> None:
     with_noise = identity_density(d.q, np.concatenate([d.g, extra]), d.q_pids,
                                   np.concatenate([d.g_pids, [0, 0, 0, 0, -1, -1, 0]]))
     assert with_noise == base
+
+
+def test_image_file_is_content_addressed_and_never_seen_half_written():
+    """Many threads handing out the same picture while others read it: every read is the whole PNG."""
+    from PIL import Image
+
+    rng = np.random.default_rng()
+    img = rng.integers(0, 256, (128, 64, 3), dtype=np.uint8)
+    first = render.image_file(img)
+    assert render.image_file(Image.fromarray(img)) == first and render.image_file(None) is None
+    assert np.array_equal(np.asarray(Image.open(first)), img)
+    other = render.image_file(255 - img)
+    assert other != first
+    want = open(first, "rb").read()
+    bad: list[int] = []
+
+    def writer() -> None:
+        for _ in range(300):
+            Path(first).unlink(missing_ok=True)  # force a rewrite while readers are reading
+            assert render.image_file(img) == first
+
+    def reader() -> None:
+        for _ in range(400):
+            try:
+                data = open(first, "rb").read()
+            except FileNotFoundError:
+                continue
+            if data != want:
+                bad.append(len(data))
+
+    ts = [threading.Thread(target=writer) for _ in range(2)] + [threading.Thread(target=reader) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert bad == []

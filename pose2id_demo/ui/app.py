@@ -162,8 +162,8 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     res = _generate_on_device(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
                               custom_pose=custom_pose, backbone=backbone, progress=_progress_fn(progress))
     names = res["poses"]
-    on = [(im, f"IFR on · {n}") for im, n in zip(res["images"].get("on", []), names)]
-    off = [(im, f"IFR off · {n}") for im, n in zip(res["images"].get("off", []), names)]
+    on = [(render.image_file(im), f"IFR on · {n}") for im, n in zip(res["images"].get("on", []), names)]
+    off = [(render.image_file(im), f"IFR off · {n}") for im, n in zip(res["images"].get("off", []), names)]
     ranks = res["ranks"]
     lines = [f"Generated {len(names)} poses × {len(res['images'])} IFR setting(s) in {res['seconds']:.1f} s "
              f"(steps {int(steps)}, CFG {float(cfg):g}, seed {int(seed)})."]
@@ -174,11 +174,11 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     lines += res["notes"]
     state = {"query_index": res["query_index"], "backbone": backbone,
              "gen_feats": None if res["gen_feats"] is None else np.asarray(res["gen_feats"]).tolist()}
-    skel = [(a, n) for a, n in res["skeletons"]]
+    skel = [(render.image_file(a), n) for a, n in res["skeletons"]]
     sheet_rows = [("pose", [a for a, _ in res["skeletons"]])]
     sheet_rows += [(f"IFR {m}", res["images"][m]) for m in ("on", "off") if m in res["images"]]
-    sheet = render.pose_sheet(names, sheet_rows)
-    return (on, off, skel, render.ranked_strip(ranks, "before"), render.ranked_strip(ranks, "after"),
+    sheet = render.image_file(render.pose_sheet(names, sheet_rows))
+    return (on, off, skel, render.image_file(render.ranked_strip(ranks, "before")), render.image_file(render.ranked_strip(ranks, "after")),
             "\n\n".join(lines), sheet, state)
 
 
@@ -191,7 +191,7 @@ def rerank_generated(eta: float, state: dict | None) -> tuple:
                                                 eta=eta, backbone=state["backbone"])
     msg = (f"Benchmark query #{state['query_index']}: correct in the top-10 **{render.hits(ranks, 'before')} → "
            f"{render.hits(ranks, 'after')}** with eq. 9 (η={float(eta):g}).")
-    return render.ranked_strip(ranks, "before"), render.ranked_strip(ranks, "after"), msg
+    return render.image_file(render.ranked_strip(ranks, "before")), render.image_file(render.ranked_strip(ranks, "after")), msg
 
 
 @_user_errors
@@ -216,7 +216,7 @@ def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k
                            nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
     msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
            f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
-    return render.ranked_strip(r, "before"), render.ranked_strip(r, "after"), msg
+    return render.image_file(render.ranked_strip(r, "before")), render.image_file(render.ranked_strip(r, "after")), msg
 
 
 @_user_errors
@@ -232,9 +232,10 @@ def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str
 def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """Mahalanobis outliers and PoseValid rejects of the train split (Supplementary 7.1)."""
     res = get_engine().cleansing(task=task, backbone=backbone, progress=_progress_fn(progress))
-    outl = render.tile_grid([(o["path"], render.RED, f"id {o['pid']} d={o['distance']:.1f}")
-                             for o in res["outliers"][:36]])
-    rej = render.tile_grid([(o["path"], render.RED, o["reason"]) for o in res["pose_rejects"][:36]])
+    outl = render.image_file(render.tile_grid([(o["path"], render.RED, f"id {o['pid']} d={o['distance']:.1f}")
+                                               for o in res["outliers"][:36]]))
+    rej = render.image_file(render.tile_grid([(o["path"], render.RED, o["reason"])
+                                              for o in res["pose_rejects"][:36]]))
     msg = (f"Train split: {res['n_train']} images of {res['n_ids']} identities. Mahalanobis filter (keeps "
            f"[Q_{res['quantile']:g}, Q_{1 - res['quantile']:g}] per identity, eq. 31): **{len(res['outliers'])}** outliers (most distant shown). PoseValid: "
            f"**{len(res['pose_rejects'])}** rejects ({res['n_no_pose']} without keypoints).")
@@ -522,7 +523,8 @@ def build_demo() -> gr.Blocks:
 def _skeleton_views() -> tuple:
     """The 8 representative poses, as a gallery and as the first row of the pose sheet."""
     sk = get_engine().skeletons()
-    return [(a, n) for a, n in sk], render.pose_sheet([n for _, n in sk], [("pose", [a for a, _ in sk])])
+    sheet = render.pose_sheet([n for _, n in sk], [("pose", [a for a, _ in sk])])
+    return [(render.image_file(a), n) for a, n in sk], render.image_file(sheet)
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:

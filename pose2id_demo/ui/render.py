@@ -5,6 +5,12 @@ No maths here: the numbers come from :mod:`pose2id_demo.engine`; this module onl
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,6 +29,47 @@ PALETTE = (
     "#756bb1", "#636363", "#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#fd8d3c", "#74c476", "#6baed6",
     "#969696", "#e7ba52", "#ce6dbd",
 )
+
+
+_FILES_DIR: Path | None = None
+_FILES_WRITTEN = 0
+
+
+def image_file(image: Any) -> str | None:
+    """``image`` (PIL or uint8 array; ``None`` passes through) as a PNG file path for a Gradio output.
+
+    Gradio writes images it is handed as arrays into its cache in place (truncate, then write), at a path
+    named by their content: when two users get the same picture at once (the same example, seed and
+    settings), one of them can download the file while the other request rewrites it, and receives an
+    empty body. Files are copied into the cache by a write-then-rename instead, so the app hands Gradio
+    files, written here the same way: content-addressed, atomically renamed into place. Files older than
+    an hour are pruned now and then (Gradio keeps its own copy).
+    """
+    global _FILES_DIR, _FILES_WRITTEN
+    if image is None:
+        return None
+    im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    data = buf.getvalue()
+    if _FILES_DIR is None:
+        _FILES_DIR = Path(tempfile.mkdtemp(prefix="pose2id-ui-"))
+    path = _FILES_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=_FILES_DIR, suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    _FILES_WRITTEN += 1
+    if _FILES_WRITTEN % 500 == 0:
+        cutoff = time.time() - 3600
+        for old in _FILES_DIR.glob("*.png"):
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except OSError:
+                pass
+    return str(path)
 
 
 def bordered(image: Any, colour: tuple[int, int, int], border: int = 5, size: tuple[int, int] = THUMB
