@@ -46,7 +46,7 @@ from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pipeline import Pose2IDPipeline, make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
-from pose2id_demo.reid.transreid import load_transreid
+from pose2id_demo.reid.transreid import check_materialised, load_transreid
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +111,7 @@ def load_official_modules(directory: str | Path, device: str | torch.device = "c
         sd = torch.load(directory / filename, map_location=where, weights_only=True)
         modules[name].load_state_dict(map_official_state_dict(sd), strict=True, assign=True)
         if str(device) != "meta":
-            leftover = [n for n, t in list(modules[name].named_parameters()) + list(modules[name].named_buffers())
-                        if t.is_meta]
-            if leftover:
-                raise RuntimeError(f"{filename}: tensors not provided by the checkpoint: {leftover[:5]}")
+            check_materialised(modules[name], filename)
             modules[name] = modules[name].to(device=device, dtype=dtype).eval()
         logger.info("loaded %s (%d tensors)", filename, len(sd))
     return modules

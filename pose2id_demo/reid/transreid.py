@@ -309,6 +309,14 @@ def build_transreid(config: TransReIDConfig | None = None, device: str | torch.d
         return TransReID(config)
 
 
+def check_materialised(module: nn.Module, source: str | Path) -> None:
+    """Raise if ``module`` (built on the meta device, then loaded with ``assign=True``) still holds meta
+    tensors, i.e. the checkpoint ``source`` did not provide them."""
+    leftover = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
+    if leftover:
+        raise RuntimeError(f"{source}: tensors not provided by the checkpoint: {leftover[:5]}")
+
+
 def load_transreid(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                    config: TransReIDConfig | None = None) -> TransReIDBackbone:
     """``transformer_20.pth`` → a ready extractor (``.model(x) -> (B, 3840)``, ``.preprocess``, ``.dim``).
@@ -332,9 +340,7 @@ def load_transreid(path: str | Path, device: str | torch.device = "cpu", dtype: 
     model.load_state_dict(sd, strict=True, assign=True)
     weights_id = ""
     if where != "meta":
-        leftover = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
-        if leftover:
-            raise RuntimeError(f"{path}: tensors not provided by the checkpoint: {leftover[:5]}")
+        check_materialised(model, path)
         model = model.to(device=device, dtype=dtype)
         from pose2id_demo.reid.model import file_sha256
 
