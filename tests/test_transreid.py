@@ -235,3 +235,13 @@ def test_load_official_uses_transformer_20(tmp_path, monkeypatch):
     (tmp_path / official.REID_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="transformer_20.pth"):
         official.load_official(tmp_path, device="meta")
+
+
+def test_check_materialised_names_the_meta_tensors():
+    from pose2id_demo.reid.transreid import check_materialised
+
+    m = torch.nn.Linear(3, 2)
+    check_materialised(m, "ok.pth")  # all real tensors
+    m.register_buffer("lut", torch.empty(4, device="meta"), persistent=False)  # not in any state dict
+    with pytest.raises(RuntimeError, match=r"x\.pth: tensors not provided by the checkpoint: \['lut'\]"):
+        check_materialised(m, "x.pth")
