@@ -42,18 +42,22 @@ def model_hash(model_dir: Path) -> str:
     return h.hexdigest()[:12]
 
 
+def cache_files(cache: Path) -> list[Path]:
+    """The existing files of a generation cache: ``cache`` itself and the shards of ``--shard`` runs."""
+    return [c for c in [cache, *sorted(cache.parent.glob(cache.stem + "-shard*.npz"))] if c.exists()]
+
+
 def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float, seed: int, use_ifr: bool,
                  cache: Path, refs_per_batch: int = 4, progress: bool = True) -> np.ndarray:
     """Generations ``(len(paths), len(poses), H, W, 3)`` uint8, resumable through the ``cache`` npz."""
     done: dict[str, np.ndarray] = {}
     wanted = set(paths)
     own_seconds = 0.0  # generation time already spent on this cache file (shards keep their own)
-    for c in [cache, *sorted(cache.parent.glob(cache.stem + "-shard*.npz"))]:  # shards from --shard runs
-        if c.exists():
-            z = np.load(c, allow_pickle=False)
-            done.update({str(p): g for p, g in zip(z["paths"], z["images"]) if str(p) in wanted})
-            if c == cache and "seconds" in z.files:
-                own_seconds = float(z["seconds"])
+    for c in cache_files(cache):
+        z = np.load(c, allow_pickle=False)
+        done.update({str(p): g for p, g in zip(z["paths"], z["images"]) if str(p) in wanted})
+        if c == cache and "seconds" in z.files:
+            own_seconds = float(z["seconds"])
     logger.info("%s: %d of %d generations cached", cache.name, len(done), len(paths))
     todo = [p for p in paths if p not in done]
     last_save = time.time()
@@ -90,10 +94,9 @@ def generation_seconds(cache: Path) -> float:
     """Generation time recorded in ``cache`` and its ``--shard`` files, summed (shards may have run in
     parallel, so this is processor time spent generating, not wall-clock time)."""
     total = 0.0
-    for c in [cache, *sorted(cache.parent.glob(cache.stem + "-shard*.npz"))]:
-        if c.exists():
-            z = np.load(c, allow_pickle=False)
-            total += float(z["seconds"]) if "seconds" in z.files else float("nan")
+    for c in cache_files(cache):
+        z = np.load(c, allow_pickle=False)
+        total += float(z["seconds"]) if "seconds" in z.files else float("nan")
     return total
 
 
