@@ -178,7 +178,7 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     sheet_rows = [("pose", [a for a, _ in res["skeletons"]])]
     sheet_rows += [(f"IFR {m}", res["images"][m]) for m in ("on", "off") if m in res["images"]]
     sheet = render.image_file(render.pose_sheet(names, sheet_rows))
-    return (on, off, skel, render.image_file(render.ranked_strip(ranks, "before")), render.image_file(render.ranked_strip(ranks, "after")),
+    return (on, off, skel, *render.ranked_strip_files(ranks),
             "\n\n".join(lines), sheet, state)
 
 
@@ -191,7 +191,7 @@ def rerank_generated(eta: float, state: dict | None) -> tuple:
                                                 eta=eta, backbone=state["backbone"])
     msg = (f"Benchmark query #{state['query_index']}: correct in the top-10 **{render.hits(ranks, 'before')} → "
            f"{render.hits(ranks, 'after')}** with eq. 9 (η={float(eta):g}).")
-    return render.image_file(render.ranked_strip(ranks, "before")), render.image_file(render.ranked_strip(ranks, "after")), msg
+    return *render.ranked_strip_files(ranks), msg
 
 
 @_user_errors
@@ -216,7 +216,7 @@ def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k
                            nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
     msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
            f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
-    return render.image_file(render.ranked_strip(r, "before")), render.image_file(render.ranked_strip(r, "after")), msg
+    return *render.ranked_strip_files(r), msg
 
 
 @_user_errors

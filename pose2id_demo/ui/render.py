@@ -5,6 +5,7 @@ No maths here: the numbers come from :mod:`pose2id_demo.engine`; this module onl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -31,8 +32,12 @@ PALETTE = (
 )
 
 
-_FILES_DIR: Path | None = None
 _FILES_WRITTEN = 0
+
+
+@functools.cache
+def _files_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="pose2id-ui-"))
 
 
 def image_file(image: Any) -> str | None:
@@ -45,25 +50,24 @@ def image_file(image: Any) -> str | None:
     files, written here the same way: content-addressed, atomically renamed into place. Files older than
     an hour are pruned now and then (Gradio keeps its own copy).
     """
-    global _FILES_DIR, _FILES_WRITTEN
+    global _FILES_WRITTEN
     if image is None:
         return None
     im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     data = buf.getvalue()
-    if _FILES_DIR is None:
-        _FILES_DIR = Path(tempfile.mkdtemp(prefix="pose2id-ui-"))
-    path = _FILES_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    folder = _files_dir()
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=_FILES_DIR, suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     _FILES_WRITTEN += 1
     if _FILES_WRITTEN % 500 == 0:
         cutoff = time.time() - 3600
-        for old in _FILES_DIR.glob("*.png"):
+        for old in folder.glob("*.png"):
             try:
                 if old.stat().st_mtime < cutoff:
                     old.unlink()
@@ -127,6 +131,11 @@ def ranked_strip(ranks: dict[str, Any] | None, which: str, border: int = 5) -> n
         tw_text = draw.textlength(label, font=font)
         draw.text((x + (tw - tw_text) / 2, y + th + 2), label, fill=colour if i else BLUE, font=font)
     return np.asarray(canvas)
+
+
+def ranked_strip_files(ranks: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The before and after :func:`ranked_strip` images of ``ranks``, as :func:`image_file` paths."""
+    return image_file(ranked_strip(ranks, "before")), image_file(ranked_strip(ranks, "after"))
 
 
 def hits(ranks: dict[str, Any] | None, which: str) -> int:
