@@ -39,7 +39,7 @@ def test_named_endpoints(client: Client) -> None:
 
 
 @pytest.mark.slow
-def test_benchmark_and_slider_latency(client: Client) -> None:
+def test_benchmark_and_new_slider_setting(client: Client) -> None:
     table, msg = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/benchmark")
     rows = table_rows(table)
     assert list(rows) == ROWS, msg
@@ -47,12 +47,10 @@ def test_benchmark_and_slider_latency(client: Client) -> None:
         assert "No generated features are shipped" in msg
     for r in rows.values():
         assert 0 <= r["mAP"] <= 100 and 0 <= r["Rank-1"] <= 100 and r["ID²"] > 0
-    t = time.perf_counter()
+    # A new slider value recomputes only the rows it changes (its latency is `python -m bench.load --slider`).
     table2, _ = client.predict(*BENCH, 1.0, 4, 3, "both", "both", False, api_name="/benchmark")
-    latency = time.perf_counter() - t
     rows2 = table_rows(table2)
     assert rows2["baseline"] == rows["baseline"] and rows2["+NFC"] != rows["+NFC"]
-    assert latency < 1.0, f"slider → table took {latency:.2f} s"
     # Centralization tightens identities (ID² is what it acts on directly).
     assert rows[ROWS[-1]]["ID²"] < rows["baseline"]["ID²"]
 
