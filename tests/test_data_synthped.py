@@ -138,7 +138,7 @@ def test_full_plan_protocol():
 
 
 def test_ensure_benchmark_renders_once_and_reuses_shared_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(sp, "plan", lambda seed=0: small_plan(seed))
+    monkeypatch.setattr(sp.benchmark, "plan", lambda seed=0: small_plan(seed))
     root = sp.ensure_benchmark("standard", progress=False, root=tmp_path)
     assert root == tmp_path / "standard" and (root / sp.MANIFEST).exists()
     stamp = {p: p.stat().st_mtime_ns for p in root.rglob("*.jpg")}
@@ -153,7 +153,7 @@ def test_ensure_benchmark_renders_once_and_reuses_shared_files(tmp_path, monkeyp
 
 
 def test_cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sp, "plan", lambda seed=0: small_plan(seed))
+    monkeypatch.setattr(sp.benchmark, "plan", lambda seed=0: small_plan(seed))
     assert sp.main(["--out", str(tmp_path), "--seed", "0", "--task", "infrared", "--montage",
                     str(tmp_path / "m.png")]) == 0
     ds = load_market(tmp_path / "infrared")

@@ -1,0 +1,200 @@
+"""The benchmark: which images exist (:func:`plan`), how each is rendered for a task
+(:func:`render_item`), and writing a task in Market-1501 layout once into the cache
+(:func:`render_benchmark`, :func:`ensure_benchmark`); a contact sheet (:func:`make_montage`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pose2id_demo.data.synthped.cameras import CAMERAS
+from pose2id_demo.data.synthped.constants import (
+    _SPLIT_CODE, _TASK_CODE, H, MANIFEST, NUM_CAMERAS, NUM_DISTRACTORS, NUM_TEST_IDS, NUM_TRAIN_IDS, TASKS,
+    TEST_PID0, TRAIN_IMAGES_PER_ID, TRAIN_PID0, VERSION, W, GALLERY_PER_ID, QUERIES_PER_ID)
+from pose2id_demo.data.synthped.identities import Identity, make_identities
+from pose2id_demo.data.synthped.render import Rendered, render_image
+from pose2id_demo.paths import cache_dir
+from pose2id_demo.poses.keypoints import Pose
+
+logger = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Item:
+    """One image to render."""
+
+    split: str        # "train" | "query" | "gallery" | "distractor"
+    folder: str       # "bounding_box_train" | "query" | "bounding_box_test"
+    pid: int          # identity (0 for distractors, as in Market-1501)
+    source_pid: int   # the identity whose appearance is drawn (distractors: an unseen identity or -1)
+    camid: int
+    k: int            # per-pid image index, used in the frame number and the seed
+
+    @property
+    def filename(self) -> str:
+        return f"{self.pid:04d}_c{self.camid}s1_{self.k * 25 + _SPLIT_CODE[self.split]:06d}_00.jpg"
+
+
+def plan(seed: int = 0, num_train_ids: int = NUM_TRAIN_IDS, num_test_ids: int = NUM_TEST_IDS,
+         train_per_id: int = TRAIN_IMAGES_PER_ID, num_distractors: int = NUM_DISTRACTORS) -> list[Item]:
+    """The list of images of the benchmark (same for all tasks)."""
+    items: list[Item] = []
+    for pid in range(TRAIN_PID0, TRAIN_PID0 + num_train_ids):
+        rng = np.random.default_rng([seed, 3, pid])
+        cams = rng.choice(np.arange(1, NUM_CAMERAS + 1), size=int(rng.integers(3, 6)), replace=False)
+        for k in range(train_per_id):
+            items.append(Item("train", "bounding_box_train", pid, pid, int(cams[k % len(cams)] if k < len(cams)
+                                                                          else rng.choice(cams)), k))
+    for pid in range(TEST_PID0, TEST_PID0 + num_test_ids):
+        rng = np.random.default_rng([seed, 5, pid])
+        qcams = rng.choice(np.arange(1, NUM_CAMERAS + 1), size=QUERIES_PER_ID, replace=False)
+        ng = int(rng.integers(GALLERY_PER_ID[0], GALLERY_PER_ID[1] + 1))
+        while True:
+            gcams = rng.integers(1, NUM_CAMERAS + 1, size=ng)
+            if all(np.sum(gcams != q) >= 2 for q in qcams):
+                break
+        k = 0
+        for q in qcams:
+            items.append(Item("query", "query", pid, pid, int(q), k)); k += 1
+        for g in gcams:
+            items.append(Item("gallery", "bounding_box_test", pid, pid, int(g), k)); k += 1
+    rng = np.random.default_rng([seed, 13])
+    for k in range(num_distractors):
+        src = 9000 + k if rng.random() < 0.6 else -1
+        items.append(Item("distractor", "bounding_box_test", 0, src, int(rng.integers(1, NUM_CAMERAS + 1)), k))
+    return items
+
+
+def _identities_for(seed: int, items: Sequence[Item]) -> dict[int, Identity]:
+    train = sorted({it.source_pid for it in items if it.split == "train"})
+    test = sorted({it.source_pid for it in items if it.split in ("query", "gallery")})
+    extra = sorted({it.source_pid for it in items if it.split == "distractor" and it.source_pid > 0})
+    ids = make_identities(seed, train)
+    ids.update(make_identities(seed, test))
+    ids.update(make_identities(seed, extra, near_dup_fraction=0.0))
+    return ids
+
+
+def render_item(seed: int, item: Item, task: str, ident: Identity | None) -> Rendered:
+    """Render one planned image for ``task`` (only queries depend on the task)."""
+    rng = np.random.default_rng([seed, _SPLIT_CODE[item.split], item.pid, item.k])
+    mode = "visible"
+    task_rng = None
+    if item.split == "query" and task != "standard":
+        mode = task
+        task_rng = np.random.default_rng([seed, 17, item.pid, item.k, _TASK_CODE[task]])
+    return render_image(seed, ident, item.camid, rng, task_rng, mode=mode, distractor=item.split == "distractor")
+
+
+def _write(path: Path, r: Rendered) -> None:
+    r.image.save(path, format="JPEG", quality=r.jpeg, optimize=False, progressive=False, subsampling=0)
+    pose = Pose(r.keypoints, W, H)
+    path.with_suffix(".json").write_text(json.dumps(pose.to_json()))
+
+
+def render_benchmark(out: str | Path, task: str = "standard", seed: int = 0, progress: bool = False,
+                     items: Sequence[Item] | None = None, reuse: str | Path | None = None) -> Path:
+    """Render ``task`` into ``out`` (a Market-1501 root). Writes ``synthped.json`` last.
+
+    ``reuse``: a complete SynthPed root of another task with the same seed and version (and the default
+    plan); its train and gallery files — identical for all tasks by construction — are copied instead
+    of rendered again.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown SynthPed task {task!r}; choose one of {TASKS}")
+    out = Path(out)
+    items = plan(seed) if items is None else list(items)
+    idents = _identities_for(seed, items)
+    for folder in ("bounding_box_train", "bounding_box_test", "query"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    it: Iterator[Item] | Sequence[Item] = items
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(items, desc=f"SynthPed {task}", unit="img")
+    for item in it:
+        dst = out / item.folder / item.filename
+        if reuse is not None and item.split != "query":
+            src = Path(reuse) / item.folder / item.filename
+            shutil.copyfile(src, dst)
+            shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+            continue
+        r = render_item(seed, item, task, idents.get(item.source_pid))
+        _write(dst, r)
+    manifest = {"name": "SynthPed", "version": VERSION, "seed": seed, "task": task, "height": H, "width": W,
+                "num_train": sum(i.split == "train" for i in items),
+                "num_query": sum(i.split == "query" for i in items),
+                "num_gallery": sum(i.folder == "bounding_box_test" for i in items),
+                "num_distractors": sum(i.split == "distractor" for i in items),
+                "cameras": [c.background for c in CAMERAS]}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+def _is_complete(root: Path, task: str, seed: int) -> bool:
+    try:
+        m = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return m.get("version") == VERSION and m.get("seed") == seed and m.get("task") == task
+
+
+def ensure_benchmark(task: str = "standard", progress: bool = True, seed: int = 0, root: str | Path | None = None
+                     ) -> Path:
+    """Render the SynthPed ``task`` once into ``cache_dir()/synthped/<task>`` and return that root.
+
+    Rendering goes to a temporary sibling folder that is renamed into place, so concurrent callers never
+    see a half-written benchmark.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown SynthPed task {task!r}; choose one of {TASKS}")
+    base = Path(root) if root is not None else cache_dir() / "synthped"
+    target = base / task
+    if _is_complete(target, task, seed):
+        return target
+    base.mkdir(parents=True, exist_ok=True)
+    reuse = next((base / t for t in TASKS if t != task and _is_complete(base / t, t, seed)), None)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{task}-", dir=base))
+    try:
+        logger.info("rendering SynthPed %s into %s", task, target)
+        render_benchmark(tmp, task=task, seed=seed, progress=progress, reuse=reuse)
+        if target.exists():
+            if _is_complete(target, task, seed):  # someone else finished first
+                return target
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def make_montage(roots: dict[str, str | Path], num_ids: int = 6, per_id: int = 6, scale: int = 1) -> Image.Image:
+    """A contact sheet: one row per test identity — its gallery images across cameras, then its first
+    query as rendered by each task in ``roots`` (task name → rendered root)."""
+    from pose2id_demo.data.market import load_market
+
+    sets = {t: load_market(r) for t, r in roots.items()}
+    first = next(iter(sets.values()))
+    pids = sorted({r.pid for r in first.query})[:num_ids]
+    rows = []
+    gap = np.full((H, 4, 3), 255, np.uint8)
+    for pid in pids:
+        gal = [r for r in first.gallery if r.pid == pid][:per_id]
+        tiles = [np.asarray(Image.open(r.path).convert("RGB")) for r in gal]
+        tiles += [np.full((H, W, 3), 255, np.uint8)] * (per_id - len(tiles))
+        queries = [np.asarray(Image.open(next(r for r in ds.query if r.pid == pid).path).convert("RGB"))
+                   for ds in sets.values()]
+        rows.append(np.concatenate(tiles + [gap] + queries, axis=1))
+    sheet = np.concatenate([np.concatenate([r, np.full((2, r.shape[1], 3), 255, np.uint8)], 0) for r in rows], 0)
+    img = Image.fromarray(sheet)
+    if scale != 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img

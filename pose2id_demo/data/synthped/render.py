@@ -1,0 +1,80 @@
+"""One image: background crop, person, task effects (occluders / infrared), camera response, blur,
+noise; returns the picture and its keypoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from pose2id_demo.data.synthped.cameras import CAMERAS, _draw_shot, camera_background
+from pose2id_demo.data.synthped.canvas import Canvas
+from pose2id_demo.data.synthped.constants import DIRECTIONS, H, W
+from pose2id_demo.data.synthped.identities import Identity
+from pose2id_demo.data.synthped.infrared import IR_BACKGROUND, IR_NOISE, IR_VIGNETTE, _ir_map
+from pose2id_demo.data.synthped.occluders import _add_occluders
+from pose2id_demo.data.synthped.person import render_person
+
+@dataclass
+class Rendered:
+    image: Image.Image
+    keypoints: np.ndarray
+    jpeg: int
+    meta: dict = field(default_factory=dict)
+
+
+def render_image(seed: int, ident: Identity | None, camid: int, rng: np.random.Generator,
+                 task_rng: np.random.Generator | None = None, mode: str = "visible",
+                 distractor: bool = False) -> Rendered:
+    """Render one crop. ``mode``: "visible" | "occluded" | "infrared"; ``task_rng`` drives occluders."""
+    cam = CAMERAS[camid - 1]
+    shot = _draw_shot(rng, camid, ident.gait_amp if ident is not None else 0.4)
+    bg = camera_background(seed, camid)[shot.bg_y:shot.bg_y + H, shot.bg_x:shot.bg_x + W].copy()
+    cmap = _ir_map if mode == "infrared" else None
+    if mode == "infrared":
+        bg = _ir_map(bg) * IR_BACKGROUND
+    canvas = Canvas(bg, cmap=cmap, light=cam.light, light_x=shot.cx)
+    kp = np.zeros((18, 3), np.float32)
+    if distractor:  # Market's 0000: bad detections — mostly background, a partial or mis-scaled person
+        if ident is not None:
+            shot.height_px *= rng.uniform(1.3, 2.2)
+            shot.foot_y += rng.uniform(0.2, 0.9) * shot.height_px * rng.choice([-1, 1]) * 0.6
+            shot.cx += rng.choice([-1, 1]) * rng.uniform(18, 30)
+            canvas.ellipse((shot.cx, shot.foot_y), 0.22 * shot.height_px * 0.5, 3.0, np.zeros(3), opacity=0.3)
+            kp = render_person(canvas, ident, shot)
+    else:
+        canvas.ellipse((shot.cx, shot.foot_y), 0.14 * shot.height_px, 2.5, np.zeros(3), opacity=0.35)
+        kp = render_person(canvas, ident, shot)
+    meta = {"direction": DIRECTIONS[shot.direction], "camid": camid}
+    if mode == "occluded":
+        assert task_rng is not None
+        meta["occluded_fraction"] = _add_occluders(canvas, task_rng, kp)
+    img = canvas.img
+    gain = np.asarray(cam.gain, np.float32) if mode != "infrared" else np.ones(3, np.float32)
+    img = img * gain * cam.brightness * shot.brightness
+    img = (img - 0.5) * cam.contrast + 0.5
+    noise_rng = np.random.default_rng(shot.noise_seed)
+    blur = cam.blur
+    noise = cam.noise
+    jpeg = shot.jpeg
+    if mode == "infrared":  # active NIR illuminator: bright centre, dark corners, grainy, soft
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        vig = 1.0 + 0.25 * IR_VIGNETTE / 0.9 - IR_VIGNETTE * (((xx - W / 2) / W) ** 2 + ((yy - H / 2) / H) ** 2) * 2.2
+        img = img * vig[..., None]
+        blur, noise, jpeg = blur + 0.3, noise + IR_NOISE, min(jpeg, 75)
+    u8 = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    pil = Image.fromarray(u8, "RGB")
+    if blur > 0:
+        pil = pil.filter(ImageFilter.GaussianBlur(radius=blur))
+    arr = np.asarray(pil, np.float32)
+    nz = noise_rng.normal(0, noise, (H, W, 1 if mode == "infrared" else 3)).astype(np.float32)
+    arr = np.clip(arr + nz + 0.5, 0, 255).astype(np.uint8)
+    if mode == "infrared":
+        arr = np.repeat(arr[..., :1], 3, axis=-1)
+    # keypoints outside the crop are not visible
+    outside = (kp[:, 0] < 0) | (kp[:, 0] > W - 1) | (kp[:, 1] < 0) | (kp[:, 1] > H - 1)
+    kp[outside, 2] = 0.0
+    kp[:, 0] = np.clip(kp[:, 0], 0, W - 1)
+    kp[:, 1] = np.clip(kp[:, 1], 0, H - 1)
+    return Rendered(Image.fromarray(arr, "RGB"), kp, jpeg, meta)
