@@ -158,3 +158,40 @@ def test_cli(tmp_path, monkeypatch, capsys):
                     str(tmp_path / "m.png")]) == 0
     ds = load_market(tmp_path / "infrared")
     assert len(ds.query) == 6 and Image.open(tmp_path / "m.png").width > 64
+
+
+def test_ground_truth_has_the_targets_keypoints_and_reproduces_the_reference(rendered, tmp_path):
+    """render_ground_truth: reference's person and camera, target's pose (keypoints equal the target's
+    file up to the json rounding); target == reference gives the reference image's exact pixels and bytes."""
+    items = small_plan()
+    root = rendered["standard"]
+    train = [i for i in items if i.split == "train"]
+    refs = [i for i in items if i.split in ("query", "gallery")][:4] + train[:1]
+    for ref in refs:
+        for tgt in train:
+            img, kp = sp.render_ground_truth(0, ref, tgt, items=items)
+            assert img.shape == (sp.H, sp.W, 3) and img.dtype == np.uint8
+            want = load_pose_json(root / tgt.folder / tgt.filename.replace(".jpg", ".json"))
+            np.testing.assert_allclose(kp[:, :2], want.keypoints[:, :2], atol=0.01)
+            assert np.array_equal(kp[:, 2] > 0, want.visible)
+        same, _ = sp.render_ground_truth(0, ref, ref, items=items)
+        idents = sp._identities_for(0, items)
+        again = sp.render_item(0, ref, "standard", idents[ref.source_pid])
+        assert np.array_equal(same, np.asarray(again.image))
+        sp._write(tmp_path / "gt.jpg", sp.Rendered(Image.fromarray(same), again.keypoints, again.jpeg))
+        assert (tmp_path / "gt.jpg").read_bytes() == (root / ref.folder / ref.filename).read_bytes()
+    # another pose really moves the person, and the reference's clothes stay (not the target's)
+    a, _ = sp.render_ground_truth(0, refs[0], train[0], items=items)
+    b, _ = sp.render_ground_truth(0, refs[0], train[-1], items=items)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 3
+    with pytest.raises(ValueError, match="whole person"):
+        sp.render_ground_truth(0, next(i for i in items if i.split == "distractor"), train[0], items=items)
+
+
+def test_item_for_file_finds_planned_items():
+    items = sp.plan(0)
+    for it in (items[0], next(i for i in items if i.split == "query")):
+        assert sp.item_for_file(f"{it.folder}/{it.filename}") == it
+        assert sp.item_for_file(f"/some/root/{it.folder}/{it.filename}") == it
+    with pytest.raises(KeyError, match="not an image of the SynthPed plan"):
+        sp.item_for_file("query/9999_c1s1_000000_00.jpg")

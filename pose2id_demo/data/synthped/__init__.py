@@ -47,6 +47,7 @@ Package layout (one file per job)::
     infrared.py    the infrared task's near-infrared grey map
     render.py      one image: background, person, task effects, camera response
     benchmark.py   the plan of a benchmark, rendering a task to disk once, the montage
+    ground_truth.py  a person drawn in another image's exact pose (ground truth for generation)
     cli.py         ``python -m pose2id_demo.data.synthped``
 """
 
@@ -64,6 +65,7 @@ from pose2id_demo.data.synthped.cli import main
 from pose2id_demo.data.synthped.constants import (
     DIRECTIONS, GALLERY_PER_ID, H, MANIFEST, NEAR_DUPLICATE_FRACTION, NUM_CAMERAS, NUM_DISTRACTORS, NUM_TEST_IDS,
     NUM_TRAIN_IDS, QUERIES_PER_ID, TASKS, TEST_PID0, TRAIN_IMAGES_PER_ID, TRAIN_PID0, VERSION, W)
+from pose2id_demo.data.synthped.ground_truth import item_for_file, render_ground_truth
 from pose2id_demo.data.synthped.identities import (
     BAGS, BOTTOMS, CLOTH, HAIR, HAIR_STYLES, LOGO_SHAPES, SHOES, SKIN, TOP_PATTERNS, Identity, make_identities)
 from pose2id_demo.data.synthped.infrared import IR_BACKGROUND, IR_LUMA, IR_NOISE, IR_VIGNETTE
@@ -76,5 +78,6 @@ __all__ = [
     "NEAR_DUPLICATE_FRACTION", "NUM_CAMERAS", "NUM_DISTRACTORS", "NUM_TEST_IDS", "NUM_TRAIN_IDS", "QUERIES_PER_ID",
     "SHOES", "SKIN", "TASKS", "TEST_PID0", "TOP_PATTERNS", "TRAIN_IMAGES_PER_ID", "TRAIN_PID0", "VERSION", "W",
     "Camera", "Canvas", "Identity", "Item", "Rendered", "Shot", "camera_background", "ensure_benchmark", "main",
-    "make_identities", "make_montage", "plan", "render_benchmark", "render_image", "render_item", "render_person",
+    "item_for_file", "make_identities", "make_montage", "plan", "render_benchmark", "render_ground_truth",
+    "render_image", "render_item", "render_person",
 ]

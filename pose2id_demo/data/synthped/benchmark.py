@@ -83,9 +83,14 @@ def _identities_for(seed: int, items: Sequence[Item]) -> dict[int, Identity]:
     return ids
 
 
+def _item_rng(seed: int, item: Item) -> np.random.Generator:
+    """The generator every random choice of ``item``'s image is drawn from (independent of render order)."""
+    return np.random.default_rng([seed, _SPLIT_CODE[item.split], item.pid, item.k])
+
+
 def render_item(seed: int, item: Item, task: str, ident: Identity | None) -> Rendered:
     """Render one planned image for ``task`` (only queries depend on the task)."""
-    rng = np.random.default_rng([seed, _SPLIT_CODE[item.split], item.pid, item.k])
+    rng = _item_rng(seed, item)
     mode = "visible"
     task_rng = None
     if item.split == "query" and task != "standard":

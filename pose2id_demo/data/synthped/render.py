@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFilter
 
-from pose2id_demo.data.synthped.cameras import CAMERAS, _draw_shot, camera_background
+from pose2id_demo.data.synthped.cameras import CAMERAS, Shot, _draw_shot, camera_background
 from pose2id_demo.data.synthped.canvas import Canvas
 from pose2id_demo.data.synthped.constants import DIRECTIONS, H, W
 from pose2id_demo.data.synthped.identities import Identity
@@ -26,10 +26,15 @@ class Rendered:
 
 def render_image(seed: int, ident: Identity | None, camid: int, rng: np.random.Generator,
                  task_rng: np.random.Generator | None = None, mode: str = "visible",
-                 distractor: bool = False) -> Rendered:
-    """Render one crop. ``mode``: "visible" | "occluded" | "infrared"; ``task_rng`` drives occluders."""
+                 distractor: bool = False, shot: Shot | None = None) -> Rendered:
+    """Render one crop. ``mode``: "visible" | "occluded" | "infrared"; ``task_rng`` drives occluders.
+
+    ``shot``: the per-image choices to use instead of drawing them from ``rng`` (the ground-truth renders
+    of :func:`pose2id_demo.data.synthped.benchmark.render_ground_truth` combine two items' shots).
+    """
     cam = CAMERAS[camid - 1]
-    shot = _draw_shot(rng, camid, ident.gait_amp if ident is not None else 0.4)
+    if shot is None:
+        shot = _draw_shot(rng, camid, ident.gait_amp if ident is not None else 0.4)
     bg = camera_background(seed, camid)[shot.bg_y:shot.bg_y + H, shot.bg_x:shot.bg_x + W].copy()
     cmap = _ir_map if mode == "infrared" else None
     if mode == "infrared":
