@@ -1,0 +1,292 @@
+"""Speed of the app as a newcomer meets it: the single source of every speed figure in README and About.
+
+Launches ``python app.py`` as a subprocess on a free localhost port and measures, through ``gradio_client``:
+
+* **cold start**: process start → the page is served (HTTP 200 on ``/``);
+* **first interactions**, each the first call of its kind after the page is served, in this order: the
+  Benchmark table for every task × backbone, the ranked lists (standard task, every backbone), t-SNE,
+  data cleansing per backbone, export of the benchmark features, evaluation of the exported file, and
+  generation with IFR ``on`` (8 images) and ``both`` (16 images) at the paper's 20 steps, CFG 3.5;
+  an answer that says "preparing …" counts as answered, and the time until the real result is also kept;
+* **warm repeats** (median of ``--repeats``): the two generations again, and slider → table for
+  settings never computed before.
+
+Scenarios: ``fresh`` (an empty ``POSE2ID_CACHE``: a newcomer's machine, where SynthPed is rendered and
+whatever is not shipped is computed) and, with ``--warm-cache``, the cache already filled (``$POSE2ID_CACHE``
+or ``~/.cache/pose2id-demo``). The machine's load and core count are printed before and after, and
+everything goes to ``docs/speed.json``. Usage::
+
+    nice -n 10 python -m bench.speed                       # fresh cache only
+    nice -n 10 python -m bench.speed --warm-cache          # fresh, then the warm cache
+    python -m bench.speed --scenarios warm --no-generate   # quick
+
+Parameters are passed to ``gradio_client`` by name (read from the app's API info), so an endpoint that
+gains parameters keeps its defaults for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TASKS = ("standard", "occluded", "infrared")
+BACKBONES = ("synthped-reid", "imagenet-mobilenetv2")
+BASE = dict(eta=0.5, k1=2, k2=2, nfc_on="both", ipg_on="both", rerank=False)
+PREPARING = "preparing"
+#: The first interactions must answer within this (issue 15, item 2; on 2 cores).
+TARGET_FIRST_S = 3.0
+TARGET_COLD_S = 20.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def machine() -> dict[str, Any]:
+    """Core count (usable by this process) and the 1/5/15-minute load averages."""
+    return {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "cpu_count": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()], "nice": os.nice(0),
+            "time_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+class App:
+    """``python app.py`` in a subprocess with its own cache folder and port."""
+
+    def __init__(self, cache: Path, log_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = dict(os.environ, POSE2ID_CACHE=str(cache), GRADIO_SERVER_NAME="127.0.0.1",
+                   GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+        self.log = open(log_path, "w")  # noqa: SIM115 — closed in close()
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def wait_served(self, timeout: float = 600.0) -> float:
+        """Seconds from process start until ``/`` answers 200."""
+        while time.perf_counter() - self.t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    if r.status == 200:
+                        return time.perf_counter() - self.t0
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"app.py did not serve {self.url} within {timeout:.0f} s")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Caller:
+    """Named calls with keyword arguments filtered to the endpoint's parameters."""
+
+    def __init__(self, url: str) -> None:
+        from gradio_client import Client
+
+        self.client = Client(url, verbose=False)
+        info = self.client.view_api(print_info=False, return_format="dict")
+        self.params = {name: [p["parameter_name"] for p in ep["parameters"]]
+                       for name, ep in info["named_endpoints"].items()}
+
+    def call(self, endpoint: str, **kw: Any) -> Any:
+        names = self.params.get(endpoint)
+        if names is None:
+            raise RuntimeError(f"the app has no endpoint {endpoint}; it has {sorted(self.params)}")
+        unknown = [k for k in kw if k not in names]
+        if unknown:
+            print(f"  note: {endpoint} has no parameter {unknown}; sent without it", flush=True)
+        return self.client.predict(api_name=endpoint, **{k: v for k, v in kw.items() if k in names})
+
+
+def _texts(x: Any) -> list[str]:
+    if isinstance(x, str):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [s for v in x for s in _texts(v)]
+    if isinstance(x, dict):
+        return [s for v in x.values() for s in _texts(v)]
+    return []
+
+
+def _is_preparing(out: Any) -> bool:
+    return any(PREPARING in s.lower() for s in _texts(out) if len(s) < 2000)
+
+
+def timed(caller: Caller, what: str, endpoint: str, poll_ready: bool = True, **kw: Any) -> tuple[dict, Any]:
+    """Time one call; if it answered "preparing …", poll until the real answer and keep that time too."""
+    t = time.perf_counter()
+    err = None
+    try:
+        out = caller.call(endpoint, **kw)
+    except Exception as exc:  # noqa: BLE001 — reported, the run goes on
+        out, err = None, f"{type(exc).__name__}: {str(exc)[:200]}"
+    sec = time.perf_counter() - t
+    rec: dict[str, Any] = {"what": what, "endpoint": endpoint, "seconds": round(sec, 2),
+                           "preparing": bool(out is not None and _is_preparing(out)), "error": err,
+                           "load": round(os.getloadavg()[0], 2)}
+    if rec["preparing"] and poll_ready:
+        while out is not None and _is_preparing(out) and time.perf_counter() - t < 900:
+            time.sleep(1.0)
+            out = caller.call(endpoint, **kw)
+        rec["ready_seconds"] = round(time.perf_counter() - t, 2)
+    flag = " (preparing …)" if rec["preparing"] else ""
+    ready = f", real result after {rec['ready_seconds']:.1f} s" if "ready_seconds" in rec else ""
+    print(f"  {what:52s} {sec:7.2f} s{flag}{ready}{'  ERROR ' + err if err else ''}  [load {rec['load']}]",
+          flush=True)
+    return rec, out
+
+
+def _example() -> str:
+    ex = sorted((REPO / "pose2id_demo" / "ui" / "examples").glob("*.jpg"))
+    if not ex:
+        raise RuntimeError("no example images in pose2id_demo/ui/examples")
+    return str(ex[0])
+
+
+def run_scenario(name: str, cache: Path, args: argparse.Namespace, logdir: Path) -> dict[str, Any]:
+    from gradio_client import handle_file
+
+    print(f"\n== scenario {name}: POSE2ID_CACHE={cache}", flush=True)
+    res: dict[str, Any] = {"cache": str(cache), "machine_before": machine()}
+    app = App(cache, logdir / f"app-{name}.log")
+    try:
+        res["cold_start_s"] = round(app.wait_served(), 2)
+        print(f"  cold start (python app.py → page served)             {res['cold_start_s']:7.2f} s", flush=True)
+        res["served_at_load"] = round(os.getloadavg()[0], 2)
+        c = Caller(app.url)
+        first: list[dict] = []
+        for task in TASKS:
+            for bb in BACKBONES:
+                first.append(timed(c, f"benchmark table {task} · {bb}", "/benchmark", task=task, backbone=bb,
+                                   **BASE)[0])
+        for bb in BACKBONES:
+            first.append(timed(c, f"ranked lists standard · {bb} (query 0)", "/ranks", task="standard",
+                               backbone=bb, query_index=0, **BASE)[0])
+        first.append(timed(c, "t-SNE standard · synthped-reid (10 ids)", "/tsne", task="standard",
+                           backbone="synthped-reid", n_ids=10, **{k: v for k, v in BASE.items() if k != "rerank"})[0])
+        for bb in BACKBONES:
+            first.append(timed(c, f"cleansing standard · {bb}", "/cleansing", task="standard", backbone=bb)[0])
+        rec, exported = timed(c, "export features standard · synthped-reid", "/export_features",
+                              task="standard", backbone="synthped-reid")
+        first.append(rec)
+        if exported:
+            path = exported if isinstance(exported, str) else exported[0]
+            first.append(timed(c, "evaluate the exported file", "/evaluate_features", npz=handle_file(path),
+                               k1=2, k2=2, eta=0.5, nfc_on="both", ipg_on="both")[0])
+        warm: list[dict] = []
+        if args.generate:
+            gen = dict(image=handle_file(_example()), steps=20, cfg=3.5, seed=42, eta=0.5, custom_pose=None,
+                       backbone="synthped-reid")
+            first.append(timed(c, "generate IFR on (8 images, 20 steps)", "/generate", use_ifr="on", **gen)[0])
+            first.append(timed(c, "generate IFR both (16 images, 20 steps)", "/generate", use_ifr="both",
+                               **gen)[0])
+            for mode, n in (("on", 8), ("both", 16)):
+                runs = [timed(c, f"  repeat generate IFR {mode} ({n} images)", "/generate", use_ifr=mode,
+                              **dict(gen, seed=43 + i))[0] for i in range(args.repeats)]
+                warm.append({"what": f"generate IFR {mode} ({n} images, 20 steps, CFG 3.5)",
+                             "median_s": round(statistics.median(r["seconds"] for r in runs), 2),
+                             "runs_s": [r["seconds"] for r in runs]})
+        # Slider → table with settings never computed before (NFC and eq. 9 recomputed each time).
+        moves = [dict(BASE, k1=k) for k in (3, 4, 5)] + [dict(BASE, eta=e) for e in (0.75, 1.25, 1.75)]
+        runs = [timed(c, f"  slider → table k1={m['k1']} η={m['eta']}", "/benchmark", task="standard",
+                      backbone="synthped-reid", **m)[0] for m in moves[:max(args.repeats, 1) * 2]]
+        warm.append({"what": "slider → table, standard · synthped-reid, uncached settings",
+                     "median_s": round(statistics.median(r["seconds"] for r in runs), 2),
+                     "max_s": max(r["seconds"] for r in runs), "runs_s": [r["seconds"] for r in runs]})
+        res["first"], res["warm"] = first, warm
+        answered = [r for r in first if r["error"] is None]
+        res["first_max_s"] = max((r["seconds"] for r in answered), default=None)
+        res["first_over_target"] = [r["what"] for r in first if r["error"] or r["seconds"] > TARGET_FIRST_S]
+    finally:
+        app.close()
+    res["machine_after"] = machine()
+    return res
+
+
+def report(out: dict[str, Any]) -> None:
+    print(f"\nnproc={out['machine_before']['nproc']} load before {out['machine_before']['load']} "
+          f"after {out['machine_after']['load']} (nice {out['machine_before']['nice']})")
+    for name, s in out["scenarios"].items():
+        cold = s.get("cold_start_s")
+        print(f"[{name}] cold start {cold} s ({'met' if cold is not None and cold <= TARGET_COLD_S else 'MISSED'}"
+              f" ≤ {TARGET_COLD_S:g} s); slowest first interaction {s.get('first_max_s')} s; over "
+              f"{TARGET_FIRST_S:g} s: {', '.join(s.get('first_over_target', [])) or 'none'}")
+        for w in s.get("warm", []):
+            print(f"[{name}] warm: {w['what']}: median {w['median_s']} s {w['runs_s']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scenarios", default=None, help="comma list of fresh,warm (default: fresh; "
+                    "fresh,warm with --warm-cache)")
+    ap.add_argument("--warm-cache", action="store_true", help="also run with the filled cache")
+    ap.add_argument("--no-generate", dest="generate", action="store_false", help="skip the generation calls")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=str(REPO / "docs" / "speed.json"), help="JSON output ('' = none)")
+    ap.add_argument("--logdir", default=None, help="where the app's logs go (default: a temp folder)")
+    args = ap.parse_args(argv)
+    scen = args.scenarios.split(",") if args.scenarios else (["fresh", "warm"] if args.warm_cache else ["fresh"])
+    logdir = Path(args.logdir or tempfile.mkdtemp(prefix="pose2id-speed-"))
+    logdir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {"script": "python -m bench.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+                           "commit": _commit(), "machine_before": machine(), "targets": {
+                               "cold_start_s": TARGET_COLD_S, "first_interaction_s": TARGET_FIRST_S},
+                           "scenarios": {}}
+    print(f"nproc={out['machine_before']['nproc']} load={out['machine_before']['load']} "
+          f"nice={out['machine_before']['nice']} commit={out['commit']} logs in {logdir}", flush=True)
+    for name in scen:
+        if name == "fresh":
+            cache = Path(tempfile.mkdtemp(prefix="pose2id-fresh-cache-"))
+            try:
+                out["scenarios"][name] = run_scenario(name, cache, args, logdir)
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+        elif name == "warm":
+            cache = Path(os.environ.get("POSE2ID_CACHE", Path.home() / ".cache" / "pose2id-demo"))
+            out["scenarios"][name] = run_scenario(name, cache, args, logdir)
+        else:
+            raise SystemExit(f"unknown scenario {name!r}")
+    out["machine_after"] = machine()
+    report(out)
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The launch-time warm-up: steps run in order in the background, callbacks hear "preparing" only while
+the step they need is pending, and a failing step is logged and left to the callback."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pose2id_demo.warmup import WarmUp
+
+
+class FakeEngine:
+    def __init__(self, gate: threading.Event, fail: str = "") -> None:
+        self.gate, self.fail, self.calls = gate, fail, []
+
+    def _step(self, name: str) -> str:
+        self.calls.append(name)
+        if name == self.fail:
+            raise RuntimeError("boom")
+        return name
+
+    def bench_data(self, task, bb):
+        return self._step(f"features:{task}:{bb}")
+
+    def backbone(self, bb):
+        return self._step(f"backbone:{bb}")
+
+    def pipeline(self):
+        self.gate.wait(10)  # the test holds the warm-up here
+        return self._step("generator")
+
+    def tsne(self, task, bb):
+        return self._step(f"tsne:{task}:{bb}")
+
+    def cleansing(self, task, bb):
+        return self._step(f"cleansing:{task}:{bb}")
+
+
+def _warm(engine) -> WarmUp:
+    w = WarmUp(engine, ("standard",), ["a", "b"], "a")
+    w._render = lambda task: engine._step(f"render:{task}")  # no real rendering in a unit test
+    w.steps["render:standard"].run = lambda: w._render("standard")
+    return w
+
+
+def test_steps_run_in_order_and_preparing_clears() -> None:
+    gate = threading.Event()
+    eng = FakeEngine(gate)
+    w = _warm(eng)
+    assert w.preparing("generator") is None  # not started: callbacks compute as before
+    w.start()
+    msg = w.preparing("generator", "tsne:standard:a", wait=0.2)
+    assert msg is not None and msg.startswith("⏳ Preparing the embedded generator and the t-SNE")
+    assert w.preparing("features:standard:a", wait=5.0) is None  # done before the gate
+    assert w.preparing("no-such-step") is None
+    gate.set()
+    assert w.wait(10)
+    assert w.preparing("generator", "cleansing:standard:b") is None
+    assert eng.calls == ["features:standard:a", "features:standard:b", "render:standard", "backbone:a",
+                         "generator", "tsne:standard:a", "tsne:standard:b", "cleansing:standard:a",
+                         "cleansing:standard:b"]
+    assert all(s["state"] == "done" for s in w.status().values())
+
+
+def test_failed_step_is_logged_and_released(caplog) -> None:
+    gate = threading.Event()
+    gate.set()
+    eng = FakeEngine(gate, fail="tsne:standard:a")
+    w = _warm(eng)
+    with caplog.at_level(logging.WARNING, logger="pose2id_demo.warmup"):
+        w.start()
+        assert w.wait(10)
+    assert w.status()["tsne:standard:a"]["state"] == "failed"
+    assert w.preparing("tsne:standard:a") is None  # the callback computes (and reports) it itself
+    assert eng.calls[-1] == "cleansing:standard:b"  # the steps after it still ran
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "tsne:standard:a" in warnings[0].getMessage()
