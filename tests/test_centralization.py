@@ -81,14 +81,16 @@ def bf_rerank(q, g, k1, k2, lam):
 
 
 # ---------------------------------------------------------------- top-k / NFC
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
 @pytest.mark.parametrize(
     "n,d,k,block",
-    [(40, 8, 5, 7), (300, 16, 20, 64), (257, 6, 3, 256), (600, 32, 12, 1000), (5, 4, 10, 2), (2, 3, 1, 1)],
+    [(40, 8, 5, 7), (300, 16, 20, 64), (257, 6, 3, 256), (600, 32, 12, 1000), (5, 4, 10, 2), (2, 3, 1, 1),
+     (1100, 8, 3, 256)],
 )
-def test_topk_neighbors_matches_brute_force(n, d, k, block):
+def test_topk_neighbors_matches_brute_force(n, d, k, block, backend):
     rng = np.random.default_rng()
     x = rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.1, 50)
-    got = topk_neighbors(x, k, block=block)
+    got = topk_neighbors(x, k, block=block, backend=backend)
     assert got.shape == (n, min(k, n - 1))
     want = bf_neighbors(x, k)
     # The fast path ranks float32 GEMM distances, the reference float64 ones: where two neighbours' distances
@@ -111,17 +113,33 @@ def test_topk_neighbors_threaded_blocks_identical():
     assert ref.tolist() == bf_neighbors(x, 9)
 
 
-def test_topk_neighbors_ties_go_to_lower_index():
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_topk_neighbors_ties_go_to_lower_index(backend):
     # small integer coordinates: distances are exact in float32, so ties are real ties
     rng = np.random.default_rng()
     x = rng.integers(0, 3, size=(150, 3)).astype(np.float32)
-    for block in (1, 17, 150):
-        assert topk_neighbors(x, 12, block=block).tolist() == bf_neighbors(x, 12)
+    for block in (1, 17, 64, 150):
+        assert topk_neighbors(x, 12, block=block, backend=backend).tolist() == bf_neighbors(x, 12)
 
 
-def test_topk_neighbors_distances():
+def test_topk_neighbors_tiles_and_progress_bar(capsys):
+    # many tiles, a ragged last tile, and rows whose neighbours all lie in other tiles
+    rng = np.random.default_rng()
+    x = rng.integers(-3, 4, size=(333, 5)).astype(np.float32)
+    want = bf_neighbors(x, 4)
+    assert topk_neighbors(x, 4, block=64, progress=True).tolist() == want
+    assert "NFC distance tiles" in capsys.readouterr().err
+    assert topk_neighbors(x, 4, block=64, backend="numpy").tolist() == want
+    with pytest.raises(ValueError):
+        topk_neighbors(x, 4, backend="cuda")
+    with pytest.raises(ValueError):
+        topk_neighbors(x, 4, index="annoy")
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_topk_neighbors_distances(backend):
     x = np.random.default_rng().standard_normal((80, 5)).astype(np.float32) * 30
-    idx, d2 = topk_neighbors(x, 6, return_dist=True)
+    idx, d2 = topk_neighbors(x, 6, return_dist=True, block=32, backend=backend)
     ref = bf_sqdist(x)
     np.testing.assert_allclose(d2, np.take_along_axis(ref, idx, 1), rtol=1e-4, atol=1e-2)
 
@@ -134,7 +152,7 @@ def test_nfc_matches_algorithm_1(seed, k1, k2):
     # clustered data, like identities
     centers = rng.standard_normal((max(2, n // 6), 12))
     x = (centers[rng.integers(0, len(centers), n)] + 0.4 * rng.standard_normal((n, 12))).astype(np.float32)
-    got = nfc(x, k1, k2, block=int(rng.integers(1, n + 5)))
+    got = nfc(x, k1, k2, block=int(rng.integers(1, n + 5)), backend=("torch", "numpy")[seed % 2])
     assert got.dtype == np.float32 and got.shape == x.shape
     np.testing.assert_allclose(got, bf_nfc(x, k1, k2), atol=2e-6)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)

@@ -17,11 +17,14 @@ before and after and applies NFC to the query and gallery sets separately — :f
 ``mode="separate"`` (the setting of the published numbers); ``mode="joint"`` searches neighbours in
 query + gallery together (Fig. 9 "combined").
 
-Scale: distances are computed block by block (a GEMM of a row block against all rows), and the k nearest
-of each row are selected without sorting the row: the row is cut into chunks, the K-th smallest chunk
-minimum bounds the K-th smallest value from above, and only chunks whose minimum is below that bound are
-looked at.  The full N x N matrix never exists; see ``bench/bench_nfc.py`` for time and peak memory at
-Market-1501 scale (N = 19,281, d = 768).
+Scale: the full N x N matrix never exists.  Exact search walks the upper triangle of the distance matrix
+in square tiles, one torch GEMM each (d_ij = d_ji, so half the work of one N x N GEMM), and every tile
+serves its rows and, transposed, its columns; each row keeps a running top-k.  Within a tile the k
+nearest are found without sorting: rows are cut into chunks, the K-th smallest chunk minimum bounds the
+K-th smallest value from above, and only chunks whose minimum is below that bound are looked at.  Without
+torch, row blocks are multiplied against all rows with numpy's GEMM.  ``index="faiss"`` takes neighbour
+candidates from a faiss index (optional, for N >= 10^6) and re-ranks them exactly.  Time and peak memory
+at Market-1501 scale (N = 19,281) are in ``bench/bench_nfc.py``, at MSMT17 and 10^6 in ``bench/bench_scale.py``.
 """
 
 from __future__ import annotations
@@ -63,29 +66,265 @@ def _chunk_size(n: int, k: int) -> int:
     return c
 
 
-def topk_neighbors(feats: np.ndarray, k: int, block: int = 1024, return_dist: bool = False, workers: int | None = None):
+def _torch():
+    """torch if it can be imported (it is a core requirement; the numpy path is a fallback), else None."""
+    global _TORCH
+    if _TORCH is None:
+        try:
+            import torch
+
+            _TORCH = torch
+        except ImportError:  # pragma: no cover - torch is in requirements.txt
+            log.warning("torch is not importable; NFC distances use numpy's GEMM (slower on some CPUs)")
+            _TORCH = False
+    return _TORCH or None
+
+
+_TORCH = None
+
+
+def topk_neighbors(
+    feats: np.ndarray,
+    k: int,
+    block: int = 2048,
+    return_dist: bool = False,
+    workers: int | None = None,
+    backend: Literal["auto", "torch", "numpy"] = "auto",
+    index: Literal["exact", "faiss"] = "exact",
+    faiss_index: str | None = None,
+    nprobe: int | None = None,
+    progress: bool = False,
+):
     """The k nearest other rows of every row, by Euclidean distance, ordered by (distance, index).
 
-    Never materialises the N x N distance matrix: rows are processed in blocks of ``block``.
+    Never materialises the N x N distance matrix.  Exact search (``index="exact"``) with torch walks the
+    upper triangle of the distance matrix in ``block`` x ``block`` tiles: each tile is one GEMM (half the
+    work of ``X @ X.T``, as d_ij = d_ji) and serves both its rows and, transposed, its columns; every
+    row keeps a running top-k, merged per tile under the exact (distance, index) rule.  Without torch
+    (``backend="numpy"``) row blocks are multiplied against all rows with numpy's GEMM.
 
     Args:
         feats: (N, d) features, compared as given (not normalised).
         k: neighbours per row; clamped to N - 1.
-        block: rows per GEMM block (memory ~ block * N * 4 bytes).
+        block: tile side (torch) or rows per block (numpy); memory ~ block^2 (torch) or block * N
+            (numpy) float32.
         return_dist: also return the squared Euclidean distances (float32, computed in float32).
-        workers: row blocks processed concurrently by threads, so one block's (single-threaded) selection
-            overlaps another's GEMM.  Default 1 (serial): on the 2-core machine the benchmark was run on, 2
-            was ~10% slower; it may pay off on many cores.  Memory grows by ``block * N * 4`` bytes per worker.
+        workers: numpy path only: row blocks processed by concurrent threads (default 1).
+        backend: ``"auto"`` (torch when importable), ``"torch"`` or ``"numpy"``; exact search only.
+        index: ``"exact"`` or ``"faiss"`` (approximate candidates from a faiss index, re-ranked with exact
+            float32 distances; needs ``faiss-cpu``, see ``requirements-scale.txt``; for N >= 10^6).
+        faiss_index: faiss ``index_factory`` string (default :data:`FAISS_DEFAULT`, chosen by
+            ``bench/bench_scale.py``); ``nprobe``: IVF lists searched (default :data:`FAISS_NPROBE`).
+        progress: show a tqdm progress bar over the tiles (or search batches).
 
     Returns:
         ``idx`` (N, k') int64 with k' = min(k, N - 1), self excluded; with ``return_dist``, ``(idx, d2)``.
     """
     x = _as_features(feats)
-    n, d = x.shape
+    n = x.shape[0]
     k = int(max(0, min(int(k), n - 1)))
     if k == 0:
         idx = np.zeros((n, 0), np.int64)
         return (idx, np.zeros((n, 0), np.float32)) if return_dist else idx
+    if index == "faiss":
+        idx, d2 = _topk_faiss(x, k, faiss_index or FAISS_DEFAULT, nprobe or FAISS_NPROBE, progress)
+        return (idx, d2) if return_dist else idx
+    if index != "exact":
+        raise ValueError(f"index must be 'exact' or 'faiss', got {index!r}")
+    if backend not in ("auto", "torch", "numpy"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'numpy', got {backend!r}")
+    torch = _torch() if backend != "numpy" else None
+    if torch is None:
+        if backend == "torch":
+            raise ValueError("backend='torch' but torch cannot be imported")
+        return _topk_numpy(x, k, block, return_dist, workers)
+    idx, d2 = _topk_torch(torch, x, k, block, progress)
+    return (idx, d2) if return_dist else idx
+
+
+def _merge(best_v, best_i, rows, cols, vals, k):
+    """Replace ``best_*[rows']`` by the k smallest (value, index) pairs of themselves and the candidates."""
+    urows = np.unique(rows)
+    kk = best_v.shape[1]
+    all_r = np.concatenate([np.repeat(urows, kk), rows])
+    all_c = np.concatenate([best_i[urows].ravel(), cols])
+    all_v = np.concatenate([best_v[urows].ravel(), vals])
+    order = np.lexsort((all_c, all_v, all_r))
+    all_r, all_c, all_v = all_r[order], all_c[order], all_v[order]
+    take = np.searchsorted(all_r, urows)[:, None] + np.arange(k)
+    best_i[urows] = all_c[take]
+    best_v[urows] = all_v[take]
+
+
+def _tile_candidates(cmin: np.ndarray, gather, k: int):
+    """Every value <= the k-th smallest chunk minimum of each row (so >= k values, ties included).
+
+    ``cmin`` (R, n_chunks) chunk minima; ``gather(r, ch)`` returns the (P, c) values of those chunks.
+    Returns (rows, positions in the row, values)."""
+    r_n, n_ch = cmin.shape
+    if n_ch > k:
+        bound = np.partition(cmin, k - 1, axis=1)[:, k - 1]
+    else:  # too few chunks: every value is a candidate
+        bound = np.full(r_n, np.inf, np.float32)
+    r, ch = np.nonzero(cmin <= bound[:, None])
+    vals = gather(r, ch)
+    c = vals.shape[1]
+    keep = vals <= bound[r, None]
+    return np.broadcast_to(r[:, None], vals.shape)[keep], (ch[:, None] * c + np.arange(c))[keep], vals[keep]
+
+
+def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool):
+    n, d = x.shape
+    # Euclidean ranking is invariant to a global scale: rescale by a power of two (exact) so norms <= ~1.
+    max_norm = float(np.sqrt(np.einsum("ij,ij->i", x, x).max()))
+    shift = -float(np.ceil(np.log2(max_norm))) if max_norm > 0 else 0.0
+    c = min(32, _chunk_size(max(1, int(block)), k))  # small chunks: cheap gathers, also along columns
+    tile = max(c, int(block) // c * c)
+    n_pad = -(-n // c) * c
+    xs = np.zeros((n_pad, d), np.float32)
+    np.multiply(x, np.float32(2.0**shift), out=xs[:n])
+    sq = np.full(n_pad, _PAD, np.float32)  # padding rows/columns: distance ~1e30 to everything
+    sq[:n] = np.einsum("ij,ij->i", xs[:n], xs[:n])
+    xt, sqt = torch.from_numpy(xs), torch.from_numpy(sq)
+    best_v = np.full((n_pad, k), np.inf, np.float32)
+    best_i = np.full((n_pad, k), n_pad, np.int64)  # sentinel index: sorts after every real one
+    buf = torch.empty(tile * tile)
+    starts = list(range(0, n_pad, tile))
+    pairs = [(a, b) for ia, a in enumerate(starts) for b in starts[ia:]]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pairs), desc="NFC distance tiles", unit="tile")
+    with torch.inference_mode():
+        for i0, j0 in pairs:
+            i1, j1 = min(n_pad, i0 + tile), min(n_pad, j0 + tile)
+            bi, bj = i1 - i0, j1 - j0
+            s = buf[: bi * bj].view(bi, bj)
+            # d_ij^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j for the tile, one GEMM
+            torch.addmm(sqt[None, j0:j1], xt[i0:i1], xt[j0:j1].T, alpha=-2.0, out=s)
+            s.add_(sqt[i0:i1, None])
+            if i0 == j0:
+                s.diagonal().fill_(float("inf"))  # d_ii = C (Alg. 1 line 3)
+            # selection in numpy on the tile's memory (single-threaded: cheaper than torch's small ops here)
+            v3 = s.numpy().reshape(bi, bj // c, c)
+            r, col, val = _tile_candidates(v3.min(axis=2), lambda r, ch: v3[r, ch], k)
+            _merge(best_v, best_i, r + i0, col + j0, val, k)
+            if i0 != j0:  # the same tile, transposed, for the rows j (d_ji = d_ij)
+                w3 = s.numpy().reshape(bi // c, c, bj)
+                r, col, val = _tile_candidates(w3.min(axis=1).T, lambda r, ch: w3[ch, :, r], k)
+                _merge(best_v, best_i, r + j0, col + i0, val, k)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    d2 = np.maximum(best_v[:n], 0.0) * np.float32(2.0 ** (-2 * shift))
+    return best_i[:n], d2
+
+
+# faiss: the index chosen by bench/bench_scale.py (recall of mutual-neighbour pairs vs exact NFC on 100k)
+FAISS_DEFAULT = "IVF1024,PQ96"
+FAISS_NPROBE = 16
+_FAISS_CANDIDATES = 32  # approximate neighbours per row re-ranked with exact distances
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise ValueError(
+            "index='faiss' needs the optional faiss-cpu package: pip install -r requirements-scale.txt"
+        ) from None
+    return faiss
+
+
+def _topk_faiss(x: np.ndarray, k: int, factory: str, nprobe: int, progress: bool, batch: int = 16384):
+    """k nearest others from faiss candidates, re-ranked by exact float32 distance with the (distance, index) rule.
+
+    The index only proposes candidates (the ``_FAISS_CANDIDATES`` nearest by its own, approximate, distance);
+    their distances to the row are recomputed exactly from ``x``, so with a compressed index (PQ) the
+    features are not stored twice.  Rows left with fewer than k candidates are searched exactly."""
+    faiss = _faiss()
+    n, d = x.shape
+    xc = np.ascontiguousarray(x)
+    index = faiss.index_factory(d, factory, faiss.METRIC_L2)
+    n_train = min(n, max(50_000, 64 * _ivf_lists(factory)))
+    sample = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False)) if n_train < n else slice(None)
+    index.train(np.ascontiguousarray(xc[sample]))
+    for s in range(0, n, 1 << 17):
+        index.add(xc[s : s + (1 << 17)])
+    if hasattr(index, "nprobe") or "IVF" in factory:
+        faiss.extract_index_ivf(index).nprobe = int(nprobe)
+    if "HNSW" in factory:
+        faiss.downcast_index(index).hnsw.efSearch = max(int(nprobe), 2 * _FAISS_CANDIDATES)
+    kc = int(min(n, max(_FAISS_CANDIDATES, 2 * k + 1)))
+    sq = np.einsum("ij,ij->i", xc, xc)
+    best_i = np.empty((n, k), np.int64)
+    best_v = np.empty((n, k), np.float32)
+    short = []
+    starts = range(0, n, batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="faiss search", unit="batch")
+    for s in starts:
+        e = min(n, s + batch)
+        _, cand = index.search(xc[s:e], kc)
+        rows = np.arange(s, e)
+        bad = (cand < 0) | (cand == rows[:, None])
+        cand = np.where(bad, 0, cand)
+        # exact squared distances |x_i|^2 + |x_j|^2 - 2 x_i.x_j, in slices to bound the gathered rows
+        dist = np.empty(cand.shape, np.float32)
+        step = max(1, (1 << 22) // (kc * d))
+        for a in range(0, e - s, step):
+            b = min(e - s, a + step)
+            dots = np.einsum("id,ijd->ij", xc[s + a : s + b], xc[cand[a:b]])
+            dist[a:b] = sq[s + a : s + b, None] + sq[cand[a:b]] - 2.0 * dots
+        dist[bad] = np.inf
+        order = _row_lexsort(dist, cand)
+        dist = np.take_along_axis(dist, order, 1)
+        cand = np.take_along_axis(cand, order, 1)
+        dup = np.zeros(cand.shape, bool)
+        dup[:, 1:] = cand[:, 1:] == cand[:, :-1]  # an id proposed twice counts once
+        if dup.any():
+            dist[dup] = np.inf
+            order = _row_lexsort(dist, cand)
+            dist = np.take_along_axis(dist, order, 1)
+            cand = np.take_along_axis(cand, order, 1)
+        best_i[s:e] = cand[:, :k]
+        best_v[s:e] = dist[:, :k]
+        short.extend((rows[~np.isfinite(dist[:, k - 1])]).tolist())
+    if short:  # too few candidates from the index: exact search for those rows
+        log.info("faiss: %d rows had fewer than %d candidates; searched exactly", len(short), k)
+        short = np.asarray(short)
+        for a in range(0, short.size, 256):
+            r = short[a : a + 256]
+            dd = sq[r, None] + sq[None, :] - 2.0 * (xc[r] @ xc.T)
+            dd[np.arange(r.size), r] = np.inf
+            o = _row_lexsort(dd, np.broadcast_to(np.arange(n), dd.shape))[:, :k]
+            best_i[r] = o
+            best_v[r] = np.take_along_axis(dd, o, 1)
+    return best_i, np.maximum(best_v, 0.0)
+
+
+def _row_lexsort(vals: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Per-row argsort by (value, index)."""
+    o = np.argsort(idx, axis=1, kind="stable")
+    o2 = np.argsort(np.take_along_axis(vals, o, 1), axis=1, kind="stable")
+    return np.take_along_axis(o, o2, 1)
+
+
+def _ivf_lists(factory: str) -> int:
+    for part in factory.split(","):
+        if part.startswith("IVF"):
+            digits = "".join(ch for ch in part[3:] if ch.isdigit())
+            if digits:
+                return int(digits)
+    return 1
+
+def _topk_numpy(x: np.ndarray, k: int, block: int, return_dist: bool, workers: int | None):
+    """Row blocks against all rows, numpy GEMM (the fallback when torch is not importable)."""
+    n, d = x.shape
     # Euclidean ranking is invariant to a global scale: rescale by a power of two (exact) so norms <= 1.
     max_norm = float(np.sqrt((x.astype(np.float64) ** 2).sum(1).max()))
     if max_norm > 0:
@@ -173,14 +412,28 @@ def mutual_mask(neighbors: np.ndarray, k1: int, k2: int) -> np.ndarray:
     return (back == np.arange(n)[:, None, None]).any(axis=2)
 
 
-def nfc(feats: np.ndarray, k1: int, k2: int, block: int = 1024) -> np.ndarray:
+def nfc(
+    feats: np.ndarray,
+    k1: int,
+    k2: int,
+    block: int = 2048,
+    index: Literal["exact", "faiss"] = "exact",
+    backend: Literal["auto", "torch", "numpy"] = "auto",
+    progress: bool = False,
+    **search,
+) -> np.ndarray:
     """Neighbor Feature Centralization, Algorithm 1 (eqs. 26-28), L2-normalised output.
 
     Args:
         feats: (N, d) features z_i; distances are Euclidean between the rows *as given*.
         k1: size of each row's neighbour list N_i (eq. 26); clamped to N - 1.
         k2: the reciprocity depth of eq. 27 (i must be among j's k2 nearest); clamped to N - 1.
-        block: rows per distance block (peak memory ~ block * N * 4 bytes plus a few (N, d) arrays).
+        block: distance tile side (peak memory ~ block^2 * 4 bytes with torch, block * N * 4 with numpy,
+            plus a few (N, d) arrays).
+        index: ``"exact"`` (default) or ``"faiss"`` — approximate neighbour candidates for N >= 10^6
+            (optional ``faiss-cpu``; keywords ``faiss_index``/``nprobe`` go to :func:`topk_neighbors`).
+        backend: GEMM of the exact search: ``"auto"`` (torch, else numpy), ``"torch"``, ``"numpy"``.
+        progress: tqdm progress bar over the distance tiles.
 
     Returns:
         (N, d) float32: ``normalize(z_i + sum_{j in M_i} z_j)``.  With ``k1 == 0`` or ``k2 == 0`` (or
@@ -192,7 +445,7 @@ def nfc(feats: np.ndarray, k1: int, k2: int, block: int = 1024) -> np.ndarray:
     k2 = int(max(0, min(int(k2), n - 1)))
     if k1 == 0 or k2 == 0:
         return l2_normalize(z)
-    nbr = topk_neighbors(z, max(k1, k2), block=block)
+    nbr = topk_neighbors(z, max(k1, k2), block=block, index=index, backend=backend, progress=progress, **search)
     mask = mutual_mask(nbr, k1, k2)
     rows, pos = np.nonzero(mask)
     cols = nbr[rows, pos]
@@ -208,7 +461,8 @@ def nfc_sets(
     k2: int,
     mode: Literal["separate", "joint"] = "separate",
     apply_to: Literal["query", "gallery", "both"] = "both",
-    block: int = 1024,
+    block: int = 2048,
+    **options,
 ) -> tuple[np.ndarray, np.ndarray]:
     """NFC on a query and a gallery set (paper Tables 2-4, Fig. 9).
 
@@ -221,7 +475,7 @@ def nfc_sets(
             the requested set(s) are returned.
         apply_to: which set(s) are centralized ("Query^NFC" / "Gallery^NFC" columns of Table 3); the other
             set is returned L2-normalised but otherwise unchanged.
-        block: see :func:`nfc`.
+        block, options: passed to :func:`nfc` (``index="faiss"``, ``backend``, ``progress``, ...).
 
     Returns:
         ``(q', g')`` float32, rows L2-normalised.
@@ -237,10 +491,10 @@ def nfc_sets(
     do_q = apply_to in ("query", "both")
     do_g = apply_to in ("gallery", "both")
     if mode == "separate":
-        q_out = nfc(q, k1, k2, block=block) if do_q else l2_normalize(q)
-        g_out = nfc(g, k1, k2, block=block) if do_g else l2_normalize(g)
+        q_out = nfc(q, k1, k2, block=block, **options) if do_q else l2_normalize(q)
+        g_out = nfc(g, k1, k2, block=block, **options) if do_g else l2_normalize(g)
         return q_out, g_out
-    both = nfc(np.concatenate([q, g]), k1, k2, block=block)
+    both = nfc(np.concatenate([q, g]), k1, k2, block=block, **options)
     nq = q.shape[0]
     q_out = both[:nq] if do_q else l2_normalize(q)
     g_out = both[nq:] if do_g else l2_normalize(g)
