@@ -14,7 +14,7 @@ from pose2id_demo.data import load_market
 from pose2id_demo.data import synthped as sp
 from pose2id_demo.poses.keypoints import load_pose_json
 
-NAME = re.compile(r"^(\d{4})_c(\d)s1_(\d{6})_00\.jpg$")
+NAME = re.compile(r"^(\d{4}|-1)_c(\d)s1_(\d{6})_00\.jpg$")
 
 
 _PLAN = sp.plan
@@ -61,7 +61,7 @@ def test_layout_names_sizes_and_keypoints(rendered):
             assert (pose.width, pose.height) == (64, 128)
             vis = pose.keypoints[pose.visible]
             assert np.all((vis[:, 0] >= 0) & (vis[:, 0] <= 63) & (vis[:, 1] >= 0) & (vis[:, 1] <= 127))
-            if not p.name.startswith("0000"):  # a whole person: body joints all visible, head above feet
+            if not p.name.startswith(("0000", "-1_")):  # a whole person: joints all visible, head above feet
                 kp = pose.keypoints
                 assert pose.visible[1:14].all()
                 assert kp[1, 1] < kp[8, 1] < kp[9, 1] < kp[10, 1]   # neck above hip above knee above ankle
@@ -69,6 +69,9 @@ def test_layout_names_sizes_and_keypoints(rendered):
     ds = load_market(root)
     assert {r.pid for r in ds.train}.isdisjoint({r.pid for r in ds.query})
     assert any(r.pid == 0 for r in ds.gallery)
+    junk = sorted((root / "bounding_box_test").glob("-1_*.jpg"))
+    assert junk and not any(r.pid == -1 for r in ds.gallery)   # junk is on disk, and the reader drops it
+    assert len(ds.gallery) == len(list((root / "bounding_box_test").glob("*.jpg"))) - len(junk)
 
 
 def test_view_direction_changes_keypoints_and_limb_depth_order():
@@ -121,20 +124,62 @@ def test_full_plan_protocol():
     items = sp.plan(0)
     train = [i for i in items if i.split == "train"]
     query = [i for i in items if i.split == "query"]
-    gallery = [i for i in items if i.folder == "bounding_box_test"]
-    assert len({i.pid for i in train}) >= 300 and len(train) >= 300 * 10
-    assert len({i.pid for i in query}) == 100
-    assert len(query) + len(gallery) <= 1000
-    assert sum(i.pid == 0 for i in gallery) == 100
-    assert {i.pid for i in train}.isdisjoint({i.pid for i in query})
+    gallery = [i for i in items if i.split in ("gallery", "distractor")]
+    junk = [i for i in items if i.split == "junk"]
+    assert len({i.pid for i in train}) == 300 and len(train) == 300 * 12
+    test_pids = sorted({i.pid for i in query})
+    assert len(test_pids) == sp.NUM_TEST_IDS and len(query) == int(sp.NUM_TEST_IDS * sp.QUERIES_PER_ID)
+    assert {i.pid for i in train}.isdisjoint(test_pids)
+    for pid in test_pids:  # Market's structure: 2-6 cameras, one query in each, gallery images in each
+        qcams = [i.camid for i in query if i.pid == pid]
+        gcams = [i.camid for i in gallery if i.pid == pid]
+        assert 2 <= len(qcams) <= 6 and len(set(qcams)) == len(qcams) and set(gcams) == set(qcams)
+        assert sp.GALLERY_PER_ID[0] <= len(gcams) <= sp.GALLERY_PER_ID[1]
+    n_gal_ids = sum(i.pid > 0 for i in gallery)
+    assert n_gal_ids / len(test_pids) >= 12
+    n_dis = sum(i.pid == 0 for i in gallery)
+    assert abs(n_dis / len(gallery) - 2793 / 15913) < 0.005          # Market's distractor share of the gallery
+    assert abs(len(junk) / (len(gallery) + len(junk)) - 3819 / 19732) < 0.005   # and junk share of the folder
+    assert {i.pid for i in junk} == {-1} and all(i.folder == "bounding_box_test" for i in junk)
+    assert 3 * len(query) + len(gallery) <= 1700   # the generation budget of the module docstring
     names = Counter((i.folder, i.filename) for i in items)
     assert max(names.values()) == 1
     for q in query:  # every query has at least one true match in another camera
         assert sum(1 for g in gallery if g.pid == q.pid and g.camid != q.camid) >= 1
     idents = sp._identities_for(0, items)
-    test_ids = [idents[p] for p in sorted({i.pid for i in query})]
+    test_ids = [idents[p] for p in test_pids]
     outfits = Counter((tuple(np.round(x.top, 1)), x.top_pattern) for x in test_ids)
     assert max(outfits.values()) >= 2, "the test split must contain near-duplicate identities"
+
+
+def test_train_split_is_the_v3_plan():
+    """The train items (hence bytes: every image has its own seed) are SynthPed v3's: pids 1..300, 12 images
+    each, cameras drawn as before, frame numbers k * 25 + 1."""
+    train = [i for i in sp.plan(0) if i.split == "train"]
+    for pid in (1, 150, 300):
+        rng = np.random.default_rng([0, 3, pid])
+        cams = rng.choice(np.arange(1, 7), size=int(rng.integers(3, 6)), replace=False)
+        want = [int(cams[k % len(cams)] if k < len(cams) else rng.choice(cams)) for k in range(12)]
+        assert [i.camid for i in train if i.pid == pid] == want
+    assert train[0].filename == "0001_c%ds1_000001_00.jpg" % train[0].camid
+
+
+def test_stats_match_a_count_of_the_files(rendered, capsys):
+    root = rendered["standard"]
+    st = sp.split_statistics(root)
+    files = {f: [p.name for p in (root / f).glob("*.jpg")] for f in ("query", "bounding_box_test")}
+    pid = lambda n: int(n.split("_")[0])  # noqa: E731
+    test_ids = {pid(n) for n in files["query"]}
+    junk = [n for n in files["bounding_box_test"] if pid(n) == -1]
+    dis = [n for n in files["bounding_box_test"] if pid(n) == 0]
+    assert st["test_ids"] == len(test_ids) and st["query"] == len(files["query"])
+    assert st["junk"] == len(junk) and st["distractors"] == len(dis)
+    assert st["junk_share"] == len(junk) / len(files["bounding_box_test"])
+    assert st["distractor_share"] == len(dis) / (len(files["bounding_box_test"]) - len(junk))
+    assert st["gallery_per_id"] == (len(files["bounding_box_test"]) - len(junk) - len(dis)) / len(test_ids)
+    assert sp.main(["--stats", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "Market-1501" in out and "3,368 (4.49)" in out and "2,793 (17.6 %)" in out and "3,819 (19.4 %)" in out
 
 
 def test_ensure_benchmark_renders_once_and_reuses_shared_files(tmp_path, monkeypatch):
@@ -157,7 +202,7 @@ def test_cli(tmp_path, monkeypatch, capsys):
     assert sp.main(["--out", str(tmp_path), "--seed", "0", "--task", "infrared", "--montage",
                     str(tmp_path / "m.png")]) == 0
     ds = load_market(tmp_path / "infrared")
-    assert len(ds.query) == 6 and Image.open(tmp_path / "m.png").width > 64
+    assert len(ds.query) == sum(i.split == "query" for i in small_plan()) and Image.open(tmp_path / "m.png").width > 64
 
 
 def test_ground_truth_has_the_targets_keypoints_and_reproduces_the_reference(rendered, tmp_path):

@@ -15,10 +15,26 @@ front, front-right, right, back-right, back, back-left, left, front-left) at a r
 body is a small 3-D skeleton rotated about the vertical axis and projected orthographically; limbs,
 torso, head, hair and bags are drawn far-to-near (painter's algorithm on their rotated depth), so far
 limbs are hidden behind the torso. Primitives are signed-distance shapes evaluated on numpy grids
-(anti-aliased by the distance itself), so a whole benchmark renders in well under a minute.
+(anti-aliased by the distance itself), so all three tasks render in about a minute of CPU time.
 
 Six cameras each have their own background texture, colour cast and light, blur, sensor noise, scale
 jitter, JPEG quality and preferred walking directions.
+
+The test split has Market-1501's per-identity structure, scaled down (``--stats ROOT`` prints it beside
+Market's): each of the 56 test identities walks past 2–6 of the cameras (mean 4.5) and has one query in
+each camera it appears in (252 queries, Market 4.49 per identity) and 10–16 gallery images, at least one
+per camera (721, 12.9 per identity; Market 17.5); 153 distractors (pid 0: people who are not test
+identities, some as bad detections) make 17.5 % of the evaluated gallery (Market 2,793 / 15,913 =
+17.6 %); 210 junk crops (pid −1: partial bodies, mostly-background and far too tight boxes of the test
+identities) make 19.4 % of ``bounding_box_test/`` (Market 3,819 / 19,732 = 19.4 %), and are dropped by
+the reader (:mod:`pose2id_demo.data.market`) as torchreid and fast-reid drop them. The train split is
+SynthPed v3's, byte for byte (300 identities × 12 images), so the shipped backbone and poses stay valid.
+
+Sizing. The paper's IPG is applied to every query of the three tasks and to the shared gallery
+(distractors included, junk not), 8 poses each: 3 × 252 + 874 = 1,630 reference images. A generator
+~4× slower than the shipped tiny one needs about 8 s per reference (its 8 poses) on one core, so on 2
+cores in parallel that is 1,630 × 8 / 2 = 6,520 s = 1 h 49 min, inside the 2-hour budget; each further
+test identity adds ~29 references (3 × 4.5 + 12.9 / (1 − 0.176)), so 58 would be the most that fits.
 
 Tasks (they share the train split and the gallery; only the query images differ):
 
@@ -35,6 +51,7 @@ written with fixed PIL settings, so rendering is byte-for-byte reproducible and 
 order.  Usage::
 
     python -m pose2id_demo.data.synthped --out DIR --seed 0 [--task standard]
+    python -m pose2id_demo.data.synthped --stats DIR/standard
 
 Package layout (one file per job)::
 
@@ -47,37 +64,42 @@ Package layout (one file per job)::
     infrared.py    the infrared task's near-infrared grey map
     render.py      one image: background, person, task effects, camera response
     benchmark.py   the plan of a benchmark, rendering a task to disk once, the montage
+    stats.py       per-identity statistics of a test split beside Market-1501's
     ground_truth.py  a person drawn in another image's exact pose (ground truth for generation)
     cli.py         ``python -m pose2id_demo.data.synthped``
 """
 
 from __future__ import annotations
 
-# the private names re-exported here are used by the tests and by tools that drive the renderer directly
-from pose2id_demo.data.synthped.benchmark import _identities_for, _is_complete, _write  # noqa: F401
 from pose2id_demo.data.synthped.benchmark import (
     Item, ensure_benchmark, make_montage, plan, render_benchmark, render_item)
-from pose2id_demo.data.synthped.cameras import _draw_shot  # noqa: F401
 from pose2id_demo.data.synthped.cameras import (
     BG_BLUR, BG_CONTRAST, BG_DESATURATE, CAMERAS, Camera, Shot, camera_background)
 from pose2id_demo.data.synthped.canvas import Canvas
 from pose2id_demo.data.synthped.cli import main
 from pose2id_demo.data.synthped.constants import (
-    DIRECTIONS, GALLERY_PER_ID, H, MANIFEST, NEAR_DUPLICATE_FRACTION, NUM_CAMERAS, NUM_DISTRACTORS, NUM_TEST_IDS,
-    NUM_TRAIN_IDS, QUERIES_PER_ID, TASKS, TEST_PID0, TRAIN_IMAGES_PER_ID, TRAIN_PID0, VERSION, W)
+    DIRECTIONS, DISTRACTOR_SHARE, GALLERY_PER_ID, JUNK_SHARE, MANIFEST, MARKET, NEAR_DUPLICATE_FRACTION, NUM_CAMERAS,
+    NUM_DISTRACTORS, NUM_JUNK, NUM_TEST_IDS, NUM_TRAIN_IDS, QUERIES_PER_ID, TASKS, TEST_CAMERAS, TEST_CAMERAS_P,
+    TEST_PID0, TRAIN_IMAGES_PER_ID, TRAIN_PID0, VERSION, H, W)
 from pose2id_demo.data.synthped.ground_truth import item_for_file, render_ground_truth
 from pose2id_demo.data.synthped.identities import (
     BAGS, BOTTOMS, CLOTH, HAIR, HAIR_STYLES, LOGO_SHAPES, SHOES, SKIN, TOP_PATTERNS, Identity, make_identities)
 from pose2id_demo.data.synthped.infrared import IR_BACKGROUND, IR_LUMA, IR_NOISE, IR_VIGNETTE
 from pose2id_demo.data.synthped.person import render_person
 from pose2id_demo.data.synthped.render import Rendered, render_image
+from pose2id_demo.data.synthped.stats import format_statistics, market_statistics, split_statistics
+
+# private helpers re-exported for the tests and for tools that drive the renderer directly
+from pose2id_demo.data.synthped.benchmark import _identities_for, _is_complete, _write  # noqa: E402, F401, I001
+from pose2id_demo.data.synthped.cameras import _draw_shot  # noqa: E402, F401
 
 __all__ = [
-    "BAGS", "BG_BLUR", "BG_CONTRAST", "BG_DESATURATE", "BOTTOMS", "CAMERAS", "CLOTH", "DIRECTIONS", "GALLERY_PER_ID",
-    "H", "HAIR", "HAIR_STYLES", "IR_BACKGROUND", "IR_LUMA", "IR_NOISE", "IR_VIGNETTE", "LOGO_SHAPES", "MANIFEST",
-    "NEAR_DUPLICATE_FRACTION", "NUM_CAMERAS", "NUM_DISTRACTORS", "NUM_TEST_IDS", "NUM_TRAIN_IDS", "QUERIES_PER_ID",
-    "SHOES", "SKIN", "TASKS", "TEST_PID0", "TOP_PATTERNS", "TRAIN_IMAGES_PER_ID", "TRAIN_PID0", "VERSION", "W",
-    "Camera", "Canvas", "Identity", "Item", "Rendered", "Shot", "camera_background", "ensure_benchmark", "main",
-    "item_for_file", "make_identities", "make_montage", "plan", "render_benchmark", "render_ground_truth",
-    "render_image", "render_item", "render_person",
+    "BAGS", "BG_BLUR", "BG_CONTRAST", "BG_DESATURATE", "BOTTOMS", "CAMERAS", "CLOTH", "DIRECTIONS", "DISTRACTOR_SHARE",
+    "GALLERY_PER_ID", "H", "HAIR", "HAIR_STYLES", "IR_BACKGROUND", "IR_LUMA", "IR_NOISE", "IR_VIGNETTE", "JUNK_SHARE",
+    "LOGO_SHAPES", "MANIFEST", "MARKET", "NEAR_DUPLICATE_FRACTION", "NUM_CAMERAS", "NUM_DISTRACTORS", "NUM_JUNK",
+    "NUM_TEST_IDS", "NUM_TRAIN_IDS", "QUERIES_PER_ID", "SHOES", "SKIN", "TASKS", "TEST_CAMERAS", "TEST_CAMERAS_P",
+    "TEST_PID0", "TOP_PATTERNS", "TRAIN_IMAGES_PER_ID", "TRAIN_PID0", "VERSION", "W",
+    "Camera", "Canvas", "Identity", "Item", "Rendered", "Shot", "camera_background", "ensure_benchmark",
+    "format_statistics", "item_for_file", "main", "make_identities", "make_montage", "market_statistics", "plan",
+    "render_benchmark", "render_ground_truth", "render_image", "render_item", "render_person", "split_statistics",
 ]

@@ -18,8 +18,27 @@ from PIL import Image
 
 from pose2id_demo.data.synthped.cameras import CAMERAS
 from pose2id_demo.data.synthped.constants import (
-    _SPLIT_CODE, _TASK_CODE, H, MANIFEST, NUM_CAMERAS, NUM_DISTRACTORS, NUM_TEST_IDS, NUM_TRAIN_IDS, TASKS,
-    TEST_PID0, TRAIN_IMAGES_PER_ID, TRAIN_PID0, VERSION, W, GALLERY_PER_ID, QUERIES_PER_ID)
+    _SPLIT_CODE,
+    _TASK_CODE,
+    DISTRACTOR_SHARE,
+    GALLERY_PER_ID,
+    JUNK_SHARE,
+    MANIFEST,
+    NUM_CAMERAS,
+    NUM_DISTRACTORS,
+    NUM_JUNK,
+    NUM_TEST_IDS,
+    NUM_TRAIN_IDS,
+    TASKS,
+    TEST_CAMERAS,
+    TEST_CAMERAS_P,
+    TEST_PID0,
+    TRAIN_IMAGES_PER_ID,
+    TRAIN_PID0,
+    VERSION,
+    H,
+    W,
+)
 from pose2id_demo.data.synthped.identities import Identity, make_identities
 from pose2id_demo.data.synthped.render import Rendered, render_image
 from pose2id_demo.paths import cache_dir
@@ -31,21 +50,41 @@ logger = logging.getLogger(__name__)
 class Item:
     """One image to render."""
 
-    split: str        # "train" | "query" | "gallery" | "distractor"
+    split: str        # "train" | "query" | "gallery" | "distractor" | "junk"
     folder: str       # "bounding_box_train" | "query" | "bounding_box_test"
-    pid: int          # identity (0 for distractors, as in Market-1501)
-    source_pid: int   # the identity whose appearance is drawn (distractors: an unseen identity or -1)
+    pid: int          # identity (0 for distractors, -1 for junk, as in Market-1501)
+    source_pid: int   # the identity whose appearance is drawn (-1: none, background only)
     camid: int
     k: int            # per-pid image index, used in the frame number and the seed
+    box: str = "person"  # "person" (a detector's good box) | "bad_detection" | "junk"
 
     @property
     def filename(self) -> str:
-        return f"{self.pid:04d}_c{self.camid}s1_{self.k * 25 + _SPLIT_CODE[self.split]:06d}_00.jpg"
+        pid = "-1" if self.pid == -1 else f"{self.pid:04d}"   # Market writes junk as '-1_c...'
+        return f"{pid}_c{self.camid}s1_{self.k * 25 + _SPLIT_CODE[self.split]:06d}_00.jpg"
+
+
+def _camera_counts(seed: int, n: int) -> list[int]:
+    """How many cameras each of ``n`` test identities appears in: stratified quantiles of
+    ``TEST_CAMERAS_P`` (so the mean is the distribution's 4.5 up to 1/n), in a seeded random order."""
+    cdf = np.cumsum(TEST_CAMERAS_P)
+    counts = [TEST_CAMERAS[int(np.searchsorted(cdf, (i + 0.5) / n))] for i in range(n)]
+    order = np.random.default_rng([seed, 19]).permutation(n)
+    return [counts[int(j)] for j in order]
 
 
 def plan(seed: int = 0, num_train_ids: int = NUM_TRAIN_IDS, num_test_ids: int = NUM_TEST_IDS,
-         train_per_id: int = TRAIN_IMAGES_PER_ID, num_distractors: int = NUM_DISTRACTORS) -> list[Item]:
-    """The list of images of the benchmark (same for all tasks)."""
+         train_per_id: int = TRAIN_IMAGES_PER_ID, num_distractors: int | None = NUM_DISTRACTORS,
+         num_junk: int | None = NUM_JUNK) -> list[Item]:
+    """The list of images of the benchmark (same for all tasks).
+
+    Train: as in SynthPed v3 (same items, same bytes). Test, with Market-1501's per-identity structure:
+    each identity walks past 2–6 cameras and has one query in each of them and 10–16 gallery images,
+    at least one per camera (so every query has a true match in another camera). Distractors (pid 0,
+    people who are not test identities, some as bad detections) and junk (pid −1: partial bodies,
+    mostly-background and badly cropped boxes of the test identities, which the reader drops) default
+    to Market's shares of the gallery and of the folder.
+    """
     items: list[Item] = []
     for pid in range(TRAIN_PID0, TRAIN_PID0 + num_train_ids):
         rng = np.random.default_rng([seed, 3, pid])
@@ -53,23 +92,35 @@ def plan(seed: int = 0, num_train_ids: int = NUM_TRAIN_IDS, num_test_ids: int = 
         for k in range(train_per_id):
             items.append(Item("train", "bounding_box_train", pid, pid, int(cams[k % len(cams)] if k < len(cams)
                                                                           else rng.choice(cams)), k))
-    for pid in range(TEST_PID0, TEST_PID0 + num_test_ids):
+    test_pids = list(range(TEST_PID0, TEST_PID0 + num_test_ids))
+    test_cams: dict[int, list[int]] = {}
+    n_gallery = 0
+    for pid, ncam in zip(test_pids, _camera_counts(seed, num_test_ids)):
         rng = np.random.default_rng([seed, 5, pid])
-        qcams = rng.choice(np.arange(1, NUM_CAMERAS + 1), size=QUERIES_PER_ID, replace=False)
+        cams = sorted(int(c) for c in rng.choice(np.arange(1, NUM_CAMERAS + 1), size=ncam, replace=False))
         ng = int(rng.integers(GALLERY_PER_ID[0], GALLERY_PER_ID[1] + 1))
-        while True:
-            gcams = rng.integers(1, NUM_CAMERAS + 1, size=ng)
-            if all(np.sum(gcams != q) >= 2 for q in qcams):
-                break
+        gcams = cams + [int(c) for c in rng.choice(cams, size=ng - ncam)]
+        test_cams[pid] = cams
         k = 0
-        for q in qcams:
-            items.append(Item("query", "query", pid, pid, int(q), k)); k += 1
+        for q in cams:
+            items.append(Item("query", "query", pid, pid, q, k)); k += 1
         for g in gcams:
-            items.append(Item("gallery", "bounding_box_test", pid, pid, int(g), k)); k += 1
+            items.append(Item("gallery", "bounding_box_test", pid, pid, g, k)); k += 1
+        n_gallery += ng
+    if num_distractors is None:  # d / (n_gallery + d) = Market's share
+        num_distractors = int(round(DISTRACTOR_SHARE / (1 - DISTRACTOR_SHARE) * n_gallery))
     rng = np.random.default_rng([seed, 13])
     for k in range(num_distractors):
-        src = 9000 + k if rng.random() < 0.6 else -1
-        items.append(Item("distractor", "bounding_box_test", 0, src, int(rng.integers(1, NUM_CAMERAS + 1)), k))
+        src = 9000 + k if rng.random() < 0.85 else -1
+        box = "person" if src > 0 and rng.random() < 0.7 else "bad_detection"
+        items.append(Item("distractor", "bounding_box_test", 0, src, int(rng.integers(1, NUM_CAMERAS + 1)), k, box))
+    if num_junk is None:  # j / (n_gallery + d + j) = Market's share
+        num_junk = int(round(JUNK_SHARE / (1 - JUNK_SHARE) * (n_gallery + num_distractors))) if test_pids else 0
+    rng = np.random.default_rng([seed, 23])
+    for k in range(num_junk):
+        src = int(test_pids[int(rng.integers(len(test_pids)))]) if rng.random() < 0.9 else -1
+        cam = int(rng.choice(test_cams[src])) if src > 0 else int(rng.integers(1, NUM_CAMERAS + 1))
+        items.append(Item("junk", "bounding_box_test", -1, src, cam, k, "junk"))
     return items
 
 
@@ -85,7 +136,7 @@ def _identities_for(seed: int, items: Sequence[Item]) -> dict[int, Identity]:
 
 def _item_rng(seed: int, item: Item) -> np.random.Generator:
     """The generator every random choice of ``item``'s image is drawn from (independent of render order)."""
-    return np.random.default_rng([seed, _SPLIT_CODE[item.split], item.pid, item.k])
+    return np.random.default_rng([seed, _SPLIT_CODE[item.split], max(item.pid, 0), item.k])
 
 
 def render_item(seed: int, item: Item, task: str, ident: Identity | None) -> Rendered:
@@ -96,7 +147,7 @@ def render_item(seed: int, item: Item, task: str, ident: Identity | None) -> Ren
     if item.split == "query" and task != "standard":
         mode = task
         task_rng = np.random.default_rng([seed, 17, item.pid, item.k, _TASK_CODE[task]])
-    return render_image(seed, ident, item.camid, rng, task_rng, mode=mode, distractor=item.split == "distractor")
+    return render_image(seed, ident, item.camid, rng, task_rng, mode=mode, box=item.box)
 
 
 def _write(path: Path, r: Rendered) -> None:
@@ -136,8 +187,9 @@ def render_benchmark(out: str | Path, task: str = "standard", seed: int = 0, pro
     manifest = {"name": "SynthPed", "version": VERSION, "seed": seed, "task": task, "height": H, "width": W,
                 "num_train": sum(i.split == "train" for i in items),
                 "num_query": sum(i.split == "query" for i in items),
-                "num_gallery": sum(i.folder == "bounding_box_test" for i in items),
+                "num_gallery": sum(i.split in ("gallery", "distractor") for i in items),
                 "num_distractors": sum(i.split == "distractor" for i in items),
+                "num_junk": sum(i.split == "junk" for i in items),
                 "cameras": [c.background for c in CAMERAS]}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return out

@@ -22,7 +22,7 @@ Example (the representative "front" pose of ``assets/poses/index.json`` names a 
 
     from pose2id_demo.data.synthped import item_for_file, render_ground_truth
 
-    ref = item_for_file("query/1001_c4s1_000002_00.jpg")          # a query of the standard task
+    ref = item_for_file("query/1001_c1s1_000002_00.jpg")          # a query of the standard task
     tgt = item_for_file("bounding_box_train/0237_c1s1_000051_00.jpg")
     image, keypoints = render_ground_truth(0, ref, tgt)           # (128, 64, 3) uint8, (18, 3) float32
 """

@@ -9,6 +9,7 @@ from pose2id_demo.data.synthped.canvas import Canvas
 from pose2id_demo.data.synthped.constants import H, W
 from pose2id_demo.data.synthped.identities import CLOTH, _hex, _jitter, _pick_colour
 
+
 def _add_occluders(canvas: Canvas, rng: np.random.Generator, kp: np.ndarray) -> float:
     """Cover part of the person; returns the covered fraction of the image. Sets covered keypoints' conf to 0."""
     mask = np.zeros((H, W), np.float32)

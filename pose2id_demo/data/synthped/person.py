@@ -14,6 +14,7 @@ from pose2id_demo.data.synthped.cameras import Shot
 from pose2id_demo.data.synthped.canvas import Canvas
 from pose2id_demo.data.synthped.identities import Identity
 
+
 def _rot(v: np.ndarray, theta: float) -> np.ndarray:
     """Rotate body-frame points (x right-negative, y up, z forward) about y; returns (u, y, depth)."""
     c, s = math.cos(theta), math.sin(theta)

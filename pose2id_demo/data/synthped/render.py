@@ -16,6 +16,30 @@ from pose2id_demo.data.synthped.infrared import IR_BACKGROUND, IR_NOISE, IR_VIGN
 from pose2id_demo.data.synthped.occluders import _add_occluders
 from pose2id_demo.data.synthped.person import render_person
 
+
+def _misplace(shot: Shot, rng: np.random.Generator, box: str) -> None:
+    """Move / rescale the person of ``shot`` in place the way a bad detector box frames it."""
+    if box == "bad_detection":
+        shot.height_px *= rng.uniform(1.3, 2.2)
+        shot.foot_y += rng.uniform(0.2, 0.9) * shot.height_px * rng.choice([-1, 1]) * 0.6
+        shot.cx += rng.choice([-1, 1]) * rng.uniform(18, 30)
+        return
+    kind = rng.choice(["partial", "background", "tight"], p=[0.45, 0.25, 0.3])
+    if kind == "partial":        # half the body outside the box, sideways or vertically
+        if rng.random() < 0.5:
+            shot.cx += rng.choice([-1, 1]) * rng.uniform(20, 30)
+        else:
+            shot.foot_y += rng.choice([-1, 1]) * rng.uniform(0.35, 0.6) * shot.height_px
+    elif kind == "background":   # a box that is mostly background: a small person off to one side
+        shot.height_px *= rng.uniform(0.25, 0.45)
+        shot.cx = rng.uniform(4, W - 4)
+        shot.foot_y = rng.uniform(0.4, 1.0) * H
+    else:                        # far too tight: a torso or legs fill the box
+        shot.height_px *= rng.uniform(1.8, 2.8)
+        shot.foot_y += rng.uniform(0.3, 0.8) * shot.height_px
+        shot.cx += rng.normal(0, 6)
+
+
 @dataclass
 class Rendered:
     image: Image.Image
@@ -26,11 +50,15 @@ class Rendered:
 
 def render_image(seed: int, ident: Identity | None, camid: int, rng: np.random.Generator,
                  task_rng: np.random.Generator | None = None, mode: str = "visible",
-                 distractor: bool = False, shot: Shot | None = None) -> Rendered:
+                 box: str = "person", shot: Shot | None = None) -> Rendered:
     """Render one crop. ``mode``: "visible" | "occluded" | "infrared"; ``task_rng`` drives occluders.
 
+    ``box``: how the detector framed the person — "person" (a good box), "bad_detection" (Market's
+    distractor-like false detections: mis-scaled and off-centre) or "junk" (Market's pid −1 crops:
+    a partial body, mostly background, or a box far too tight); with ``ident=None`` only background.
+
     ``shot``: the per-image choices to use instead of drawing them from ``rng`` (the ground-truth renders
-    of :func:`pose2id_demo.data.synthped.benchmark.render_ground_truth` combine two items' shots).
+    of :func:`pose2id_demo.data.synthped.ground_truth.render_ground_truth` combine two items' shots).
     """
     cam = CAMERAS[camid - 1]
     if shot is None:
@@ -41,15 +69,12 @@ def render_image(seed: int, ident: Identity | None, camid: int, rng: np.random.G
         bg = _ir_map(bg) * IR_BACKGROUND
     canvas = Canvas(bg, cmap=cmap, light=cam.light, light_x=shot.cx)
     kp = np.zeros((18, 3), np.float32)
-    if distractor:  # Market's 0000: bad detections — mostly background, a partial or mis-scaled person
-        if ident is not None:
-            shot.height_px *= rng.uniform(1.3, 2.2)
-            shot.foot_y += rng.uniform(0.2, 0.9) * shot.height_px * rng.choice([-1, 1]) * 0.6
-            shot.cx += rng.choice([-1, 1]) * rng.uniform(18, 30)
-            canvas.ellipse((shot.cx, shot.foot_y), 0.22 * shot.height_px * 0.5, 3.0, np.zeros(3), opacity=0.3)
-            kp = render_person(canvas, ident, shot)
-    else:
+    if box == "person":
         canvas.ellipse((shot.cx, shot.foot_y), 0.14 * shot.height_px, 2.5, np.zeros(3), opacity=0.35)
+        kp = render_person(canvas, ident, shot)
+    elif ident is not None:
+        _misplace(shot, rng, box)
+        canvas.ellipse((shot.cx, shot.foot_y), 0.22 * shot.height_px * 0.5, 3.0, np.zeros(3), opacity=0.3)
         kp = render_person(canvas, ident, shot)
     meta = {"direction": DIRECTIONS[shot.direction], "camid": camid}
     if mode == "occluded":
