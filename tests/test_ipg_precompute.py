@@ -54,3 +54,14 @@ def test_shards_merge_to_the_unsharded_result_and_seconds_add_up(tmp_path):
     again = FakePipe()
     generate_all(again, paths[:3], poses, 2, 3.5, 42, True, cache, refs_per_batch=2)
     assert again.calls == []  # resumed from the merged cache
+
+
+def test_an_edited_reference_is_generated_again(tmp_path):
+    paths, poses = _refs(tmp_path, 3), [None, None]
+    cache = tmp_path / "gen.npz"
+    first = generate_all(FakePipe(), paths, poses, 2, 3.5, 42, True, cache, refs_per_batch=2)
+    PIL.Image.fromarray(np.full((8, 4, 3), 200, np.uint8)).save(paths[1])  # same name, new image
+    again = FakePipe()
+    second = generate_all(again, paths, poses, 2, 3.5, 42, True, cache, refs_per_batch=2)
+    assert again.calls == [1]  # only the edited one
+    assert np.array_equal(second[[0, 2]], first[[0, 2]]) and not np.array_equal(second[1], first[1])

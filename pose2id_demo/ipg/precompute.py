@@ -47,15 +47,27 @@ def cache_files(cache: Path) -> list[Path]:
     return [c for c in [cache, *sorted(cache.parent.glob(cache.stem + "-shard*.npz"))] if c.exists()]
 
 
+def file_digest(path: str | Path) -> str:
+    """Short sha256 of a file's bytes: a cached generation is reused only for the same reference bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float, seed: int, use_ifr: bool,
                  cache: Path, refs_per_batch: int = 4, progress: bool = True) -> np.ndarray:
-    """Generations ``(len(paths), len(poses), H, W, 3)`` uint8, resumable through the ``cache`` npz."""
+    """Generations ``(len(paths), len(poses), H, W, 3)`` uint8, resumable through the ``cache`` npz.
+
+    Entries are keyed by path *and* the reference file's digest, so a re-rendered or edited image under an
+    old name is generated again (caches written before digests were stored are ignored).
+    """
+    want = {p: file_digest(p) for p in paths}
     done: dict[str, np.ndarray] = {}
-    wanted = set(paths)
     own_seconds = 0.0  # generation time already spent on this cache file (shards keep their own)
     for c in cache_files(cache):
         z = np.load(c, allow_pickle=False)
-        done.update({str(p): g for p, g in zip(z["paths"], z["images"]) if str(p) in wanted})
+        if "digests" not in z.files:
+            logger.warning("%s: no reference digests (older format); not reused", c.name)
+            continue
+        done.update({str(p): g for p, d, g in zip(z["paths"], z["digests"], z["images"]) if want.get(str(p)) == str(d)})
         if c == cache and "seconds" in z.files:
             own_seconds = float(z["seconds"])
     logger.info("%s: %d of %d generations cached", cache.name, len(done), len(paths))
@@ -67,8 +79,8 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
         keys = list(done)
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, paths=np.array(keys), images=np.stack([done[k] for k in keys]),
-                 seconds=np.float64(own_seconds + time.time() - t0))
+        np.savez(tmp, paths=np.array(keys), digests=np.array([want[k] for k in keys]),
+                 images=np.stack([done[k] for k in keys]), seconds=np.float64(own_seconds + time.time() - t0))
         tmp.replace(cache)
 
     for s in range(0, len(todo), refs_per_batch):
