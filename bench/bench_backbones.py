@@ -8,8 +8,9 @@ Evaluation is the Market-1501 protocol (:func:`pose2id_demo.metrics.evaluate`: s
 gallery images removed, distractors kept). NFC is Pose2ID's neighbour feature centralization (Alg. 1)
 in the published setting: query and gallery centralized separately (``nfc_sets(mode="separate",
 apply_to="both")``), and on the gallery only (SynthPed has just 2 queries per identity, so a query's
-nearest queries are mostly other identities), and jointly (neighbours searched in query ∪ gallery). ID² (eq. 20, mean over identities) is measured on the query + gallery features of
-the test identities (distractors excluded), before and after NFC.
+nearest queries are mostly other identities), and jointly (neighbours searched in query ∪ gallery). ID² (paper variant, eq. 20, mean over identities) is
+measured on the query + gallery features of the test identities (distractors and junk excluded), before and
+after NFC. Every row is :func:`pose2id_demo.ablation.metric_row`'s, the same the app and the CLI show.
 """
 
 from __future__ import annotations
@@ -20,27 +21,25 @@ import time
 
 import numpy as np
 
-from pose2id_demo.centralization import l2_normalize, nfc_sets
+from pose2id_demo import ablation
 from pose2id_demo.data.synthped import TASKS
-from pose2id_demo.metrics import distance_matrix, evaluate, id2
+from pose2id_demo.featurefile import FeatureSet
 from pose2id_demo.reid import list_backbones
 from pose2id_demo.reid.features import dataset_features
 
 
 def measure(d: dict, k1: int, k2: int) -> list[dict]:
-    q, g = l2_normalize(d["q_feats"]), l2_normalize(d["g_feats"])
+    fs = FeatureSet.from_arrays(d)
+    s = ablation.Settings(k1=k1, k2=k2, nfc_on="both", ipg_on="none", nfc_mode="separate")
+    settings = (("baseline", s, "baseline"),
+                (f"NFC k1={k1} k2={k2}", s, "+NFC"),
+                ("NFC gallery only", ablation.Settings(**{**s.__dict__, "nfc_on": "gallery"}), "+NFC"),
+                ("NFC joint q+g", ablation.Settings(**{**s.__dict__, "nfc_mode": "joint"}), "+NFC"))
     rows = []
-    settings = (("baseline", (q, g)),
-                (f"NFC k1={k1} k2={k2}", nfc_sets(q, g, k1, k2, mode="separate", apply_to="both")),
-                ("NFC gallery only", nfc_sets(q, g, k1, k2, mode="separate", apply_to="gallery")),
-                ("NFC joint q+g", nfc_sets(q, g, k1, k2, mode="joint", apply_to="both")))
-    for name, (qq, gg) in settings:
-        res = evaluate(distance_matrix(qq, gg), d["q_pids"], d["g_pids"], d["q_camids"], d["g_camids"])
-        keep = d["g_pids"] > 0
-        feats = np.concatenate([qq, gg[keep]])
-        pids = np.concatenate([d["q_pids"], d["g_pids"][keep]])
-        rows.append({"setting": name, "mAP": 100 * float(res["mAP"]), "Rank-1": 100 * float(res["Rank-1"]),
-                     "mINP": 100 * float(res["mINP"]), "ID2": float(id2(feats, pids))})
+    for name, st, row in settings:
+        r = ablation.metric_row(fs, st, row)
+        rows.append({"setting": name, "mAP": 100 * float(r["mAP"]), "Rank-1": 100 * float(r["Rank-1"]),
+                     "mINP": 100 * float(r["mINP"]), "ID2": float(r["ID²"])})
     return rows
 
 
@@ -53,6 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     results = []
+    print("ID²: paper variant (eqs. 20-21), query + gallery, pid <= 0 left out")
     print("| task | backbone | setting | mAP | Rank-1 | mINP | ID² |\n|---|---|---|---|---|---|---|")
     for task in args.tasks:
         for bb in args.backbones:

@@ -1,21 +1,35 @@
-"""Quality of the shipped tiny IPG on SynthPed "standard" test identities (never trained on).
+"""Quality of the embedded IPG on SynthPed "standard" test identities (never trained on), with ground truth.
 
-    python bench/ipg_quality.py [--backbone synthped-reid] [--steps 20] [--json docs/ipg_quality.json]
+    python -m bench.ipg_quality [--ref-every 8] [--steps 20] [--json docs/ipg_quality.json] [--eq9]
 
-1. Identity consistency: every test query is the reference for the 8 representative poses; each generation,
-   as a query, is ranked against the test gallery (Euclidean on L2-normalised features, no camera
-   filtering — generated images have no camera). Rank-1 = its reference's identity comes first. IFR on vs
-   off (Fig. 5 ablation: off = zero-image identity tokens). Also the real queries' own Rank-1 for scale,
-   and IFR-on Rank-1 against the classifier-free guidance scale (``--guidance-sweep``, every 4th query).
-2. The IPG effect, eq. 9 (``pose2id_demo.centralization.centralize``) on query and gallery features with
-   their 8 generations, for η ∈ {0.25, 0.5, 1, 2}: mAP / Rank-1 (standard Market-1501 protocol, camera
-   filtering on) and ID² (eq. 20) of the gallery, vs the baseline; and the trend with the first M = 0..8
-   poses (Table 6). Generated features are L2-normalised before eq. 9 (their raw norms differ from the
-   originals', see the centralize docstring); η is therefore on the scale of the unit original feature.
-3. ``docs/ipg_grid.png``: 6 test references × 8 poses, IFR on (top row of each pair) and off.
+SynthPed can render the reference's person, camera and background in exactly a target pose
+(:func:`pose2id_demo.data.synthped.render_ground_truth`), so every generation has a ground truth.
 
-Generations for the query+gallery images come from ``pose2id_demo.ipg.precompute``'s cache (same
-settings), the IFR-off query generations are made here (and cached the same way).
+Subset: references = every ``--ref-every``-th test query (read through the dataset reader, so the counts
+follow the split); targets = the source training images of the 8 shipped representative poses
+(``assets/poses/index.json``), with *their own* keypoints (the ground truth is rendered in exactly those).
+Generation: 20 DDIM steps, CFG 3.5, seed 42, IFR on and off.
+
+1. Pose adherence, judged by the project's keypoint estimator (:mod:`pose2id_demo.poses.keypoint_net`,
+   trained on SynthPed train images): PCK@0.1 of the person height and 8-way view direction (the
+   estimator's direction head; the label of a pose is ``classify_direction`` of its keypoints) of each
+   generation against its target pose; the same estimator on real test images (all queries and gallery
+   images, at 128×64 and at the generator's 64×32) and on the ground-truth renders is the ceiling. "Copied
+   the reference": the same scores against the *reference's own* pose; the real images' own rate is that
+   of the ground-truth renders (the same 8 targets: what a perfect generator scores) and of the real
+   gallery images of the reference's identity (how often two photos of a person share a pose).
+2. Identity: Rank-1 of each generation against the test gallery (no camera filtering), with
+   ``synthped-reid`` (IFR's own backbone) and ``imagenet-mobilenetv2`` (independent), beside the real
+   queries' own Rank-1 and the ground-truth renders' (at 64×32).
+3. Fidelity: SSIM and PSNR at the generator's 64×32 against the box-downsampled ground truth, and for the
+   baselines "the reference image itself", "the mean training image", and the autoencoder's
+   reconstruction of the ground truth (the ceiling of a latent generator).
+4. Time for 8 (IFR on) and 16 (IFR on + off) generations with 1 and 2 torch threads, interleaved, with
+   the machine's load.
+
+``--eq9`` also runs the older identity-consistency / eq. 9 section on all queries and gallery images
+(needs the precomputed generations of :mod:`pose2id_demo.ipg.precompute`); without it the old keys of
+the json are kept as they are.
 """
 
 from __future__ import annotations
@@ -23,19 +37,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 from PIL import ImageDraw
 
-from pose2id_demo.centralization import centralize
-from pose2id_demo.metrics import distance_matrix, evaluate, id2
+from pose2id_demo.metrics import distance_matrix
 
 REPO = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("ipg_quality")
+GEN_SIZE = (64, 32)  # (H, W) the embedded generator's output
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -51,88 +68,335 @@ def consistency_rank1(gen_feats: np.ndarray, q_pids: np.ndarray, g_feats: np.nda
     return float(np.mean(top == np.repeat(q_pids, m)))
 
 
-def grid(refs: list[PIL.Image.Image], on: np.ndarray, off: np.ndarray, names: list[str], path: Path) -> None:
-    """Rows: reference | 8 IFR-on | gap | 8 IFR-off, per reference; images shown at 128×64."""
-    w, h = 64, 128
-    n, m = on.shape[:2]
-    head = 14
-    canvas = PIL.Image.new("RGB", (w * (1 + 2 * m) + 8, head + h * n), "white")
+def load_line() -> str:
+    return "load %.2f %.2f %.2f" % os.getloadavg()
+
+
+def box(img: np.ndarray | PIL.Image.Image, size: tuple[int, int] = GEN_SIZE) -> np.ndarray:
+    pil = img if isinstance(img, PIL.Image.Image) else PIL.Image.fromarray(img)
+    return np.asarray(pil.convert("RGB").resize((size[1], size[0]), PIL.Image.BOX))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The fixed part of the bench: references, targets, ground truth, real-image ceilings, gallery features
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    root: Path
+    refs: list  # Records of the reference queries
+    ref_images: list  # PIL 128×64
+    ref_kps: list  # (18, 3) pixel keypoints of each reference (64×128 frame)
+    ref_dirs: np.ndarray
+    target_names: list
+    target_poses: list  # Pose objects (their own keypoints)
+    target_kps: list
+    target_dirs: np.ndarray
+    gt: np.ndarray  # (R, T, 128, 64, 3) uint8 ground-truth renders
+    estimator: object
+    frontal_width: float
+    gallery: dict  # backbone -> dict(q_feats, q_pids, g_feats, g_pids)
+    backbones: dict
+    mean_train: np.ndarray  # (64, 32, 3) float
+
+
+def direction_index(pose, fw: float) -> int:
+    from pose2id_demo.poses.representative import DIRECTIONS, classify_direction
+
+    d = classify_direction(pose, fw)
+    return DIRECTIONS.index(d) if d is not None else -1
+
+
+def build_context(ref_every: int, backbones: list[str]) -> Context:
+    from pose2id_demo.data import load_market
+    from pose2id_demo.data.synthped import ensure_benchmark, item_for_file, render_ground_truth
+    from pose2id_demo.paths import POSES_DIR
+    from pose2id_demo.poses.keypoint_net import KeypointEstimator
+    from pose2id_demo.poses.keypoints import load_pose_json
+    from pose2id_demo.reid import get_backbone
+    from pose2id_demo.reid.features import dataset_features
+
+    root = Path(ensure_benchmark("standard", progress=False))
+    ds = load_market(root)
+    est = KeypointEstimator.from_pretrained()
+    fw = est.model.config.frontal_width
+    refs = ds.query[::ref_every]
+    index = json.loads((POSES_DIR / "index.json").read_text())["poses"]
+    by_name = {Path(r.path).name: r for r in ds.train}
+    targets = [by_name[p["image"]] for p in index]
+    t_poses = [load_pose_json(Path(r.path).with_suffix(".json")) for r in targets]
+    r_poses = [load_pose_json(Path(r.path).with_suffix(".json")) for r in refs]
+    t_items = [item_for_file(f"bounding_box_train/{Path(r.path).name}") for r in targets]
+    gt = np.zeros((len(refs), len(targets), 128, 64, 3), np.uint8)
+    for i, r in enumerate(refs):
+        ri = item_for_file(f"query/{Path(r.path).name}")
+        for j, ti in enumerate(t_items):
+            img, kp = render_ground_truth(0, ri, ti)
+            if not np.allclose(kp, t_poses[j].keypoints, atol=1e-2):
+                raise RuntimeError("ground-truth keypoints differ from the target's json")
+            gt[i, j] = img
+    gallery, bbs = {}, {}
+    for name in backbones:
+        f = dataset_features(name, "standard")
+        gallery[name] = {k: f[k] for k in ("q_feats", "q_pids", "g_feats", "g_pids", "q_paths")}
+        bbs[name] = get_backbone(name)
+    mean_train = np.mean([box(PIL.Image.open(r.path)) for r in ds.train[::4]], axis=0)
+    return Context(root, refs, [PIL.Image.open(r.path).convert("RGB") for r in refs], [p.keypoints for p in r_poses],
+                   np.array([direction_index(p, fw) for p in r_poses]), [p["direction"] for p in index], t_poses,
+                   [p.keypoints for p in t_poses], np.array([direction_index(p, fw) for p in t_poses]), gt, est, fw,
+                   gallery, bbs, mean_train)
+
+
+def pose_block(ctx: Context, images: np.ndarray) -> dict:
+    """Pose adherence (vs target) and copy rate (vs reference) of images (R, T, H, W, 3)."""
+    from pose2id_demo.ipg.quality import pose_scores
+    from pose2id_demo.poses.representative import DIRECTIONS
+
+    r, t = images.shape[:2]
+    coords, _, dprob = ctx.estimator.predict_arrays(list(images.reshape(r * t, *images.shape[2:])))
+    dirs = dprob.argmax(1)
+    tgt = pose_scores(coords, dirs, [ctx.target_kps[j] for i in range(r) for j in range(t)],
+                      [ctx.target_dirs[j] for i in range(r) for j in range(t)], (64, 128))
+    ref = pose_scores(coords, dirs, [ctx.ref_kps[i] for i in range(r) for j in range(t)],
+                      [ctx.ref_dirs[i] for i in range(r) for j in range(t)], (64, 128))
+    per_dir = {}
+    for j in range(t):
+        sel = np.arange(r) * t + j
+        per_dir[ctx.target_names[j]] = {
+            "direction_acc": round(100 * float(np.mean(dirs[sel] == ctx.target_dirs[j])), 1),
+            "most_predicted": DIRECTIONS[int(np.bincount(dirs[sel], minlength=8).argmax())]}
+    return {"pck_target": round(100 * tgt["pck"], 2), "direction_target": round(100 * tgt["direction"], 2),
+            "pck_reference": round(100 * ref["pck"], 2), "direction_reference": round(100 * ref["direction"], 2),
+            "n": tgt["n"], "per_target_direction": per_dir}
+
+
+def identity_block(ctx: Context, images: np.ndarray) -> dict:
+    from pose2id_demo.ipg.precompute import gen_features
+
+    qp = np.array([r.pid for r in ctx.refs])
+    out = {}
+    for name, bb in ctx.backbones.items():
+        g = ctx.gallery[name]
+        out[name] = round(100 * consistency_rank1(gen_features(bb, images), qp, g["g_feats"], g["g_pids"]), 2)
+    return out
+
+
+def fidelity_block(ctx: Context, images: np.ndarray) -> dict:
+    from pose2id_demo.ipg.quality import psnr, ssim
+
+    gt = np.stack([[box(g) for g in row] for row in ctx.gt])
+    s = [ssim(a, b) for a, b in zip(images.reshape(-1, *images.shape[2:]), gt.reshape(-1, *gt.shape[2:]))]
+    p = [psnr(a, b) for a, b in zip(images.reshape(-1, *images.shape[2:]), gt.reshape(-1, *gt.shape[2:]))]
+    return {"ssim": round(float(np.mean(s)), 4), "psnr_db": round(float(np.mean(p)), 2)}
+
+
+def generate(pipe, ctx: Context, use_ifr: bool, steps: int, guidance: float = 3.5, seed: int = 42,
+             refs_per_batch: int = 4, **kw) -> np.ndarray:
+    out = []
+    for s in range(0, len(ctx.refs), refs_per_batch):
+        ims = pipe(ctx.ref_images[s:s + refs_per_batch], ctx.target_poses, num_inference_steps=steps,
+                   guidance_scale=guidance, seed=seed, use_ifr=use_ifr, output_type="np", **kw).images
+        out.append((np.asarray(ims) * 255).round().astype(np.uint8))
+    ims = np.concatenate(out)
+    return ims.reshape(len(ctx.refs), len(ctx.target_poses), *ims.shape[1:])
+
+
+def score_generations(ctx: Context, images: np.ndarray) -> dict:
+    return {"pose": pose_block(ctx, images), "identity_rank1": identity_block(ctx, images),
+            "fidelity_64x32": fidelity_block(ctx, images)}
+
+
+def baselines(ctx: Context, pipe) -> dict:
+    """Ceilings and trivial baselines: real images, ground-truth renders, the reference, the mean image, the AE."""
+    import torch
+
+    from pose2id_demo.data import load_market
+    from pose2id_demo.ipg.quality import pose_scores, psnr, ssim
+    from pose2id_demo.poses.keypoints import load_pose_json
+
+    ds = load_market(ctx.root)
+    test = list(ds.query) + [r for r in ds.gallery if r.pid > 0]
+    imgs = [np.asarray(PIL.Image.open(r.path).convert("RGB")) for r in test]
+    poses = [load_pose_json(Path(r.path).with_suffix(".json")) for r in test]
+    kps = [p.keypoints for p in poses]
+    dirs = [direction_index(p, ctx.frontal_width) for p in poses]
+    real = {}
+    for tag, ims in (("128x64", imgs), ("64x32", [box(i) for i in imgs])):
+        c, _, d = ctx.estimator.predict_arrays(ims)
+        s = pose_scores(c, d.argmax(1), kps, dirs, (64, 128))
+        real[tag] = {"pck": round(100 * s["pck"], 2), "direction": round(100 * s["direction"], 2), "n": s["n"]}
+    gt64 = np.stack([[box(g) for g in row] for row in ctx.gt])
+    gt_scores = {"pose_128x64": pose_block(ctx, ctx.gt), "pose_64x32": pose_block(ctx, gt64),
+                 "identity_rank1_64x32": identity_block(ctx, gt64)}
+    # copy rate of real photos: the reference's other gallery images against the reference's pose
+    by_pid = {}
+    for r, k in zip(test, range(len(test))):
+        if "query" not in Path(r.path).parent.name:
+            by_pid.setdefault(r.pid, []).append(k)
+    pred, rk, rd, pd = [], [], [], []
+    c64, _, d64 = ctx.estimator.predict_arrays([box(i) for i in imgs])
+    for i, ref in enumerate(ctx.refs):
+        for k in by_pid.get(ref.pid, []):
+            pred.append(c64[k]); pd.append(int(d64[k].argmax())); rk.append(ctx.ref_kps[i]); rd.append(ctx.ref_dirs[i])
+    s = pose_scores(np.array(pred), pd, rk, rd, (64, 128))
+    real_copy = {"pck_reference": round(100 * s["pck"], 2), "direction_reference": round(100 * s["direction"], 2),
+                 "n": s["n"]}
+    # identity of the real queries themselves
+    own = {}
+    for name, g in ctx.gallery.items():
+        qp = g["q_pids"]
+        own[name] = {"all_queries": round(100 * consistency_rank1(g["q_feats"][:, None], qp, g["g_feats"], g["g_pids"]), 2)}
+        sel = [list(map(str, g["q_paths"])).index(str(r.path)) for r in ctx.refs]
+        own[name]["bench_references"] = round(100 * consistency_rank1(g["q_feats"][sel][:, None], qp[sel],
+                                                                       g["g_feats"], g["g_pids"]), 2)
+    # fidelity baselines at 64×32
+    ref64 = [box(i) for i in ctx.ref_images]
+    fid = {"reference_image": {"ssim": [], "psnr_db": []}, "mean_train_image": {"ssim": [], "psnr_db": []},
+           "autoencoder_reconstruction": {"ssim": [], "psnr_db": []}}
+    x = torch.from_numpy(gt64.reshape(-1, 64, 32, 3)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample
+    rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    rec = rec.reshape(gt64.shape)
+    for i in range(gt64.shape[0]):
+        for j in range(gt64.shape[1]):
+            for key, im in (("reference_image", ref64[i]), ("mean_train_image", ctx.mean_train),
+                            ("autoencoder_reconstruction", rec[i, j])):
+                fid[key]["ssim"].append(ssim(im, gt64[i, j]))
+                fid[key]["psnr_db"].append(psnr(im, gt64[i, j]))
+    fid = {k: {m: round(float(np.mean(v)), 4 if m == "ssim" else 2) for m, v in d.items()} for k, d in fid.items()}
+    gt_scores["autoencoder_reconstruction_pose"] = pose_block(ctx, rec)
+    return {"estimator_on_real_test_images": real, "ground_truth_renders": gt_scores,
+            "real_gallery_vs_reference_pose": real_copy, "real_queries_identity_rank1": own,
+            "fidelity_baselines_64x32": fid}
+
+
+def timing(pipe, ctx: Context, steps: int, reps: int = 3) -> dict:
+    """Median seconds for 8 (IFR on) and 16 (IFR on + off) generations at 1 and 2 threads, interleaved."""
+    import torch
+
+    ref, poses = ctx.ref_images[0], ctx.target_poses
+    pipe(ref, poses[:1], num_inference_steps=2)  # warm-up
+    times = {f"{n}_gens_{t}_threads": [] for t in (1, 2) for n in (8, 16)}
+    loads = []
+    for _ in range(reps):
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            for n in (8, 16):
+                t0 = time.perf_counter()
+                pipe(ref, poses, num_inference_steps=steps, use_ifr=True)
+                if n == 16:
+                    pipe(ref, poses, num_inference_steps=steps, use_ifr=False)
+                times[f"{n}_gens_{t}_threads"].append(time.perf_counter() - t0)
+                loads.append(os.getloadavg()[0])
+    torch.set_num_threads(1)
+    out = {k: round(statistics.median(v), 2) for k, v in times.items()}
+    out["load_1min_during"] = [round(min(loads), 2), round(max(loads), 2)]
+    out["reps"] = reps
+    logger.info("timing %s (%s)", out, load_line())
+    return out
+
+
+def grid(ctx: Context, on: np.ndarray, off: np.ndarray, path: Path, n: int = 4) -> None:
+    """Per reference: [reference | 8 ground truth] / [ | 8 IFR on] / [ | 8 IFR off]; shown at 128×64."""
+    w, h, head = 64, 128, 14
+    m = on.shape[1]
+    rows = 3
+    canvas = PIL.Image.new("RGB", (w * (1 + m) + 6, head + (h * rows + 6) * n), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((2, 1), "ref", fill="black")
-    draw.text((w + 2, 1), "IFR on: " + ", ".join(names), fill="black")
-    draw.text((w * (1 + m) + 10, 1), "IFR off (zero-image identity tokens)", fill="black")
+    draw.text((w + 2, 1), "rows: ground truth / IFR on / IFR off; targets: " + ", ".join(ctx.target_names), fill="black")
     for i in range(n):
-        y = head + i * h
-        canvas.paste(refs[i].resize((w, h), PIL.Image.BILINEAR), (0, y))
+        y0 = head + i * (h * rows + 6)
+        canvas.paste(ctx.ref_images[i].resize((w, h), PIL.Image.BILINEAR), (0, y0))
         for j in range(m):
-            canvas.paste(PIL.Image.fromarray(on[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j), y))
-            canvas.paste(PIL.Image.fromarray(off[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + m + j) + 8, y))
+            canvas.paste(PIL.Image.fromarray(ctx.gt[i, j]), (w * (1 + j) + 6, y0))
+            canvas.paste(PIL.Image.fromarray(on[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + h))
+            canvas.paste(PIL.Image.fromarray(off[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + 2 * h))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backbone", default="synthped-reid")
-    ap.add_argument("--model", type=Path, default=None)
-    ap.add_argument("--steps", type=int, default=20, help="DDIM steps (must match the precompute cache)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on the shared 2-core box)")
-    ap.add_argument("--json", type=Path, default=REPO / "docs" / "ipg_quality.json")
-    ap.add_argument("--grid", type=Path, default=REPO / "docs" / "ipg_grid.png")
-    ap.add_argument("--guidance-sweep", type=float, nargs="*", default=[1.0, 2.0, 3.5, 5.0, 7.5],
-                    help="also measure identity consistency (IFR on) at these CFG scales, on every 4th query")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+def run_pose_transfer(model_dir: Path, ref_every: int, steps: int, backbones: list[str], do_timing: bool,
+                      grid_path: Path | None) -> dict:
+    from pose2id_demo.ipg.pipeline import Pose2IDPipeline
+    from pose2id_demo.ipg.precompute import model_hash
 
-    import torch
+    pipe = Pose2IDPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    t0 = time.time()
+    ctx = build_context(ref_every, backbones)
+    logger.info("context: %d references × %d targets (%.0f s, %s)", len(ctx.refs), len(ctx.target_poses),
+                time.time() - t0, load_line())
+    res = {"model": model_dir.name, "model_sha": model_hash(model_dir), "ddim_steps": steps, "guidance_scale": 3.5,
+           "seed": 42, "subset": f"every {ref_every}th standard test query as reference ({len(ctx.refs)}), "
+                                 f"× the 8 representative poses' source training images as targets",
+           "n_references": len(ctx.refs), "targets": ctx.target_names,
+           "estimator": "assets/models/keypoint-net (direction: its direction head)"}
+    res["baselines"] = baselines(ctx, pipe)
+    logger.info("baselines done (%s)", load_line())
+    gens = {}
+    for use_ifr in (True, False):
+        t1 = time.time()
+        gens[use_ifr] = generate(pipe, ctx, use_ifr, steps)
+        key = "ifr_on" if use_ifr else "ifr_off"
+        res[key] = score_generations(ctx, gens[use_ifr])
+        res[key]["generation_seconds"] = round(time.time() - t1, 1)
+        logger.info("%s: %s (%s)", key, json.dumps({k: v for k, v in res[key].items() if k != "pose"}), load_line())
+    if do_timing:
+        res["timing_seconds"] = timing(pipe, ctx, steps)
+    res["load_at_end"] = load_line()
+    if grid_path is not None:
+        grid(ctx, gens[True], gens[False], grid_path)
+    return res
 
-    torch.set_num_threads(args.threads)
+
+def run_eq9(model_dir: Path, steps: int, backbone: str = "synthped-reid",
+            guidance_sweep: tuple[float, ...] = (1.0, 2.0, 3.5, 5.0, 7.5)) -> dict:
+    """The older section: identity consistency of all queries' generations (IFR on/off), against the CFG
+    scale (every 4th query), and eq. 9 on query + gallery with their 8 representative-pose generations
+    (mAP / Rank-1 / gallery ID² against η and M). Uses (and fills) :mod:`pose2id_demo.ipg.precompute`'s cache."""
+    from pose2id_demo.centralization import centralize
     from pose2id_demo.data.synthped import ensure_benchmark
     from pose2id_demo.ipg.pipeline import Pose2IDPipeline
     from pose2id_demo.ipg.precompute import gen_features, generate_all, generation_cache_path, model_hash
-    from pose2id_demo.paths import MODELS_DIR
+    from pose2id_demo.metrics import evaluate, id2
     from pose2id_demo.poses.representative import load_representative_poses
     from pose2id_demo.reid import get_backbone
     from pose2id_demo.reid.features import dataset_features
 
-    model_dir = args.model or MODELS_DIR / "ipg-tiny"
     pipe = Pose2IDPipeline.from_pretrained(model_dir)
     pipe.set_progress_bar_config(disable=True)
     ensure_benchmark("standard")
-    f = dataset_features(args.backbone, "standard")
+    f = dataset_features(backbone, "standard")
     q_paths, g_paths = [str(p) for p in f["q_paths"]], [str(p) for p in f["g_paths"]]
     named = load_representative_poses()
     names, poses = [n for n, _ in named], [p for _, p in named]
     mh = model_hash(Path(model_dir))
-    kw = dict(steps=args.steps, guidance=3.5, seed=42)
+    kw = dict(steps=steps, guidance=3.5, seed=42)
     t0 = time.time()
     gens_on = generate_all(pipe, q_paths + g_paths, poses, use_ifr=True,
                            cache=generation_cache_path("standard", mh, use_ifr=True, **kw), **kw)
     gens_off_q = generate_all(pipe, q_paths, poses, use_ifr=False,
                               cache=generation_cache_path("standard", mh, use_ifr=False, **kw), **kw)
     gen_s = time.time() - t0
-    bb = get_backbone(args.backbone)
+    bb = get_backbone(backbone)
     nq = len(q_paths)
     feats_on = gen_features(bb, gens_on)
     feats_off_q = gen_features(bb, gens_off_q)
     q, g = f["q_feats"], f["g_feats"]
     qp, gp, qc, gc = f["q_pids"], f["g_pids"], f["q_camids"], f["g_camids"]
-
-    # 1. identity consistency
     real_r1 = consistency_rank1(q[:, None, :], qp, g, gp)
     r1_on = consistency_rank1(feats_on[:nq], qp, g, gp)
     r1_off = consistency_rank1(feats_off_q, qp, g, gp)
-
     sweep = {}
     sub = list(range(0, nq, 4))
-    for gs in args.guidance_sweep:
+    for gs in guidance_sweep:
         kws = dict(kw, guidance=gs)
         gen = generate_all(pipe, [q_paths[i] for i in sub], poses, use_ifr=True,
                            cache=generation_cache_path("standard", mh, use_ifr=True, **kws), **kws)
         sweep[f"{gs:g}"] = round(100 * consistency_rank1(gen_features(bb, gen), qp[sub], g, gp), 2)
-        logger.info("guidance %g: identity Rank-1 %.1f %% on %d queries", gs, sweep[f"{gs:g}"], len(sub))
 
-    # 2. eq. 9
     def run(eta: float, m: int) -> dict:
         qn = centralize(q, l2n(feats_on[:nq, :m]), eta)
         gn = centralize(g, l2n(feats_on[nq:, :m]), eta)
@@ -144,9 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     etas = {str(eta): run(eta, 8) for eta in (0.25, 0.5, 1.0, 2.0)}
     best_eta = max(etas, key=lambda e: etas[e]["mAP"])
     trend = {str(m): run(float(best_eta), m) for m in range(0, 9)}
-    result = {
-        "model": str(model_dir.name if hasattr(model_dir, "name") else model_dir), "model_sha": mh,
-        "backbone": args.backbone, "ddim_steps": args.steps, "guidance_scale": 3.5, "seed": 42, "poses": names,
+    return {
+        "model": model_dir.name, "model_sha": mh, "backbone": backbone, "ddim_steps": steps, "guidance_scale": 3.5,
+        "seed": 42, "poses": names,
         "identity_consistency_rank1": {"ifr_on": round(100 * r1_on, 2), "ifr_off": round(100 * r1_off, 2),
                                        "real_queries": round(100 * real_r1, 2),
                                        "chance": round(100 / len(np.unique(gp[gp > 0])), 2),
@@ -155,21 +419,39 @@ def main(argv: list[str] | None = None) -> int:
         "eq9_baseline": base, "eq9_eta_M8": etas, "eq9_best_eta": float(best_eta), "eq9_trend_M": trend,
         "generation_seconds": round(gen_s, 1),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
 
-    # 3. grid: 6 test references (distinct identities, spread over the query list)
-    rng = np.random.default_rng(0)
-    picks = []
-    for i in rng.permutation(nq):
-        if qp[i] not in [qp[j] for j in picks]:
-            picks.append(int(i))
-        if len(picks) == 6:
-            break
-    grid([PIL.Image.open(q_paths[i]).convert("RGB") for i in picks], gens_on[picks], gens_off_q[picks], names,
-         args.grid)
-    print(f"wrote {args.grid} and {args.json}")
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=None, help="pipeline folder (default assets/models/ipg-tiny)")
+    ap.add_argument("--steps", type=int, default=20, help="DDIM steps")
+    ap.add_argument("--ref-every", type=int, default=8, help="every N-th test query is a reference")
+    ap.add_argument("--backbones", nargs="+", default=["synthped-reid", "imagenet-mobilenetv2"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--json", type=Path, default=REPO / "docs" / "ipg_quality.json")
+    ap.add_argument("--key", default="pose_transfer", help="key of the json the results go under")
+    ap.add_argument("--grid", type=Path, default=REPO / "docs" / "ipg_grid.png")
+    ap.add_argument("--no-grid", action="store_true")
+    ap.add_argument("--eq9", action="store_true", help="also the older all-query identity / eq. 9 section")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    import torch
+
+    from pose2id_demo.paths import MODELS_DIR
+
+    torch.set_num_threads(args.threads)
+    logger.info("start (%s)", load_line())
+    model_dir = args.model or MODELS_DIR / "ipg-tiny"
+    out = json.loads(args.json.read_text()) if args.json.exists() else {}
+    out[args.key] = run_pose_transfer(model_dir, args.ref_every, args.steps, args.backbones, not args.no_timing,
+                                      None if args.no_grid else args.grid)
+    if args.eq9:
+        out.update(run_eq9(model_dir, args.steps))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out[args.key], indent=1))
+    print(f"wrote {args.json}")
     return 0
 
 

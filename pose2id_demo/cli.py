@@ -1,9 +1,11 @@
 """Command line: ``python -m pose2id_demo eval FEATURES.npz [--k1 2 --k2 2 --eta 1 --nfc-mode separate --rerank]``.
 
 Prints a before/after table — baseline, +NFC (Alg. 1), +IPG (eq. 9, when the file has ``q_gen``/``g_gen``)
-and +NFC+IPG — of mAP, Rank-1/5/10, mINP (Market-1501 protocol, percent) and ID² (eqs. 20-21, over
-query + gallery).  With ``--rerank`` every setting gets a second row with k-reciprocal re-ranking.  A bad
-file or bad option prints one ``error: ...`` line on stderr and exits with status 2.
+and +NFC+IPG — of mAP, Rank-1/5/10, mINP (Market-1501 protocol, percent) and ID² (over query + gallery,
+distractors and junk — pid <= 0 — left out; ``--id2 paper`` eqs. 20-21, ``--id2 official`` the official
+ID2.py).  The rows are :func:`pose2id_demo.ablation.table`'s, the same the app shows.  With ``--rerank``
+every setting gets a second row with k-reciprocal re-ranking.  A bad file or bad option prints one
+``error: ...`` line on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .centralization import centralize, l2_normalize, nfc_sets, rerank
-from .featurefile import DEFAULT_MAX_BYTES, load_feature_npz
-from .metrics import distance_matrix, evaluate, id2
+from . import ablation
+from .featurefile import DEFAULT_MAX_BYTES, FeatureSet, load_feature_npz
+from .metrics import ID2_VARIANTS, id2_label
 
 __all__ = ["build_parser", "main", "run_eval"]
 
@@ -65,23 +67,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--nfc-apply", choices=("query", "gallery", "both"), default="both", help="sets NFC centralizes")
     ev.add_argument("--rerank", action="store_true", help="add k-reciprocal re-ranking rows (k1=20, k2=6, lambda=0.3)")
+    ev.add_argument("--id2", choices=ID2_VARIANTS, default="paper",
+                    help="ID² reading: paper (eqs. 20-21, default) or official (ID2.py: squared distance, per sample)")
     ev.add_argument("--max-bytes", type=_nonneg_int, default=DEFAULT_MAX_BYTES, help="feature file size limit")
+    _add_dataset_commands(sub)
     return parser
 
 
-def _settings(data: dict, k1: int, k2: int, eta: float, mode: str, apply_to: str):
-    """(name, q, g) for each row of the table."""
-    q, g = l2_normalize(data["q_feats"]), l2_normalize(data["g_feats"])
-    rows = [("baseline", q, g)]
-    rows.append(("+NFC", *nfc_sets(data["q_feats"], data["g_feats"], k1, k2, mode=mode, apply_to=apply_to)))
-    if "q_gen" in data or "g_gen" in data:
-        # Each generated feature is L2-normalised before eq. 9, as the app does, so that eta does not scale
-        # with the backbone's raw feature norm and the CLI and the app's "Your features" tab agree.
-        qi = centralize(data["q_feats"], l2_normalize(data["q_gen"]), eta) if "q_gen" in data else q
-        gi = centralize(data["g_feats"], l2_normalize(data["g_gen"]), eta) if "g_gen" in data else g
-        rows.append(("+IPG", qi, gi))
-        rows.append(("+NFC+IPG", *nfc_sets(qi, gi, k1, k2, mode=mode, apply_to=apply_to)))
-    return rows
+def _add_dataset_commands(sub) -> None:
+    """``extract`` / ``generate``: a user's own Market-layout folder (pose2id_demo.reid.extract,
+    pose2id_demo.ipg.precompute; imported only when run, so ``eval`` does not load torch)."""
+    ex = sub.add_parser("extract", help="ReID features of a Market-layout folder into a feature file (resumable)")
+    ex.add_argument("--data", required=True, metavar="ROOT", help="Market-layout folder (query/, bounding_box_test/)")
+    ex.add_argument("--backbone", required=True, metavar="NAME", help="registered backbone, e.g. synthped-reid")
+    ex.add_argument("--out", required=True, metavar="FEATURES.npz")
+    ex.add_argument("--batch-size", type=_nonneg_int, default=64)
+    ex.add_argument("--threads", type=_nonneg_int, default=None, help="torch CPU threads")
+    ge = sub.add_parser("generate", help="IPG features in the 8 representative poses of a Market-layout folder's "
+                                         "queries and gallery (sharded, resumable)")
+    ge.add_argument("--data", required=True, metavar="ROOT", help="Market-layout folder (query/, bounding_box_test/)")
+    ge.add_argument("--ipg", default="tiny", metavar="DIR|tiny", help="IPG pipeline folder, or 'tiny' (shipped)")
+    ge.add_argument("--backbone", action="append", metavar="NAME",
+                    help="backbone(s) for the generations' features (repeatable; default synthped-reid)")
+    ge.add_argument("--out", required=True, metavar="GEN.npz", help="output (several --backbone: GEN-<backbone>.npz)")
+    ge.add_argument("--steps", type=_nonneg_int, default=20, help="DDIM steps (paper: 20)")
+    ge.add_argument("--guidance", type=_finite_float, default=3.5, help="CFG scale (paper: 3.5)")
+    ge.add_argument("--seed", type=_nonneg_int, default=42)
+    ge.add_argument("--refs-per-batch", type=_nonneg_int, default=4)
+    ge.add_argument("--threads", type=_nonneg_int, default=None, help="torch CPU threads")
+    ge.add_argument("--shard", default=None, metavar="K/N",
+                    help="only every N-th reference from K (run N in parallel, then once without --shard)")
 
 
 def run_eval(
@@ -92,18 +107,22 @@ def run_eval(
     nfc_mode: str = "separate",
     nfc_apply: str = "both",
     use_rerank: bool = False,
+    id2_variant: str = "paper",
 ) -> list[dict]:
-    """Evaluate every setting; returns one dict per table row (metrics as fractions, plus ``ID2``)."""
-    pids = np.concatenate([data["q_pids"], data["g_pids"]])
-    ids = (data["q_pids"], data["g_pids"], data["q_camids"], data["g_camids"])
+    """Evaluate every setting (:func:`pose2id_demo.ablation.table`); one dict per table row: the metrics as
+    fractions (:func:`pose2id_demo.metrics.evaluate`'s keys) plus ``ID2``; with ``use_rerank`` each row is
+    followed by its re-ranked twin (``setting`` + `` +RR``)."""
+    fs = FeatureSet.from_arrays(data)
+    s = ablation.Settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_apply, ipg_on="both", nfc_mode=nfc_mode,
+                          id2_variant=id2_variant)
+    rr = ablation.Settings(**{**s.__dict__, "rerank": True})
     results = []
-    for name, q, g in _settings(data, k1, k2, eta, nfc_mode, nfc_apply):
-        density = id2(np.concatenate([q, g]), pids)
-        res = evaluate(distance_matrix(q, g), *ids)
-        results.append({"setting": name, "ID2": density, **res})
+    for row in ablation.row_names(fs, s):
+        r = ablation.metric_row(fs, s, row)
+        results.append({**r, "ID2": r["ID²"]})
         if use_rerank:
-            res = evaluate(rerank(q, g), *ids)
-            results.append({"setting": name + " +RR", "ID2": density, **res})
+            r = ablation.metric_row(fs, rr, row)
+            results.append({**r, "setting": row + " +RR", "ID2": r["ID²"]})
     return results
 
 
@@ -120,10 +139,16 @@ def _table(results: list[dict]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "extract":
+        from .reid.extract import run
+        return run(args)
+    if args.command == "generate":
+        from .ipg.precompute import run_generate
+        return run_generate(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         data = load_feature_npz(args.features, max_bytes=args.max_bytes)
-        results = run_eval(data, args.k1, args.k2, args.eta, args.nfc_mode, args.nfc_apply, args.rerank)
+        results = run_eval(data, args.k1, args.k2, args.eta, args.nfc_mode, args.nfc_apply, args.rerank, args.id2)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -140,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"NFC k1={args.k1} k2={args.k2} mode={args.nfc_mode} applied to {args.nfc_apply}; eta={args.eta:g}; "
         f"queries evaluated: {results[0]['num_valid_queries']} of {nq} (the rest have no valid match)"
     )
-    print("metrics in %, Market-1501 protocol; ID² over query+gallery (eq. 20, lower = denser)")
+    print(f"metrics in %, Market-1501 protocol; {id2_label(args.id2)}, over query+gallery without pid <= 0 "
+          "(lower = denser)")
     print(_table(results))
     return 0

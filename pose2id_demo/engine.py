@@ -31,13 +31,19 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pose2id_demo import ablation
+from pose2id_demo.featurefile import FeatureSet
+from pose2id_demo.metrics import ID2_VARIANTS, id2, id2_label
+from pose2id_demo.metrics import identity_density as _identity_density
+from pose2id_demo.visualize import tsne_2d
 
 log = logging.getLogger(__name__)
 
@@ -400,20 +406,27 @@ def _import(module: str, what: str) -> Any:
 
 
 @dataclass
-class BenchData:
-    """Benchmark features of one (task, backbone): L2-normalised, plus ids, cameras and image paths."""
+class BenchData(FeatureSet):
+    """Benchmark features of one (task, backbone) — a :class:`FeatureSet` (L2-normalised; ``q_gen``/``g_gen``
+    the shipped generated-image features, if any) plus the image paths and a note on the generated ones."""
 
-    q: np.ndarray
-    g: np.ndarray
-    q_pids: np.ndarray
-    g_pids: np.ndarray
-    q_camids: np.ndarray
-    g_camids: np.ndarray
-    q_paths: list[str]
-    g_paths: list[str]
-    q_gen: np.ndarray | None = None  # (nq, M, d) generated-image features (eq. 9), if shipped
-    g_gen: np.ndarray | None = None
+    q_paths: list[str] = field(default_factory=list)
+    g_paths: list[str] = field(default_factory=list)
     gen_note: str = ""
+
+
+class _ScopedCache:
+    """The engine's bounded caches as an ablation cache for one feature set: keys are prefixed with
+    ``scope`` and routed by their kind (rows, features, distance matrices)."""
+
+    def __init__(self, scope: tuple, lrus: dict[str, _LRU]) -> None:
+        self.scope, self.lrus = scope, lrus
+
+    def get(self, key: tuple) -> Any:
+        return self.lrus[key[0]].get(self.scope + key)
+
+    def put(self, key: tuple, value: Any) -> Any:
+        return self.lrus[key[0]].put(self.scope + key, value)
 
 
 ProgressFn = Callable[[float, str], None]
@@ -622,111 +635,45 @@ class Engine:
         data.q_gen, data.g_gen = _l2n(q_gen), _l2n(g_gen)
 
     # ---------------------------------------------------------------- centralization stages
-    def _nfc(self, key: tuple, q: np.ndarray, g: np.ndarray, s: BenchSettings) -> tuple[np.ndarray, np.ndarray]:
-        if s.nfc_on == "none":
-            return q, g
-        ck = ("nfc", key, s.k1, s.k2, s.nfc_on)
-        hit = self._feats.get(ck)
-        if hit is not None:
-            return hit
-        cen = _import("pose2id_demo.centralization", "Neighbor Feature Centralization")
-        qn, gn = cen.nfc_sets(q, g, s.k1, s.k2, mode="separate", apply_to=s.nfc_on)
-        return self._feats.put(ck, (_l2n(qn), _l2n(gn)))
-
-    def _ipg(self, data: BenchData, key: tuple, s: BenchSettings) -> tuple[np.ndarray, np.ndarray]:
-        if s.ipg_on == "none":
-            return data.q, data.g
-        if data.q_gen is None or data.g_gen is None:
-            raise Pose2IDError(data.gen_note or "No generated features are available for this benchmark.")
-        ck = ("ipg", key, s.eta, s.ipg_on)
-        hit = self._feats.get(ck)
-        if hit is not None:
-            return hit
-        cen = _import("pose2id_demo.centralization", "Feature centralization (eq. 9)")
-        q = cen.centralize(data.q, data.q_gen, s.eta) if s.ipg_on in ("query", "both") else data.q
-        g = cen.centralize(data.g, data.g_gen, s.eta) if s.ipg_on in ("gallery", "both") else data.g
-        return self._feats.put(ck, (_l2n(q), _l2n(g)))
-
-    def _stage_feats(self, data: BenchData, key: tuple, s: BenchSettings, row: str
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Query and gallery features of one ablation row (IPG first, then NFC, as in Table 2)."""
-        if row == "baseline":
-            return data.q, data.g
-        if row == "+NFC":
-            return self._nfc(key + ("base",), data.q, data.g, s)
-        if row == "+IPG":
-            return self._ipg(data, key, s)
-        q, g = self._ipg(data, key, s)
-        return self._nfc(key + ("ipg", s.eta, s.ipg_on), q, g, s)
-
-    def _distmat(self, ck: tuple, q: np.ndarray, g: np.ndarray, rerank: bool) -> np.ndarray:
-        hit = self._dists.get(ck + (rerank,))
-        if hit is not None:
-            return hit
-        if rerank:
-            cen = _import("pose2id_demo.centralization", "Re-ranking")
-            d = cen.rerank(q, g, k1=20, k2=6, lambda_value=0.3)
-        else:
-            met = _import("pose2id_demo.metrics", "The ReID metrics")
-            d = met.distance_matrix(q, g)
-        return self._dists.put(ck + (rerank,), np.asarray(d, dtype=np.float32))
+    def _cache(self, key: tuple) -> _ScopedCache:
+        return _ScopedCache(key, {"row": self._results, "feats": self._feats, "dist": self._dists})
 
     @staticmethod
-    def _row_key(s: BenchSettings, row: str) -> tuple:
-        if row == "baseline":
-            return (row,)
-        if row == "+NFC":
-            return (row, s.k1, s.k2, s.nfc_on)
-        if row == "+IPG":
-            return (row, s.eta, s.ipg_on)
-        return (row, s.k1, s.k2, s.nfc_on, s.eta, s.ipg_on)
-
-    def _row_metrics(self, data: BenchData, key: tuple, s: BenchSettings, row: str) -> dict[str, Any]:
-        rk = ("row", key, s.rerank) + self._row_key(s, row)
-        hit = self._results.get(rk)
-        if hit is not None:
-            return hit
-        met = _import("pose2id_demo.metrics", "The ReID metrics")
-        q, g = self._stage_feats(data, key, s, row)
-        dist = self._distmat(("dist", key) + self._row_key(s, row), q, g, s.rerank)
-        r = met.evaluate(dist, data.q_pids, data.g_pids, data.q_camids, data.g_camids)
-        out = {"setting": row, "mAP": _pct(r["mAP"]), "Rank-1": _pct(r["Rank-1"]), "Rank-5": _pct(r["Rank-5"]),
-               "Rank-10": _pct(r["Rank-10"]), "mINP": _pct(r["mINP"]),
-               "ID²": identity_density(q, g, data.q_pids, data.g_pids)}
-        return self._results.put(rk, out)
+    def _ablation_settings(s: BenchSettings, id2_variant: str = "paper") -> ablation.Settings:
+        return ablation.Settings(eta=s.eta, k1=s.k1, k2=s.k2, nfc_on=s.nfc_on, ipg_on=s.ipg_on, rerank=s.rerank,
+                                 id2_variant=id2_variant)
 
     # ---------------------------------------------------------------- public API: benchmark
     def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5,
                   k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
-                  rerank: bool = False, progress: ProgressFn = _noop_progress) -> dict[str, Any]:
-        """The ablation table of Table 2 on a SynthPed task: baseline, +NFC, +IPG, +NFC+IPG.
+                  rerank: bool = False, id2_variant: str = "paper",
+                  progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+        """The ablation table of Table 2 on a SynthPed task: baseline, +NFC, +IPG, +NFC+IPG
+        (:func:`pose2id_demo.ablation.table`).
 
         Returns:
             ``{"rows": [dict(setting, mAP, Rank-1, Rank-5, Rank-10, mINP, ID²)], "notes": [str],
-            "settings": dict, "n_query": int, "n_gallery": int}``; metrics in percent, ID² as in eq. 20.
+            "settings": dict, "n_query": int, "n_gallery": int, "id2_variant": str, "id2_label": str}``;
+            metrics in percent, ID² in the variant named (``paper``: eqs. 20-21; ``official``: ID2.py).
             Rows that cannot be computed (no generated features for the task) are left out and a note
             says why.
         """
         s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
                                ipg_on=ipg_on, rerank=rerank)
+        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
         data = self.bench_data(s.task, s.backbone, progress)
-        key = (s.task, s.backbone)
-        rows, notes = [], []
+        notes = []
         if s.nfc_on == "none":
             notes.append("NFC is switched off: the +NFC rows are left out.")
         if s.ipg_on == "none":
             notes.append("IPG is switched off: the +IPG rows are left out.")
         elif data.q_gen is None:
             notes.append(data.gen_note)
-        for i, row in enumerate(ROW_NAMES):
-            if "NFC" in row and s.nfc_on == "none":
-                continue
-            if "IPG" in row and (s.ipg_on == "none" or data.q_gen is None):
-                continue
-            progress(0.2 + 0.8 * i / len(ROW_NAMES), f"Evaluating {row} …")
-            rows.append(self._row_metrics(data, key, s, row))
-        return {"rows": rows, "notes": notes, "settings": asdict(s), "n_query": int(len(data.q)),
-                "n_gallery": int(len(data.g))}
+        rows = ablation.table(data, self._ablation_settings(s, id2_variant), self._cache((s.task, s.backbone)),
+                              progress)
+        return {"rows": [ablation.percent_row(r) for r in rows], "notes": notes, "settings": asdict(s),
+                "n_query": int(len(data.q)), "n_gallery": int(len(data.g)), "id2_variant": id2_variant,
+                "id2_label": id2_label(id2_variant)}
 
     def ranks(self, task: str = "standard", backbone: str = "synthped-reid", query_index: int = 0,
               eta: float = 0.5, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
@@ -745,21 +692,50 @@ class Engine:
         data = self.bench_data(s.task, s.backbone)
         qi = check_int("query index", query_index, 0, len(data.q) - 1)
         top = check_int("top", top, 1, 50)
-        key = (s.task, s.backbone)
-        if data.q_gen is not None and s.ipg_on != "none":
-            after_row = "+NFC+IPG" if s.nfc_on != "none" else "+IPG"
-        else:
-            after_row = "+NFC"
+        a, cache = self._ablation_settings(s), self._cache((s.task, s.backbone))
+        after_row = ablation.after_row(data, a)
         out = {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
                "after_setting": after_row}
         for name, row in (("before", "baseline"), ("after", after_row)):
-            q, g = self._stage_feats(data, key, s, row)
             if s.rerank:
-                dist = self._distmat(("dist", key) + self._row_key(s, row), q, g, True)[qi]
+                dist = ablation.distances(data, a, row, cache)[qi]
             else:
+                q, g = ablation.stage_features(data, a, row, cache)
                 dist = np.linalg.norm(g - q[qi][None], axis=1)
             out[name] = self._top_list(data, qi, dist, top)
         return out
+
+    def per_query(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
+                  k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", rerank: bool = False,
+                  progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+        """Every query's AP (%) and first-correct rank under the baseline and under the current setting
+        (:func:`pose2id_demo.ablation.per_query`), and the typical query of that change
+        (:func:`pose2id_demo.ablation.typical_query`: AP change closest to the mean change; ties → the
+        baseline first-correct rank closest to the median).
+
+        Returns:
+            ``{"rows": [dict(query, pid, AP before, AP after, ΔAP, rank before, rank after)],
+            "typical": int | None, "mean_delta_ap": float, "after_setting": str, "rule": str}``.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on, rerank=rerank)
+        data = self.bench_data(s.task, s.backbone, progress)
+        a, key = self._ablation_settings(s), (s.task, s.backbone)
+        ck = ("per_query", key) + ablation.row_key(a, ablation.after_row(data, a)) + (s.rerank,)
+        hit = self._results.get(ck)
+        if hit is not None:
+            return hit
+        pq = ablation.per_query(data, a, self._cache(key))
+        delta = pq["ap_after"] - pq["ap_before"]
+        rows = [{"query": int(i), "pid": int(pq["pid"][i]), "AP before": float(pq["ap_before"][i]),
+                 "AP after": float(pq["ap_after"][i]), "ΔAP": round(float(delta[i]), 2),
+                 "rank before": int(pq["rank_before"][i]), "rank after": int(pq["rank_after"][i])}
+                for i in range(len(data.q))]
+        valid = np.isfinite(delta)
+        out = {"rows": rows, "typical": ablation.typical_query(pq), "after_setting": pq["after_setting"],
+               "mean_delta_ap": round(float(delta[valid].mean()), 2) if valid.any() else float("nan"),
+               "rule": ablation.TYPICAL_RULE}
+        return self._results.put(ck, out)
 
     @staticmethod
     def _top_list(data: BenchData, qi: int, dist: np.ndarray, top: int) -> list[dict[str, Any]]:
@@ -771,7 +747,7 @@ class Engine:
                 for j in order]
 
     def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
-             k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10,
+             k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10, id2_variant: str = "paper",
              progress: ProgressFn = _noop_progress) -> dict[str, Any]:
         """2-D t-SNE of ``n_ids`` identities' query+gallery features before and after centralization (Fig. 4).
 
@@ -786,13 +762,12 @@ class Engine:
         s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
                                ipg_on=ipg_on)
         n_ids = check_int("number of identities", n_ids, *N_IDS_RANGE)
+        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
         data = self.bench_data(s.task, s.backbone, progress)
         key = (s.task, s.backbone)
-        if data.q_gen is not None and s.ipg_on != "none":
-            after_row = "+NFC+IPG" if s.nfc_on != "none" else "+IPG"
-        else:
-            after_row = "+NFC"
-        ck = ("tsne", key, n_ids) + self._row_key(s, after_row)
+        a, cache = self._ablation_settings(s, id2_variant), self._cache(key)
+        after_row = ablation.after_row(data, a)
+        ck = ("tsne", key, n_ids, id2_variant) + ablation.row_key(a, after_row)
         hit = self._tsne.get(ck)
         if hit is not None:
             return hit
@@ -801,14 +776,14 @@ class Engine:
         uniq, counts = np.unique(pids[pids > 0], return_counts=True)  # no distractors (0) / junk (-1)
         chosen = uniq[np.lexsort((uniq, -counts))][:n_ids]
         sel = np.flatnonzero(np.isin(pids, chosen))
-        met = _import("pose2id_demo.metrics", "The ReID metrics")
-        out: dict[str, Any] = {"pids": pids[sel], "is_query": is_query[sel], "after_setting": after_row}
+        out: dict[str, Any] = {"pids": pids[sel], "is_query": is_query[sel], "after_setting": after_row,
+                               "id2_variant": id2_variant}
         for i, (name, row) in enumerate((("before", "baseline"), ("after", after_row))):
             progress(0.3 + 0.35 * i, f"t-SNE {name} …")
-            q, g = self._stage_feats(data, key, s, row)
+            q, g = ablation.stage_features(data, a, row, cache)
             x = np.concatenate([q, g])[sel]
             out[name] = tsne_2d(x)
-            out[f"id2_{name}"] = round(float(met.id2(x, pids[sel])), 4)
+            out[f"id2_{name}"] = round(float(id2(x, pids[sel], variant=id2_variant)), 4)
         return self._tsne.put(ck, out)
 
     # ---------------------------------------------------------------- public API: cleansing
@@ -1018,7 +993,7 @@ class Engine:
     # ---------------------------------------------------------------- public API: your features
     def evaluate_features(self, npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 0.5,
                           nfc_on: str = "both", ipg_on: str = "both", grid_max: int = 6,
-                          progress: ProgressFn = _noop_progress) -> dict[str, Any]:
+                          id2_variant: str = "paper", progress: ProgressFn = _noop_progress) -> dict[str, Any]:
         """Evaluate a user's feature file: ablation table, k1×k2 mAP grid (Fig. 9) and — when generated
         features are included — the η curve (Fig. 8) and the M-images curve (Table 6).
 
@@ -1036,6 +1011,7 @@ class Engine:
         nfc_on = check_choice("NFC on", nfc_on, APPLY_CHOICES)
         ipg_on = check_choice("IPG on", ipg_on, APPLY_CHOICES)
         grid_max = check_int("grid size", grid_max, 1, 10)
+        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
         if isinstance(npz_path, dict):
             npz_path = npz_path.get("path") or npz_path.get("name")
         if npz_path is None:
@@ -1045,111 +1021,38 @@ class Engine:
             arrays = ff.load_feature_npz(npz_path, max_bytes=MAX_FEATURE_BYTES)
         except ValueError as exc:
             raise Pose2IDError(f"The feature file cannot be used: {exc}.") from None
-        fs = SimpleNamespace(**{k: arrays.get(k) for k in ("q_feats", "g_feats", "q_pids", "g_pids", "q_camids",
-                                                             "g_camids", "q_gen", "g_gen")})
         progress(0.05, "Features loaded")
-        return self._evaluate_loaded(fs, k1, k2, eta, nfc_on, ipg_on, grid_max, progress)
+        return self._evaluate_loaded(SimpleNamespace(**arrays), k1, k2, eta, nfc_on, ipg_on, grid_max, progress,
+                                     id2_variant)
 
     def _evaluate_loaded(self, fs: Any, k1: int, k2: int, eta: float, nfc_on: str, ipg_on: str,
-                         grid_max: int, progress: ProgressFn) -> dict[str, Any]:
-        met = _import("pose2id_demo.metrics", "The ReID metrics")
-        cen = _import("pose2id_demo.centralization", "Feature centralization")
-        q, g = _l2n(fs.q_feats), _l2n(fs.g_feats)
-        q_gen = None if getattr(fs, "q_gen", None) is None else _l2n(fs.q_gen)  # per generated image, as for
-        g_gen = None if getattr(fs, "g_gen", None) is None else _l2n(fs.g_gen)  # the benchmark (eq. 9)
+                         grid_max: int, progress: ProgressFn, id2_variant: str = "paper") -> dict[str, Any]:
+        """The Your-features report of raw feature-file arrays (attributes ``q_feats`` … ``g_gen``)."""
+        feats = FeatureSet.from_arrays({k: getattr(fs, k, None) for k in ("q_feats", "g_feats", "q_pids", "g_pids",
+                                                                          "q_camids", "g_camids", "q_gen", "g_gen")})
+        a = ablation.Settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, id2_variant=id2_variant)
         notes: list[str] = []
-
-        def ev(qf: np.ndarray, gf: np.ndarray, name: str, id2: bool = True) -> dict[str, Any]:
-            r = met.evaluate(met.distance_matrix(qf, gf), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
-            row = {"setting": name, "mAP": _pct(r["mAP"]), "Rank-1": _pct(r["Rank-1"]), "Rank-5": _pct(r["Rank-5"]),
-                   "Rank-10": _pct(r["Rank-10"]), "mINP": _pct(r["mINP"])}
-            if id2:
-                row["ID²"] = identity_density(qf, gf, fs.q_pids, fs.g_pids)
-            return row
-
-        def ipg(eta_: float, apply: str, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-            qg = q_gen if m is None else q_gen[:, :m]
-            gg = g_gen if m is None else g_gen[:, :m]
-            qf = _l2n(cen.centralize(q, qg, eta_)) if apply in ("query", "both") and qg.shape[1] else q
-            gf = _l2n(cen.centralize(g, gg, eta_)) if apply in ("gallery", "both") and gg.shape[1] else g
-            return qf, gf
-
-        def nfc(qf: np.ndarray, gf: np.ndarray, a: int, b: int, apply: str) -> tuple[np.ndarray, np.ndarray]:
-            if apply == "none":
-                return qf, gf
-            qn, gn = cen.nfc_sets(qf, gf, a, b, mode="separate", apply_to=apply)
-            return _l2n(qn), _l2n(gn)
-
-        rows = [ev(q, g, "baseline")]
-        if nfc_on != "none":
-            rows.append(ev(*nfc(q, g, k1, k2, nfc_on), "+NFC"))
-        has_gen = q_gen is not None and g_gen is not None
-        if has_gen and ipg_on != "none":
-            qi, gi = ipg(eta, ipg_on)
-            rows.append(ev(qi, gi, "+IPG"))
-            if nfc_on != "none":
-                rows.append(ev(*nfc(qi, gi, k1, k2, nfc_on), "+NFC+IPG"))
-        elif not has_gen:
+        if feats.q_gen is None or feats.g_gen is None:
             notes.append("No generated features (q_gen, g_gen) in the file: the IPG rows, the η curve and "
                          "the M curve need them.")
+        rows = [ablation.percent_row(r) for r in ablation.table(feats, a)]
         progress(0.15, "k1 × k2 grid …")
-        ks = list(range(1, grid_max + 1))
-        grid = np.zeros((len(ks), len(ks)), np.float64)
-        base_apply = nfc_on if nfc_on != "none" else "both"
-        for i, a in enumerate(ks):
-            for j, b in enumerate(ks):
-                grid[i, j] = ev(*nfc(q, g, a, b, base_apply), "", id2=False)["mAP"]
-            progress(0.15 + 0.5 * (i + 1) / len(ks), f"k1 × k2 grid: row {i + 1}/{len(ks)}")
-        out: dict[str, Any] = {"rows": rows, "grid": {"k": ks, "map": grid, "apply": base_apply},
-                               "eta_curve": None, "m_curve": None, "notes": notes,
-                               "n_query": int(len(q)), "n_gallery": int(len(g))}
-        if has_gen:
-            etas = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
-            ipg_apply = ipg_on if ipg_on != "none" else "both"
-            curve = [ev(*ipg(e, ipg_apply), "", id2=False) for e in etas]
-            out["eta_curve"] = {"eta": etas, "mAP": [c["mAP"] for c in curve],
-                                "Rank-1": [c["Rank-1"] for c in curve], "apply": ipg_apply}
-            progress(0.8, "M curve …")
-            m_max = min(q_gen.shape[1], g_gen.shape[1])
-            ms = list(range(m_max + 1))
-            mc: dict[str, Any] = {"M": ms, "eta": eta}
-            for apply in ("gallery", "query", "both"):
-                rs = [ev(*ipg(eta, apply, m), "") for m in ms]
-                mc[apply] = {k: [r[k] for r in rs] for k in ("mAP", "Rank-1", "ID²")}
-            out["m_curve"] = mc
+        grid = ablation.k_grid(feats, a, range(1, grid_max + 1), lambda f, d: progress(0.15 + 0.5 * f, d))
+        out: dict[str, Any] = {"rows": rows, "grid": grid, "eta_curve": ablation.eta_curve(feats, a),
+                               "m_curve": None, "notes": notes, "n_query": int(len(feats.q)),
+                               "n_gallery": int(len(feats.g)), "id2_variant": id2_variant,
+                               "id2_label": id2_label(id2_variant)}
+        progress(0.8, "M curve …")
+        out["m_curve"] = ablation.m_curve(feats, a)
         progress(1.0, "done")
         return out
 
 
-def identity_density(q: np.ndarray, g: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray) -> float:
-    """ID² (eqs. 20-21) over query ∪ gallery, identities only: Market-1501's distractors (pid 0) and junk
-    (pid -1) are not an identity and are left out."""
-    from pose2id_demo.metrics import id2
-
-    pids = np.concatenate([q_pids, g_pids])
-    keep = pids > 0
-    if not keep.any():
-        return float("nan")
-    return round(float(id2(np.concatenate([q, g])[keep], pids[keep])), 4)
-
-
-def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
-    """2-D t-SNE embedding of ``x`` (n, d): PCA to ≤ 50 dims, perplexity clamped below n, fixed seed."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    x = np.asarray(x, np.float32)
-    n = len(x)
-    if n < 3:
-        return np.zeros((n, 2), np.float32)
-    if x.shape[1] > 50 and n > 50:
-        x = PCA(n_components=50, random_state=seed).fit_transform(x)
-    perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
-    perplexity = min(perplexity, n - 1.0 - 1e-3)
-    # Exact gradients are faster than Barnes-Hut for the few hundred points shown here.
-    emb = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=500,
-               method="exact" if n <= 400 else "barnes_hut", random_state=seed).fit_transform(x)
-    return emb.astype(np.float32)
+def identity_density(q: np.ndarray, g: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
+                     variant: str = "paper") -> float:
+    """ID² over query ∪ gallery as the tables show it (4 decimals): :func:`pose2id_demo.metrics.identity_density`
+    (distractors, pid 0, and junk, pid -1, left out)."""
+    return round(_identity_density(q, g, q_pids, g_pids, variant=variant), 4)
 
 
 def shipped_assets(task: str = "standard", backbone: str = "synthped-reid") -> dict[str, bool]:

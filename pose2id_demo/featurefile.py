@@ -1,4 +1,5 @@
-"""Reading and validating a feature file (``.npz``) for evaluation — used by the CLI and by UI uploads.
+"""Reading and validating a feature file (``.npz``) for evaluation — used by the CLI and by UI uploads — and
+:class:`FeatureSet`, the normalised query/gallery features the ablation (:mod:`pose2id_demo.ablation`) takes.
 
 Layout (``numpy.savez`` / ``savez_compressed``; Market-1501 naming):
 
@@ -25,11 +26,16 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_MAX_BYTES", "OPTIONAL_KEYS", "REQUIRED_KEYS", "load_feature_npz"]
+from .centralization.centralize import l2_normalize
+
+__all__ = ["DEFAULT_MAX_BYTES", "OPTIONAL_KEYS", "REQUIRED_KEYS", "FeatureSet", "load_feature_npz"]
 
 DEFAULT_MAX_BYTES = 1 << 30
 REQUIRED_KEYS = ("q_feats", "g_feats", "q_pids", "g_pids", "q_camids", "g_camids")
@@ -146,3 +152,41 @@ def load_feature_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES
                 raise ValueError(f"'{key}' must have shape ({n}, M, {d}), got {gen.shape}")
             out[key] = gen
     return out
+
+
+@dataclass
+class FeatureSet:
+    """Query and gallery features in the form every ablation function takes (:mod:`pose2id_demo.ablation`).
+
+    ``q`` (nq, d) and ``g`` (ng, d) are L2-normalised rows; ``q_gen`` (nq, M, d) / ``g_gen`` (ng, M, d), when
+    present, are the features of the M generated images of each image (eq. 9), each L2-normalised *per
+    generated image* like the originals, so that η weighs unit vectors whatever the backbone's feature norm.
+    Labels are int arrays; Market-1501's distractors (pid 0) and junk (pid -1) may be present.
+    """
+
+    q: np.ndarray
+    g: np.ndarray
+    q_pids: np.ndarray
+    g_pids: np.ndarray
+    q_camids: np.ndarray
+    g_camids: np.ndarray
+    q_gen: np.ndarray | None = None
+    g_gen: np.ndarray | None = None
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> FeatureSet:
+        """From the raw arrays of a feature file (the keys of :func:`load_feature_npz`): normalises the rows."""
+
+        def gen(key: str) -> np.ndarray | None:
+            v = arrays.get(key)
+            return None if v is None else l2_normalize(v)
+
+        return cls(q=l2_normalize(arrays["q_feats"]), g=l2_normalize(arrays["g_feats"]),
+                   q_pids=np.asarray(arrays["q_pids"]), g_pids=np.asarray(arrays["g_pids"]),
+                   q_camids=np.asarray(arrays["q_camids"]), g_camids=np.asarray(arrays["g_camids"]),
+                   q_gen=gen("q_gen"), g_gen=gen("g_gen"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> FeatureSet:
+        """:func:`load_feature_npz` then :meth:`from_arrays`."""
+        return cls.from_arrays(load_feature_npz(path, max_bytes=max_bytes))

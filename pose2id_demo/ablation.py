@@ -1,0 +1,348 @@
+"""The Table-2 ablation of Pose2ID, once: every surface (CLI, the app's Benchmark and Your-features tabs,
+``bench/``) computes its metric rows here.
+
+Given a :class:`~pose2id_demo.featurefile.FeatureSet` (normalised query/gallery features, optionally the
+features of generated images) and :class:`Settings`, the functions below give
+
+- the rows of Table 2 — ``baseline``, ``+NFC`` (Alg. 1, eqs. 26-28), ``+IPG`` (eq. 9) and ``+NFC+IPG``
+  (IPG first, then NFC) — with or without k-reciprocal re-ranking (:func:`table`, :func:`metric_row`);
+- the k1 × k2 mAP grid of Fig. 9 (:func:`k_grid`), the η curve of Fig. 8 (:func:`eta_curve`) and the curve
+  over the number M of generated images of Table 6 (:func:`m_curve`);
+- each query's AP and first-correct rank under the baseline and under the current setting
+  (:func:`per_query`), and a rule that picks a *typical* query of that change (:func:`typical_query`).
+
+Metrics are the Market-1501 protocol of :func:`pose2id_demo.metrics.evaluate`; ID² is
+:func:`pose2id_demo.metrics.identity_density` over query ∪ gallery with distractors (pid 0) and junk
+(pid -1) left out, in the variant the settings name (``paper`` or ``official``, see
+:mod:`pose2id_demo.metrics.id2`).
+
+Every stage's output is L2-normalised.  The functions are pure: the same inputs give the same numbers.  An
+optional ``cache`` (any object with ``get(key)`` → value or None and ``put(key, value)`` → value) keeps the
+intermediate features, distance matrices and rows, keyed by exactly the settings each depends on — so that
+moving η leaves the +NFC row's cache entry valid (the engine passes its bounded caches here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from .centralization import centralize, l2_normalize, nfc_sets, rerank
+from .featurefile import FeatureSet
+from .metrics import ID2_VARIANTS, distance_matrix, evaluate, identity_density
+
+__all__ = [
+    "APPLY_CHOICES",
+    "ETAS",
+    "NFC_MODES",
+    "ROW_NAMES",
+    "Settings",
+    "TYPICAL_RULE",
+    "after_row",
+    "distances",
+    "eta_curve",
+    "has_generated",
+    "k_grid",
+    "m_curve",
+    "metric_row",
+    "percent_row",
+    "per_query",
+    "row_names",
+    "stage_features",
+    "table",
+    "typical_query",
+]
+
+ROW_NAMES = ("baseline", "+NFC", "+IPG", "+NFC+IPG")
+APPLY_CHOICES = ("none", "query", "gallery", "both")
+NFC_MODES = ("separate", "joint")
+#: The η values of the Fig. 8 curve.
+ETAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: k-reciprocal re-ranking parameters (Zhong et al. 2017, as the paper uses them).
+RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
+
+ProgressFn = Callable[[float, str], None]
+
+
+class Cache(Protocol):
+    def get(self, key: Any) -> Any: ...
+
+    def put(self, key: Any, value: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One ablation setting.
+
+    Attributes:
+        eta: η of eq. 9.
+        k1, k2: NFC neighbourhood sizes (Alg. 1).
+        nfc_on, ipg_on: the set(s) NFC / IPG centralize: ``none``, ``query``, ``gallery`` or ``both``.
+        nfc_mode: ``separate`` (neighbours within the query set and within the gallery set — the
+            published setting) or ``joint`` (neighbours in query ∪ gallery).
+        rerank: k-reciprocal re-ranking (k1=20, k2=6, λ=0.3) instead of the Euclidean distance.
+        id2_variant: ``paper`` or ``official`` (:mod:`pose2id_demo.metrics.id2`).
+        id2_over: ``query+gallery`` (the tables) or ``gallery`` (the set eq. 9's generations centralize in
+            ``bench/ipg_quality.py``); pid <= 0 is left out either way.
+    """
+
+    eta: float = 0.5
+    k1: int = 2
+    k2: int = 2
+    nfc_on: str = "both"
+    ipg_on: str = "both"
+    nfc_mode: str = "separate"
+    rerank: bool = False
+    id2_variant: str = "paper"
+    id2_over: str = "query+gallery"
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("nfc_on", self.nfc_on, APPLY_CHOICES), ("ipg_on", self.ipg_on, APPLY_CHOICES),
+                                     ("nfc_mode", self.nfc_mode, NFC_MODES),
+                                     ("id2_variant", self.id2_variant, ID2_VARIANTS),
+                                     ("id2_over", self.id2_over, ("query+gallery", "gallery"))):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        if not np.isfinite(self.eta):
+            raise ValueError(f"eta must be finite, got {self.eta}")
+        if int(self.k1) < 0 or int(self.k2) < 0:
+            raise ValueError(f"k1 and k2 must be >= 0, got {self.k1}, {self.k2}")
+
+
+# ----------------------------------------------------------------------------------------- the stages
+def _sides(apply: str) -> tuple[bool, bool]:
+    return apply in ("query", "both"), apply in ("gallery", "both")
+
+
+def has_generated(fs: FeatureSet, apply: str = "both") -> bool:
+    """Whether eq. 9 can act on at least one of the sets ``apply`` names (it has generated features)."""
+    on_q, on_g = _sides(apply)
+    return (on_q and fs.q_gen is not None) or (on_g and fs.g_gen is not None)
+
+
+def _ipg(fs: FeatureSet, eta: float, apply: str, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 9 on the set(s) ``apply`` names, with the first ``m`` generated images (all when None)."""
+    on_q, on_g = _sides(apply)
+    out = []
+    for on, f, gen in ((on_q, fs.q, fs.q_gen), (on_g, fs.g, fs.g_gen)):
+        if on and gen is not None:
+            gen = gen if m is None else gen[:, :m]
+            out.append(l2_normalize(centralize(f, gen, eta)) if gen.shape[1] else f)
+        else:
+            out.append(f)
+    return out[0], out[1]
+
+
+def _nfc(q: np.ndarray, g: np.ndarray, k1: int, k2: int, apply: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    if apply == "none":
+        return q, g
+    qn, gn = nfc_sets(q, g, k1, k2, mode=mode, apply_to=apply)
+    return l2_normalize(qn), l2_normalize(gn)
+
+
+def _cached(cache: Cache | None, key: tuple, make: Callable[[], Any]) -> Any:
+    if cache is None:
+        return make()
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    return cache.put(key, make())
+
+
+def row_key(s: Settings, row: str) -> tuple:
+    """The settings a row's features depend on (its cache key)."""
+    nfc = (s.k1, s.k2, s.nfc_on, s.nfc_mode)
+    ipg = (s.eta, s.ipg_on)
+    return {"baseline": (row,), "+NFC": (row, *nfc), "+IPG": (row, *ipg), "+NFC+IPG": (row, *nfc, *ipg)}[row]
+
+
+def stage_features(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Query and gallery features of one row of Table 2 (IPG first, then NFC)."""
+    if row == "baseline":
+        return fs.q, fs.g
+    if row == "+NFC":
+        return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(fs.q, fs.g, s.k1, s.k2, s.nfc_on, s.nfc_mode))
+    if row == "+IPG":
+        return _cached(cache, ("feats",) + row_key(s, row), lambda: _ipg(fs, s.eta, s.ipg_on))
+    if row != "+NFC+IPG":
+        raise ValueError(f"row must be one of {', '.join(ROW_NAMES)}; got {row!r}")
+    q, g = stage_features(fs, s, "+IPG", cache)
+    return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(q, g, s.k1, s.k2, s.nfc_on, s.nfc_mode))
+
+
+def distances(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None) -> np.ndarray:
+    """The (nq, ng) float32 distance matrix of a row: Euclidean, or k-reciprocal re-ranking when ``s.rerank``."""
+
+    def make() -> np.ndarray:
+        q, g = stage_features(fs, s, row, cache)
+        if s.rerank:
+            d = rerank(q, g, k1=RERANK_K1, k2=RERANK_K2, lambda_value=RERANK_LAMBDA)
+        else:
+            d = distance_matrix(q, g)
+        return np.asarray(d, dtype=np.float32)
+
+    return _cached(cache, ("dist",) + row_key(s, row) + (s.rerank,), make)
+
+
+# ----------------------------------------------------------------------------------------- metric rows
+def metric_row(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None, with_id2: bool = True
+               ) -> dict[str, Any]:
+    """One row: :func:`pose2id_demo.metrics.evaluate`'s dict (fractions in [0, 1], ``cmc``,
+    ``num_valid_queries``, ``num_queries``) plus ``setting`` and ``ID²`` (``s.id2_variant``; pid ≤ 0 left out)."""
+
+    def make() -> dict[str, Any]:
+        res = evaluate(distances(fs, s, row, cache), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
+        out: dict[str, Any] = {"setting": row, **res}
+        if with_id2:
+            out["ID²"] = _density(*stage_features(fs, s, row, cache), fs, s)
+        return out
+
+    id2_key = (s.id2_variant, s.id2_over) if with_id2 else None
+    return _cached(cache, ("row",) + row_key(s, row) + (s.rerank, id2_key), make)
+
+
+def _density(q: np.ndarray, g: np.ndarray, fs: FeatureSet, s: Settings) -> float:
+    if s.id2_over == "gallery":
+        return identity_density(q[:0], g, fs.q_pids[:0], fs.g_pids, variant=s.id2_variant)
+    return identity_density(q, g, fs.q_pids, fs.g_pids, variant=s.id2_variant)
+
+
+def percent_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A row as the tables show it: mAP, Rank-1/5/10, mINP in percent (2 decimals), ID² to 4 decimals."""
+    out = {"setting": r["setting"]}
+    for k in ("mAP", "Rank-1", "Rank-5", "Rank-10", "mINP"):
+        out[k] = round(float(r[k]) * 100.0, 2)
+    if "ID²" in r:
+        out["ID²"] = round(float(r["ID²"]), 4)
+    return out
+
+
+def row_names(fs: FeatureSet, s: Settings) -> list[str]:
+    """The rows of Table 2 that these settings and features allow: NFC rows need ``nfc_on != "none"``,
+    IPG rows need ``ipg_on != "none"`` and generated features for a set it names."""
+    ipg = s.ipg_on != "none" and has_generated(fs, s.ipg_on)
+    return [r for r in ROW_NAMES if not ("NFC" in r and s.nfc_on == "none") and not ("IPG" in r and not ipg)]
+
+
+def table(fs: FeatureSet, s: Settings, cache: Cache | None = None, progress: ProgressFn | None = None
+          ) -> list[dict[str, Any]]:
+    """Every row :func:`row_names` allows, as :func:`metric_row` dicts (fractions)."""
+    names = row_names(fs, s)
+    rows = []
+    for i, row in enumerate(names):
+        if progress is not None:
+            progress(0.2 + 0.8 * i / len(names), f"Evaluating {row} …")
+        rows.append(metric_row(fs, s, row, cache))
+    return rows
+
+
+def after_row(fs: FeatureSet, s: Settings) -> str:
+    """The row that stands for "the current setting" in before/after views: everything that is on."""
+    if s.ipg_on != "none" and has_generated(fs, s.ipg_on):
+        return "+NFC+IPG" if s.nfc_on != "none" else "+IPG"
+    return "+NFC"
+
+
+# ----------------------------------------------------------------------------------------- curves
+def k_grid(fs: FeatureSet, s: Settings, ks: Sequence[int], progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Fig. 9: mAP (%) of +NFC for every (k1, k2) in ``ks`` × ``ks`` (Euclidean distance; NFC on
+    ``s.nfc_on``, or both sets when it is off)."""
+    apply = s.nfc_on if s.nfc_on != "none" else "both"
+    ks = [int(k) for k in ks]
+    grid = np.zeros((len(ks), len(ks)), np.float64)
+    for i, a in enumerate(ks):
+        for j, b in enumerate(ks):
+            r = metric_row(fs, replace(s, k1=a, k2=b, nfc_on=apply, rerank=False), "+NFC", with_id2=False)
+            grid[i, j] = percent_row(r)["mAP"]
+        if progress is not None:
+            progress((i + 1) / len(ks), f"k1 × k2 grid: row {i + 1}/{len(ks)}")
+    return {"k": ks, "map": grid, "apply": apply}
+
+
+def eta_curve(fs: FeatureSet, s: Settings, etas: Sequence[float] = ETAS) -> dict[str, Any] | None:
+    """Fig. 8: mAP and Rank-1 (%) of +IPG against η (on ``s.ipg_on``, or both sets when it is off);
+    None without generated features."""
+    apply = s.ipg_on if s.ipg_on != "none" else "both"
+    if not has_generated(fs, apply):
+        return None
+    rows = [percent_row(metric_row(fs, replace(s, eta=float(e), ipg_on=apply, rerank=False), "+IPG", with_id2=False))
+            for e in etas]
+    return {"eta": [float(e) for e in etas], "mAP": [r["mAP"] for r in rows], "Rank-1": [r["Rank-1"] for r in rows],
+            "apply": apply}
+
+
+def m_curve(fs: FeatureSet, s: Settings) -> dict[str, Any] | None:
+    """Table 6: mAP, Rank-1 (%) and ID² of +IPG at η = ``s.eta`` using the first M = 0 … M_max generated images,
+    eq. 9 on the gallery, the query and both; None unless both sets have generated features."""
+    if fs.q_gen is None or fs.g_gen is None:
+        return None
+    ms = list(range(min(fs.q_gen.shape[1], fs.g_gen.shape[1]) + 1))
+    out: dict[str, Any] = {"M": ms, "eta": s.eta}
+    for apply in ("gallery", "query", "both"):
+        rows = []
+        for m in ms:
+            q, g = _ipg(fs, s.eta, apply, m)
+            res = evaluate(distance_matrix(q, g), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
+            res["setting"] = f"+IPG M={m}"
+            res["ID²"] = _density(q, g, fs, s)
+            rows.append(percent_row(res))
+        out[apply] = {k: [r[k] for r in rows] for k in ("mAP", "Rank-1", "ID²")}
+    return out
+
+
+# ----------------------------------------------------------------------------------------- per query
+def _query_ap_rank(dist: np.ndarray, fs: FeatureSet, i: int) -> tuple[float, int]:
+    """AP and 1-based first-correct rank of query i (NaN, 0 when it has no valid match)."""
+    try:
+        r = evaluate(dist[i : i + 1], fs.q_pids[i : i + 1], fs.g_pids, fs.q_camids[i : i + 1], fs.g_camids,
+                     max_rank=dist.shape[1], workers=1)
+    except ValueError:  # no valid match for this query (same pid only in its own camera, or none)
+        return float("nan"), 0
+    return float(r["mAP"]), int(np.argmax(r["cmc"] > 0)) + 1
+
+
+def per_query(fs: FeatureSet, s: Settings, cache: Cache | None = None) -> dict[str, Any]:
+    """Each query's AP (%) and first-correct rank under the baseline and under :func:`after_row`.
+
+    The protocol is :func:`pose2id_demo.metrics.evaluate`'s, applied to one query at a time (same-pid
+    same-camera gallery items ignored); a query without a valid match has AP NaN and rank 0.
+
+    Returns:
+        ``{"query": (nq,) int, "pid": (nq,), "ap_before", "ap_after": (nq,) float (percent),
+        "rank_before", "rank_after": (nq,) int, "after_setting": str}``.
+    """
+    after = after_row(fs, s)
+    out: dict[str, Any] = {"query": np.arange(len(fs.q)), "pid": np.asarray(fs.q_pids), "after_setting": after}
+    for name, row in (("before", "baseline"), ("after", after)):
+        d = distances(fs, s, row, cache)
+        ap_rank = [_query_ap_rank(d, fs, i) for i in range(len(fs.q))]
+        out[f"ap_{name}"] = np.round(np.array([a for a, _ in ap_rank]) * 100.0, 2)
+        out[f"rank_{name}"] = np.array([r for _, r in ap_rank], np.int64)
+    return out
+
+
+TYPICAL_RULE = ("the query whose AP change is closest to the mean AP change; ties: the one whose baseline "
+                "first-correct rank is closest to the median, then the lowest index")
+
+
+def typical_query(pq: dict[str, Any]) -> int | None:
+    """The query whose change is typical of the measured mean change.
+
+    Rule: among the queries with a valid match, the one whose AP change (after − before) is closest to the
+    mean AP change; among equally close ones, the one whose baseline first-correct rank is closest to the
+    median baseline first-correct rank of all valid queries; then the lowest index.  None when no query is
+    valid.
+    """
+    before, after = np.asarray(pq["ap_before"], np.float64), np.asarray(pq["ap_after"], np.float64)
+    valid = np.flatnonzero(np.isfinite(before) & np.isfinite(after))
+    if valid.size == 0:
+        return None
+    delta = after[valid] - before[valid]
+    dev = np.abs(delta - delta.mean())
+    tied = valid[dev <= dev.min() + 1e-9]
+    ranks = np.asarray(pq["rank_before"], np.float64)
+    off = np.abs(ranks[tied] - np.median(ranks[valid]))
+    return int(tied[np.flatnonzero(off == off.min())[0]])
