@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pose2id_demo.centralization import centralize, l2_normalize, nfc, nfc_sets, rerank, topk_neighbors
+from pose2id_demo.metrics import evaluate
 
 
 # ---------------------------------------------------------------- brute-force references (no cleverness)
@@ -44,7 +45,7 @@ def bf_nfc(x: np.ndarray, k1: int, k2: int) -> np.ndarray:
 
 
 def bf_rerank(q, g, k1, k2, lam):
-    """Zhong et al. 2017 with this project's definitions (see rerank.py), dense and with Python sets."""
+    """Zhong et al. 2017, the paper's formulas (``variant="paper"``), dense and with Python sets."""
     f = np.concatenate([q, g]).astype(np.float64)
     f /= np.linalg.norm(f, axis=1, keepdims=True)
     n, nq = len(f), len(q)
@@ -78,6 +79,43 @@ def bf_rerank(q, g, k1, k2, lam):
             jac = 1 - np.minimum(a, b).sum() / np.maximum(a, b).sum()
             out[i, jg] = (1 - lam) * jac + lam * d[i, nq + jg]
     return out
+
+
+def bf_rerank_released(q, g, k1, k2, lam):
+    """The released re_ranking as its description reads, dense, a loop per sample, with Python sets:
+    squared distances of unit features divided by each row's maximum; self-first ranks; R(p, k1);
+    expansion by R(c, round(k1/2)) when the overlap is *more* than 2/3; V = exp(-d') normalised to sum 1;
+    query expansion = mean of the first k2 rows of the ranking; Jaccard = 1 - m / (2 - m), m = sum of
+    the coordinate-wise minima; final = (1 - lam) Jaccard + lam d'."""
+    f = np.concatenate([q, g]).astype(np.float64)
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    n, nq = len(f), len(q)
+    d = np.maximum(((f[:, None] - f[None]) ** 2).sum(-1), 0)
+    d = d / d.max(axis=1, keepdims=True)
+    ranks = [[p] + sorted((j for j in range(n) if j != p), key=lambda j: (d[p, j], j)) for p in range(n)]
+
+    def recip(p, k):
+        return {j for j in ranks[p][: k + 1] if p in ranks[j][: k + 1]}
+
+    half = int(np.around(k1 / 2.0))
+    v = np.zeros((n, n))
+    for p in range(n):
+        r = recip(p, k1)
+        expanded = set(r)
+        for c in r:
+            rc = recip(c, half)
+            if len(rc & r) > 2.0 / 3.0 * len(rc):
+                expanded |= rc
+        idx = sorted(expanded)
+        w = np.exp(-d[p, idx])
+        v[p, idx] = w / w.sum()
+    if k2 != 1:
+        v = np.stack([v[ranks[p][:k2]].mean(0) for p in range(n)])
+    jac = np.empty((nq, n))
+    for i in range(nq):
+        m = np.minimum(v[i][None, :], v).sum(1)
+        jac[i] = 1 - m / (2 - m)
+    return ((1 - lam) * jac + lam * d[:nq])[:, nq:]
 
 
 # ---------------------------------------------------------------- top-k / NFC
@@ -142,6 +180,15 @@ def test_topk_neighbors_distances(backend):
     idx, d2 = topk_neighbors(x, 6, return_dist=True, block=32, backend=backend)
     ref = bf_sqdist(x)
     np.testing.assert_allclose(d2, np.take_along_axis(ref, idx, 1), rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_topk_neighbors_row_max(backend):
+    x = np.random.default_rng().standard_normal((150, 7)).astype(np.float32) * 4
+    idx, rmax = topk_neighbors(x, 3, block=32, backend=backend, return_max=True)
+    ref = bf_sqdist(x)
+    np.testing.assert_allclose(rmax, ref.max(1), rtol=1e-5)
+    assert idx.shape == (150, 3)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -244,8 +291,39 @@ def test_rerank_matches_brute_force(k1, k2, lam):
     pid = rng.integers(0, 6, 45)
     f = (centers[pid] + 0.5 * rng.standard_normal((45, 10))).astype(np.float32)
     q, g = f[:12], f[12:]
-    got = rerank(q, g, k1=k1, k2=k2, lambda_value=lam, query_chunk=5, block=7)
+    got = rerank(q, g, k1=k1, k2=k2, lambda_value=lam, query_chunk=5, block=7, variant="paper")
     np.testing.assert_allclose(got, bf_rerank(q, g, k1, k2, lam), atol=1e-5)
+
+
+@pytest.mark.parametrize("k1,k2,lam", [(20, 6, 0.3), (5, 1, 0.5), (9, 3, 0.0), (7, 6, 1.0), (100, 6, 0.3)])
+def test_rerank_default_is_the_released_code(k1, k2, lam):
+    rng = np.random.default_rng()
+    n_ids = 8
+    centers = rng.standard_normal((n_ids, 10))
+    pid = rng.integers(0, n_ids, 60)
+    cam = rng.integers(0, 3, 60)
+    f = (centers[pid] + 0.6 * rng.standard_normal((60, 10))).astype(np.float32)
+    q, g = f[:15], f[15:]
+    got = rerank(q, g, k1=k1, k2=k2, lambda_value=lam, query_chunk=4, block=16)
+    want = bf_rerank_released(q, g, k1, k2, lam)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    ids = (pid[:15], pid[15:], cam[:15], cam[15:])
+    try:
+        ref = evaluate(want, *ids)
+    except ValueError:  # no query with a valid match in this draw
+        return
+    res = evaluate(got, *ids)
+    assert abs(res["mAP"] - ref["mAP"]) <= 1e-4 and abs(res["Rank-1"] - ref["Rank-1"]) <= 1e-4
+
+
+def test_rerank_variants_differ_and_reject_unknown():
+    rng = np.random.default_rng()
+    f = rng.standard_normal((40, 6)).astype(np.float32)
+    a = rerank(f[:10], f[10:], variant="released")
+    b = rerank(f[:10], f[10:], variant="paper")
+    assert a.shape == b.shape == (10, 30) and np.abs(a - b).max() > 1e-3
+    with pytest.raises(ValueError):
+        rerank(f[:10], f[10:], variant="torchreid")
 
 
 def test_rerank_lambda_one_is_original_distance_and_works_after_nfc():
@@ -254,12 +332,14 @@ def test_rerank_lambda_one_is_original_distance_and_works_after_nfc():
     g = rng.standard_normal((30, 6)).astype(np.float32)
     qn, gn = l2_normalize(q), l2_normalize(g)
     d2 = ((qn[:, None].astype(np.float64) - gn[None]) ** 2).sum(-1)
-    np.testing.assert_allclose(rerank(q, g, lambda_value=1.0), d2, atol=1e-5)
+    np.testing.assert_allclose(rerank(q, g, lambda_value=1.0, variant="paper"), d2, atol=1e-5)
+    np.testing.assert_allclose(rerank(q, g, lambda_value=1.0), d2 / np.concatenate(
+        [d2, ((qn[:, None].astype(np.float64) - qn[None]) ** 2).sum(-1)], 1).max(1, keepdims=True), atol=1e-5)
     qc, gc = nfc_sets(q, g, 2, 2)
     # NFC turns two rows that are each other's only mutual neighbour into the same row (z_i + z_j), and exact
     # distance ties may be ordered differently by the float32 fast path and the float64 reference; a jitter
     # far above float32 resolution but far below the feature scale breaks those ties the same way for both.
     qc = qc + 1e-3 * rng.standard_normal(qc.shape).astype(np.float32)
     gc = gc + 1e-3 * rng.standard_normal(gc.shape).astype(np.float32)
-    out = rerank(qc, gc)
-    np.testing.assert_allclose(out, bf_rerank(qc, gc, 20, 6, 0.3), atol=1e-5)
+    np.testing.assert_allclose(rerank(qc, gc, variant="paper"), bf_rerank(qc, gc, 20, 6, 0.3), atol=1e-5)
+    np.testing.assert_allclose(rerank(qc, gc), bf_rerank_released(qc, gc, 20, 6, 0.3), atol=1e-4)

@@ -89,6 +89,7 @@ def topk_neighbors(
     block: int = 2048,
     return_dist: bool = False,
     workers: int | None = None,
+    return_max: bool = False,
     backend: Literal["auto", "torch", "numpy"] = "auto",
     index: Literal["exact", "faiss"] = "exact",
     faiss_index: str | None = None,
@@ -109,6 +110,7 @@ def topk_neighbors(
         block: tile side (torch) or rows per block (numpy); memory ~ block^2 (torch) or block * N
             (numpy) float32.
         return_dist: also return the squared Euclidean distances (float32, computed in float32).
+        return_max: also return each row's largest squared distance to any row (exact search only).
         workers: numpy path only: row blocks processed by concurrent threads (default 1).
         backend: ``"auto"`` (torch when importable), ``"torch"`` or ``"numpy"``; exact search only.
         index: ``"exact"`` or ``"faiss"`` (approximate candidates from a faiss index, re-ranked with exact
@@ -118,28 +120,39 @@ def topk_neighbors(
         progress: show a tqdm progress bar over the tiles (or search batches).
 
     Returns:
-        ``idx`` (N, k') int64 with k' = min(k, N - 1), self excluded; with ``return_dist``, ``(idx, d2)``.
+        ``idx`` (N, k') int64 with k' = min(k, N - 1), self excluded; with ``return_dist`` and/or
+        ``return_max``, the tuple ``(idx, d2, row_max)`` without the ones not asked for.
     """
     x = _as_features(feats)
     n = x.shape[0]
     k = int(max(0, min(int(k), n - 1)))
-    if k == 0:
-        idx = np.zeros((n, 0), np.int64)
-        return (idx, np.zeros((n, 0), np.float32)) if return_dist else idx
+
+    def result(idx, d2, rmax):
+        out = (idx,) + ((d2,) if return_dist else ()) + ((rmax,) if return_max else ())
+        return out if len(out) > 1 else idx
+
     if index == "faiss":
+        if return_max:
+            raise ValueError("return_max needs the exact search")
+        if k == 0:
+            return result(np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32), None)
         idx, d2 = _topk_faiss(x, k, faiss_index or FAISS_DEFAULT, nprobe or FAISS_NPROBE, progress)
-        return (idx, d2) if return_dist else idx
+        return result(idx, d2, None)
     if index != "exact":
         raise ValueError(f"index must be 'exact' or 'faiss', got {index!r}")
     if backend not in ("auto", "torch", "numpy"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'numpy', got {backend!r}")
     torch = _torch() if backend != "numpy" else None
+    if k == 0:  # N <= 1 or k <= 0: no neighbours (the row maximum is still exact: a pass with k = 1)
+        rmax = np.zeros(n, np.float32)
+        if return_max and n > 1:
+            rmax = topk_neighbors(x, 1, block=block, backend=backend, return_max=True)[1]
+        return result(np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32), rmax)
     if torch is None:
         if backend == "torch":
             raise ValueError("backend='torch' but torch cannot be imported")
-        return _topk_numpy(x, k, block, return_dist, workers)
-    idx, d2 = _topk_torch(torch, x, k, block, progress)
-    return (idx, d2) if return_dist else idx
+        return result(*_topk_numpy(x, k, block, workers, return_max))
+    return result(*_topk_torch(torch, x, k, block, progress, return_max))
 
 
 def _merge(best_v, best_i, rows, cols, vals, k):
@@ -173,7 +186,7 @@ def _tile_candidates(cmin: np.ndarray, gather, k: int):
     return np.broadcast_to(r[:, None], vals.shape)[keep], (ch[:, None] * c + np.arange(c))[keep], vals[keep]
 
 
-def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool):
+def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool, want_max: bool = False):
     n, d = x.shape
     # Euclidean ranking is invariant to a global scale: rescale by a power of two (exact) so norms <= ~1.
     max_norm = float(np.sqrt(np.einsum("ij,ij->i", x, x).max()))
@@ -188,6 +201,7 @@ def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool):
     xt, sqt = torch.from_numpy(xs), torch.from_numpy(sq)
     best_v = np.full((n_pad, k), np.inf, np.float32)
     best_i = np.full((n_pad, k), n_pad, np.int64)  # sentinel index: sorts after every real one
+    rmax = np.zeros(n_pad, np.float32)  # largest squared distance of each row (over real columns)
     buf = torch.empty(tile * tile)
     starts = list(range(0, n_pad, tile))
     pairs = [(a, b) for ia, a in enumerate(starts) for b in starts[ia:]]
@@ -204,22 +218,27 @@ def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool):
             # d_ij^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j for the tile, one GEMM
             torch.addmm(sqt[None, j0:j1], xt[i0:i1], xt[j0:j1].T, alpha=-2.0, out=s)
             s.add_(sqt[i0:i1, None])
+            sn = s.numpy()
+            ri, rj = max(0, min(n, i1) - i0), max(0, min(n, j1) - j0)  # real (unpadded) rows / columns
+            if want_max and ri and rj:
+                np.maximum(rmax[i0 : i0 + ri], sn[:ri, :rj].max(axis=1), out=rmax[i0 : i0 + ri])
+                np.maximum(rmax[j0 : j0 + rj], sn[:ri, :rj].max(axis=0), out=rmax[j0 : j0 + rj])
             if i0 == j0:
                 s.diagonal().fill_(float("inf"))  # d_ii = C (Alg. 1 line 3)
             # selection in numpy on the tile's memory (single-threaded: cheaper than torch's small ops here)
-            v3 = s.numpy().reshape(bi, bj // c, c)
+            v3 = sn.reshape(bi, bj // c, c)
             r, col, val = _tile_candidates(v3.min(axis=2), lambda r, ch: v3[r, ch], k)
             _merge(best_v, best_i, r + i0, col + j0, val, k)
             if i0 != j0:  # the same tile, transposed, for the rows j (d_ji = d_ij)
-                w3 = s.numpy().reshape(bi // c, c, bj)
+                w3 = sn.reshape(bi // c, c, bj)
                 r, col, val = _tile_candidates(w3.min(axis=1).T, lambda r, ch: w3[ch, :, r], k)
                 _merge(best_v, best_i, r + j0, col + i0, val, k)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    d2 = np.maximum(best_v[:n], 0.0) * np.float32(2.0 ** (-2 * shift))
-    return best_i[:n], d2
+    unscale = np.float32(2.0 ** (-2 * shift))
+    return best_i[:n], np.maximum(best_v[:n], 0.0) * unscale, np.maximum(rmax[:n], 0.0) * unscale
 
 
 # faiss: the index chosen by bench/bench_scale.py (recall of mutual-neighbour pairs vs exact NFC on 100k)
@@ -322,7 +341,7 @@ def _ivf_lists(factory: str) -> int:
                 return int(digits)
     return 1
 
-def _topk_numpy(x: np.ndarray, k: int, block: int, return_dist: bool, workers: int | None):
+def _topk_numpy(x: np.ndarray, k: int, block: int, workers: int | None, want_max: bool = False):
     """Row blocks against all rows, numpy GEMM (the fallback when torch is not importable)."""
     n, d = x.shape
     # Euclidean ranking is invariant to a global scale: rescale by a power of two (exact) so norms <= 1.
@@ -341,7 +360,8 @@ def _topk_numpy(x: np.ndarray, k: int, block: int, return_dist: bool, workers: i
     keys_t = keys.T
     block = int(max(1, block))
     out_idx = np.empty((n, k), np.int64)
-    out_d = np.empty((n, k), np.float32) if return_dist else None
+    out_d = np.empty((n, k), np.float32)
+    out_max = np.zeros(n, np.float32)
     ar_c = np.arange(c)
     local = threading.local()
 
@@ -356,6 +376,8 @@ def _topk_numpy(x: np.ndarray, k: int, block: int, return_dist: bool, workers: i
         q[:, d] = 1.0
         score = local.buf[:b]
         np.matmul(q, keys_t, out=score)
+        if want_max:
+            out_max[s:e] = score[:, :n].max(axis=1) + sq[s:e]
         score[np.arange(b), np.arange(s, e)] = np.inf  # d_ii = C (Alg. 1 line 3)
         chunks = score.reshape(b, n_chunks, c)
         cmin = chunks.min(axis=2)
@@ -375,8 +397,7 @@ def _topk_numpy(x: np.ndarray, k: int, block: int, return_dist: bool, workers: i
         starts = np.searchsorted(rows, np.arange(b))
         take = starts[:, None] + np.arange(k)
         out_idx[s:e] = cols[take]
-        if return_dist:
-            out_d[s:e] = np.maximum(v[take] + sq[s:e, None], 0.0)
+        out_d[s:e] = np.maximum(v[take] + sq[s:e, None], 0.0)
 
     starts = range(0, n, block)
     workers = max(1, int(workers or 1))
@@ -386,11 +407,9 @@ def _topk_numpy(x: np.ndarray, k: int, block: int, return_dist: bool, workers: i
     else:
         for s in starts:
             run_block(s)
-    if return_dist:
-        # undo the power-of-two rescale
-        scale = np.float32(2.0 ** np.ceil(np.log2(max_norm))) if max_norm > 0 else np.float32(1.0)
-        return out_idx, out_d * (scale * scale)
-    return out_idx
+    # undo the power-of-two rescale
+    scale2 = np.float32(2.0 ** np.ceil(np.log2(max_norm))) ** 2 if max_norm > 0 else np.float32(1.0)
+    return out_idx, out_d * scale2, np.maximum(out_max, 0.0) * scale2
 
 
 def mutual_mask(neighbors: np.ndarray, k1: int, k2: int) -> np.ndarray:
