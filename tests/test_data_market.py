@@ -68,3 +68,15 @@ def test_bad_folders_raise_clear_errors(tmp_path, files, message):
 def test_missing_folder(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_market(tmp_path / "nope")
+
+
+def test_strict_reader_names_the_badly_named_file(tmp_path):
+    root = make_tree(tmp_path, TREE)
+    with pytest.raises(ValueError, match="random.jpg: file name does not start with"):
+        load_market(root, strict=True)
+    (root / "bounding_box_test" / "random.jpg").unlink()
+    ds = load_market(root, strict=True)   # junk (-1), distractors and non-images are fine
+    assert sorted((r.pid, r.camid) for r in ds.gallery) == [(0, 1), (1, 1), (1, 2), (3, 5)]
+    (root / "query" / "-7_c1s1_000000_00.jpg").write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(ValueError, match="-7_c1s1_000000_00.jpg"):
+        load_market(root, strict=True)

@@ -61,22 +61,26 @@ def parse_name(name: str) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
-def _read_split(folder: Path, split: str) -> list[Record]:
+def _bad_name(path: Path) -> ValueError:
+    return ValueError(f"{path}: file name does not start with '{{pid}}_c{{camera}}' (like "
+                      f"'0002_c1s1_000451_03.jpg'; pid -1 = junk, 0 = distractor); rename or remove it")
+
+
+def _read_split(folder: Path, split: str, strict: bool = False) -> list[Record]:
     records: list[Record] = []
     skipped = junk = 0
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
             continue
         parsed = parse_name(p.name)
-        if parsed is None:
+        if parsed is None or parsed[0] < -1:
+            if strict:
+                raise _bad_name(p)
             skipped += 1
             continue
         pid, camid = parsed
         if pid == -1 or (pid == 0 and split != "gallery"):
             junk += 1
-            continue
-        if pid < 0:
-            skipped += 1
             continue
         records.append(Record(str(p), pid, camid))
     if skipped:
@@ -99,12 +103,15 @@ def _find_root(root: Path) -> Path:
         f"(and optionally 'bounding_box_train/') holding images named like '0002_c1s1_000451_03.jpg'")
 
 
-def load_market(root: str | Path) -> MarketDataset:
+def load_market(root: str | Path, strict: bool = False) -> MarketDataset:
     """Read a Market-1501-format root into records.
+
+    ``strict``: an image whose name does not follow ``{pid}_c{cam}...`` is an error naming the file
+    (the default skips it with one warning per folder).
 
     Raises:
         ValueError: if ``root`` does not exist, lacks ``query/`` or ``bounding_box_test/``, or its query or
-            gallery folder holds no image named ``{pid}_c{cam}...``.
+            gallery folder holds no image named ``{pid}_c{cam}...``; with ``strict``, for a badly named image.
     """
     root = Path(root)
     if not root.exists():
@@ -114,7 +121,7 @@ def load_market(root: str | Path) -> MarketDataset:
     for split, sub in SPLITS.items():
         folder = root / sub
         if folder.is_dir():
-            setattr(ds, split, _read_split(folder, split))
+            setattr(ds, split, _read_split(folder, split, strict))
     if not ds.query or not ds.gallery:
         raise ValueError(f"{root}: no usable images in query/ ({len(ds.query)}) or bounding_box_test/ "
                          f"({len(ds.gallery)}); file names must look like '0002_c1s1_000451_03.jpg'")

@@ -1,10 +1,14 @@
-"""Precompute IPG generations for a SynthPed task and their ReID features (paper §3.2.4, eq. 9 inputs).
+"""Precompute IPG generations for a dataset and their ReID features (paper §3.2.4, eq. 9 inputs).
 
+    python -m pose2id_demo generate --data ROOT --ipg DIR|tiny --backbone NAME --out GEN.npz
     python -m pose2id_demo.ipg.precompute --task standard --backbones synthped-reid [--steps 20]
 
-For every query and gallery image of the task (the image list of
-``pose2id_demo.reid.features.dataset_features``), the shipped tiny IPG generates the person in the 8
-representative poses (``pose2id_demo.poses.representative.load_representative_poses``; paper §3.2.3) with
+The first form works on any Market-layout folder (:func:`generate_features`); the second renders the
+SynthPed task if needed and writes ``assets/features/synthped-<task>-<backbone>-gen.npz``.
+
+For every query and gallery image (the reader's order, as in
+``pose2id_demo.reid.features.dataset_features``: distractors in, junk out), the IPG (default the shipped
+tiny one) generates the person in the 8 representative poses (``pose2id_demo.poses.representative.load_representative_poses``; paper §3.2.3) with
 IFR on, CFG 3.5 and seed 42 (paper §4.1; the number of DDIM steps is a flag and is recorded). The generated
 images are cached (uint8 npz under ``cache_dir()/ipg/``) so that further backbones or the quality bench can
 reuse them, and for each backbone ``assets/features/<task-file>-<backbone>-gen.npz`` is written with
@@ -23,8 +27,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import PIL.Image
@@ -126,6 +130,107 @@ def gen_features(backbone, gens: np.ndarray, batch_size: int = 256) -> np.ndarra
     return backbone.extract(flat, batch_size=batch_size).reshape(n, p, -1)
 
 
+def resolve_ipg(ipg: str | Path | None) -> Path:
+    """``tiny`` (or None) → the shipped ``assets/models/ipg-tiny``; otherwise a folder that must exist."""
+    from pose2id_demo.paths import MODELS_DIR
+
+    if ipg is None or str(ipg) == "tiny":
+        return MODELS_DIR / "ipg-tiny"
+    path = Path(ipg)
+    if not path.is_dir():
+        raise ValueError(f"IPG folder {path} does not exist (give a pipeline folder or 'tiny')")
+    return path
+
+
+def generate_features(root: str | Path, backbones: Sequence[str], out: str | Path, ipg: str | Path | None = None,
+                      steps: int = 20, guidance: float = 3.5, seed: int = 42, shard: str | None = None,
+                      refs_per_batch: int = 4, threads: int | None = None, name: str | None = None,
+                      extra_settings: dict | None = None) -> list[Path]:
+    """IPG generations in the 8 representative poses for every query and gallery image of the
+    Market-layout ``root`` (distractors included, junk dropped), and their features per backbone.
+
+    Generations are cached (resumable, keyed by reference path and digest) under ``cache_dir()/ipg/``,
+    named after ``name`` (default: the folder's name). ``shard="K/N"`` only generates every N-th reference
+    starting at K into a shard cache and returns ``[]``: run N of these in parallel, then once without
+    ``shard`` to merge them and write the features. ``out``: the ``.npz`` for one backbone; with several,
+    ``<out stem>-<backbone>.npz`` each (or ``out`` with its ``{backbone}`` placeholder filled in).
+
+    Returns:
+        The written feature files.
+    """
+    from pose2id_demo.data.market import load_market
+
+    ds = load_market(root, strict=True)  # a bad folder fails before torch and the model load
+    import torch
+
+    from pose2id_demo.ipg.pipeline import Pose2IDPipeline
+    from pose2id_demo.poses.representative import load_representative_poses
+    from pose2id_demo.reid import get_backbone, list_backbones
+
+    unknown = [b for b in backbones if b not in list_backbones()]
+    if unknown:
+        raise ValueError(f"unknown backbone(s) {unknown}; available: {', '.join(list_backbones())}")
+    model_dir = resolve_ipg(ipg)
+    if threads:
+        torch.set_num_threads(int(threads))
+    pipe = Pose2IDPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    q_paths, g_paths = [r.path for r in ds.query], [r.path for r in ds.gallery]
+    named = load_representative_poses()
+    names, poses = [n for n, _ in named], [p for _, p in named]
+    mhash = model_hash(Path(model_dir))
+    cache = generation_cache_path(name or Path(ds.root).name, mhash, steps, guidance, seed, True)
+    if shard:
+        try:
+            k, n = (int(v) for v in shard.split("/"))
+            assert 0 <= k < n
+        except (ValueError, AssertionError):
+            raise ValueError(f"--shard must be K/N with 0 <= K < N, got {shard!r}") from None
+        generate_all(pipe, (q_paths + g_paths)[k::n], poses, steps, guidance, seed, True,
+                     cache.with_name(f"{cache.stem}-shard{k}of{n}.npz"), refs_per_batch=refs_per_batch)
+        return []
+    gens = generate_all(pipe, q_paths + g_paths, poses, steps, guidance, seed, True, cache,
+                        refs_per_batch=refs_per_batch)
+    settings = {"model": str(Path(model_dir).name), "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
+                "seed": seed, "use_ifr": True, "pose_names": names, "image_size": list(pipe.image_size),
+                **(extra_settings or {}), "scheduler": "DDIM v-pred zero-SNR trailing",
+                "generation_seconds": round(generation_seconds(cache), 1),
+                "generations": len(q_paths + g_paths) * len(poses)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rel = lambda ps: np.array([str(Path(p).relative_to(ds.root)) for p in ps])  # noqa: E731
+    written = []
+    nq = len(q_paths)
+    for bname in backbones:
+        feats = gen_features(get_backbone(bname), gens)
+        if "{backbone}" in str(out):
+            path = Path(str(out).format(backbone=bname))
+        else:
+            path = out if len(backbones) == 1 else out.with_name(f"{out.stem}-{bname}{out.suffix or '.npz'}")
+        np.savez_compressed(path, q_gen=feats[:nq].astype(np.float16), g_gen=feats[nq:].astype(np.float16),
+                            q_paths=rel(q_paths), g_paths=rel(g_paths), pose_names=np.array(names),
+                            settings=np.array(json.dumps({**settings, "backbone": bname})))
+        logger.info("wrote %s (q_gen %s, g_gen %s)", path, feats[:nq].shape, feats[nq:].shape)
+        written.append(path)
+    return written
+
+
+def run_generate(args) -> int:
+    """``python -m pose2id_demo generate`` (parsed in :mod:`pose2id_demo.cli`); bad input is one ``error:``
+    line and status 2."""
+    logging.getLogger("pose2id_demo").setLevel(logging.INFO)
+    try:
+        written = generate_features(args.data, args.backbone or ["synthped-reid"], args.out, ipg=args.ipg,
+                                    steps=args.steps, guidance=args.guidance, seed=args.seed, shard=args.shard,
+                                    refs_per_batch=args.refs_per_batch, threads=args.threads)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for w in written:
+        print(f"wrote {w}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Precompute IPG generations + their ReID features for a SynthPed task")
     ap.add_argument("--task", default="standard")
@@ -143,52 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
 
-    import torch
+    from pose2id_demo.data.synthped import VERSION, ensure_benchmark
+    from pose2id_demo.paths import ASSETS
 
-    from pose2id_demo.data.synthped import ensure_benchmark
-    from pose2id_demo.ipg.pipeline import Pose2IDPipeline
-    from pose2id_demo.paths import ASSETS, MODELS_DIR
-    from pose2id_demo.poses.representative import load_representative_poses
-    from pose2id_demo.reid import get_backbone
-    from pose2id_demo.reid.features import dataset_features
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model_dir = args.model or MODELS_DIR / "ipg-tiny"
-    pipe = Pose2IDPipeline.from_pretrained(model_dir)
-    pipe.set_progress_bar_config(disable=True)
     root = ensure_benchmark(args.task)
-    ref_feats = dataset_features(args.backbones[0], args.task)
-    q_paths, g_paths = [str(p) for p in ref_feats["q_paths"]], [str(p) for p in ref_feats["g_paths"]]
-    named = load_representative_poses()
-    names, poses = [n for n, _ in named], [p for _, p in named]
-    mhash = model_hash(Path(model_dir))
-    cache = generation_cache_path(args.task, mhash, args.steps, args.guidance, args.seed, True)
-    if args.shard:
-        k, n = (int(v) for v in args.shard.split("/"))
-        shard_cache = cache.with_name(f"{cache.stem}-shard{k}of{n}.npz")
-        generate_all(pipe, (q_paths + g_paths)[k::n], poses, args.steps, args.guidance, args.seed, True, shard_cache,
-                     refs_per_batch=args.refs_per_batch)
-        return 0
-    gens = generate_all(pipe, q_paths + g_paths, poses, args.steps, args.guidance, args.seed, True, cache,
-                        refs_per_batch=args.refs_per_batch)
-    gen_s = generation_seconds(cache)
-    settings = {"model": str(Path(model_dir).name), "model_sha": mhash, "steps": args.steps,
-                "guidance_scale": args.guidance, "seed": args.seed, "use_ifr": True, "pose_names": names,
-                "image_size": list(pipe.image_size), "task": args.task, "scheduler": "DDIM v-pred zero-SNR trailing",
-                "generation_seconds": round(gen_s, 1), "generations": len(q_paths + g_paths) * len(poses)}
     out_dir = args.out or ASSETS / "features"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rel = lambda ps: np.array([str(Path(p).relative_to(root)) for p in ps])  # noqa: E731
-    for name in args.backbones:
-        bb = get_backbone(name)
-        feats = gen_features(bb, gens)
-        nq = len(q_paths)
-        path = out_dir / f"synthped-{args.task}-{name}-gen.npz"
-        np.savez_compressed(path, q_gen=feats[:nq].astype(np.float16), g_gen=feats[nq:].astype(np.float16),
-                            q_paths=rel(q_paths), g_paths=rel(g_paths), pose_names=np.array(names),
-                            settings=np.array(json.dumps(settings)))
-        logger.info("wrote %s (q_gen %s, g_gen %s)", path, feats[:nq].shape, feats[nq:].shape)
+    generate_features(root, args.backbones, out_dir / f"synthped-{args.task}-{{backbone}}-gen.npz", ipg=args.model,
+                      steps=args.steps, guidance=args.guidance, seed=args.seed, shard=args.shard,
+                      refs_per_batch=args.refs_per_batch, threads=args.threads, name=args.task,
+                      extra_settings={"task": args.task, "synthped_version": VERSION})
     return 0
 
 

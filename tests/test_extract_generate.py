@@ -1,0 +1,144 @@
+"""``python -m pose2id_demo extract`` / ``generate`` on a small Market-layout folder the test writes (SynthPed
+renders with junk and distractor files), resumable and sharded, and a badly named file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+from torch import nn
+
+from pose2id_demo import cli
+from pose2id_demo.data import load_market
+from pose2id_demo.data import synthped as sp
+from pose2id_demo.reid import Backbone, get_backbone, register_backbone
+from pose2id_demo.reid.extract import extract_features, partial_path
+
+
+class MeanColour(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+register_backbone("test-extract-colour", lambda device="cpu": Backbone(
+    "test-extract-colour", MeanColour(), (32, 16), (0.5,) * 3, (0.5,) * 3, 3, "w-test", device=device),
+    overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory) -> Path:
+    """A Market-layout folder: 2 test identities (one query per camera), gallery, distractors, junk."""
+    items = sp.plan(0, num_train_ids=1, num_test_ids=2, train_per_id=1, num_distractors=3, num_junk=4)
+    root = sp.render_benchmark(tmp_path_factory.mktemp("m") / "Market-tiny", items=items)
+    for j in root.rglob("*.json"):
+        j.unlink()   # a user's folder has images only
+    return root
+
+
+def test_extract_writes_a_feature_file_eval_reads_and_drops_junk(market, tmp_path, capsys):
+    out = tmp_path / "f.npz"
+    assert cli.main(["extract", "--data", str(market), "--backbone", "test-extract-colour", "--out", str(out),
+                     "--batch-size", "3", "--threads", "1"]) == 0
+    with np.load(out, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    ds = load_market(market)
+    junk = list((market / "bounding_box_test").glob("-1_*.jpg"))
+    assert len(junk) == 4 and -1 not in d["g_pids"] and (d["g_pids"] == 0).sum() == 3
+    assert len(d["g_feats"]) == len(list((market / "bounding_box_test").glob("*.jpg"))) - len(junk)
+    assert list(d["q_paths"]) == [str(Path(r.path).relative_to(market)) for r in ds.query]
+    direct = get_backbone("test-extract-colour").extract([Image.open(r.path).convert("RGB") for r in ds.gallery])
+    np.testing.assert_allclose(d["g_feats"], direct, atol=1e-6)
+    assert json.loads(str(d["settings"]))["backbone"] == "test-extract-colour"
+    assert not partial_path(out).exists()
+    capsys.readouterr()
+    assert cli.main(["eval", str(out)]) == 0 and "baseline" in capsys.readouterr().out
+
+
+def test_extract_resumes_after_an_interruption(market, tmp_path, monkeypatch):
+    out = tmp_path / "f.npz"
+    bb = get_backbone("test-extract-colour")
+    real, calls = bb.extract, []
+
+    def flaky(images, **kw):
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(images, **kw)
+
+    monkeypatch.setattr("pose2id_demo.reid.get_backbone", lambda name, device="cpu": bb)
+    monkeypatch.setattr(bb, "extract", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(market, "test-extract-colour", out, chunk=5, progress=False)
+    assert partial_path(out).exists() and not out.exists()
+    calls.clear()
+    monkeypatch.setattr(bb, "extract", lambda images, **kw: calls.append(len(images)) or real(images, **kw))
+    extract_features(market, "test-extract-colour", out, chunk=5, progress=False)
+    ds = load_market(market)
+    assert sum(calls) == len(ds.query) + len(ds.gallery) - 5   # the first chunk came from the partial file
+    again = tmp_path / "g.npz"
+    extract_features(market, "test-extract-colour", again, progress=False)
+    with np.load(out) as a, np.load(again) as b:
+        assert np.array_equal(a["q_feats"], b["q_feats"]) and np.array_equal(a["g_feats"], b["g_feats"])
+
+
+def test_a_badly_named_file_is_one_error_naming_it(market, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(market, bad)
+    shutil.copy(next((bad / "query").glob("*.jpg")), bad / "query" / "IMG_0042.jpg")
+    for cmd in (["extract", "--backbone", "test-extract-colour"], ["generate"]):
+        assert cli.main([*cmd, "--data", str(bad), "--out", str(tmp_path / "x.npz")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "IMG_0042.jpg" in err and err.count("\n") == 1
+    assert cli.main(["extract", "--data", str(tmp_path / "nope"), "--backbone", "test-extract-colour",
+                     "--out", str(tmp_path / "x.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+class FakePipe:
+    """Stand-in for Pose2IDPipeline: generation j of a reference is its mean colour shifted by j."""
+
+    image_size = (8, 4)
+
+    def __init__(self):
+        self.calls = []
+
+    def set_progress_bar_config(self, **kw):
+        pass
+
+    def __call__(self, refs, poses, num_inference_steps, guidance_scale, seed, use_ifr, output_type):
+        self.calls.append(len(refs))
+        out = [np.full((8, 4, 3), (np.asarray(r, np.float32).mean() / 255 + j) / 10) for r in refs
+               for j in range(len(poses))]
+        return SimpleNamespace(images=np.stack(out))
+
+
+def test_generate_sharded_then_merged_equals_one_run(market, tmp_path, monkeypatch):
+    pipes = []
+
+    def from_pretrained(path):
+        pipes.append(FakePipe())
+        return pipes[-1]
+
+    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
+    ds = load_market(market)
+    n = len(ds.query) + len(ds.gallery)
+    args = ["generate", "--data", str(market), "--ipg", "tiny", "--backbone", "test-extract-colour"]
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "c1"))
+    for k in range(2):
+        assert cli.main([*args, "--out", str(tmp_path / "a.npz"), "--shard", f"{k}/2"]) == 0
+    assert not (tmp_path / "a.npz").exists()     # shards only fill the generation cache
+    assert cli.main([*args, "--out", str(tmp_path / "a.npz")]) == 0
+    assert sum(pipes[0].calls) + sum(pipes[1].calls) == n and pipes[2].calls == []   # merged, nothing redone
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "c2"))
+    assert cli.main([*args, "--out", str(tmp_path / "b.npz")]) == 0
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        assert a["q_gen"].shape == (len(ds.query), 8, 3) and a["g_gen"].shape == (len(ds.gallery), 8, 3)
+        assert np.array_equal(a["q_gen"], b["q_gen"]) and np.array_equal(a["g_gen"], b["g_gen"])
+        assert list(a["g_paths"]) == [str(Path(r.path).relative_to(market)) for r in ds.gallery]
+        assert json.loads(str(a["settings"]))["steps"] == 20
+    assert cli.main([*args, "--out", str(tmp_path / "c.npz"), "--shard", "2/2"]) == 2
