@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pose2id_demo.metrics import distance_matrix, evaluate, evaluate_loop, id2, id2_per_sample
+from pose2id_demo.metrics.rank import evaluate_features
 
 
 @pytest.fixture
@@ -84,6 +85,43 @@ def test_vectorised_equals_loop(rng, chunk, workers, method):
             assert abs(a[key] - b[key]) <= 1e-9, key
         assert np.abs(a["cmc"] - b["cmc"]).max() <= 1e-9
         assert a["cmc"].shape == (50,)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4 * 700 * 7, 1 << 27])
+def test_evaluate_features_equals_matrix_evaluation_exactly(rng, chunk_bytes):
+    # binary features with exactly 16 ones in 64 dims: every norm is 4, so normalised entries are 0.25 and
+    # all distances are exact multiples of 1/8 in float32 and float64 -> many exact ties, no rounding
+    def lattice(n):
+        x = np.zeros((n, 64), np.float32)
+        for i in range(n):
+            x[i, rng.choice(64, 16, replace=False)] = rng.choice([0.5, 1.0, 4.0])  # power-of-two scale per row
+        return x
+
+    nq, ng, n_ids = 40, 700, 25
+    q_pids, g_pids = rng.integers(0, n_ids, nq), rng.integers(0, n_ids, ng)
+    q_cams, g_cams = rng.integers(0, 4, nq), rng.integers(0, 4, ng)
+    q, g = lattice(nq), lattice(ng)
+    ids = (q_pids, g_pids, q_cams, g_cams)
+    ref = evaluate_loop(distance_matrix(q, g, dtype=np.float64), *ids)
+    got = evaluate_features(q, g, *ids, chunk_bytes=chunk_bytes, progress=chunk_bytes == 1)
+    for key in ("mAP", "mINP", "Rank-1", "Rank-5", "Rank-10", "num_valid_queries"):
+        assert got[key] == pytest.approx(ref[key], abs=1e-12), key
+    np.testing.assert_allclose(got["cmc"], ref["cmc"], atol=1e-12)
+
+
+def test_evaluate_features_on_gaussian_features(rng):
+    centres = rng.standard_normal((30, 16))
+    q_pids, g_pids = rng.integers(0, 30, 60), rng.integers(0, 30, 900)
+    q = (centres[q_pids] + rng.standard_normal((60, 16))).astype(np.float32)
+    g = (centres[g_pids] + rng.standard_normal((900, 16))).astype(np.float32) * 3
+    ids = (q_pids, g_pids, rng.integers(0, 6, 60), rng.integers(0, 6, 900))
+    ref = evaluate(distance_matrix(q, g, dtype=np.float64), *ids)
+    got = evaluate_features(q, g, *ids, chunk_bytes=4 * 900 * 16)
+    assert got["mAP"] == pytest.approx(ref["mAP"], abs=1e-4)  # float32 vs float64 near-ties only
+    with pytest.raises(ValueError):
+        evaluate_features(q, g[:, :8], *ids)
+    with pytest.raises(ValueError):
+        evaluate_features(q, g, q_pids[:5], *ids[1:])
 
 
 def test_same_camera_same_pid_is_ignored_and_unmatched_query_skipped():

@@ -12,6 +12,11 @@ gallery images, as in Market-1501) by counting the items ranked before each of t
 AP/INP/CMC from those positions alone.  It agrees with the straightforward per-query
 loop (:func:`evaluate_loop`, kept as the reference) to 1e-9 — see ``tests/test_metrics.py`` and
 ``bench/bench_evaluate.py``.
+
+:func:`evaluate_features` is the same protocol from the features themselves, for galleries too large for
+a (num_query, num_gallery) matrix (MSMT17, Market-1501 + 10^6 distractors): the distances of one query
+chunk at a time are a GEMM (torch when available), the positives' ranks are counted in that chunk, and
+the chunk is dropped — memory ~ chunk * num_gallery * 4 bytes (``bench/bench_scale.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["distance_matrix", "evaluate", "evaluate_loop"]
+__all__ = ["distance_matrix", "evaluate", "evaluate_features", "evaluate_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -254,3 +259,89 @@ def evaluate_loop(
     if not aps:
         raise ValueError("no query has a valid gallery match (same pid in another camera)")
     return _summary(np.array(aps), np.array(inps), np.array(firsts), max_rank, nq)
+
+
+def evaluate_features(
+    q_feats: np.ndarray,
+    g_feats: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int = 50,
+    chunk_bytes: int = 1 << 27,
+    progress: bool = False,
+) -> dict:
+    """Market-1501 evaluation of Euclidean distances between L2-normalised features, without the full matrix.
+
+    Ranks by the squared distance 2 - 2 cos (the same order as :func:`distance_matrix`'s Euclidean
+    distance; float32 GEMM), ties by gallery index, and counts for each query the items ranked before each
+    of its positives — the (num_query, num_gallery) matrix never exists.
+
+    Args:
+        q_feats (numpy.ndarray): (num_query, d) features (any scale).  g_feats: (num_gallery, d).
+        q_pids, g_pids, q_camids, g_camids (numpy.ndarray): labels, as for :func:`evaluate`.
+        max_rank (int): length of the CMC curve (clamped to num_gallery).
+        chunk_bytes (int): size of one query chunk's distance block (default 128 MiB; a few such blocks
+            are alive at once).
+        progress (bool): tqdm progress bar over the query chunks.
+
+    Returns:
+        the dict of :func:`evaluate`.
+    """
+    q = np.asarray(q_feats, dtype=np.float32)
+    g = np.asarray(g_feats, dtype=np.float32)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"q_feats and g_feats must be (nq, d) and (ng, d), got {q.shape} and {g.shape}")
+    nq, ng = q.shape[0], g.shape[0]
+    arrays = [np.asarray(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids)]
+    for name, a, n in zip(("q_pids", "g_pids", "q_camids", "g_camids"), arrays, (nq, ng, nq, ng)):
+        if a.shape[0] != n:
+            raise ValueError(f"{name} has {a.shape[0]} entries, the features need {n}")
+    if not (np.isfinite(q).all() and np.isfinite(g).all()):
+        raise ValueError("features contain NaN or inf")
+    q_pids, g_pids, q_camids, g_camids = arrays
+    max_rank = int(min(max_rank, ng))
+    if max_rank < 1:
+        raise ValueError("the gallery is empty")
+    qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    inv_g = (1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", g, g)), 1e-12)).astype(np.float32)
+    uniq, counts = np.unique(g_pids, return_counts=True)
+    at = np.minimum(np.searchsorted(uniq, q_pids), uniq.size - 1)
+    m = np.where(uniq[at] == q_pids, counts[at], 0)
+    by_m = np.argsort(-m, kind="stable")
+    b = int(max(1, min(nq, chunk_bytes // (4 * ng))))
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core requirement
+        torch = None
+    if torch is not None:
+        g_t, scale_t = torch.from_numpy(g), torch.from_numpy(inv_g * np.float32(-2.0))
+    starts = range(0, nq, b)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="evaluate (query chunks)", unit="chunk")
+    parts = []
+    for s in starts:
+        rows = by_m[s : s + b]
+        if torch is not None:
+            with torch.inference_mode():
+                d_t = torch.mm(torch.from_numpy(qn[rows]), g_t.T)
+                d_t.mul_(scale_t).add_(2.0)  # |q - g/|g||^2 = 2 - 2 cos
+            d = d_t.numpy()
+        else:
+            d = qn[rows] @ g.T
+            d *= inv_g * np.float32(-2.0)
+            d += np.float32(2.0)
+        local = np.arange(rows.size)
+        use_count = m[rows].mean() <= _COUNT_MAX_ITEMS
+        parts.append(_evaluate_rows(d, q_pids[rows], g_pids, q_camids[rows], g_camids, local, m[rows], use_count))
+        del d
+    aps, inps, firsts = zip(*parts)
+    ap = np.concatenate(aps)
+    if ap.size == 0:
+        raise ValueError("no query has a valid gallery match (same pid in another camera)")
+    if ap.size < nq:
+        log.info("evaluate_features: %d of %d queries have no valid gallery match and were skipped", nq - ap.size, nq)
+    return _summary(ap, np.concatenate(inps), np.concatenate(firsts), max_rank, nq)
