@@ -115,3 +115,72 @@ def test_lr_factor_warmup_constant_and_cosine_anneal():
     assert all(a >= b for a, b in zip(f[start:], f[start + 1:]))  # monotone decay, then held at the floor
     assert f[-1] == pytest.approx(lo)
     assert [lr_factor(s, warm, None, n, lo) for s in (warm, 10_000)] == [1.0, 1.0]  # no anneal: constant
+
+
+def test_checkpoint_survives_an_interrupted_swap(tmp_path):
+    """A save killed between its two renames leaves checkpoint.old/, which resume then uses."""
+    from pose2id_demo.ipg.train import checkpoint_dir
+
+    m, ema = tiny_models(), tiny_models()
+    opt = torch.optim.AdamW([p for k in TRAINED for p in m[k].parameters()], lr=1e-3)
+    rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    run_steps(m, ema, opt, rng, gen, 1)
+    save_checkpoint(tmp_path, m, ema, opt, 1, 1.0, rng, gen, {"segments": [{"device": "cpu"}]})
+    assert checkpoint_dir(tmp_path) == tmp_path / "checkpoint"
+    (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")  # as if killed after the first rename
+    assert checkpoint_dir(tmp_path) == tmp_path / "checkpoint.old"
+    m2, ema2 = tiny_models(seed=1), tiny_models(seed=1)
+    opt2 = torch.optim.AdamW([p for k in TRAINED for p in m2[k].parameters()], lr=1e-3)
+    state = load_checkpoint(tmp_path, m2, ema2, opt2, np.random.default_rng(5), torch.Generator())
+    assert state["step"] == 1 and state["segments"] == [{"device": "cpu"}]
+    for k, v in m["ifr"].state_dict().items():
+        assert torch.equal(v, m2["ifr"].state_dict()[k])
+    save_checkpoint(tmp_path, m, ema, opt, 2, 2.0, rng, gen, {})  # the next save cleans up
+    assert checkpoint_dir(tmp_path) == tmp_path / "checkpoint" and not (tmp_path / "checkpoint.old").exists()
+
+
+def test_training_loss_under_bf16_autocast_is_close_to_fp32():
+    m = tiny_models()
+    batch = fake_batch(np.random.default_rng(0))
+    l32 = training_loss(m, make_scheduler(), *batch, torch.Generator().manual_seed(0), 0.05, 0.0, 2.0)
+    l16 = training_loss(m, make_scheduler(), *batch, torch.Generator().manual_seed(0), 0.05, 0.0, 2.0,
+                        autocast_dtype=torch.bfloat16)
+    assert l16.dtype == torch.float32 and torch.isfinite(l16)
+    assert float(l16) == pytest.approx(float(l32), rel=0.05)
+
+
+def pair_data(directions, ref_sets, trg_sets, pair_views):
+    from pose2id_demo.ipg.train import PairData
+
+    d = PairData.__new__(PairData)  # the sampler's state only (no images)
+    d.directions = np.asarray(directions)
+    d.ref_sets = [np.asarray(r) for r in ref_sets]
+    d.trg_sets = [np.asarray(t) for t in trg_sets]
+    d.pair_views = pair_views
+    return d
+
+
+def test_pair_sampler_view_statistics():
+    """same_view_rate is the exact P(reference faces the target's way) of the sampler, by enumeration."""
+    rng = np.random.default_rng(0)
+    dirs = rng.integers(0, 3, 40)  # few directions: many same-view pairs
+    ids = np.repeat(np.arange(8), 5)
+    ref_sets = [np.flatnonzero(ids == i) for i in range(8)]
+    trg_sets = [r[1:] for r in ref_sets]
+    for views in ("any", "different"):
+        d = pair_data(dirs, ref_sets, trg_sets, views)
+        brute = 0.0
+        for i in range(8):
+            for t in trg_sets[i]:
+                c = [r for r in ref_sets[i] if r != t]
+                if views == "different" and any(dirs[r] != dirs[t] for r in c):
+                    c = [r for r in c if dirs[r] != dirs[t]]
+                brute += np.mean([dirs[r] == dirs[t] for r in c]) / len(trg_sets[i]) / 8
+        assert d.same_view_rate() == pytest.approx(brute)
+        if views == "different":
+            for i in range(8):
+                for t in trg_sets[i]:
+                    c = d.reference_choices(i, int(t))
+                    assert t not in c
+                    if any(dirs[r] != dirs[t] for r in ref_sets[i] if r != t):
+                        assert np.all(dirs[c] != dirs[t])

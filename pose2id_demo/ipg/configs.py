@@ -48,12 +48,14 @@ SD15_IMAGE_SIZE = (512, 256)
 
 
 def build_components(config: str, reid_dim: int, unet_overrides: dict[str, Any] | None = None,
-                     vae: Any = None) -> dict[str, Any]:
+                     vae: Any = None, pose_widths: tuple[int, ...] | list[int] | None = None) -> dict[str, Any]:
     """Fresh (random-init) trainable modules for ``config`` ∈ {"tiny", "sd15"} around a given (trained) ``vae``.
 
     The UNets' latent channels follow the VAE: 8 for the tiny autoencoder of
     :mod:`pose2id_demo.ipg.autoencoder`, 4 for SD's ``AutoencoderKL``, 48 for the ×4 :class:`PixelUnshuffleVAE` (the default
-    when ``vae`` is None for tiny).
+    when ``vae`` is None for tiny). ``pose_widths`` overrides the Pose Guider's widths: each extra width is one
+    more stride-2 stage, i.e. a skeleton drawn at twice the resolution (e.g. ``(8, 16, 32, 64)`` reads a
+    128 × 64 skeleton for the 16 × 8 tiny latent).
     """
     if config == "tiny":
         if vae is None:
@@ -68,6 +70,8 @@ def build_components(config: str, reid_dim: int, unet_overrides: dict[str, Any] 
         pose_widths = (16, 32, 64, 128)
     else:
         raise ValueError(f"unknown IPG config {config!r}; use 'tiny' or 'sd15'")
+    if pose_widths is not None:
+        pose_widths = tuple(int(c) for c in pose_widths)
     return dict(
         reference_unet=UNet2DConditionModel(**ucfg),
         denoising_unet=PoseConditionedUNet2DConditionModel(**ucfg),

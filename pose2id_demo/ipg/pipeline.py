@@ -270,6 +270,7 @@ class Pose2IDPipeline(DiffusionPipeline):
                  use_ifr: bool = True, output_type: str = "pil", return_dict: bool = True,
                  callback_on_step_end: Callable[["Pose2IDPipeline", int, Any, dict], dict | None] | None = None,
                  callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+                 use_reference_attention: bool = True, pose_scale: float = 1.0,
                  ) -> Pose2IDPipelineOutput | tuple:
         """Generate ``reference_image``'s identity in each of ``poses``.
 
@@ -283,6 +284,10 @@ class Pose2IDPipeline(DiffusionPipeline):
             use_ifr: feed the reference's identity tokens (True) or the zero-image tokens (False).
             callback_on_step_end: ``f(pipe, step, timestep, {"latents": ...}) -> dict | None`` after each step;
                 a returned ``"latents"`` replaces the current latents.
+            use_reference_attention: run the reference UNet and let the denoising UNet attend to it (True, the
+                method); False skips it (plain self-attention) — a diagnosis knob of the quality bench.
+            pose_scale: multiplies the Pose Guider's embedding ``E_pose`` (1, the method; other values are a
+                diagnosis knob: how much does the pose signal's size matter).
         Returns:
             :class:`Pose2IDPipelineOutput` with one image per pose.
         """
@@ -300,7 +305,7 @@ class Pose2IDPipeline(DiffusionPipeline):
 
         cond, uncond = self.encode_identity(refs, use_ifr=use_ifr)  # (R, N, D), (1, N, D)
         ref_latent = self.encode_reference(refs).to(self.reference_unet.dtype)  # (R, C, h, w)
-        pose_fea = self.encode_poses(poses).repeat(n_ref, 1, 1, 1)  # reference-major: (R·P, C0, h, w)
+        pose_fea = self.encode_poses(poses).repeat(n_ref, 1, 1, 1) * pose_scale  # reference-major: (R·P, C0, h, w)
         cond_tokens = cond.expand(n_ref, -1, -1).repeat_interleave(n, dim=0)
         unet_dtype = self.denoising_unet.dtype
         if do_cfg:  # batch layout: [R·P uncond ; R·P cond]; bank: [R uncond ; R cond]
@@ -318,8 +323,9 @@ class Pose2IDPipeline(DiffusionPipeline):
 
         with reference_attention(self.reference_unet, self.denoising_unet):
             # Reference UNet once, at t = 0, with the same identity tokens (writes the bank).
-            self.reference_unet(ref_latents, torch.zeros((), device=self.device), encoder_hidden_states=ref_tokens,
-                                return_dict=False)
+            if use_reference_attention:
+                self.reference_unet(ref_latents, torch.zeros((), device=self.device), encoder_hidden_states=ref_tokens,
+                                    return_dict=False)
             with self.progress_bar(total=len(self.scheduler.timesteps)) as bar:
                 for i, t in enumerate(self.scheduler.timesteps):
                     model_in = torch.cat([latents, latents]) if do_cfg else latents

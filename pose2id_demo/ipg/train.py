@@ -33,7 +33,9 @@ import argparse
 import json
 import logging
 import math
+import platform
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -63,10 +65,11 @@ class PairData:
     """In-memory training set: images (at the model's size), skeletons, ReID features, ref/target sets."""
 
     def __init__(self, root: str | Path, image_size: tuple[int, int], pose_size: tuple[int, int], reid,
-                 cache: Path, quantile: float = 0.005) -> None:
+                 cache: Path, quantile: float = 0.005, pair_views: str = "any") -> None:
         from pose2id_demo.cleansing import mahalanobis_filter
         from pose2id_demo.data import load_market
         from pose2id_demo.poses.posevalid import pose_valid
+        from pose2id_demo.poses.representative import DIRECTIONS, classify_direction, frontal_width_from
 
         records = load_market(root).train
         if not records:
@@ -82,6 +85,12 @@ class PairData:
             poses.append(load_pose_json(js) if js.exists() else None)
         self.skeletons = np.stack([render_pose(p, pw, ph) if p is not None else np.zeros((ph, pw, 3), np.uint8)
                                    for p in poses])
+        fw = frontal_width_from(poses)
+        self.directions = np.array([DIRECTIONS.index(d) if p is not None and (d := classify_direction(p, fw))
+                                    else -1 for p in poses])
+        if pair_views not in ("any", "different"):
+            raise ValueError(f"pair_views must be 'any' or 'different', got {pair_views!r}")
+        self.pair_views = pair_views
         feats = self._reid_features(reid, full, cache)
         self.feats, self.feats_flip, self.zero_feat = feats
         keep = mahalanobis_filter(self.feats, self.pids, quantile=quantile).keep
@@ -96,6 +105,28 @@ class PairData:
                 self.trg_sets.append(trg)
         logger.info("training data: %d images, %d identities; kept %d/%d (cleansing), %d/%d PoseValid",
                     len(records), len(self.ref_sets), int(keep.sum()), len(keep), int(valid.sum()), len(valid))
+        logger.info("pair sampler (%s views): P(reference and target face the same way) = %.3f", pair_views,
+                    self.same_view_rate())
+
+    def reference_choices(self, i: int, t: int) -> np.ndarray:
+        """Reference candidates of identity ``i`` for target ``t``: its S_ref without ``t`` (and, with
+        ``pair_views="different"``, without images facing the target's direction, when any are left)."""
+        choices = self.ref_sets[i][self.ref_sets[i] != t]
+        if self.pair_views == "different":
+            other = choices[self.directions[choices] != self.directions[t]]
+            if len(other):
+                choices = other
+        return choices
+
+    def same_view_rate(self) -> float:
+        """Probability that a sampled (reference, target) pair shares the view direction (exact, not sampled)."""
+        p = []
+        for i, trg in enumerate(self.trg_sets):
+            for t in trg:
+                c = self.reference_choices(i, int(t))
+                c = c if len(c) else self.ref_sets[i]
+                p.append(np.mean(self.directions[c] == self.directions[t]) / len(trg))
+        return float(np.sum(p) / len(self.trg_sets))
 
     @staticmethod
     @torch.no_grad()
@@ -124,7 +155,7 @@ class PairData:
         refs, trgs, skels, feats = [], [], [], []
         for i in ids:
             t = int(rng.choice(self.trg_sets[i]))
-            choices = self.ref_sets[i][self.ref_sets[i] != t]
+            choices = self.reference_choices(i, t)
             r = int(rng.choice(choices)) if len(choices) else int(rng.choice(self.ref_sets[i]))
             img = self.images[r].astype(np.float32) / 127.5 - 1.0
             flip = rng.random() < 0.5
@@ -162,8 +193,13 @@ def random_erasing(img: np.ndarray, rng: np.random.Generator, p: float = 0.5, ar
 
 # ----------------------------------------------------------------------------- model step
 def training_loss(m: dict, scheduler, ref, trg, skel, feats, gen: torch.Generator, noise_offset: float,
-                  snr_gamma: float, scaling: float) -> torch.Tensor:
+                  snr_gamma: float, scaling: float, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """v-prediction MSE of one batch. Noise and timesteps are drawn from ``gen`` on the CPU and then moved to
+    the batch's device, so the random stream is the same on every device (a CUDA segment continues a CPU
+    checkpoint's stream). ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the UNets, IFR and Pose Guider
+    under autocast on the batch's device; the loss is computed in float32."""
     vae = m["vae"]
+    device = trg.device
     with torch.no_grad():
         z0 = vae.encode(trg).latent_dist.sample() * scaling
         zr = vae.encode(ref).latent_dist.mean * scaling
@@ -172,16 +208,19 @@ def training_loss(m: dict, scheduler, ref, trg, skel, feats, gen: torch.Generato
     if noise_offset > 0:
         noise = noise + noise_offset * torch.randn((b, z0.shape[1], 1, 1), generator=gen)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=gen)
+    noise, t = noise.to(device), t.to(device)
     zt = scheduler.add_noise(z0, noise, t)
     target = scheduler.get_velocity(z0, noise, t)  # v-prediction
-    tokens = m["ifr"](feats)
-    pose_fea = m["pose_guider"](skel)
-    with reference_attention(m["reference_unet"], m["denoising_unet"]):
-        m["reference_unet"](zr, torch.zeros_like(t), encoder_hidden_states=tokens, return_dict=False)
-        pred = m["denoising_unet"](zt, t, encoder_hidden_states=tokens, pose_cond_fea=pose_fea, return_dict=False)[0]
+    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        tokens = m["ifr"](feats)
+        pose_fea = m["pose_guider"](skel)
+        with reference_attention(m["reference_unet"], m["denoising_unet"]):
+            m["reference_unet"](zr, torch.zeros_like(t), encoder_hidden_states=tokens, return_dict=False)
+            pred = m["denoising_unet"](zt, t, encoder_hidden_states=tokens, pose_cond_fea=pose_fea,
+                                       return_dict=False)[0]
     err = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if snr_gamma > 0:
-        ac = scheduler.alphas_cumprod[t]
+        ac = scheduler.alphas_cumprod.to(device)[t]
         snr = ac / (1 - ac).clamp_min(1e-8)
         err = err * torch.minimum(snr, torch.full_like(snr, snr_gamma)) / (snr + 1)
     return err.mean()
@@ -221,25 +260,35 @@ def save_checkpoint(out: Path, m: dict, ema: dict, opt, step: int, elapsed: floa
     state = {"step": step, "elapsed": elapsed, "numpy_rng": rng.bit_generator.state, "python_rng": random.getstate(),
              "optimizer": ometa, **extra}
     (ck / "state.json").write_text(json.dumps(state))
-    final = out / "checkpoint"
+    final, old = out / "checkpoint", out / "checkpoint.old"
+    if old.exists() and final.exists():  # left by an interrupted save whose new checkpoint is complete
+        shutil.rmtree(old)
     if final.exists():
-        old = out / "checkpoint.old"
         final.rename(old)
-        ck.rename(final)
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
-    else:
-        ck.rename(final)
+    ck.rename(final)  # from here on checkpoint/ is the new one; until here checkpoint.old/ was complete
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def checkpoint_dir(out: Path) -> Path | None:
+    """The complete checkpoint in ``out``: ``checkpoint/``, or ``checkpoint.old/`` if a save was interrupted
+    between its two renames; None if there is none."""
+    for name in ("checkpoint", "checkpoint.old"):
+        if (out / name / "state.json").exists():
+            return out / name
+    return None
 
 
 def load_checkpoint(out: Path, m: dict, ema: dict, opt, rng: np.random.Generator, gen: torch.Generator) -> dict:
-    ck = out / "checkpoint"
+    ck = checkpoint_dir(out)
+    if ck is None:
+        raise FileNotFoundError(f"{out}: no checkpoint")
     state = json.loads((ck / "state.json").read_text())
     for target, fname in ((m, "model.safetensors"), (ema, "ema.safetensors")):
         flat = load_file(ck / fname)
         for n in TRAINED:
-            target[n].load_state_dict({k[len(n) + 1:]: v for k, v in flat.items() if k.startswith(n + ".")})
+            dev = next(target[n].parameters()).device
+            target[n].load_state_dict({k[len(n) + 1:]: v.to(dev) for k, v in flat.items() if k.startswith(n + ".")})
     opt.load_state_dict(_unflat_optimizer(load_file(ck / "optimizer.safetensors"), state["optimizer"]))
     r = load_file(ck / "rng.safetensors")
     gen.set_state(r["torch_gen"])
@@ -282,6 +331,18 @@ def sample_grid(pipe: Pose2IDPipeline, root: str | Path, path: Path, n_refs: int
 
 
 # ----------------------------------------------------------------------------- main
+def init_from_pipeline(m: dict, directory: Path) -> None:
+    """Copy into ``m`` the tensors of a saved pipeline folder whose names and shapes match (others stay fresh)."""
+    for n in TRAINED:
+        f = directory / n / "diffusion_pytorch_model.safetensors"
+        if not f.exists():
+            continue
+        src, own = load_file(f), m[n].state_dict()
+        same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        m[n].load_state_dict(same, strict=False)
+        logger.info("init %s from %s: %d/%d tensors", n, directory, len(same), len(own))
+
+
 def lr_factor(step: int, warmup: int, anneal_start: int | None, anneal_steps: int, anneal_min: float) -> float:
     """Learning-rate multiplier at ``step`` (0-based): linear warm-up, constant, then an optional cosine
     decay from ``anneal_start`` to ``anneal_min`` over ``anneal_steps`` (held there afterwards).
@@ -320,7 +381,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--anneal-min", type=float, default=0.05)
     ap.add_argument("--cleanse-quantile", type=float, default=0.005)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
-    ap.add_argument("--ckpt-minutes", type=float, default=4.0)
+    ap.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="auto: bf16 autocast on a CUDA device that supports it, fp32 on the CPU")
+    ap.add_argument("--pair-views", choices=("any", "different"), default="any",
+                    help="'different': the reference faces another direction than the target whenever the identity allows")
+    ap.add_argument("--pose-widths", type=int, nargs="+", default=None,
+                    help="Pose Guider widths; one more stage than the default (16 32 64) reads a 2x larger skeleton")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start a fresh run from a saved pipeline folder (modules whose shapes match)")
+    ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--sample-minutes", type=float, default=12.0)
     ap.add_argument("--log-every", type=int, default=25)
     args = ap.parse_args(argv)
@@ -336,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from pose2id_demo.reid import get_backbone
 
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    use_bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda"
+                                            and torch.cuda.is_bf16_supported())
+    amp_dtype = torch.bfloat16 if use_bf16 else None
     reid = get_backbone(args.reid, device="cpu")
     reid.model.eval()
     for p in reid.model.parameters():
@@ -343,16 +418,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.config == "tiny" and args.vae is None:
         raise SystemExit("--vae DIR is required for the tiny config (train it with python -m pose2id_demo.ipg.autoencoder)")
     vae_model = load_vae(args.vae).requires_grad_(False) if args.vae else None
-    comps = build_components(args.config, reid_dim=reid.dim, vae=vae_model)
+    ck_state = out / "checkpoint" / "state.json"
+    if args.resume and ck_state.exists():  # the architecture the run started with
+        st0 = json.loads(ck_state.read_text())
+        args.pose_widths = st0.get("pose_widths", args.pose_widths)
+        args.pair_views = st0.get("pair_views", args.pair_views)
+    comps = build_components(args.config, reid_dim=reid.dim, vae=vae_model, pose_widths=args.pose_widths)
     if args.config == "sd15":
         raise SystemExit("sd15 training needs SD1.5 + sd-vae-ft-mse weights and a GPU; not available here")
     image_size = TINY_IMAGE_SIZE if args.config == "tiny" else SD15_IMAGE_SIZE
     f = comps["pose_guider"].downsample_factor // vae_scale_factor(comps["vae"])
     pose_size = (image_size[0] * f, image_size[1] * f)
-    data = PairData(args.data, image_size, pose_size, reid, out / "cache", quantile=args.cleanse_quantile)
+    data = PairData(args.data, image_size, pose_size, reid, out / "cache", quantile=args.cleanse_quantile,
+                    pair_views=args.pair_views)
 
     vae = comps["vae"]
-    ck_state = out / "checkpoint" / "state.json"
     if args.resume and ck_state.exists():  # keep the latent scale the run started with
         vae.register_to_config(scaling_factor=json.loads(ck_state.read_text())["scaling"])
     elif vae.config.scaling_factor == 1.0:  # SD-style: 1 / std of the data latents
@@ -360,21 +440,37 @@ def main(argv: list[str] | None = None) -> int:
         vae.register_to_config(scaling_factor=round(1.0 / std, 4))
     scaling = vae.config.scaling_factor
     m = {n: comps[n].train() for n in TRAINED}
+    if args.init_from is not None and not (args.resume and ck_state.exists()):
+        init_from_pipeline(m, args.init_from)
     m["vae"] = vae
-    ema = build_components(args.config, reid_dim=reid.dim, vae=vae_model)
+    ema = build_components(args.config, reid_dim=reid.dim, vae=vae_model, pose_widths=args.pose_widths)
     for n in TRAINED:
         ema[n].load_state_dict(m[n].state_dict())
         ema[n].eval().requires_grad_(False)
+    for n in TRAINED:
+        m[n].to(device)
+        ema[n].to(device)
+    vae.to(device)
     params = [p for n in TRAINED for p in m[n].parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=args.weight_decay, foreach=True)
     scheduler = make_scheduler()
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     step, elapsed = 0, 0.0
-    if args.resume and (out / "checkpoint" / "state.json").exists():
+    segments: list[dict] = []
+    if args.resume and checkpoint_dir(out) is not None:
         st = load_checkpoint(out, m, ema, opt, rng, gen)
         step, elapsed = st["step"], st["elapsed"]
+        segments = st.get("segments", [])
         logger.info("resumed at step %d (%.1f min trained)", step, elapsed / 60)
+    segment = {"first_step": step + 1, "last_step": step, "device": str(device),
+               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+               or platform.machine(), "precision": "bf16" if use_bf16 else "fp32",
+               "threads": args.threads if device.type == "cpu" else None, "batch_size": bsz, "minutes": 0.0,
+               "cpu_minutes": 0.0, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    cpu_start = time.process_time()
+    segments.append(segment)
+    logger.info("device %s (%s), precision %s", device, segment["device_name"], segment["precision"])
     n_params = {n: sum(p.numel() for p in m[n].parameters()) for n in TRAINED}
     logger.info("config %s: params %s; batch %d, lr %g, scaling %.4f, image %s, pose %s", args.config,
                 {k: f"{v / 1e6:.2f}M" for k, v in n_params.items()}, bsz, lr, scaling, image_size, pose_size)
@@ -383,7 +479,17 @@ def main(argv: list[str] | None = None) -> int:
     ema_pipe = make_pipeline(ema, vae, reid)
 
     def export() -> None:
-        ema_pipe.save_pretrained(out / "pipeline")
+        ema_pipe.save_pretrained(out / "pipeline.tmp")
+        if (out / "pipeline").exists():
+            shutil.rmtree(out / "pipeline")
+        (out / "pipeline.tmp").rename(out / "pipeline")
+
+    def extra() -> dict:
+        segment["last_step"] = step
+        segment["minutes"] = round((time.time() - run_start) / 60, 2)
+        segment["cpu_minutes"] = round((time.process_time() - cpu_start) / 60, 2)  # all threads of this process
+        return {"scaling": scaling, "segments": segments, "pose_widths": list(comps["pose_guider"].config.block_out_channels),
+                "pair_views": args.pair_views, "image_size": list(image_size), "pose_size": list(pose_size)}
 
     run_start = time.time()
     last_ckpt = last_sample = time.time()
@@ -401,8 +507,9 @@ def main(argv: list[str] | None = None) -> int:
             break
         for g in opt.param_groups:
             g["lr"] = lr * lr_factor(step, defaults["warmup"], args.anneal_start, args.anneal_steps, args.anneal_min)
-        ref, trg, skel, feats = data.batch(rng, bsz, args.uncond_ratio)
-        loss = training_loss(m, scheduler, ref, trg, skel, feats, gen, args.noise_offset, args.snr_gamma, scaling)
+        ref, trg, skel, feats = (x.to(device) for x in data.batch(rng, bsz, args.uncond_ratio))
+        loss = training_loss(m, scheduler, ref, trg, skel, feats, gen, args.noise_offset, args.snr_gamma, scaling,
+                             autocast_dtype=amp_dtype)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -423,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             t_step = now
             csv.flush()
         if time.time() - last_ckpt >= args.ckpt_minutes * 60:
-            save_checkpoint(out, m, ema, opt, step, elapsed + time.time() - run_start, rng, gen, {"scaling": scaling})
+            save_checkpoint(out, m, ema, opt, step, elapsed + time.time() - run_start, rng, gen, extra())
             export()
             last_ckpt = time.time()
         if time.time() - last_sample >= args.sample_minutes * 60:
@@ -431,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             last_sample = time.time()
     csv.close()
     total = elapsed + time.time() - run_start
-    save_checkpoint(out, m, ema, opt, step, total, rng, gen, {"scaling": scaling})
+    save_checkpoint(out, m, ema, opt, step, total, rng, gen, extra())
     export()
     sample_grid(ema_pipe, args.data, out / "samples" / f"step_{step:06d}.png")
     logger.info("stopped (%s) at step %d after %.1f min of training; pipeline in %s", stop_reason, step, total / 60,
