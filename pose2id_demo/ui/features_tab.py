@@ -1,0 +1,81 @@
+"""The **Your features** tab: a feature file → the ablation table, the k1×k2 heatmap (Fig. 9), the η curve
+(Fig. 8) and the M curve (Table 6); the benchmark's own features can be exported to try it with.
+API: ``evaluate_features``, ``export_features``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, TASKS, get_engine
+from pose2id_demo.ui import render
+from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
+
+
+# ---------------------------------------------------------------------------------------- callbacks
+@user_errors
+def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on: str, ipg_on: str,
+                      exported: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
+    """Your own feature file → ablation table, k1×k2 heatmap (Fig. 9), η curve (Fig. 8), M curve (Table 6).
+
+    ``exported`` (this user's last exported benchmark file, kept in ``gr.State``) is used when no file
+    was uploaded."""
+    npz = npz or exported
+    if npz is None:
+        raise gr.Error("Please upload a feature file (.npz) first.", print_exception=False)
+    res = get_engine().evaluate_features(npz, k1=k1, k2=k2, eta=eta, nfc_on=nfc_on, ipg_on=ipg_on,
+                                         progress=progress_fn(progress))
+    base = res["rows"][0] if res["rows"] else None
+    msg = "\n\n".join([f"{res['n_query']} queries, {res['n_gallery']} gallery features."] +
+                      [f"⚠️ {n}" for n in res["notes"]])
+    return (render.metrics_frame(res["rows"]), render.heatmap_figure(res["grid"]),
+            render.eta_figure(res["eta_curve"], base), render.m_figure(res["m_curve"]), msg)
+
+
+@user_errors
+def export_features(task: str, backbone: str) -> str:
+    """Write the benchmark's features (+ generated features) as a feature file to try the tab with."""
+    path = Path(tempfile.mkdtemp(prefix="pose2id-")) / f"synthped-{task}-{backbone}.npz"
+    get_engine().export_features(task, backbone, path)
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------- layout
+def build(ctx: TabContext) -> None:
+    """The Your-features tab and its events (an export lands in the upload box, ready to evaluate)."""
+    with gr.Tab("Your features", id="features"):
+        gr.Markdown("Upload an `.npz` with the keys of `python -m pose2id_demo eval`: `q_feats (nq,d)`, "
+                    "`g_feats (ng,d)`, `q_pids`, `g_pids`, `q_camids`, `g_camids`, and optionally `q_gen "
+                    "(nq,M,d)`, `g_gen (ng,M,d)` (features of generated images). Files are read without "
+                    "unpickling. No file at hand? Export the benchmark's own.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                npz = gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz")
+                with gr.Row():
+                    f_k1 = gr.Slider(*K_RANGE, value=2, step=1, label="k1")
+                    f_k2 = gr.Slider(*K_RANGE, value=2, step=1, label="k2")
+                f_eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η")
+                f_nfc = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
+                f_ipg = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
+                eval_btn = gr.Button("Evaluate", variant="primary")
+                with gr.Row():
+                    exp_task = gr.Dropdown(list(TASKS), value="standard", label="export task")
+                    exp_bb = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="export backbone")
+                exp_btn = gr.Button("Export benchmark features")
+                exp_file = gr.File(label="exported feature file", interactive=False)
+            with gr.Column(scale=2):
+                f_msg = gr.Markdown()
+                f_table = gr.Dataframe(label="Ablation on your features (%)", headers=COLUMNS, interactive=False)
+                heat = gr.Plot(label="k1 × k2 (Fig. 9)")
+                with gr.Row():
+                    eta_plot = gr.Plot(label="η curve (Fig. 8)")
+                    m_plot = gr.Plot(label="M curve (Table 6)")
+        exported_state = gr.State(None)
+        eval_btn.click(evaluate_features, [npz, f_k1, f_k2, f_eta, f_nfc, f_ipg, exported_state],
+                       [f_table, heat, eta_plot, m_plot, f_msg], api_name="evaluate_features",
+                       concurrency_limit=2, concurrency_id="features")
+        exp_btn.click(export_features, [exp_task, exp_bb], exp_file, api_name="export_features",
+                      concurrency_limit=2, concurrency_id="features").success(
+            lambda f: (f, f), exp_file, [npz, exported_state], api_visibility="private")  # ready to evaluate

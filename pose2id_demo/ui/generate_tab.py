@@ -1,0 +1,172 @@
+"""The **Generate** tab: identity-guided generation in the 8 representative poses, the IFR ablation, and the
+ranked lists before/after eq. 9 with the user's own generations (API: ``generate``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+
+from pose2id_demo.engine import STEPS_RANGE, get_engine, shipped_assets
+from pose2id_demo.ui import render
+from pose2id_demo.ui.common import (
+    BENCH_CONCURRENCY,
+    EXAMPLES_DIR,
+    LEGEND,
+    TabContext,
+    payload_path,
+    progress_fn,
+    user_errors,
+)
+
+try:  # Optional ZeroGPU on Hugging Face Spaces: only when the `spaces` package is installed.
+    import spaces  # type: ignore[import-not-found]
+
+    _gpu: Callable[[Callable], Callable] = spaces.GPU(duration=120)
+except ImportError:  # the usual case: plain CPU or a dedicated GPU
+    def _gpu(fn: Callable) -> Callable:
+        return fn
+
+
+def _missing_notice() -> str:
+    """A visible notice when shipped assets that generation needs are absent (nothing is faked)."""
+    have = shipped_assets()
+    lack = [what for key, what in (("poses", "the 8 representative poses (assets/poses)"),
+                                   ("generator", "the embedded generator (assets/models/ipg-tiny)"),
+                                   ("generated_features", "the benchmark's generated features (assets/features)"))
+            if not have[key]]
+    if not lack:
+        return ""
+    return ("⚠️ **Not shipped in this installation:** " + "; ".join(lack) + ". What needs them answers with "
+            "a message instead of results.")
+
+
+def _example_images() -> list[str]:
+    if not EXAMPLES_DIR.is_dir():
+        return []
+    return sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+@_gpu
+def _generate_on_device(*args: Any, **kwargs: Any) -> dict:
+    """The one GPU-worthy call (decorated for ZeroGPU when `spaces` is installed)."""
+    return get_engine().generate(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------- callbacks
+@user_errors
+def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: float, eta: float,
+             custom_pose: str | None, backbone: str, progress: gr.Progress = gr.Progress(track_tqdm=True)
+             ) -> tuple:
+    """Generate the person in the 8 representative poses (and the custom pose); rank the gallery.
+
+    Runs with ``preprocess=False``: Gradio hands over the raw upload payloads (already moved into its
+    upload cache), and the engine decodes them with its own limits instead of PIL inside Gradio (which
+    would fail on a corrupt file or a decompression bomb with a generic message).
+    """
+    image, custom_pose = payload_path(image), payload_path(custom_pose)
+    if image is None:
+        raise gr.Error("Please upload a person image or pick one of the examples first.", print_exception=False)
+    res = _generate_on_device(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
+                              custom_pose=custom_pose, backbone=backbone, progress=progress_fn(progress))
+    names = res["poses"]
+    on = [(render.image_file(im), f"IFR on · {n}") for im, n in zip(res["images"].get("on", []), names)]
+    off = [(render.image_file(im), f"IFR off · {n}") for im, n in zip(res["images"].get("off", []), names)]
+    ranks = res["ranks"]
+    lines = [f"Generated {len(names)} poses × {len(res['images'])} IFR setting(s) in {res['seconds']:.1f} s "
+             f"(steps {int(steps)}, CFG {float(cfg):g}, seed {int(seed)})."]
+    if ranks:
+        lines.append(f"Benchmark query #{res['query_index']} (id {ranks['query']['pid']}): correct in the top-10 "
+                     f"**{render.hits(ranks, 'before')} → {render.hits(ranks, 'after')}** "
+                     f"with eq. 9 (η={float(eta):g}) and these generations.")
+    lines += res["notes"]
+    state = {"query_index": res["query_index"], "backbone": backbone,
+             "gen_feats": None if res["gen_feats"] is None else np.asarray(res["gen_feats"]).tolist()}
+    skel = [(render.image_file(a), n) for a, n in res["skeletons"]]
+    sheet_rows = [("pose", [a for a, _ in res["skeletons"]])]
+    sheet_rows += [(f"IFR {m}", res["images"][m]) for m in ("on", "off") if m in res["images"]]
+    sheet = render.image_file(render.pose_sheet(names, sheet_rows))
+    return (on, off, skel, *render.ranked_strip_files(ranks),
+            "\n\n".join(lines), sheet, state)
+
+
+@user_errors
+def rerank_generated(eta: float, state: dict | None) -> tuple:
+    """Re-rank the gallery with the user's last generations at a new η (no regeneration)."""
+    if not state or state.get("gen_feats") is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    ranks = get_engine().ranks_with_generations(state["query_index"], np.asarray(state["gen_feats"], np.float32),
+                                                eta=eta, backbone=state["backbone"])
+    msg = (f"Benchmark query #{state['query_index']}: correct in the top-10 **{render.hits(ranks, 'before')} → "
+           f"{render.hits(ranks, 'after')}** with eq. 9 (η={float(eta):g}).")
+    return *render.ranked_strip_files(ranks), msg
+
+
+@user_errors
+def _skeleton_views() -> tuple:
+    """The 8 representative poses, as a gallery and as the first row of the pose sheet."""
+    sk = get_engine().skeletons()
+    sheet = render.pose_sheet([n for _, n in sk], [("pose", [a for a, _ in sk])])
+    return [(render.image_file(a), n) for a, n in sk], render.image_file(sheet)
+
+
+# ------------------------------------------------------------------------------------------- layout
+def build(ctx: TabContext) -> None:
+    """The Generate tab and its events (``generate``; the η slider re-ranks without regenerating)."""
+    gen_state = gr.State(None)
+    with gr.Tab("Generate", id="generate"):
+        missing = _missing_notice()
+        if missing:
+            gr.Markdown(missing, elem_id="missing-notice")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                # The engine decodes uploads itself (bounded, validated); see preprocess=False below.
+                ref = gr.Image(label="Person image", type="filepath", image_mode=None, height=260,
+                               sources=["upload", "clipboard"], elem_id="ref-image")
+                examples = _example_images()
+                if examples:
+                    gr.Examples(examples=[[e] for e in examples], inputs=[ref],
+                                label="SynthPed benchmark queries (ranked lists shown for these)",
+                                examples_per_page=8)
+                custom_pose = gr.File(label="Custom target pose (optional): json, skeleton or photo",
+                                      file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"], height=120)
+                with gr.Row():
+                    use_ifr = gr.Radio(["on", "off", "both"], value="both", label="IFR",
+                                       info="both = side by side, same seed")
+                    g_backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone,
+                                             label="ReID backbone (ranked lists)")
+                with gr.Row():
+                    steps = gr.Slider(*STEPS_RANGE, value=20, step=1, label="Steps", elem_id="steps")
+                    cfg = gr.Slider(1.0, 10.0, value=3.5, step=0.5, label="CFG scale")
+                with gr.Row():
+                    seed = gr.Number(42, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    g_eta = gr.Slider(0.0, 6.0, value=0.5, step=0.25, label="η (eq. 9)")
+                gen_btn = gr.Button("Generate 8 poses", variant="primary", elem_id="generate-btn")
+            with gr.Column(scale=2):
+                gen_msg = gr.Markdown("Upload a person or pick an example, then press **Generate**.",
+                                      elem_id="gen-msg")
+                gr.Markdown("**Target poses** (the 8 representative poses, eqs. 7-8) and the generations **with / "
+                            "without IFR** (same seed, as in Fig. 5).")
+                sheet = gr.Image(label="poses and generations", show_label=False, type="numpy", format="png",
+                                 interactive=False, elem_id="pose-sheet")
+                gr.Markdown(LEGEND.format(before="the query's own feature", after="eq. 9 with these generations"))
+                g_before = gr.Image(label="Top-10 before", show_label=False, type="numpy", format="png",
+                                    interactive=False, elem_id="gen-before")
+                g_after = gr.Image(label="Top-10 after eq. 9", show_label=False, type="numpy", format="png",
+                                   interactive=False, elem_id="gen-after")
+        with gr.Accordion("Individual images (download)", open=False):
+            skel = gr.Gallery(label="Target poses", columns=9, height=230, object_fit="contain",
+                              elem_id="skeletons")
+            out_on = gr.Gallery(label="Generated with IFR", columns=9, height=230, object_fit="contain",
+                                elem_id="gen-on")
+            out_off = gr.Gallery(label="Generated without IFR (zero-image identity tokens)", columns=9, height=230,
+                                 object_fit="contain", elem_id="gen-off")
+        gen_btn.click(generate, [ref, use_ifr, steps, cfg, seed, g_eta, custom_pose, g_backbone],
+                      [out_on, out_off, skel, g_before, g_after, gen_msg, sheet, gen_state], api_name="generate",
+                      concurrency_limit=1, concurrency_id="generation", preprocess=False)
+        g_eta.release(rerank_generated, [g_eta, gen_state], [g_before, g_after, gen_msg],
+                      api_visibility="private", trigger_mode="always_last")
+    # Show the 8 target poses once the page is open.
+    ctx.demo.load(_skeleton_views, None, [skel, sheet], api_visibility="private",
+                  concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
