@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pose2id_demo import shipped_features
 from pose2id_demo.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -105,14 +106,21 @@ def load_feature_file(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def dataset_features(backbone_name: str, task: str = "standard", root: str | Path | None = None,
-                     batch_size: int = 64, progress: bool = True, device: str = "cpu") -> dict[str, np.ndarray]:
+                     batch_size: int = 64, progress: bool = True, device: str = "cpu", shipped: bool = True
+                     ) -> dict[str, np.ndarray]:
     """Query and gallery features of a SynthPed ``task`` (or of the Market-1501 folder ``root``).
 
     Returns a dict with ``q_feats, g_feats`` (raw, float32), ``q_pids, g_pids, q_camids, g_camids`` (int
-    arrays) and ``q_paths, g_paths`` (string arrays), in the reader's (sorted file name) order.
+    arrays) and ``q_paths, g_paths`` (string arrays), in the reader's (sorted file name) order. For SynthPed,
+    the float16 features shipped in ``assets/features/`` are used when they match this installation
+    (:mod:`pose2id_demo.shipped_features`; no rendering or extraction needed); ``shipped=False`` extracts.
     """
     if root is None and (backbone_name, task) in _FEATURE_FILES:
         return load_feature_file(_FEATURE_FILES[(backbone_name, task)])
+    if root is None and shipped:
+        hit = shipped_features.dataset_features(backbone_name, task)
+        if hit is not None:
+            return hit
     from pose2id_demo.data import load_market
 
     if root is None:
