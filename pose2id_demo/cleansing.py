@@ -6,8 +6,19 @@ For the n samples f_1..f_n of one identity (eq. 29)::
     dis_k = sqrt((f_k - mu)^T Sigma^{-1} (f_k - mu))                                   (eq. 30)
     S^ref = {f_k : dis_k in [Q_p, Q_{1-p}]}                                             (eq. 31)
 
-where Q_p is the p-quantile of that identity's distances.  The paper filters Market-1501 with p = 0.005
-(Fig. 11).
+The paper filters Market-1501 with p = 0.005 (Fig. 11).  Which distances Q_p is the quantile *of* is the
+one choice eq. 31 leaves open, and it decides what is removed (``band``):
+
+- ``"pooled"`` (the default): Q_p and Q_{1-p} are quantiles of all identities' distances together.  Under
+  the normal model behind eq. 30 the squared distance of a sample to its identity is chi²-distributed with
+  the same d for every identity, so one pair of thresholds serves all of them, and an identity loses only
+  samples that are far out in the whole population — the outliers the cleansing is meant to drop.  (With
+  Ledoit-Wolf shrinkage the distances depend somewhat on n_i, so pooling is cleanest when identities have
+  similar sample counts, as in SynthPed's train split: 12 images each.)
+- ``"per_identity"``: the literal reading, quantiles of each identity's own n_i distances.  With
+  ``numpy.quantile``'s linear interpolation and n_i < 1/p (e.g. 12 samples, p = 0.005), Q_p lies strictly
+  between the smallest and second-smallest distance, so every identity loses exactly its minimum and its
+  maximum — 2 of 12 images each, the most central one counted as an "outlier" — whatever the data.
 
 Covariance when the identity has few samples: with n <= d the empirical Sigma of eq. 29 is singular, and its
 Moore-Penrose pseudo-inverse is useless here — every sample then gets exactly the same distance
@@ -25,15 +36,18 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-__all__ = ["CleansingResult", "ledoit_wolf_shrinkage", "mahalanobis_distances", "mahalanobis_filter"]
+__all__ = ["BANDS", "CleansingResult", "ledoit_wolf_shrinkage", "mahalanobis_distances", "mahalanobis_filter",
+           "removed_per_identity"]
 
 log = logging.getLogger(__name__)
 
 Covariance = Literal["auto", "ledoit_wolf", "empirical"]
+Band = Literal["pooled", "per_identity"]
+BANDS = ("pooled", "per_identity")
 
 
 class CleansingResult(NamedTuple):
-    """``keep`` (N,) bool — True for samples inside [Q_p, Q_{1-p}] of their identity (eq. 31);
+    """``keep`` (N,) bool — True for samples inside [Q_p, Q_{1-p}] (eq. 31; quantiles as ``band`` says);
     ``distances`` (N,) float64 — each sample's Mahalanobis distance to its identity (eq. 30)."""
 
     keep: np.ndarray
@@ -115,9 +129,13 @@ def _identity_groups(pids: np.ndarray) -> list[np.ndarray]:
 
 
 def mahalanobis_filter(
-    feats: np.ndarray, pids: np.ndarray, quantile: float = 0.005, covariance: Covariance = "auto"
+    feats: np.ndarray,
+    pids: np.ndarray,
+    quantile: float = 0.005,
+    covariance: Covariance = "auto",
+    band: Band = "pooled",
 ) -> CleansingResult:
-    """Keep the samples whose Mahalanobis distance lies within [Q_p, Q_{1-p}] of their identity (eq. 31).
+    """Keep the samples whose Mahalanobis distance to their identity lies within [Q_p, Q_{1-p}] (eq. 31).
 
     Args:
         feats: (N, d) features (e.g. ReID features of the training images).
@@ -127,6 +145,8 @@ def mahalanobis_filter(
             [Q_0.005, Q_0.995].  0 or 1 keeps everything.
         covariance: ``"auto"`` (eq. 29 when n_i > d, Ledoit-Wolf when n_i <= d), ``"ledoit_wolf"`` or
             ``"empirical"`` (eq. 29 with a pseudo-inverse; degenerate when n_i <= d, see module doc).
+        band: ``"pooled"`` (default: quantiles of all identities' distances) or ``"per_identity"`` (the
+            literal reading: each identity's own quantiles); see the module docstring for why.
 
     Returns:
         :class:`CleansingResult` ``(keep, distances)``.  Quantiles use linear interpolation
@@ -134,14 +154,28 @@ def mahalanobis_filter(
     """
     if not 0.0 <= float(quantile) <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile}")
+    if band not in BANDS:
+        raise ValueError(f"band must be 'pooled' or 'per_identity', got {band!r}")
     p = min(float(quantile), 1.0 - float(quantile))
     dist = mahalanobis_distances(feats, pids, covariance)
     pids = np.asarray(pids).ravel()
     keep = np.ones(dist.shape[0], bool)
     if dist.size == 0 or p == 0.0:
         return CleansingResult(keep, dist)
-    for idx in _identity_groups(pids):
-        lo, hi = np.quantile(dist[idx], [p, 1.0 - p])
-        keep[idx] = (dist[idx] >= lo) & (dist[idx] <= hi)
-    log.info("mahalanobis_filter: kept %d of %d samples (p=%.4g)", int(keep.sum()), keep.size, p)
+    if band == "pooled":
+        lo, hi = np.quantile(dist, [p, 1.0 - p])
+        keep = (dist >= lo) & (dist <= hi)
+    else:
+        for idx in _identity_groups(pids):
+            lo, hi = np.quantile(dist[idx], [p, 1.0 - p])
+            keep[idx] = (dist[idx] >= lo) & (dist[idx] <= hi)
+    log.info("mahalanobis_filter: kept %d of %d samples (p=%.4g, %s)", int(keep.sum()), keep.size, p, band)
     return CleansingResult(keep, dist)
+
+
+def removed_per_identity(keep: np.ndarray, pids: np.ndarray) -> dict[int, int]:
+    """How many samples of each identity the filter removed: ``{pid: count}`` over every pid (0 included)."""
+    pids = np.asarray(pids).ravel()
+    uniq, inv = np.unique(pids, return_inverse=True)
+    removed = np.bincount(inv.ravel(), weights=~np.asarray(keep, bool).ravel(), minlength=uniq.size)
+    return {int(p): int(c) for p, c in zip(uniq, removed)}

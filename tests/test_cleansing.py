@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from sklearn.covariance import ledoit_wolf
 
-from pose2id_demo.cleansing import ledoit_wolf_shrinkage, mahalanobis_distances, mahalanobis_filter
+from pose2id_demo.cleansing import (
+    ledoit_wolf_shrinkage,
+    mahalanobis_distances,
+    mahalanobis_filter,
+    removed_per_identity,
+)
 
 
 @pytest.fixture
@@ -63,7 +68,7 @@ def test_filter_keeps_the_quantile_band_and_drops_an_outlier(rng):
     pids = np.repeat([0, 1], 200)
     x = rng.standard_normal((400, 3))
     x[5] = [12.0, -12.0, 12.0]  # an obvious outlier of identity 0
-    keep, dist = mahalanobis_filter(x, pids, quantile=0.01)
+    keep, dist = mahalanobis_filter(x, pids, quantile=0.01, band="per_identity")
     assert not keep[5]
     for p in (0, 1):
         d = dist[pids == p]
@@ -85,3 +90,51 @@ def test_filter_edge_cases():
         mahalanobis_filter(x, pids[:3])
     with pytest.raises(ValueError):
         mahalanobis_filter(x, pids, quantile=1.5)
+
+
+def brute_force_band(dist: np.ndarray, pids: np.ndarray, p: float, band: str) -> np.ndarray:
+    """Eq. 31 written out: sort the reference distances, interpolate the quantiles by hand, compare."""
+
+    def quantile(v: np.ndarray, q: float) -> float:  # numpy's default (linear) method, by hand
+        v = np.sort(v)
+        pos = q * (len(v) - 1)
+        i = int(np.floor(pos))
+        return float(v[i] + (pos - i) * (v[min(i + 1, len(v) - 1)] - v[i]))
+
+    keep = np.zeros(len(dist), bool)
+    for k in range(len(dist)):
+        ref = dist if band == "pooled" else dist[pids == pids[k]]
+        keep[k] = quantile(ref, p) <= dist[k] <= quantile(ref, 1 - p)
+    return keep
+
+
+@pytest.mark.parametrize("n_per_id,d", [(12, 16), (30, 4)])
+def test_pooled_and_per_identity_bands_against_brute_force(rng, n_per_id, d):
+    n_ids = 20
+    pids = rng.permutation(np.repeat(np.arange(1, n_ids + 1), n_per_id))
+    x = rng.standard_normal((len(pids), d)) + 3 * pids[:, None]
+    x[7] += 25.0  # one real outlier
+    for band in ("pooled", "per_identity"):
+        keep, dist = mahalanobis_filter(x, pids, quantile=0.005, band=band)
+        np.testing.assert_array_equal(keep, brute_force_band(dist, pids, 0.005, band))
+        removed = removed_per_identity(keep, pids)
+        assert removed == {int(p): int((~keep[pids == p]).sum()) for p in np.unique(pids)}
+        assert sum(removed.values()) == int((~keep).sum())
+    keep, dist = mahalanobis_filter(x, pids, quantile=0.005)  # the default is pooled
+    assert not keep[7] and dist[7] == dist[pids == pids[7]].max()
+    assert (~keep).sum() <= 2 + 2 * int(np.ceil(0.005 * len(pids)))  # a few pooled tails, not 2 per identity
+
+
+def test_literal_reading_drops_min_and_max_of_every_small_identity(rng):
+    """With 12 samples and p = 0.005 numpy's quantiles fall strictly inside (min, 2nd) and (11th, max)."""
+    pids = np.repeat(np.arange(1, 31), 12)
+    x = rng.standard_normal((len(pids), 8))
+    keep, dist = mahalanobis_filter(x, pids, quantile=0.005, band="per_identity")
+    assert set(removed_per_identity(keep, pids).values()) == {2}
+    for p in range(1, 31):
+        d = dist[pids == p]
+        np.testing.assert_array_equal(~keep[pids == p], (d == d.min()) | (d == d.max()))
+    pooled = mahalanobis_filter(x, pids, quantile=0.005).keep
+    assert (~pooled).sum() == 4  # 0.5 % of 360 at each end, rounded by the interpolation
+    with pytest.raises(ValueError):
+        mahalanobis_filter(x, pids, band="everywhere")
