@@ -1,0 +1,310 @@
+"""A benchmark session: the SynthPed features per (task, backbone), kept in memory, with the Table-2 rows,
+ranked lists, per-query table and t-SNE of any setting computed by :mod:`pose2id_demo.ablation` and cached
+by the settings they depend on (moving one slider recomputes only the rows that slider touches).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from pose2id_demo import ablation
+from pose2id_demo.centralization import l2_normalize as _l2n
+from pose2id_demo.data import load_market
+from pose2id_demo.data.synthped import ensure_benchmark
+from pose2id_demo.featurefile import FeatureSet
+from pose2id_demo.metrics import ID2_VARIANTS, id2, id2_label
+from pose2id_demo.paths import ASSETS
+from pose2id_demo.visualize import tsne_2d
+
+from .cache import LRU, ScopedCache
+from .errors import DependencyMissing
+from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, BenchSettings, check_choice, check_int, image_digest
+from .models import Models
+
+__all__ = ["BenchData", "BenchmarkSession", "ProgressFn", "noop_progress"]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+
+
+def noop_progress(frac: float, desc: str) -> None:  # noqa: ARG001
+    return None
+
+
+@dataclass
+class BenchData(FeatureSet):
+    """Benchmark features of one (task, backbone) — a :class:`FeatureSet` (L2-normalised; ``q_gen``/``g_gen``
+    the shipped generated-image features, if any) plus the image paths and a note on the generated ones."""
+
+    q_paths: list[str] = field(default_factory=list)
+    g_paths: list[str] = field(default_factory=list)
+    gen_note: str = ""
+
+
+class BenchmarkSession:
+    """Benchmark features and cached ablation results shared by every user.
+
+    Args:
+        models: where features are extracted and results are kept once (:class:`~.models.Models`).
+        check_backbone: validates a backbone name (raises ``Pose2IDError``) and returns it.
+    """
+
+    def __init__(self, models: Models, check_backbone: Callable[[str], str]) -> None:
+        self.models = models
+        self.check_backbone = check_backbone
+        self.results = LRU(512)  # metric rows and per-query tables
+        self.feats = LRU(24)  # centralized feature sets (≤ ~5 MB each on SynthPed)
+        self.dists = LRU(12)  # distance matrices (re-ranking is the slow one)
+        self.tsne_cache = LRU(32)
+
+    def _cache(self, key: tuple) -> ScopedCache:
+        return ScopedCache(key, {"row": self.results, "feats": self.feats, "dist": self.dists})
+
+    @staticmethod
+    def _ablation_settings(s: BenchSettings, id2_variant: str = "paper") -> ablation.Settings:
+        return ablation.Settings(eta=s.eta, k1=s.k1, k2=s.k2, nfc_on=s.nfc_on, ipg_on=s.ipg_on, rerank=s.rerank,
+                                 id2_variant=id2_variant)
+
+    def bench_data(self, task: str, backbone: str, progress: ProgressFn = noop_progress) -> BenchData:
+        """Benchmark features of ``(task, backbone)``: extracted once (disk-cached by DATA), kept here."""
+        task = check_choice("task", task, TASKS)
+        backbone = self.check_backbone(backbone)
+
+        def load() -> BenchData:
+            progress(0.05, f"Loading {task} benchmark features ({backbone}) …")
+            t = time.perf_counter()
+            d = self.models.dataset_features(backbone, task, progress=True)
+            data = BenchData(
+                q=_l2n(d["q_feats"]), g=_l2n(d["g_feats"]),
+                q_pids=np.asarray(d["q_pids"]), g_pids=np.asarray(d["g_pids"]),
+                q_camids=np.asarray(d["q_camids"]), g_camids=np.asarray(d["g_camids"]),
+                q_paths=[str(p) for p in d["q_paths"]], g_paths=[str(p) for p in d["g_paths"]],
+            )
+            self._attach_generated(data, task, backbone)
+            log.info("benchmark %s/%s: %d query, %d gallery in %.1f s", task, backbone, len(data.q),
+                     len(data.g), time.perf_counter() - t)
+            return data
+
+        return self.models.once(("bench", task, backbone), load)
+
+    def _attach_generated(self, data: BenchData, task: str, backbone: str) -> None:
+        """Attach the shipped generated-image features (IPG) when they match this image list."""
+        path = ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz"
+        if not path.is_file():
+            data.gen_note = (f"No generated features are shipped for {task}/{backbone} "
+                             f"({path.name}); the IPG rows are not available.")
+            return
+        with np.load(path, allow_pickle=False) as z:
+            q_gen, g_gen = np.asarray(z["q_gen"], np.float32), np.asarray(z["g_gen"], np.float32)
+            lists = {k: [str(s) for s in z[k]] for k in ("q_paths", "g_paths") if k in z.files}
+        ok = q_gen.shape[:1] == data.q.shape[:1] and g_gen.shape[:1] == data.g.shape[:1]
+        ok = ok and q_gen.shape[-1] == data.q.shape[1] and g_gen.shape[-1] == data.g.shape[1]
+        for k, mine in (("q_paths", data.q_paths), ("g_paths", data.g_paths)):
+            if ok and k in lists:
+                ok = [Path(p).name for p in lists[k]] == [Path(p).name for p in mine]
+        if not ok:
+            data.gen_note = (f"The shipped generated features {path.name} do not match the current "
+                             f"{task} image list; the IPG rows are not available.")
+            log.warning(data.gen_note)
+            return
+        # Unit-length per generated image, like the originals: η then weighs unit vectors (eq. 9's ‖·‖), instead
+        # of being rescaled by the backbone's raw feature norm (≈ 19 for synthped-reid, ≈ 27 for MobileNetV2).
+        data.q_gen, data.g_gen = _l2n(q_gen), _l2n(g_gen)
+
+    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5,
+                  k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
+                  rerank: bool = False, id2_variant: str = "paper",
+                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
+        """The ablation table of Table 2 on a SynthPed task: baseline, +NFC, +IPG, +NFC+IPG
+        (:func:`pose2id_demo.ablation.table`).
+
+        Returns:
+            ``{"rows": [dict(setting, mAP, Rank-1, Rank-5, Rank-10, mINP, ID²)], "notes": [str],
+            "settings": dict, "n_query": int, "n_gallery": int, "id2_variant": str, "id2_label": str}``;
+            metrics in percent, ID² in the variant named (``paper``: eqs. 20-21; ``official``: ID2.py).
+            Rows that cannot be computed (no generated features for the task) are left out and a note
+            says why.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on, rerank=rerank)
+        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
+        data = self.bench_data(s.task, s.backbone, progress)
+        notes = []
+        if s.nfc_on == "none":
+            notes.append("NFC is switched off: the +NFC rows are left out.")
+        if s.ipg_on == "none":
+            notes.append("IPG is switched off: the +IPG rows are left out.")
+        elif data.q_gen is None:
+            notes.append(data.gen_note)
+        rows = ablation.table(data, self._ablation_settings(s, id2_variant), self._cache((s.task, s.backbone)),
+                              progress)
+        return {"rows": [ablation.percent_row(r) for r in rows], "notes": notes, "settings": asdict(s),
+                "n_query": int(len(data.q)), "n_gallery": int(len(data.g)), "id2_variant": id2_variant,
+                "id2_label": id2_label(id2_variant)}
+
+    def ranks(self, task: str = "standard", backbone: str = "synthped-reid", query_index: int = 0,
+              eta: float = 0.5, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
+              rerank: bool = False, top: int = QUERY_TOP) -> dict[str, Any]:
+        """Top-``top`` gallery list of one query before (baseline) and after (+NFC+IPG, or what is on).
+
+        Gallery images of the query's identity from the query's camera are left out, as in the
+        Market-1501 protocol the metrics use.
+
+        Returns:
+            ``{"query": dict(path, pid, camid), "before": [dict(path, pid, camid, distance, match)],
+            "after": [...], "after_setting": str}``.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on, rerank=rerank)
+        data = self.bench_data(s.task, s.backbone)
+        qi = check_int("query index", query_index, 0, len(data.q) - 1)
+        top = check_int("top", top, 1, 50)
+        a, cache = self._ablation_settings(s), self._cache((s.task, s.backbone))
+        after_row = ablation.after_row(data, a)
+        out = {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
+               "after_setting": after_row}
+        for name, row in (("before", "baseline"), ("after", after_row)):
+            if s.rerank:
+                dist = ablation.distances(data, a, row, cache)[qi]
+            else:
+                q, g = ablation.stage_features(data, a, row, cache)
+                dist = np.linalg.norm(g - q[qi][None], axis=1)
+            out[name] = self.top_list(data, qi, dist, top)
+        return out
+
+    def per_query(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
+                  k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", rerank: bool = False,
+                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
+        """Every query's AP (%) and first-correct rank under the baseline and under the current setting
+        (:func:`pose2id_demo.ablation.per_query`), and the typical query of that change
+        (:func:`pose2id_demo.ablation.typical_query`: AP change closest to the mean change; ties → the
+        baseline first-correct rank closest to the median).
+
+        Returns:
+            ``{"rows": [dict(query, pid, AP before, AP after, ΔAP, rank before, rank after)],
+            "typical": int | None, "mean_delta_ap": float, "after_setting": str, "rule": str}``.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on, rerank=rerank)
+        data = self.bench_data(s.task, s.backbone, progress)
+        a, key = self._ablation_settings(s), (s.task, s.backbone)
+        ck = ("per_query", key) + ablation.row_key(a, ablation.after_row(data, a)) + (s.rerank,)
+        hit = self.results.get(ck)
+        if hit is not None:
+            return hit
+        pq = ablation.per_query(data, a, self._cache(key))
+        delta = pq["ap_after"] - pq["ap_before"]
+        rows = [{"query": int(i), "pid": int(pq["pid"][i]), "AP before": float(pq["ap_before"][i]),
+                 "AP after": float(pq["ap_after"][i]), "ΔAP": round(float(delta[i]), 2),
+                 "rank before": int(pq["rank_before"][i]), "rank after": int(pq["rank_after"][i])}
+                for i in range(len(data.q))]
+        valid = np.isfinite(delta)
+        out = {"rows": rows, "typical": ablation.typical_query(pq), "after_setting": pq["after_setting"],
+               "mean_delta_ap": round(float(delta[valid].mean()), 2) if valid.any() else float("nan"),
+               "rule": ablation.TYPICAL_RULE}
+        return self.results.put(ck, out)
+
+    @staticmethod
+    def top_list(data: BenchData, qi: int, dist: np.ndarray, top: int) -> list[dict[str, Any]]:
+        keep = ~((data.g_pids == data.q_pids[qi]) & (data.g_camids == data.q_camids[qi]))
+        idx = np.flatnonzero(keep)
+        order = idx[np.argsort(dist[idx], kind="stable")[:top]]
+        return [{"path": data.g_paths[j], "pid": int(data.g_pids[j]), "camid": int(data.g_camids[j]),
+                 "distance": round(float(dist[j]), 4), "match": bool(data.g_pids[j] == data.q_pids[qi])}
+                for j in order]
+
+    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
+             k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10, id2_variant: str = "paper",
+             progress: ProgressFn = noop_progress) -> dict[str, Any]:
+        """2-D t-SNE of ``n_ids`` identities' query+gallery features before and after centralization (Fig. 4).
+
+        PCA to at most 50 dimensions first; perplexity clamped below the number of samples; fixed
+        ``random_state`` so that the picture is reproducible. The identities are the ``n_ids`` with the
+        most images (ties by id), the same for every setting.
+
+        Returns:
+            ``{"before": (n, 2), "after": (n, 2), "pids": (n,), "is_query": (n,), "after_setting": str,
+            "id2_before": float, "id2_after": float}``.
+        """
+        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                               ipg_on=ipg_on)
+        n_ids = check_int("number of identities", n_ids, *N_IDS_RANGE)
+        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
+        data = self.bench_data(s.task, s.backbone, progress)
+        key = (s.task, s.backbone)
+        a, cache = self._ablation_settings(s, id2_variant), self._cache(key)
+        after_row = ablation.after_row(data, a)
+        ck = ("tsne", key, n_ids, id2_variant) + ablation.row_key(a, after_row)
+        hit = self.tsne_cache.get(ck)
+        if hit is not None:
+            return hit
+        pids = np.concatenate([data.q_pids, data.g_pids])
+        is_query = np.concatenate([np.ones(len(data.q), bool), np.zeros(len(data.g), bool)])
+        uniq, counts = np.unique(pids[pids > 0], return_counts=True)  # no distractors (0) / junk (-1)
+        chosen = uniq[np.lexsort((uniq, -counts))][:n_ids]
+        sel = np.flatnonzero(np.isin(pids, chosen))
+        out: dict[str, Any] = {"pids": pids[sel], "is_query": is_query[sel], "after_setting": after_row,
+                               "id2_variant": id2_variant}
+        for i, (name, row) in enumerate((("before", "baseline"), ("after", after_row))):
+            progress(0.3 + 0.35 * i, f"t-SNE {name} …")
+            q, g = ablation.stage_features(data, a, row, cache)
+            x = np.concatenate([q, g])[sel]
+            out[name] = tsne_2d(x)
+            out[f"id2_{name}"] = round(float(id2(x, pids[sel], variant=id2_variant)), 4)
+        return self.tsne_cache.put(ck, out)
+
+    def benchmark_query_index(self, image: Image.Image, task: str = "standard",
+                              backbone: str = "synthped-reid") -> int | None:
+        """The benchmark query index of ``image`` if it is (pixel for pixel) a benchmark query image."""
+        try:
+            data = self.bench_data(task, backbone)
+        except DependencyMissing:
+            return None
+
+        def index() -> dict[str, int]:
+            out = {}
+            for i, p in enumerate(data.q_paths):
+                try:
+                    with Image.open(p) as im:
+                        out.setdefault(image_digest(im.convert("RGB")), i)
+                except OSError:
+                    continue
+            return out
+
+        return self.models.once(("qindex", task, backbone), index).get(image_digest(image))
+
+    def benchmark_examples(self, n: int = 6, task: str = "standard") -> list[str]:
+        """Paths of ``n`` benchmark query images of distinct identities (for the UI's examples)."""
+        ds = load_market(ensure_benchmark(task, progress=False))
+        seen, out = set(), []
+        for r in ds.query:
+            if r.pid not in seen:
+                seen.add(r.pid)
+                out.append(r.path)
+            if len(out) >= n:
+                break
+        return out
+
+    def export_features(self, task: str, backbone: str, path: str | Path) -> Path:
+        """Write the benchmark's features as a feature file (the CLI's keys; ``q_gen``/``g_gen`` if shipped)."""
+        task, backbone = check_choice("task", task, TASKS), self.check_backbone(backbone)
+        data = self.bench_data(task, backbone)
+        raw = self.models.dataset_features(backbone, task, progress=False)
+        # Raw features (as the backbone gave them): evaluating the file repeats exactly the benchmark's steps.
+        arrays = {"q_feats": np.asarray(raw["q_feats"], np.float32), "g_feats": np.asarray(raw["g_feats"], np.float32),
+                  "q_pids": data.q_pids, "g_pids": data.g_pids, "q_camids": data.q_camids, "g_camids": data.g_camids}
+        if data.q_gen is not None and data.g_gen is not None:  # as shipped (raw), so evaluation repeats our steps
+            with np.load(ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz", allow_pickle=False) as z:
+                arrays.update(q_gen=np.asarray(z["q_gen"], np.float32), g_gen=np.asarray(z["g_gen"], np.float32))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **arrays)
+        return path

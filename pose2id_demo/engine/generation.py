@@ -1,0 +1,122 @@
+"""Generation: the reference person in the 8 representative poses (+ a custom pose) with IFR on and/or off
+(Fig. 5), and — for a benchmark query image — the gallery ranked before and after eq. 9 with those images."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from pose2id_demo.centralization import centralize
+from pose2id_demo.centralization import l2_normalize as _l2n
+from pose2id_demo.poses import draw
+
+from .benchmark import BenchmarkSession, ProgressFn, noop_progress
+from .errors import Pose2IDError
+from .inputs import (CFG_RANGE, ETA_RANGE, IFR_CHOICES, QUERY_TOP, SEED_RANGE, STEPS_RANGE, check_choice,
+                     check_float, check_int, load_custom_pose, load_image)
+from .models import Models
+
+__all__ = ["Generator"]
+
+
+class Generator:
+    """Runs the pipeline for the UI's Generate tab.
+
+    Args:
+        models: the loaded resources (pipeline, poses, locks).
+        bench: the benchmark session (to recognise a benchmark query and rank its gallery).
+        load_backbone: a checked backbone name → the loaded backbone.
+    """
+
+    def __init__(self, models: Models, bench: BenchmarkSession, load_backbone: Callable[[str], Any]) -> None:
+        self.models, self.bench, self.load_backbone = models, bench, load_backbone
+
+    def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int = 42,
+                 eta: float = 0.5, custom_pose: Any = None, backbone: str = "synthped-reid",
+                 progress: ProgressFn = noop_progress) -> dict[str, Any]:
+        """Generate the reference person in the 8 representative poses (+ a custom pose) and, for a
+        benchmark query image, rank the gallery before/after eq. 9 with these generations.
+
+        Args:
+            image: the reference image (path, bytes, PIL or array) — validated by :func:`load_image`.
+            use_ifr: ``on``, ``off`` or ``both`` (IFR ablation, Fig. 5: same seed, side by side).
+            steps, cfg, seed: denoising steps, classifier-free guidance scale, seed.
+            eta: η of eq. 9 for the ranked lists.
+            custom_pose: optional keypoint json / skeleton image / photo (:func:`load_custom_pose`).
+            backbone: ReID backbone used for the ranked lists.
+
+        Returns:
+            ``{"images": {"on"|"off": [PIL]}, "poses": [name], "skeletons": [(array, name)],
+            "reference": PIL, "query_index": int | None, "ranks": dict | None, "gen_feats": (M, d) | None,
+            "seconds": float, "notes": [str]}``.
+        """
+        use_ifr = check_choice("IFR", use_ifr, IFR_CHOICES)
+        steps = check_int("steps", steps, *STEPS_RANGE)
+        cfg = check_float("CFG scale", cfg, *CFG_RANGE)
+        seed = check_int("seed", seed, *SEED_RANGE)
+        eta = check_float("η", eta, *ETA_RANGE)
+        ref = load_image(image, what="reference image")
+        notes: list[str] = []
+        poses = list(self.models.representative_poses())
+        if custom_pose is not None:
+            pose, how = load_custom_pose(custom_pose)
+            poses.append((f"custom ({how})", pose))
+        skeletons = [(draw.draw_pose(p, 128, 256), n) for n, p in poses]
+        pipe = self.models.pipeline()
+        modes = ("on", "off") if use_ifr == "both" else (use_ifr,)
+        images: dict[str, list[Image.Image]] = {}
+        t0 = time.perf_counter()
+        with self.models.gen_lock:
+            for mi, mode in enumerate(modes):
+                def cb(_pipe: Any, step: int, _t: Any, kw: dict, mi: int = mi, mode: str = mode) -> dict:
+                    progress((mi + (step + 1) / steps) / len(modes), f"Generating (IFR {mode}) step {step + 1}/{steps}")
+                    return kw
+
+                progress(mi / len(modes), f"Generating (IFR {mode}) …")
+                out = pipe(reference_image=ref, poses=[p for _, p in poses], num_inference_steps=steps,
+                           guidance_scale=cfg, seed=seed, use_ifr=(mode == "on"), callback_on_step_end=cb)
+                images[mode] = list(out.images)
+        seconds = time.perf_counter() - t0
+        result: dict[str, Any] = {"images": images, "poses": [n for n, _ in poses], "skeletons": skeletons,
+                                  "reference": ref, "query_index": None, "ranks": None, "gen_feats": None,
+                                  "seconds": round(seconds, 2), "notes": notes, "backbone": backbone}
+        qi = None
+        try:
+            qi = self.bench.benchmark_query_index(ref, "standard", backbone)
+        except Pose2IDError as exc:
+            notes.append(f"Ranked lists unavailable: {exc}")
+        if qi is None:
+            notes.append("This image is not a benchmark query image, so there is no gallery to rank; pick "
+                         "one of the examples to see the top-10 before/after eq. 9.")
+            return result
+        bb = self.load_backbone(backbone)
+        imgs = images["on"] if "on" in images else images["off"]
+        with self.models.extract_lock:
+            gen = _l2n(bb.extract(imgs, batch_size=16))
+        result["query_index"] = qi
+        result["gen_feats"] = gen
+        result["ranks"] = self.ranks_with_generations(qi, gen, eta, backbone)
+        return result
+
+    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = 0.5,
+                               backbone: str = "synthped-reid", task: str = "standard") -> dict[str, Any]:
+        """Top-10 of a benchmark query before and after eq. 9 with the user's own generations.
+
+        The query feature becomes ``||f|| + eta/M * sum_i f_i`` over the ``M`` generated images'
+        features; the gallery is left as it is.
+        """
+        eta = check_float("η", eta, *ETA_RANGE)
+        data = self.bench.bench_data(task, backbone)
+        qi = check_int("query index", query_index, 0, len(data.q) - 1)
+        gen = np.asarray(gen_feats, np.float32)
+        if gen.ndim != 2 or gen.shape[1] != data.q.shape[1] or not np.all(np.isfinite(gen)):
+            raise Pose2IDError("The generated features do not fit this backbone; please generate again.")
+        q_after = _l2n(centralize(data.q[qi][None], gen[None], eta))[0]
+        before = np.linalg.norm(data.g - data.q[qi][None], axis=1)
+        after = np.linalg.norm(data.g - q_after[None], axis=1)
+        return {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
+                "before": self.bench.top_list(data, qi, before, QUERY_TOP),
+                "after": self.bench.top_list(data, qi, after, QUERY_TOP), "after_setting": f"eq. 9, η={eta:g}"}

@@ -1,0 +1,361 @@
+"""Every check of user input, and every file opened on a request's behalf.
+
+Parameters from the UI or the API are validated here (:func:`check_float`, :func:`check_int`,
+:func:`check_choice`, :class:`BenchSettings`) — the UI's slider limits are not the only guard. Uploaded
+images (:func:`load_image`), custom poses (:func:`load_custom_pose`) and feature files
+(:func:`open_feature_file`) are decoded here with bounded work, and every file path a request names passes
+through :func:`resolve_request_file` first: the one place where rules on which paths a request may read
+belong. Bad input raises :class:`~pose2id_demo.engine.errors.Pose2IDError` with a sentence for the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pose2id_demo import poses
+from pose2id_demo.featurefile import FeatureSet, load_feature_npz
+
+from .errors import Pose2IDError
+
+TASKS = ("standard", "occluded", "infrared")
+APPLY_CHOICES = ("none", "query", "gallery", "both")
+IFR_CHOICES = ("on", "off", "both")
+ROW_NAMES = ("baseline", "+NFC", "+IPG", "+NFC+IPG")
+METRIC_COLUMNS = ("mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²")
+
+#: Uploaded images: at most this many pixels are ever decoded (a 12,000 × 12,000 "decompression bomb"
+#: is refused, or — for JPEG — decoded at 1/2…1/8 scale by the decoder itself, so memory stays bounded).
+MAX_IMAGE_PIXELS = 40_000_000
+#: Uploaded images larger than this many bytes are refused before decoding.
+MAX_IMAGE_BYTES = 30 * 1024 * 1024
+#: Smallest accepted image side (pixels).
+MIN_IMAGE_SIDE = 16
+#: Decoded images are downscaled (aspect kept) so that their longer side is at most this.
+WORK_MAX_SIDE = 1024
+#: Feature files (.npz) from the UI/API: limit on the file size and on its uncompressed arrays.
+MAX_FEATURE_BYTES = 512 * 1024 * 1024
+#: Pose json uploads larger than this are refused.
+MAX_POSE_JSON_BYTES = 1024 * 1024
+
+# Parameter ranges enforced by the engine (inclusive).
+STEPS_RANGE = (1, 50)
+CFG_RANGE = (1.0, 10.0)
+SEED_RANGE = (0, 2**32 - 1)
+ETA_RANGE = (0.0, 10.0)
+K_RANGE = (1, 20)
+N_IDS_RANGE = (2, 30)
+QUERY_TOP = 10
+
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise Pose2IDError(f"{name} must be a number, got {value!r}.")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise Pose2IDError(f"{name} must be a number, got {str(value)[:40]!r}.") from None
+    if not math.isfinite(x):
+        raise Pose2IDError(f"{name} must be a finite number, got {value!r}.")
+    return x
+
+
+def check_float(name: str, value: Any, lo: float, hi: float) -> float:
+    """``value`` as a finite float in ``[lo, hi]``, else :class:`Pose2IDError`."""
+    x = _as_float(name, value)
+    if not lo <= x <= hi:
+        raise Pose2IDError(f"{name} must be between {lo:g} and {hi:g}; got {x:g}.")
+    return x
+
+
+def check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` as an integer in ``[lo, hi]`` (integral floats accepted), else :class:`Pose2IDError`."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        x = int(value)
+    else:
+        f = _as_float(name, value)
+        if f != int(f):
+            raise Pose2IDError(f"{name} must be a whole number; got {f:g}.")
+        x = int(f)
+    if not lo <= x <= hi:
+        raise Pose2IDError(f"{name} must be between {lo} and {hi}; got {x}.")
+    return x
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices`` (case-insensitive), else :class:`Pose2IDError`."""
+    v = str(value).strip().lower() if value is not None else ""
+    for c in choices:
+        if v == c.lower():
+            return c
+    raise Pose2IDError(f"{name} must be one of {', '.join(choices)}; got {str(value)[:40]!r}.")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """One user's benchmark settings (validated).
+
+    Attributes:
+        task: SynthPed task (``standard``, ``occluded`` or ``infrared``).
+        backbone: ReID backbone name (:func:`pose2id_demo.reid.list_backbones`).
+        eta: η of eq. 9.
+        k1, k2: NFC neighbourhood sizes (Alg. 1).
+        nfc_on, ipg_on: which set NFC / IPG centralization is applied to (``query``/``gallery``/``both``).
+        rerank: k-reciprocal re-ranking (k1=20, k2=6, λ=0.3) instead of the Euclidean distance.
+    """
+
+    task: str = "standard"
+    backbone: str = "synthped-reid"
+    eta: float = 0.5
+    k1: int = 2
+    k2: int = 2
+    nfc_on: str = "both"
+    ipg_on: str = "both"
+    rerank: bool = False
+
+    @classmethod
+    def make(cls, **kw: Any) -> BenchSettings:
+        """Validate raw values (from the UI or the API) into settings; raises :class:`Pose2IDError`."""
+        d = asdict(cls())
+        d.update({k: v for k, v in kw.items() if v is not None})
+        rr = d["rerank"]
+        if isinstance(rr, str):
+            rr = rr.strip().lower() in ("1", "true", "on", "yes")
+        return cls(
+            task=check_choice("task", d["task"], TASKS),
+            backbone=str(d["backbone"])[:64],
+            eta=check_float("η", d["eta"], *ETA_RANGE),
+            k1=check_int("k1", d["k1"], *K_RANGE),
+            k2=check_int("k2", d["k2"], *K_RANGE),
+            nfc_on=check_choice("NFC on", d["nfc_on"], APPLY_CHOICES),
+            ipg_on=check_choice("IPG on", d["ipg_on"], APPLY_CHOICES),
+            rerank=bool(rr),
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Files a request names
+# --------------------------------------------------------------------------------------------------
+
+
+def resolve_request_file(value: Any, what: str = "file") -> Path:
+    """The path of a file a request names: a path string, an ``os.PathLike`` or a Gradio FileData dict.
+
+    Every file opened on a request's behalf (images, poses, feature files) goes through this function.
+
+    Raises:
+        Pose2IDError: when no file is named.
+    """
+    if isinstance(value, dict):  # a Gradio FileData payload
+        value = value.get("path") or value.get("name")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise Pose2IDError(f"Please provide a {what} file.")
+    if not isinstance(value, (str, os.PathLike)):
+        raise Pose2IDError(f"The {what} must be a file, got {type(value).__name__}.")
+    return Path(os.fspath(value))
+
+
+def open_feature_file(value: Any) -> FeatureSet:
+    """A user's feature file (``.npz``) as a :class:`~pose2id_demo.featurefile.FeatureSet`.
+
+    Read by :func:`pose2id_demo.featurefile.load_feature_npz` (no pickles; keys, dtypes, shapes, finiteness
+    checked) with a limit of :data:`MAX_FEATURE_BYTES` on the file and on its uncompressed arrays.
+    """
+    if value is None or (isinstance(value, dict) and not (value.get("path") or value.get("name"))):
+        raise Pose2IDError("Please upload a feature file (.npz).")
+    path = resolve_request_file(value, "feature")
+    try:
+        return FeatureSet.from_arrays(load_feature_npz(path, max_bytes=MAX_FEATURE_BYTES))
+    except ValueError as exc:
+        raise Pose2IDError(f"The feature file cannot be used: {exc}.") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Untrusted images
+# --------------------------------------------------------------------------------------------------
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL mode → 8-bit RGB (16-bit and float scaled, transparency composited on white)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        if mode.startswith("I;16"):
+            a = a / 257.0
+        elif a.size and a.max() > 255:  # 32-bit int / float greyscale: stretch to 0..255
+            lo, hi = float(a.min()), float(a.max())
+            a = (a - lo) / max(hi - lo, 1e-12) * 255.0
+        a8 = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        return Image.fromarray(a8, mode="L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if mode == "RGB":
+        return im
+    return im.convert("RGB")
+
+
+def load_image(source: Any, what: str = "image") -> Image.Image:
+    """Decode an untrusted image upload into a bounded 8-bit RGB PIL image.
+
+    Accepts a file path, bytes, a PIL image or a uint8/uint16 numpy array. Handles greyscale, RGBA,
+    CMYK, 16-bit PNG and animated GIF (first frame). Refuses corrupt or non-image files, images smaller
+    than :data:`MIN_IMAGE_SIDE` and images above :data:`MAX_IMAGE_PIXELS` (JPEGs above it are decoded
+    at reduced scale by the decoder instead, so memory stays bounded). The result's longer side is at
+    most :data:`WORK_MAX_SIDE`.
+
+    Raises:
+        Pose2IDError: with a message naming ``what`` and the problem.
+    """
+    if source is None:
+        raise Pose2IDError(f"Please provide an {what}.")
+    if isinstance(source, dict):  # a Gradio FileData payload
+        source = source.get("path") or source.get("name")
+        if source is None:
+            raise Pose2IDError(f"Please provide an {what}.")
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim not in (2, 3) or arr.size == 0:
+            raise Pose2IDError(f"The {what} array has shape {arr.shape}; expected H×W or H×W×C.")
+        if arr.dtype == np.uint16:
+            arr = (arr / 257.0).round().astype(np.uint8)
+        if arr.dtype != np.uint8:
+            raise Pose2IDError(f"The {what} array must be uint8 or uint16, got {arr.dtype}.")
+        if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
+            raise Pose2IDError(f"The {what} array has {arr.shape[2]} channels; expected 1, 3 or 4.")
+        source = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    if isinstance(source, Image.Image):
+        im = source
+        fmt = None
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+            if len(data) > MAX_IMAGE_BYTES:
+                raise Pose2IDError(f"The {what} is {len(data) / 2**20:.0f} MB; the limit is "
+                                   f"{MAX_IMAGE_BYTES // 2**20} MB.")
+            fp: Any = io.BytesIO(data)
+        else:
+            p = resolve_request_file(source, what)
+            if not p.is_file():
+                raise Pose2IDError(f"The {what} file could not be found.")
+            size = p.stat().st_size
+            if size == 0:
+                raise Pose2IDError(f"The {what} file is empty.")
+            if size > MAX_IMAGE_BYTES:
+                raise Pose2IDError(f"The {what} file is {size / 2**20:.0f} MB; the limit is "
+                                   f"{MAX_IMAGE_BYTES // 2**20} MB.")
+            fp = p
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(fp)  # reads the header only
+        except Image.DecompressionBombError:
+            raise Pose2IDError(f"The {what} is far too large to decode safely (limit "
+                               f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels).") from None
+        except UnidentifiedImageError:
+            raise Pose2IDError(f"The {what} is not an image file Pillow can read (corrupt, or another "
+                               f"kind of file renamed). Please upload a JPEG, PNG, WebP or GIF.") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise Pose2IDError(f"The {what} is damaged or truncated and could not be read ({exc}).") from None
+        fmt = im.format
+    w, h = im.size
+    if w < MIN_IMAGE_SIDE or h < MIN_IMAGE_SIDE:
+        raise Pose2IDError(f"The {what} is only {w}×{h} pixels; it needs to be at least "
+                           f"{MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE}.")
+    try:
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)  # animated GIF / APNG / multi-page TIFF: the first frame
+        if w * h > MAX_IMAGE_PIXELS:
+            if fmt == "JPEG":
+                # The JPEG decoder can scale by 1/2, 1/4 or 1/8 while decoding: bounded memory.
+                # draft() picks the smallest of those scales that still covers the requested size.
+                scale = WORK_MAX_SIDE / max(w, h)
+                im.draft(im.mode if im.mode in ("L", "RGB") else "RGB",
+                         (max(1, int(w * scale)), max(1, int(h * scale))))
+                if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+                    raise Pose2IDError(f"The {what} is {w}×{h} pixels; the limit is "
+                                       f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels.")
+            else:
+                raise Pose2IDError(f"The {what} is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); the "
+                                   f"limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Please downscale it.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            rgb = _to_rgb(im)
+    except Pose2IDError:
+        raise
+    except Exception as exc:  # truncated data, broken chunks, decoder errors
+        raise Pose2IDError(f"The {what} is damaged and could not be decoded ({type(exc).__name__}).") from None
+    if max(rgb.size) > WORK_MAX_SIDE:
+        rgb = rgb.copy()
+        rgb.thumbnail((WORK_MAX_SIDE, WORK_MAX_SIDE), Image.Resampling.LANCZOS)
+    return rgb
+
+
+def image_digest(im: Image.Image) -> str:
+    """Content hash of an RGB image (size + pixels); identifies benchmark images however they arrive."""
+    a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    h = hashlib.sha1(f"{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# Untrusted poses
+# --------------------------------------------------------------------------------------------------
+
+
+def load_custom_pose(source: Any) -> tuple[Any, str]:
+    """A custom target pose from a keypoint json, an OpenPose skeleton image or a photo of a person.
+
+    Images are decoded by :func:`load_image` (bounded, validated) and then handed to
+    :func:`pose2id_demo.poses.pose_from_upload`, which tells skeleton renders from photos (photos go
+    through the offline pose estimator).
+
+    Returns:
+        ``(Pose, how)`` where ``how`` says how the pose was obtained.
+
+    Raises:
+        Pose2IDError: unreadable file, invalid keypoints, or no person found in the photo.
+    """
+    if isinstance(source, dict):
+        source = source.get("path") or source.get("name")
+    if source is None:
+        raise Pose2IDError("Please provide a custom pose file.")
+    p = resolve_request_file(source, "custom pose")
+    if not p.is_file():
+        raise Pose2IDError("The custom pose file could not be found.")
+    if p.suffix.lower() == ".json":
+        if p.stat().st_size > MAX_POSE_JSON_BYTES:
+            raise Pose2IDError("The pose json is larger than 1 MB; a pose is 18 keypoints.")
+        try:
+            return poses.load_pose_json(p), "keypoint json"
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Pose2IDError(f"The pose json is not valid: {exc}") from None
+    im = load_image(p, what="pose image")
+    try:
+        pose, kind = poses.pose_from_upload(im)
+    except poses.NoPersonFound:
+        raise Pose2IDError("No person was found in the pose photo; the pose step needs a clearly "
+                           "visible person (or upload a skeleton image or keypoint json).") from None
+    except ValueError as exc:
+        raise Pose2IDError(f"No pose could be read from the pose image: {exc}.") from None
+    how = {"skeleton": "skeleton image", "photo": "pose estimated from the photo"}.get(kind, kind)
+    return pose, how
