@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eta", type=_finite_float, default=1.0, help="IPG quality coefficient eta of eq. 9 (default 1)")
     ev.add_argument(
         "--nfc-mode",
-        choices=("separate", "joint"),
+        choices=ablation.NFC_MODES,
         default="separate",
         help="neighbours within each set (published setting, default) or across query+gallery",
     )
