@@ -278,3 +278,21 @@ def test_image_file_is_content_addressed_and_never_seen_half_written():
     for t in ts:
         t.join()
     assert bad == []
+
+
+def test_per_query_table_and_typical_query(eng: Engine) -> None:
+    from pose2id_demo import ablation
+
+    data = eng._store[("bench", "standard", "toy")]
+    res = eng.per_query("standard", "toy", eta=1.0, k1=2, k2=2)
+    assert res["after_setting"] == "+NFC+IPG" and len(res["rows"]) == len(data.q)
+    pq = ablation.per_query(data, ablation.Settings(eta=1.0, k1=2, k2=2))
+    assert [r["AP after"] for r in res["rows"]] == pytest.approx(list(pq["ap_after"]), nan_ok=True)
+    assert res["typical"] == ablation.typical_query(pq)
+    delta = np.array([r["ΔAP"] for r in res["rows"]])
+    t = res["typical"]
+    assert abs(delta[t] - res["mean_delta_ap"]) == pytest.approx(np.nanmin(np.abs(delta - np.nanmean(delta))), abs=0.02)
+    # the benchmark table's mAP is the mean of the per-query APs
+    rows = {r["setting"]: r for r in eng.benchmark("standard", "toy", eta=1.0)["rows"]}
+    assert np.nanmean([r["AP before"] for r in res["rows"]]) == pytest.approx(rows["baseline"]["mAP"], abs=0.01)
+    assert eng.per_query("standard", "toy", eta=1.0, k1=2, k2=2) is res  # cached by its settings
