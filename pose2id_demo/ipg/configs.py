@@ -63,15 +63,14 @@ def build_components(config: str, reid_dim: int, unet_overrides: dict[str, Any] 
         ch = vae.latent_channels if isinstance(vae, PixelUnshuffleVAE) else vae.config.latent_channels
         ucfg = {**TINY_UNET_CONFIG, "in_channels": ch, "out_channels": ch, **(unet_overrides or {})}
         ifr = IFR(in_dim=reid_dim, **TINY_IFR)
-        pose_widths = (16, 32, 64)
+        default_pose_widths: tuple[int, ...] = (16, 32, 64)
     elif config == "sd15":
         ucfg = {**SD15_UNET_CONFIG, **(unet_overrides or {})}
         ifr = IFR(in_dim=reid_dim, num_tokens=20, dim=768)
-        pose_widths = (16, 32, 64, 128)
+        default_pose_widths = (16, 32, 64, 128)
     else:
         raise ValueError(f"unknown IPG config {config!r}; use 'tiny' or 'sd15'")
-    if pose_widths is not None:
-        pose_widths = tuple(int(c) for c in pose_widths)
+    pose_widths = tuple(int(c) for c in pose_widths) if pose_widths is not None else default_pose_widths
     return dict(
         reference_unet=UNet2DConditionModel(**ucfg),
         denoising_unet=PoseConditionedUNet2DConditionModel(**ucfg),

@@ -332,15 +332,20 @@ def sample_grid(pipe: Pose2IDPipeline, root: str | Path, path: Path, n_refs: int
 
 # ----------------------------------------------------------------------------- main
 def init_from_pipeline(m: dict, directory: Path) -> None:
-    """Copy into ``m`` the tensors of a saved pipeline folder whose names and shapes match (others stay fresh)."""
+    """Load into each module of ``m`` its weights from a saved pipeline folder when the architectures match
+    exactly (same tensor names and shapes); a module whose architecture differs stays freshly initialised
+    (a half-copied module — e.g. another Pose Guider's non-zero ``conv_out`` on fresh early layers — would
+    start from noise instead of from "no signal")."""
     for n in TRAINED:
         f = directory / n / "diffusion_pytorch_model.safetensors"
         if not f.exists():
             continue
         src, own = load_file(f), m[n].state_dict()
-        same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-        m[n].load_state_dict(same, strict=False)
-        logger.info("init %s from %s: %d/%d tensors", n, directory, len(same), len(own))
+        if set(src) == set(own) and all(src[k].shape == own[k].shape for k in own):
+            m[n].load_state_dict(src)
+            logger.info("init %s from %s", n, directory)
+        else:
+            logger.info("init %s: architecture differs from %s, starting fresh", n, directory)
 
 
 def lr_factor(step: int, warmup: int, anneal_start: int | None, anneal_steps: int, anneal_min: float) -> float:
@@ -475,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("config %s: params %s; batch %d, lr %g, scaling %.4f, image %s, pose %s", args.config,
                 {k: f"{v / 1e6:.2f}M" for k, v in n_params.items()}, bsz, lr, scaling, image_size, pose_size)
     (out / "train_args.json").write_text(json.dumps({**vars(args), "out": str(out), "lr": lr, "batch_size": bsz,
-                                                     "argv": sys.argv}, indent=1))
+                                                     "argv": sys.argv}, indent=1, default=str))
     ema_pipe = make_pipeline(ema, vae, reid)
 
     def export() -> None:
