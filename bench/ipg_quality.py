@@ -107,7 +107,7 @@ def direction_index(pose, fw: float) -> int:
     return DIRECTIONS.index(d) if d is not None else -1
 
 
-def build_context(ref_every: int, backbones: list[str]) -> Context:
+def build_context(ref_every: int, backbones: list[str], estimator_dir: Path | None = None) -> Context:
     from pose2id_demo.data import load_market
     from pose2id_demo.data.synthped import ensure_benchmark, item_for_file, render_ground_truth
     from pose2id_demo.paths import POSES_DIR
@@ -118,7 +118,7 @@ def build_context(ref_every: int, backbones: list[str]) -> Context:
 
     root = Path(ensure_benchmark("standard", progress=False))
     ds = load_market(root)
-    est = KeypointEstimator.from_pretrained()
+    est = KeypointEstimator.from_pretrained(estimator_dir)
     fw = est.model.config.frontal_width
     refs = ds.query[::ref_every]
     index = json.loads((POSES_DIR / "index.json").read_text())["poses"]
@@ -317,15 +317,58 @@ def grid(ctx: Context, on: np.ndarray, off: np.ndarray, path: Path, n: int = 4) 
     canvas.save(path)
 
 
+def pose_signal_ratio(pipe, ctx: Context, n_t: int = 5) -> dict:
+    """RMS of the Pose Guider's embedding E_pose against the RMS of the denoising UNet's ``conv_in`` output
+    on noisy latents z_t of the ground truth (what E_pose is added to), at a few timesteps."""
+    import torch
+
+    gt64 = np.stack([box(g) for g in ctx.gt[:, 0]])
+    x = torch.from_numpy(gt64).permute(0, 3, 1, 2).float() / 127.5 - 1
+    out = {}
+    with torch.no_grad():
+        z0 = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+        pose = pipe.encode_poses(ctx.target_poses[:1] * len(gt64))
+        g = torch.Generator().manual_seed(0)
+        for t in np.linspace(0, 999, n_t).round().astype(int):
+            noise = torch.randn(z0.shape, generator=g)
+            zt = pipe.scheduler.add_noise(z0, noise, torch.full((len(z0),), int(t)))
+            h = pipe.denoising_unet.conv_in(zt)
+            out[str(int(t))] = round(float(pose.pow(2).mean().sqrt() / h.pow(2).mean().sqrt()), 4)
+    return out
+
+
+def run_probes(pipe, ctx: Context, steps: int) -> dict:
+    """Inference-time diagnosis of the pose adherence (IFR on): pose-embedding scale, reference attention
+    off, DDIM steps; and the pose signal's size against the latent features it is added to."""
+    res = {"pose_embedding_rms_over_conv_in_rms_by_t": pose_signal_ratio(pipe, ctx)}
+    variants = {"pose_scale_0": dict(pose_scale=0.0), "pose_scale_2": dict(pose_scale=2.0),
+                "pose_scale_4": dict(pose_scale=4.0), "no_reference_attention": dict(use_reference_attention=False),
+                "ddim_steps_10": dict(steps=10), "ddim_steps_50": dict(steps=50)}
+    for name, kw in variants.items():
+        kw = dict(kw)
+        st = kw.pop("steps", steps)
+        t0 = time.time()
+        ims = generate(pipe, ctx, True, st, **kw)
+        sc = score_generations(ctx, ims)
+        p = sc["pose"]
+        res[name] = {"pck_target": p["pck_target"], "direction_target": p["direction_target"],
+                     "pck_reference": p["pck_reference"], "direction_reference": p["direction_reference"],
+                     "identity_rank1": sc["identity_rank1"], "fidelity_64x32": sc["fidelity_64x32"],
+                     "seconds": round(time.time() - t0, 1)}
+        logger.info("probe %s: %s (%s)", name, res[name], load_line())
+    return res
+
+
 def run_pose_transfer(model_dir: Path, ref_every: int, steps: int, backbones: list[str], do_timing: bool,
-                      grid_path: Path | None) -> dict:
+                      grid_path: Path | None, probes: bool = False, do_baselines: bool = True,
+                      estimator_dir: Path | None = None, save=None) -> dict:
     from pose2id_demo.ipg.pipeline import Pose2IDPipeline
     from pose2id_demo.ipg.precompute import model_hash
 
     pipe = Pose2IDPipeline.from_pretrained(model_dir)
     pipe.set_progress_bar_config(disable=True)
     t0 = time.time()
-    ctx = build_context(ref_every, backbones)
+    ctx = build_context(ref_every, backbones, estimator_dir)
     logger.info("context: %d references × %d targets (%.0f s, %s)", len(ctx.refs), len(ctx.target_poses),
                 time.time() - t0, load_line())
     res = {"model": model_dir.name, "model_sha": model_hash(model_dir), "ddim_steps": steps, "guidance_scale": 3.5,
@@ -333,8 +376,9 @@ def run_pose_transfer(model_dir: Path, ref_every: int, steps: int, backbones: li
                                  f"× the 8 representative poses' source training images as targets",
            "n_references": len(ctx.refs), "targets": ctx.target_names,
            "estimator": "assets/models/keypoint-net (direction: its direction head)"}
-    res["baselines"] = baselines(ctx, pipe)
-    logger.info("baselines done (%s)", load_line())
+    if do_baselines:
+        res["baselines"] = baselines(ctx, pipe)
+        logger.info("baselines done (%s)", load_line())
     gens = {}
     for use_ifr in (True, False):
         t1 = time.time()
@@ -343,6 +387,12 @@ def run_pose_transfer(model_dir: Path, ref_every: int, steps: int, backbones: li
         res[key] = score_generations(ctx, gens[use_ifr])
         res[key]["generation_seconds"] = round(time.time() - t1, 1)
         logger.info("%s: %s (%s)", key, json.dumps({k: v for k, v in res[key].items() if k != "pose"}), load_line())
+    if save is not None:
+        save(res)
+    if probes:
+        res["probes"] = run_probes(pipe, ctx, steps)
+        if save is not None:
+            save(res)
     if do_timing:
         res["timing_seconds"] = timing(pipe, ctx, steps)
     res["load_at_end"] = load_line()
@@ -429,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbones", nargs="+", default=["synthped-reid", "imagenet-mobilenetv2"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--no-baselines", action="store_true", help="skip the ceilings and trivial baselines")
+    ap.add_argument("--probes", action="store_true", help="also the inference-time diagnosis probes")
+    ap.add_argument("--estimator", type=Path, default=None, help="keypoint-net folder (default assets/models/keypoint-net)")
     ap.add_argument("--json", type=Path, default=REPO / "docs" / "ipg_quality.json")
     ap.add_argument("--key", default="pose_transfer", help="key of the json the results go under")
     ap.add_argument("--grid", type=Path, default=REPO / "docs" / "ipg_grid.png")
@@ -444,8 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("start (%s)", load_line())
     model_dir = args.model or MODELS_DIR / "ipg-tiny"
     out = json.loads(args.json.read_text()) if args.json.exists() else {}
+
+    def save(partial: dict) -> None:  # after each section, so a long run's numbers survive an interruption
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**out, args.key: partial}, indent=1))
+
     out[args.key] = run_pose_transfer(model_dir, args.ref_every, args.steps, args.backbones, not args.no_timing,
-                                      None if args.no_grid else args.grid)
+                                      None if args.no_grid else args.grid, args.probes, not args.no_baselines,
+                                      args.estimator, save)
     if args.eq9:
         out.update(run_eq9(model_dir, args.steps))
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -277,3 +277,26 @@ def test_load_embedded_generates():
     out = emb(make_image(0), [make_pose(), make_pose(3)], num_inference_steps=2, seed=42).images
     assert [im.size for im in out] == [(32, 64), (32, 64)]
     assert np.asarray(out[0]).std() > 1  # not a blank image
+
+
+def test_diagnosis_knobs_reference_attention_off_and_pose_scale(pipe):
+    """use_reference_attention=False: the reference no longer matters (IFR off); pose_scale=0 equals a
+    Pose Guider whose output is zero, and pose_scale=1 is the default."""
+    kw = dict(num_inference_steps=2, seed=1, output_type="np", use_ifr=False)
+    a = pipe(make_image(0), [make_pose()], use_reference_attention=False, **kw).images
+    b = pipe(make_image(5), [make_pose()], use_reference_attention=False, **kw).images
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    ref = pipe(make_image(0), [make_pose()], **kw).images
+    np.testing.assert_allclose(pipe(make_image(0), [make_pose()], pose_scale=1.0, **kw).images, ref, atol=1e-6)
+    zero = pipe(make_image(0), [make_pose()], pose_scale=0.0, **kw).images
+    conv = pipe.pose_guider.conv_out
+    saved = conv.weight.detach().clone(), conv.bias.detach().clone()
+    try:
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.bias.zero_()
+        np.testing.assert_allclose(pipe(make_image(0), [make_pose()], **kw).images, zero, atol=1e-6)
+    finally:
+        with torch.no_grad():
+            conv.weight.copy_(saved[0])
+            conv.bias.copy_(saved[1])
