@@ -6,6 +6,7 @@
 
 import argparse
 
+from pose2id_demo import warmup
 from pose2id_demo.engine import Pose2IDError, get_engine
 from pose2id_demo.ui import build_demo, launch
 
@@ -23,4 +24,7 @@ if __name__ == "__main__":
             get_engine().use_official_ipg(args.ipg_weights, args.reid_extractor)
         except Pose2IDError as exc:
             parser.exit(2, f"error: {exc}\n")
-    launch(build_demo())
+    demo = build_demo()
+    # Prepare in the background what first clicks would wait for (features, images, models; pose2id_demo.warmup).
+    warmup.start(get_engine())
+    launch(demo)

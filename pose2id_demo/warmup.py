@@ -1,10 +1,11 @@
 """Warm-up at launch: what a first click would otherwise wait for is prepared in one background thread.
 
 ``python app.py`` calls :meth:`pose2id_demo.engine.Engine.warm_up` once the page is built. The thread works
-through :data:`STEPS` in order — the benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`),
-the SynthPed images (rendered once into the cache; the ranked lists, the generation examples' ranking and
-the cleansing tiles show them), the ReID backbone and the generator, then the default t-SNE and cleansing
-results — at a lower CPU priority than the requests. Callbacks ask :meth:`WarmUp.preparing` whether what
+through its steps in order — the benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`), the
+default t-SNE, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
+recognition of uploaded benchmark queries and the cleansing tiles need them), the ReID backbone, the query
+index and the generator, the default cleansing, then the other tasks' images — at a lower CPU priority than
+the requests. Callbacks ask :meth:`WarmUp.preparing` whether what
 they need is ready: while the warm-up is still on it they answer at once with a "preparing …" sentence
 instead of blocking; once the warm-up has finished (or was never started, as in the tests and the CLI)
 they compute as before. A failed step is logged in one line and simply left to the callback that needs it.
@@ -54,25 +55,26 @@ def _nice_this_thread(inc: int = 10) -> None:
 class WarmUp:
     """The launch-time warm-up of one :class:`~pose2id_demo.engine.Engine` (see the module docstring)."""
 
-    def __init__(self, engine: Any, tasks: tuple[str, ...], backbones: list[str], default_backbone: str,
-                 example: str | None = None) -> None:
+    def __init__(self, engine: Any, tasks: tuple[str, ...], backbones: list[str], default_backbone: str) -> None:
         self.engine = engine
         steps: list[Step] = []
         add = lambda name, fn: steps.append(Step(name, fn))  # noqa: E731
         for task in tasks:
             for bb in backbones:
                 add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench_data(t, b))
-        for task in tasks:
-            add(f"render:{task}", lambda t=task: self._render(t))
-        add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
-        if example is not None:
-            add(f"qindex:standard:{default_backbone}",
-                lambda: engine.benchmark_query_index(self._open(example), "standard", default_backbone))
-        add("generator", engine.pipeline)
-        for bb in backbones:
+        for bb in backbones:  # features only
             add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
-        for bb in backbones:
-            add(f"cleansing:standard:{bb}", lambda b=bb: engine.cleansing("standard", b))
+        first, rest = tasks[0], tasks[1:]
+        add(f"render:{first}", lambda: self._render(first))
+        add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
+        # Any benchmark query image builds the index that recognises uploads of benchmark queries.
+        add(f"qindex:{first}:{default_backbone}", lambda: engine.benchmark_query_index(
+            self._open(engine.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
+        add("generator", engine.pipeline)
+        for bb in backbones:  # the train split's keypoint files and images come with the render
+            add(f"cleansing:{first}:{bb}", lambda b=bb: engine.cleansing(first, b))
+        for task in rest:
+            add(f"render:{task}", lambda t=task: self._render(t))
         self.steps = {s.name: s for s in steps}
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
@@ -157,3 +159,31 @@ class WarmUp:
     def status(self) -> dict[str, dict[str, Any]]:
         return {n: {"state": s.state, "seconds": round(s.seconds, 2), **({"error": s.error} if s.error else {})}
                 for n, s in self.steps.items()}
+
+
+# ---------------------------------------------------------------------- the app's one warm-up
+_current: WarmUp | None = None
+_start_lock = threading.Lock()
+DEFAULT_BACKBONES = ("synthped-reid", "imagenet-mobilenetv2")
+
+
+def start(engine: Any, background: bool = True) -> WarmUp:
+    """Start the warm-up of ``engine`` once per process (later calls return the running one)."""
+    global _current
+    with _start_lock:
+        if _current is None:
+            from pose2id_demo.data.synthped.constants import TASKS
+
+            _current = WarmUp(engine, tuple(TASKS), list(DEFAULT_BACKBONES), DEFAULT_BACKBONES[0])
+            _current.start(background=background)
+        return _current
+
+
+def preparing(*names: str, wait: float = 0.0) -> str | None:
+    """:meth:`WarmUp.preparing` of the running warm-up; None when none was started."""
+    return None if _current is None else _current.preparing(*names, wait=wait)
+
+
+def finished() -> bool:
+    """Whether there is nothing (more) to wait for: no warm-up was started, or it is over."""
+    return _current is None or _current.finished

@@ -15,7 +15,8 @@ from pose2id_demo.engine import get_engine, shipped_assets
 from pose2id_demo.ui import render
 from pose2id_demo.ui.app import EXAMPLES_DIR
 
-ENDPOINTS = ("generate", "benchmark", "ranks", "tsne", "evaluate_features", "cleansing", "export_features")
+ENDPOINTS = ("generate", "benchmark", "per_query", "ranks", "tsne", "evaluate_features", "cleansing",
+             "export_features")
 BENCH = ("standard", "synthped-reid")
 
 
@@ -79,7 +80,18 @@ def test_ranks_and_tsne(client: Client) -> None:
         for i, r in enumerate(ref[which], 1):  # the border colour of each tile is its match flag
             x, y = render.tile_origin(i)
             assert tuple(strip[y + 1, x + 1]) == (render.GREEN if r["match"] else render.RED), (which, i)
-    fig = client.predict(*BENCH, 1.0, 2, 2, "both", "both", 6, api_name="/tsne")
+    fig, msg = client.predict(*BENCH, 1.0, 2, 2, "both", "both", 6, api_name="/tsne")
+    assert fig is not None and "6 identities" in msg
+
+
+@pytest.mark.slow
+def test_per_query_view(client: Client) -> None:
+    table, fig, msg = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/per_query")
+    ref = get_engine().per_query(*BENCH, eta=1.0, k1=2, k2=2)
+    assert table["headers"] == render.PER_QUERY_COLUMNS and len(table["data"]) == len(ref["rows"])
+    for row, r in zip(table["data"], ref["rows"]):
+        assert row[0] == r["query"] and row[5:] == [r["rank before"], r["rank after"]]
+    assert f"Typical query: **#{ref['typical']}**" in msg and ref["rule"] in msg
     assert fig is not None
 
 
@@ -118,8 +130,12 @@ def test_generate_with_benchmark_example(client: Client) -> None:
 
 @pytest.mark.slow
 def test_cleansing(client: Client) -> None:
-    outliers, rejects, msg = client.predict(*BENCH, api_name="/cleansing")
+    outliers, rejects, msg, per_id = client.predict(*BENCH, api_name="/cleansing")
     assert "Train split" in msg and "outliers" in msg
     res = get_engine().cleansing(*BENCH)
     assert f"**{len(res['outliers'])}** outliers" in msg and f"**{len(res['pose_rejects'])}** rejects" in msg
     assert (outliers is not None) == bool(res["outliers"]) and (rejects is not None) == bool(res["pose_rejects"])
+    removed: dict[int, int] = {}  # images removed per identity, as the table lists them
+    for o in res["outliers"]:
+        removed[o["pid"]] = removed.get(o["pid"], 0) + 1
+    assert {int(row[0]): int(row[1]) for row in per_id["data"]} == removed

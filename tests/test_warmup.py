@@ -20,7 +20,11 @@ class FakeEngine:
         return name
 
     def bench_data(self, task, bb):
-        return self._step(f"features:{task}:{bb}")
+        self._step(f"features:{task}:{bb}")
+        return type("Data", (), {"q_paths": ["q0.jpg"]})()
+
+    def benchmark_query_index(self, image, task, bb):
+        return self._step(f"qindex:{task}:{bb}:{image}")
 
     def backbone(self, bb):
         return self._step(f"backbone:{bb}")
@@ -39,6 +43,7 @@ class FakeEngine:
 def _warm(engine) -> WarmUp:
     w = WarmUp(engine, ("standard",), ["a", "b"], "a")
     w._render = lambda task: engine._step(f"render:{task}")  # no real rendering in a unit test
+    w._open = lambda path: path
     w.steps["render:standard"].run = lambda: w._render("standard")
     return w
 
@@ -49,16 +54,16 @@ def test_steps_run_in_order_and_preparing_clears() -> None:
     w = _warm(eng)
     assert w.preparing("generator") is None  # not started: callbacks compute as before
     w.start()
-    msg = w.preparing("generator", "tsne:standard:a", wait=0.2)
-    assert msg is not None and msg.startswith("⏳ Preparing the embedded generator and the t-SNE")
+    msg = w.preparing("generator", "cleansing:standard:a", wait=0.2)
+    assert msg is not None and msg.startswith("⏳ Preparing the embedded generator and the data cleansing")
     assert w.preparing("features:standard:a", wait=5.0) is None  # done before the gate
     assert w.preparing("no-such-step") is None
     gate.set()
     assert w.wait(10)
     assert w.preparing("generator", "cleansing:standard:b") is None
-    assert eng.calls == ["features:standard:a", "features:standard:b", "render:standard", "backbone:a",
-                         "generator", "tsne:standard:a", "tsne:standard:b", "cleansing:standard:a",
-                         "cleansing:standard:b"]
+    assert eng.calls == ["features:standard:a", "features:standard:b", "tsne:standard:a", "tsne:standard:b",
+                         "render:standard", "backbone:a", "features:standard:a", "qindex:standard:a:q0.jpg",
+                         "generator", "cleansing:standard:a", "cleansing:standard:b"]
     assert all(s["state"] == "done" for s in w.status().values())
 
 

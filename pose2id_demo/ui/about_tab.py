@@ -3,11 +3,14 @@ the headline numbers on this machine, now."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from pose2id_demo.engine import TASKS, get_engine
+from pose2id_demo.paths import REPO_ROOT
 from pose2id_demo.ui.common import TabContext, backbone_choices, user_errors
 
 ABOUT = """
@@ -48,17 +51,10 @@ Uploads: images up to 30 MB and 40 megapixels (bigger JPEGs are decoded at reduc
 are refused), any upload up to 100 MB; feature files are read without unpickling and checked for keys,
 shapes, dtypes and finite values. Generation runs one request at a time (the queue holds the rest).
 
-## Speed, measured (`python -m bench.load --slider`, `python app.py`; 2 shared CPU cores, 2026-11-25)
-* Cold start, `python app.py` to a served page: 6.5 s (17 s while 5 other jobs loaded the machine);
-  models and features load on first use, with a progress bar.
-* Moving a slider to a new table (settings never computed before, NFC included): median 0.21 s, max 0.33 s.
-* 8 concurrent API clients for 20 s (random settings each): 0 failures; benchmark median 1.2 s, ranks 3.0 s.
-* Generating 8 poses with the embedded tiny IPG (20 steps, CFG 3.5, IFR on) and ranking: 8.3 s on a free
-  machine, up to 48 s while other jobs share the 2 cores; IFR on + off side by side costs about 1.5×.
+{speed}
 
 ## API
-Every tab is also an API: `generate`, `benchmark`, `ranks`, `tsne`, `evaluate_features`, `cleansing`
-(see "Use via API" at the bottom of the page, or the README's `gradio_client` example).
+{api}
 """
 
 
@@ -79,10 +75,49 @@ def summary(progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Any:
     return pd.DataFrame(rows, columns=["task", "backbone", "setting", "mAP", "Rank-1", "ID²"])
 
 
-def build(ctx: TabContext) -> None:  # noqa: ARG001 — the About tab needs nothing from the others
-    """The About tab: the text above and the "compute here, now" summary table."""
+SPEED_JSON = REPO_ROOT / "docs" / "speed.json"
+
+
+def speed_lines(path: Path = SPEED_JSON) -> str:
+    """The "Speed, measured" section, written from ``docs/speed.json`` (``python -m bench.speed``, the one
+    source of every speed figure in the README and here)."""
+    try:
+        sp = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "## Speed\nNot measured in this installation (`python -m bench.speed` writes docs/speed.json)."
+    m = sp["machine_before"]
+    out = [f"## Speed, measured (`python -m bench.speed`, {m['time_utc'][:10]}; {m['nproc']} CPU cores, load "
+           f"{m['load'][0]:g} → {sp['machine_after']['load'][0]:g}: a busy shared machine)"]
+    for name, sc in sp["scenarios"].items():
+        where = "empty cache, as on a newcomer's machine" if name == "fresh" else "the cache already filled"
+        first = [r for r in sc.get("first", []) if r.get("error") is None]
+        prep = [r for r in first if r.get("preparing")]
+        out.append(f"* **{where}**: `python app.py` to a served page **{sc['cold_start_s']:.1f} s**; the first "
+                   f"call of each view answers in at most **{sc['first_max_s']:.1f} s**"
+                   + (f" ({len(prep)} of {len(first)} said \"preparing …\" while the warm-up ran, the slowest "
+                      f"real result after {max(r.get('ready_seconds', 0) for r in prep):.0f} s)" if prep else "")
+                   + ".")
+        for r in first:
+            if r["endpoint"] == "/generate":
+                out.append(f"  * first {r['what']}: {r['seconds']:.1f} s")
+        for w in sc.get("warm", []):
+            out.append(f"  * {w['what']}: median {w['median_s']:.2f} s of {len(w['runs_s'])}")
+    return "\n".join(out)
+
+
+def api_line(demo: gr.Blocks) -> str:
+    """Every named endpoint of the wired app (so the list cannot fall behind the code)."""
+    names = sorted({f.api_name for f in demo.fns.values() if f.api_name and f.api_visibility == "public"})
+    return ("Every tab is also an API: " + ", ".join(f"`{n}`" for n in names) +
+            " (see \"Use via API\" at the bottom of the page, or the README's `gradio_client` example).")
+
+
+def build(ctx: TabContext) -> None:
+    """The About tab: the text above (speed from docs/speed.json, the endpoints of the wired app) and the
+    "compute here, now" summary table. Built last, so that every endpoint is wired already."""
     with gr.Tab("About", id="about"):
-        gr.Markdown(ABOUT)
+        gr.Markdown(ABOUT.replace("{speed}", speed_lines()).replace("{api}", api_line(ctx.demo)),
+                    elem_id="about-text")
         sum_btn = gr.Button("Compute the numbers on this machine (all tasks × backbones, default settings)")
         sum_table = gr.Dataframe(headers=["task", "backbone", "setting", "mAP", "Rank-1", "ID²"],
                                  interactive=False, label="Measured here, now")

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from pose2id_demo import warmup
 from pose2id_demo.engine import Pose2IDError, get_engine
 
 log = logging.getLogger("pose2id_demo.ui")
@@ -55,7 +56,8 @@ def user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except Pose2IDError as exc:
+        except Pose2IDError as exc:  # a user's mistake: one warning line in the log, no traceback
+            log.warning("%s: %s", fn.__name__, exc)
             raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
         except MemoryError:
             raise gr.Error("That request needs more memory than this machine has; try a smaller input.",
@@ -66,6 +68,12 @@ def user_errors(fn: Callable) -> Callable:
                            "running; please try again or change the input.") from None
 
     return wrapper
+
+
+def preparing(*steps: str) -> str | None:
+    """"⏳ Preparing …" while the launch-time warm-up is still on one of ``steps`` (:mod:`pose2id_demo.warmup`);
+    None when they are ready or no warm-up runs (then callbacks compute as usual)."""
+    return warmup.preparing(*steps)
 
 
 def payload_path(value: Any) -> str | None:

@@ -59,19 +59,19 @@ def build(ctx: TabContext) -> None:
                 f_eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η")
                 f_nfc = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
                 f_ipg = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
-                eval_btn = gr.Button("Evaluate", variant="primary")
+                eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-btn")
                 with gr.Row():
                     exp_task = gr.Dropdown(list(TASKS), value="standard", label="export task")
                     exp_bb = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="export backbone")
-                exp_btn = gr.Button("Export benchmark features")
+                exp_btn = gr.Button("Export benchmark features", elem_id="export-btn")
                 exp_file = gr.File(label="exported feature file", interactive=False)
             with gr.Column(scale=2):
-                f_msg = gr.Markdown()
+                f_msg = gr.Markdown(label="message", elem_id="features-msg")
                 f_table = gr.Dataframe(label="Ablation on your features (%)", headers=COLUMNS, interactive=False)
                 heat = gr.Plot(label="k1 × k2 (Fig. 9)")
                 with gr.Row():
-                    eta_plot = gr.Plot(label="η curve (Fig. 8)")
-                    m_plot = gr.Plot(label="M curve (Table 6)")
+                    eta_plot = gr.Plot(label="η curve (Fig. 8)", elem_id="eta-plot")
+                    m_plot = gr.Plot(label="M curve (Table 6)", elem_id="m-plot")
         exported_state = gr.State(None)
         eval_btn.click(evaluate_features, [npz, f_k1, f_k2, f_eta, f_nfc, f_ipg, exported_state],
                        [f_table, heat, eta_plot, m_plot, f_msg], api_name="evaluate_features",

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import gradio as gr
 import numpy as np
 
-from pose2id_demo.engine import STEPS_RANGE, get_engine, shipped_assets
+from pose2id_demo.engine import ETA_RANGE, STEPS_RANGE, get_engine, shipped_assets
 from pose2id_demo.ui import render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
@@ -16,6 +16,7 @@ from pose2id_demo.ui.common import (
     LEGEND,
     TabContext,
     payload_path,
+    preparing,
     progress_fn,
     user_errors,
 )
@@ -54,6 +55,13 @@ def _generate_on_device(*args: Any, **kwargs: Any) -> dict:
     return get_engine().generate(*args, **kwargs)
 
 
+#: Said next to the generations when the upload is not a benchmark image (issue: real photos).
+OUT_OF_DOMAIN = ("ℹ️ Real photos are outside the embedded generator's domain (the tiny IPG was trained on SynthPed "
+                 "only, at 64 × 32): expect a SynthPed-like figure. For real photos run the official Pose2ID "
+                 "weights on a GPU: `python app.py --ipg-weights DIR`.")
+READY_MSG = "Upload a person or pick an example, then press **Generate**."
+
+
 # ---------------------------------------------------------------------------------------- callbacks
 @user_errors
 def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: float, eta: float,
@@ -68,14 +76,20 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     image, custom_pose = payload_path(image), payload_path(custom_pose)
     if image is None:
         raise gr.Error("Please upload a person image or pick one of the examples first.", print_exception=False)
+    wait = preparing("render:standard", f"qindex:standard:{backbone}", "generator")
+    if wait:  # answer at once; recognising a benchmark query needs the rendered images, generating the model
+        return (gr.skip(),) * 5 + (f"{wait} Press **Generate** again in a moment.",) + (gr.skip(),) * 2
     res = _generate_on_device(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
                               custom_pose=custom_pose, backbone=backbone, progress=progress_fn(progress))
     names = res["poses"]
-    on = [(render.image_file(im), f"IFR on · {n}") for im, n in zip(res["images"].get("on", []), names)]
-    off = [(render.image_file(im), f"IFR off · {n}") for im, n in zip(res["images"].get("off", []), names)]
+    # Captions are the pose names only: each gallery's heading says IFR on / off (longer captions were cut).
+    on = [(render.image_file(im), n) for im, n in zip(res["images"].get("on", []), names)]
+    off = [(render.image_file(im), n) for im, n in zip(res["images"].get("off", []), names)]
     ranks = res["ranks"]
     lines = [f"Generated {len(names)} poses × {len(res['images'])} IFR setting(s) in {res['seconds']:.1f} s "
              f"(steps {int(steps)}, CFG {float(cfg):g}, seed {int(seed)})."]
+    if res["query_index"] is None and getattr(get_engine(), "generator_is_embedded", True):
+        lines.append(OUT_OF_DOMAIN)
     if ranks:
         lines.append(f"Benchmark query #{res['query_index']} (id {ranks['query']['pid']}): correct in the top-10 "
                      f"**{render.hits(ranks, 'before')} → {render.hits(ranks, 'after')}** "
@@ -87,8 +101,8 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     sheet_rows = [("pose", [a for a, _ in res["skeletons"]])]
     sheet_rows += [(f"IFR {m}", res["images"][m]) for m in ("on", "off") if m in res["images"]]
     sheet = render.image_file(render.pose_sheet(names, sheet_rows))
-    return (on, off, skel, *render.ranked_strip_files(ranks),
-            "\n\n".join(lines), sheet, state)
+    # Not a benchmark image: no gallery to rank; the ranked-list images are then hidden (_ranked_shown).
+    return (on, off, skel, *render.ranked_strip_files(ranks), "\n\n".join(lines), sheet, state)
 
 
 @user_errors
@@ -101,6 +115,21 @@ def rerank_generated(eta: float, state: dict | None) -> tuple:
     msg = (f"Benchmark query #{state['query_index']}: correct in the top-10 **{render.hits(ranks, 'before')} → "
            f"{render.hits(ranks, 'after')}** with eq. 9 (η={float(eta):g}).")
     return *render.ranked_strip_files(ranks), msg
+
+
+def _ranked_shown(state: dict | None) -> tuple:
+    """The ranked lists and their legend show only when there are ranked lists (a benchmark query): no empty
+    boxes for other uploads (the message says why once)."""
+    shown = bool(state and state.get("query_index") is not None)
+    return gr.update(visible=shown), gr.update(visible=shown), gr.update(visible=shown)
+
+
+@user_errors
+def _cleared(_image: Any) -> tuple:
+    """A new reference image (upload or example): the previous person's results are cleared."""
+    skel, sheet = _skeleton_views()
+    return ([], [], gr.update(value=None, visible=False), gr.update(value=None, visible=False), READY_MSG, sheet,
+            None, gr.update(visible=False))
 
 
 @user_errors
@@ -129,8 +158,11 @@ def build(ctx: TabContext) -> None:
                     gr.Examples(examples=[[e] for e in examples], inputs=[ref],
                                 label="SynthPed benchmark queries (ranked lists shown for these)",
                                 examples_per_page=8)
-                custom_pose = gr.File(label="Custom target pose (optional): json, skeleton or photo",
-                                      file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"], height=120)
+                # The label sits above the drop zone as text (a floating block label squeezed the zone).
+                gr.Markdown("**Custom target pose** (optional): a keypoint json, a skeleton image or a photo",
+                            elem_id="custom-pose-label")
+                custom_pose = gr.File(label="Custom target pose", show_label=False, height=150,
+                                      file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"], elem_id="custom-pose")
                 with gr.Row():
                     use_ifr = gr.Radio(["on", "off", "both"], value="both", label="IFR",
                                        info="both = side by side, same seed")
@@ -141,30 +173,40 @@ def build(ctx: TabContext) -> None:
                     cfg = gr.Slider(1.0, 10.0, value=3.5, step=0.5, label="CFG scale")
                 with gr.Row():
                     seed = gr.Number(42, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
-                    g_eta = gr.Slider(0.0, 6.0, value=0.5, step=0.25, label="η (eq. 9)")
+                    g_eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="g-eta")
                 gen_btn = gr.Button("Generate 8 poses", variant="primary", elem_id="generate-btn")
             with gr.Column(scale=2):
-                gen_msg = gr.Markdown("Upload a person or pick an example, then press **Generate**.",
-                                      elem_id="gen-msg")
+                gen_msg = gr.Markdown(READY_MSG, label="message", elem_id="gen-msg")
                 gr.Markdown("**Target poses** (the 8 representative poses, eqs. 7-8) and the generations **with / "
                             "without IFR** (same seed, as in Fig. 5).")
                 sheet = gr.Image(label="poses and generations", show_label=False, type="numpy", format="png",
                                  interactive=False, elem_id="pose-sheet")
-                gr.Markdown(LEGEND.format(before="the query's own feature", after="eq. 9 with these generations"))
+                legend = gr.Markdown(LEGEND.format(before="the query's own feature",
+                                                   after="eq. 9 with these generations"), visible=False,
+                                     elem_id="gen-legend")
+                # No toolbar on the ranked strips: its buttons covered the 10th image.
                 g_before = gr.Image(label="Top-10 before", show_label=False, type="numpy", format="png",
-                                    interactive=False, elem_id="gen-before")
+                                    interactive=False, buttons=[], visible=False, elem_id="gen-before")
                 g_after = gr.Image(label="Top-10 after eq. 9", show_label=False, type="numpy", format="png",
-                                   interactive=False, elem_id="gen-after")
+                                   interactive=False, buttons=[], visible=False, elem_id="gen-after")
         with gr.Accordion("Individual images (download)", open=False):
-            skel = gr.Gallery(label="Target poses", columns=9, height=230, object_fit="contain",
+            # Headings as text above each gallery: a floating block label covered the first thumbnail.
+            gr.Markdown("**Target poses**")
+            skel = gr.Gallery(label="Target poses", show_label=False, columns=9, height=250, object_fit="contain",
                               elem_id="skeletons")
-            out_on = gr.Gallery(label="Generated with IFR", columns=9, height=230, object_fit="contain",
-                                elem_id="gen-on")
-            out_off = gr.Gallery(label="Generated without IFR (zero-image identity tokens)", columns=9, height=230,
+            gr.Markdown("**Generated with IFR**")
+            out_on = gr.Gallery(label="Generated with IFR", show_label=False, columns=9, height=250,
+                                object_fit="contain", elem_id="gen-on")
+            gr.Markdown("**Generated without IFR** (zero-image identity tokens)")
+            out_off = gr.Gallery(label="Generated without IFR", show_label=False, columns=9, height=250,
                                  object_fit="contain", elem_id="gen-off")
         gen_btn.click(generate, [ref, use_ifr, steps, cfg, seed, g_eta, custom_pose, g_backbone],
                       [out_on, out_off, skel, g_before, g_after, gen_msg, sheet, gen_state], api_name="generate",
-                      concurrency_limit=1, concurrency_id="generation", preprocess=False)
+                      concurrency_limit=1, concurrency_id="generation", preprocess=False).then(
+            _ranked_shown, gen_state, [legend, g_before, g_after], api_visibility="private")
+        # Picking another example (or uploading) clears the previous person's results at once.
+        ref.change(_cleared, ref, [out_on, out_off, g_before, g_after, gen_msg, sheet, gen_state, legend],
+                   api_visibility="private", preprocess=False)
         g_eta.release(rerank_generated, [g_eta, gen_state], [g_before, g_after, gen_msg],
                       api_visibility="private", trigger_mode="always_last")
     # Show the 8 target poses once the page is open.

@@ -199,45 +199,101 @@ def heatmap_figure(grid: dict[str, Any]) -> Any:
 
 
 def eta_figure(curve: dict[str, Any] | None, baseline: dict[str, Any] | None = None) -> Any:
-    """mAP and Rank-1 against η (paper Fig. 8); dashed lines = baseline."""
+    """mAP and Rank-1 against η (paper Fig. 8); the baseline's mAP and Rank-1 as dashed lines named in the
+    legend (two text labels on nearby horizontal lines would overlap)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     if curve:
-        fig.add_trace(go.Scatter(x=curve["eta"], y=curve["mAP"], mode="lines+markers", name="mAP"))
-        fig.add_trace(go.Scatter(x=curve["eta"], y=curve["Rank-1"], mode="lines+markers", name="Rank-1"))
+        colours = {"mAP": PALETTE[0], "Rank-1": PALETTE[1]}
+        for key in ("mAP", "Rank-1"):
+            fig.add_trace(go.Scatter(x=curve["eta"], y=curve[key], mode="lines+markers", name=key,
+                                     line=dict(color=colours[key])))
         if baseline:
-            for key, dash in (("mAP", "dash"), ("Rank-1", "dot")):
-                fig.add_hline(y=baseline[key], line_dash=dash, line_color="#444",
-                              annotation_text=f"baseline {key}", annotation_position="bottom right")
-        fig.update_layout(title=f"η of eq. 9 (IPG on {curve.get('apply', 'both')}, Fig. 8)")
+            x = [min(curve["eta"]), max(curve["eta"])]
+            for key in ("mAP", "Rank-1"):
+                fig.add_trace(go.Scatter(x=x, y=[baseline[key]] * 2, mode="lines", name=f"baseline {key}",
+                                         line=dict(color=colours[key], dash="dash", width=1.5),
+                                         hovertemplate=f"baseline {key} {baseline[key]:.2f}<extra></extra>"))
+        fig.update_layout(title=dict(text=f"η of eq. 9 (IPG on {curve.get('apply', 'both')}, Fig. 8)", x=0.02))
     else:
-        fig.update_layout(title="η curve: the file has no generated features (q_gen, g_gen)")
-    fig.update_layout(xaxis_title="η", yaxis_title="%", height=380, template="plotly_white",
-                      margin=dict(l=10, r=10, t=50, b=10))
+        fig.update_layout(title=dict(text="η curve: no generated features (q_gen, g_gen)", x=0.02))
+    fig.update_layout(xaxis_title="η", yaxis_title="%", height=400, template="plotly_white",
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
 def m_figure(curve: dict[str, Any] | None) -> Any:
-    """mAP against the number M of generated images per image (paper Table 6)."""
+    """mAP / Rank-1 and ID² against the number M of generated images per image (paper Table 6): two panels
+    stacked (side by side their titles collide in a half-width column), the legend below."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("mAP / Rank-1 (%)", "ID² (lower is denser)"))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("mAP (solid) / Rank-1 (dotted), %", "ID² (lower is denser)"))
     if curve:
         for k, apply in enumerate(("gallery", "query", "both")):
             c = PALETTE[k]
             fig.add_trace(go.Scatter(x=curve["M"], y=curve[apply]["mAP"], mode="lines+markers",
-                                     name=f"{apply}: mAP", line=dict(color=c)), row=1, col=1)
+                                     name=f"{apply}: mAP", legendgroup=apply, line=dict(color=c)), row=1, col=1)
             fig.add_trace(go.Scatter(x=curve["M"], y=curve[apply]["Rank-1"], mode="lines+markers",
-                                     name=f"{apply}: Rank-1", line=dict(color=c, dash="dot")), row=1, col=1)
+                                     name=f"{apply}: Rank-1", legendgroup=apply, line=dict(color=c, dash="dot")),
+                          row=1, col=1)
             fig.add_trace(go.Scatter(x=curve["M"], y=curve[apply]["ID²"], mode="lines+markers",
-                                     name=f"{apply}: ID²", line=dict(color=c, dash="dash")), row=1, col=2)
-        fig.update_layout(title=f"Number M of generated images per image (η={curve['eta']:g}, Table 6)")
+                                     name=f"{apply}: ID²", legendgroup=apply, line=dict(color=c, dash="dash")),
+                          row=2, col=1)
+        fig.update_layout(title=dict(text=f"M generated images (η={curve['eta']:g}, Table 6)", x=0.02))
     else:
-        fig.update_layout(title="M curve: the file has no generated features (q_gen, g_gen)")
-    fig.update_xaxes(title_text="M")
-    fig.update_layout(height=400, template="plotly_white", margin=dict(l=10, r=10, t=60, b=10))
+        fig.update_layout(title=dict(text="M curve: no generated features (q_gen, g_gen)", x=0.02))
+    fig.update_xaxes(title_text="M", row=2, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(height=560, template="plotly_white", margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", y=-0.12))
+    return fig
+
+
+PER_QUERY_COLUMNS = ["query", "id", "AP before", "AP after", "ΔAP", "rank before", "rank after"]
+
+
+def per_query_frame(res: dict[str, Any]) -> Any:
+    """Every query's AP (%) and first-correct rank before / after as a DataFrame (the engine's rows)."""
+    import pandas as pd
+
+    return pd.DataFrame([[r[c] if c != "id" else r["pid"] for c in PER_QUERY_COLUMNS] for r in res["rows"]],
+                        columns=PER_QUERY_COLUMNS)
+
+
+def per_query_figure(res: dict[str, Any]) -> Any:
+    """AP after against AP before, one point per query (above the diagonal = improved); the typical query
+    ringed in blue."""
+    import plotly.graph_objects as go
+
+    rows = res["rows"]
+    before = np.array([r["AP before"] for r in rows], float)
+    after = np.array([r["AP after"] for r in rows], float)
+    q = np.array([r["query"] for r in rows])
+    delta = after - before
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", line=dict(color="#999", dash="dot"),
+                             name="no change", hoverinfo="skip"))
+    for name, mask, colour in (("improved", delta > 1e-9, GREEN), ("worse", delta < -1e-9, RED),
+                               ("unchanged", np.abs(delta) <= 1e-9, GREY)):
+        mask = mask & np.isfinite(delta)
+        if mask.any():
+            fig.add_trace(go.Scatter(
+                x=before[mask], y=after[mask], mode="markers", name=f"{name} ({int(mask.sum())})",
+                marker=dict(color="rgb(%d,%d,%d)" % colour, size=6, opacity=0.75), customdata=q[mask],
+                hovertemplate="query #%{customdata}: AP %{x:.1f} → %{y:.1f}<extra></extra>"))
+    t = res.get("typical")
+    if t is not None:
+        r = rows[int(t)]
+        fig.add_trace(go.Scatter(x=[r["AP before"]], y=[r["AP after"]], mode="markers", name=f"typical #{t}",
+                                 marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="rgb(%d,%d,%d)" % BLUE,
+                                                                                      width=2.5)),
+                                 hoverinfo="skip"))
+    fig.update_layout(xaxis_title="AP before (baseline), %", yaxis_title=f"AP after ({res['after_setting']}), %",
+                      xaxis=dict(range=[-3, 103]), yaxis=dict(range=[-3, 103]), height=400, template="plotly_white",
+                      margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
