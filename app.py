@@ -6,7 +6,6 @@
 
 import argparse
 
-from pose2id_demo import warmup
 from pose2id_demo.engine import Pose2IDError, get_engine
 from pose2id_demo.ui import build_demo, launch
 
@@ -26,5 +25,5 @@ if __name__ == "__main__":
             parser.exit(2, f"error: {exc}\n")
     demo = build_demo()
     # Prepare in the background what first clicks would wait for (features, images, models; pose2id_demo.warmup).
-    warmup.start(get_engine())
+    get_engine().warm_up(background=True)
     launch(demo)

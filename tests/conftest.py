@@ -24,3 +24,27 @@ def app_url() -> Iterator[str]:
         yield url
     finally:
         demo.close()
+
+
+def raw_call(url: str, api_name: str, data: list, timeout: float = 600) -> tuple[str, object]:
+    """POST ``data`` as it is (no client-side checks, no upload) to ``/gradio_api/call/<api_name>`` and read the
+    answer's server-sent events: ``("complete", outputs)`` or ``("error", message or None)``."""
+    import json
+
+    import httpx
+
+    base = url.rstrip("/")
+    r = httpx.post(f"{base}/gradio_api/call/{api_name}", json={"data": data}, timeout=60)
+    r.raise_for_status()
+    event_id = r.json()["event_id"]
+    event = None
+    with httpx.stream("GET", f"{base}/gradio_api/call/{api_name}/{event_id}", timeout=timeout) as s:
+        for line in s.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line[5:].strip() or "null")
+                if event == "error":
+                    return "error", payload.get("error") if isinstance(payload, dict) else payload
+                return "complete", payload
+    raise AssertionError(f"/{api_name} ended without an answer")

@@ -455,3 +455,107 @@ def test_crafted_pickle_checkpoints_refused(tmp_path: Path) -> None:
     with pytest.raises(pickle.UnpicklingError):
         load_official_modules(official)
     assert not marker.exists(), "a pickled checkpoint was executed"
+
+
+# ------------------------------------------------------------------------------ files a request names (issue 14)
+NOT_UPLOADED = "Please upload an image."
+
+
+def _upload(url: str, path: Path) -> str:
+    """Upload ``path`` the way the page does; the server path Gradio gives it."""
+    import httpx
+
+    with open(path, "rb") as f:
+        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (path.name, f)}, timeout=60)
+    r.raise_for_status()
+    return r.json()[0]
+
+
+def _file(path: str, meta: bool) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}} if meta else {"path": path}
+
+
+def _gen_args(image: object, custom_pose: object = None) -> list:
+    return [image, "on", 1, 3.5, 42, 0.5, custom_pose, "synthped-reid"]
+
+
+@pytest.fixture(scope="module")
+def attack_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Paths an attacker could name: files on the server outside the upload cache (a secret, a text file, a real
+    image), a missing one, ``..`` out of the cache, a symlink in the cache, and an image planted in the cache
+    that no request uploaded."""
+    from gradio.utils import get_upload_folder
+
+    d = tmp_path_factory.mktemp("server")
+    image = d / "server-image.png"
+    _person_like().save(image)
+    cache = Path(get_upload_folder()).resolve()
+    planted = cache / f"p2i-test-planted-{os.getpid()}"
+    planted.mkdir(parents=True, exist_ok=True)
+    _person_like().save(planted / "person.png")
+    link = planted / "link.png"
+    if not link.is_symlink():
+        link.symlink_to(image)
+    return {"secret file": "/etc/shadow", "text file": "/etc/passwd", "missing file": "/no/such/dir/person.png",
+            "image on the server": str(image), "relative path": "docs/screenshot.png",
+            "`..` out of the upload cache": str(cache) + "/.." * (len(cache.parts) - 1) + str(image),
+            "symlink in the upload cache": str(link), "image in the cache nobody uploaded": str(planted / "person.png")}
+
+
+def _still_serving(url: str) -> None:
+    from conftest import raw_call
+
+    event, out = raw_call(url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False])
+    assert event == "complete" and out[0]["data"][0][0] == "baseline", out
+
+
+def test_generate_opens_no_server_file(app_url: str, attack_paths: dict[str, str],
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A raw /generate call naming a server file (no "meta": Gradio's upload check is skipped) gets the same
+    sentence whether the file exists, is a secret, is an image or is missing; nothing is generated from it.
+    (Before the request-file rule, /etc/shadow answered "not an image", a missing path "could not be found",
+    and any image on the server was used as the reference.)"""
+    from conftest import raw_call
+
+    caplog.set_level("WARNING", logger="pose2id_demo")
+    for name, path in attack_paths.items():
+        assert raw_call(app_url, "generate", _gen_args(_file(path, meta=False))) == ("error", NOT_UPLOADED), name
+        # With "meta", Gradio refuses paths outside its cache itself; inside it, the rule above answers.
+        event, msg = raw_call(app_url, "generate", _gen_args(_file(path, meta=True)))
+        assert event == "error" and msg in (None, NOT_UPLOADED), (name, msg)
+    assert not [r for r in caplog.records if r.exc_info], "a refused path left a traceback in the log"
+    _still_serving(app_url)
+
+
+def test_uploads_and_shipped_examples_still_accepted(app_url: str, tmp_path: Path) -> None:
+    """The rule lets through what the page sends: a file uploaded through Gradio, and a shipped example. (A bad
+    custom pose stops each call right after the image was accepted, before any generation.)"""
+    from conftest import raw_call
+
+    from pose2id_demo.ui.app import EXAMPLES_DIR
+
+    (tmp_path / "bad.json").write_text('{"keypoints": [[1, 2, "x"]]}')
+    bad_pose = _file(_upload(app_url, tmp_path / "bad.json"), meta=True)
+    example = str(sorted(EXAMPLES_DIR.glob("*.jpg"))[0])
+    _person_like().save(tmp_path / "me.png")
+    for image in (_file(_upload(app_url, tmp_path / "me.png"), meta=True), _file(example, meta=False)):
+        event, msg = raw_call(app_url, "generate", _gen_args(image, bad_pose))
+        assert event == "error" and "pose json is not valid" in str(msg), (image, msg)
+
+
+def test_custom_pose_and_feature_file_open_no_server_file(app_url: str, attack_paths: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    """The same rule for the custom pose of /generate and the feature file of /evaluate_features. (Without
+    "meta", Gradio refuses a file payload itself, with no message: {"error": null}, whatever the path.)"""
+    from conftest import raw_call
+
+    _person_like().save(tmp_path / "me.png")
+    me = _file(_upload(app_url, tmp_path / "me.png"), meta=True)
+    for name, path in attack_paths.items():
+        for meta in (False, True):
+            event, msg = raw_call(app_url, "generate", _gen_args(me, _file(path, meta)))
+            assert event == "error" and msg in (None, "Please upload a pose file."), (name, meta, msg)
+            event, msg = raw_call(app_url, "evaluate_features", [_file(path, meta), 2, 2, 0.5, "both", "both"])
+            assert event == "error", (name, meta, msg)  # Gradio's type check (by the name) may answer first
+            assert msg in (None, "Please upload a feature file (.npz).") or "Invalid file type" in msg, (name, msg)
+    _still_serving(app_url)

@@ -105,6 +105,19 @@ class Engine:
         """Serve generations from the official Pose2ID release in ``directory`` (:meth:`.models.Models.use_official_ipg`)."""
         self.models.use_official_ipg(directory, reid_extractor)
 
+    @property
+    def generator_is_embedded(self) -> bool:
+        """True unless :meth:`use_official_ipg` chose the official release."""
+        return self.models._pipeline_factory is None
+
+    # ---------------------------------------------------------------- launch-time warm-up
+    def warm_up(self, background: bool = True) -> Any:
+        """Prepare, in one background thread, what first clicks would wait for (:mod:`pose2id_demo.warmup`);
+        views ask :func:`pose2id_demo.warmup.preparing` and say "preparing …" instead of blocking."""
+        from pose2id_demo import warmup
+
+        return warmup.start(self, background=background)
+
     def pipeline(self) -> Any:
         """The identity-guided generation pipeline, loaded once (the embedded tiny IPG unless
         :meth:`use_official_ipg` chose the official release)."""

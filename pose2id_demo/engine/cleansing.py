@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from pose2id_demo import shipped_features
 from pose2id_demo.centralization import l2_normalize
 from pose2id_demo.cleansing import mahalanobis_filter, removed_per_identity
 from pose2id_demo.data import load_market
@@ -23,7 +24,12 @@ __all__ = ["cleanse_train_split", "train_features"]
 
 
 def train_features(models: Models, task: str, backbone: str, progress: Any) -> tuple[list[Any], np.ndarray]:
-    """Train-split records and their raw features (the on-disk feature cache)."""
+    """Train-split records and their raw features: the float16 ones shipped in assets/features when they match
+    this installation (:mod:`pose2id_demo.shipped_features`), else the on-disk feature cache."""
+    shipped = shipped_features.train_features(backbone, task)
+    if shipped is not None:
+        ensure_benchmark(task, progress=False)  # PoseValid reads the keypoint files beside the images
+        return shipped
     recs = list(load_market(ensure_benchmark(task, progress=False)).train)
     if not recs:
         raise Pose2IDError(f"The {task} benchmark has no train split.")

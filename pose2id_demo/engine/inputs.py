@@ -10,6 +10,8 @@ belong. Bad input raises :class:`~pose2id_demo.engine.errors.Pose2IDError` with 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import io
 import math
@@ -17,7 +19,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -153,13 +155,69 @@ class BenchSettings:
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RequestFileRule:
+    """Which files a web request may make the engine open (the UI sets one per request: :func:`request_files`).
+
+    A named path is resolved first (symlinks and ``..``); it is accepted when it is a regular file inside
+    ``uploads`` that ``uploaded(path)`` confirms was moved there for a request, or a file inside one of the
+    ``shipped`` folders (the examples). Anything else — a file elsewhere on the server, a missing one, one
+    planted in the cache — gets the same sentence, so an answer never tells whether a path exists.
+
+    Attributes:
+        uploads: the upload cache folder, resolved.
+        uploaded: resolved path → whether it is one of the uploads (Gradio's own record of them).
+        shipped: folders, resolved, whose files any request may name.
+    """
+
+    uploads: Path
+    uploaded: Callable[[Path], bool]
+    shipped: tuple[Path, ...] = ()
+
+    def allows(self, path: Path) -> Path | None:
+        """The resolved ``path`` if the rule accepts it, else None."""
+        try:
+            real = Path(os.path.realpath(path))
+            if not real.is_file():
+                return None
+        except (OSError, ValueError):  # e.g. an embedded NUL byte, a name too long
+            return None
+        if any(real.is_relative_to(folder) for folder in self.shipped):
+            return real
+        if real.is_relative_to(self.uploads) and self.uploaded(real):
+            return real
+        return None
+
+
+#: The sentence for a file a request may not name, by ``what`` (the same whether or not the path exists).
+NOT_UPLOADED = {"feature": "Please upload a feature file (.npz).", "custom pose": "Please upload a pose file."}
+NOT_UPLOADED_IMAGE = "Please upload an image."
+
+_REQUEST_RULE: contextvars.ContextVar[RequestFileRule | None] = contextvars.ContextVar("pose2id_request_rule",
+                                                                                       default=None)
+
+
+@contextlib.contextmanager
+def request_files(rule: RequestFileRule) -> Iterator[None]:
+    """Within the block, every path through :func:`resolve_request_file` must pass ``rule`` (the app wraps
+    each callback that takes files; local callers — the CLI, tests, ``bench/`` — set none and open their own
+    files)."""
+    token = _REQUEST_RULE.set(rule)
+    try:
+        yield
+    finally:
+        _REQUEST_RULE.reset(token)
+
+
 def resolve_request_file(value: Any, what: str = "file") -> Path:
     """The path of a file a request names: a path string, an ``os.PathLike`` or a Gradio FileData dict.
 
-    Every file opened on a request's behalf (images, poses, feature files) goes through this function.
+    Every file opened on a request's behalf (images, poses, feature files) goes through this function. Inside
+    :func:`request_files` the path must pass the request's :class:`RequestFileRule`, and the resolved path
+    is returned.
 
     Raises:
-        Pose2IDError: when no file is named.
+        Pose2IDError: when no file is named, or the rule refuses it.
     """
     if isinstance(value, dict):  # a Gradio FileData payload
         value = value.get("path") or value.get("name")
@@ -167,7 +225,14 @@ def resolve_request_file(value: Any, what: str = "file") -> Path:
         raise Pose2IDError(f"Please provide a {what} file.")
     if not isinstance(value, (str, os.PathLike)):
         raise Pose2IDError(f"The {what} must be a file, got {type(value).__name__}.")
-    return Path(os.fspath(value))
+    path = Path(os.fspath(value))
+    rule = _REQUEST_RULE.get()
+    if rule is None:
+        return path
+    allowed = rule.allows(path)
+    if allowed is None:
+        raise Pose2IDError(NOT_UPLOADED.get(what, NOT_UPLOADED_IMAGE))
+    return allowed
 
 
 def open_feature_file(value: Any) -> FeatureSet:

@@ -12,6 +12,7 @@ import gradio as gr
 from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, TASKS, get_engine
 from pose2id_demo.ui import render
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
+from pose2id_demo.ui.request_files import guarded
 
 
 # ---------------------------------------------------------------------------------------- callbacks
@@ -73,7 +74,7 @@ def build(ctx: TabContext) -> None:
                     eta_plot = gr.Plot(label="η curve (Fig. 8)", elem_id="eta-plot")
                     m_plot = gr.Plot(label="M curve (Table 6)", elem_id="m-plot")
         exported_state = gr.State(None)
-        eval_btn.click(evaluate_features, [npz, f_k1, f_k2, f_eta, f_nfc, f_ipg, exported_state],
+        eval_btn.click(guarded(evaluate_features, ctx.demo), [npz, f_k1, f_k2, f_eta, f_nfc, f_ipg, exported_state],
                        [f_table, heat, eta_plot, m_plot, f_msg], api_name="evaluate_features",
                        concurrency_limit=2, concurrency_id="features")
         exp_btn.click(export_features, [exp_task, exp_bb], exp_file, api_name="export_features",

@@ -20,6 +20,7 @@ from pose2id_demo.ui.common import (
     progress_fn,
     user_errors,
 )
+from pose2id_demo.ui.request_files import guarded
 
 try:  # Optional ZeroGPU on Hugging Face Spaces: only when the `spaces` package is installed.
     import spaces  # type: ignore[import-not-found]
@@ -200,7 +201,7 @@ def build(ctx: TabContext) -> None:
             gr.Markdown("**Generated without IFR** (zero-image identity tokens)")
             out_off = gr.Gallery(label="Generated without IFR", show_label=False, columns=9, height=250,
                                  object_fit="contain", elem_id="gen-off")
-        gen_btn.click(generate, [ref, use_ifr, steps, cfg, seed, g_eta, custom_pose, g_backbone],
+        gen_btn.click(guarded(generate, ctx.demo), [ref, use_ifr, steps, cfg, seed, g_eta, custom_pose, g_backbone],
                       [out_on, out_off, skel, g_before, g_after, gen_msg, sheet, gen_state], api_name="generate",
                       concurrency_limit=1, concurrency_id="generation", preprocess=False).then(
             _ranked_shown, gen_state, [legend, g_before, g_after], api_visibility="private")
