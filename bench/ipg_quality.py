@@ -41,13 +41,15 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 from PIL import ImageDraw
 
+from pose2id_demo import ablation
+from pose2id_demo.featurefile import FeatureSet
 from pose2id_demo.metrics import distance_matrix
 
 REPO = Path(__file__).resolve().parent.parent
@@ -401,16 +403,35 @@ def run_pose_transfer(model_dir: Path, ref_every: int, steps: int, backbones: li
     return res
 
 
+def eq9_effect(f: dict, feats_on: np.ndarray, etas: tuple = (0.25, 0.5, 1.0, 2.0)) -> tuple:
+    """Eq. 9 on query and gallery with all generations at each η, then at the best η with the first M = 0..8
+    (the ablation's +IPG row and M curve): ``(baseline, {η: row}, best η, {M: row})``, rows
+    ``{"mAP", "Rank-1", "ID2_gallery"}`` (%, ID² paper variant over the gallery's identities)."""
+    nq = len(f["q_pids"])
+    fs = FeatureSet.from_arrays({**f, "q_gen": feats_on[:nq], "g_gen": feats_on[nq:]})
+    s = ablation.Settings(ipg_on="both", nfc_on="none", id2_over="gallery")
+
+    def row(r: dict) -> dict:
+        p = ablation.percent_row(r)
+        return {"mAP": p["mAP"], "Rank-1": p["Rank-1"], "ID2_gallery": p["ID²"]}
+
+    base = row(ablation.metric_row(fs, s, "baseline"))
+    by_eta = {str(e): row(ablation.metric_row(fs, replace(s, eta=e), "+IPG")) for e in etas}
+    best = max(by_eta, key=lambda e: by_eta[e]["mAP"])
+    mc = ablation.m_curve(fs, replace(s, eta=float(best)))["both"]
+    trend = {str(m): {"mAP": mc["mAP"][m], "Rank-1": mc["Rank-1"][m], "ID2_gallery": mc["ID²"][m]}
+             for m in range(len(mc["mAP"]))}
+    return base, by_eta, best, trend
+
+
 def run_eq9(model_dir: Path, steps: int, backbone: str = "synthped-reid",
             guidance_sweep: tuple[float, ...] = (1.0, 2.0, 3.5, 5.0, 7.5)) -> dict:
     """The older section: identity consistency of all queries' generations (IFR on/off), against the CFG
     scale (every 4th query), and eq. 9 on query + gallery with their 8 representative-pose generations
     (mAP / Rank-1 / gallery ID² against η and M). Uses (and fills) :mod:`pose2id_demo.ipg.precompute`'s cache."""
-    from pose2id_demo.centralization import centralize
     from pose2id_demo.data.synthped import ensure_benchmark
     from pose2id_demo.ipg.pipeline import Pose2IDPipeline
     from pose2id_demo.ipg.precompute import gen_features, generate_all, generation_cache_path, model_hash
-    from pose2id_demo.metrics import evaluate, id2
     from pose2id_demo.poses.representative import load_representative_poses
     from pose2id_demo.reid import get_backbone
     from pose2id_demo.reid.features import dataset_features
@@ -435,7 +456,7 @@ def run_eq9(model_dir: Path, steps: int, backbone: str = "synthped-reid",
     feats_on = gen_features(bb, gens_on)
     feats_off_q = gen_features(bb, gens_off_q)
     q, g = f["q_feats"], f["g_feats"]
-    qp, gp, qc, gc = f["q_pids"], f["g_pids"], f["q_camids"], f["g_camids"]
+    qp, gp = f["q_pids"], f["g_pids"]
     real_r1 = consistency_rank1(q[:, None, :], qp, g, gp)
     r1_on = consistency_rank1(feats_on[:nq], qp, g, gp)
     r1_off = consistency_rank1(feats_off_q, qp, g, gp)
@@ -447,17 +468,7 @@ def run_eq9(model_dir: Path, steps: int, backbone: str = "synthped-reid",
                            cache=generation_cache_path("standard", mh, use_ifr=True, **kws), **kws)
         sweep[f"{gs:g}"] = round(100 * consistency_rank1(gen_features(bb, gen), qp[sub], g, gp), 2)
 
-    def run(eta: float, m: int) -> dict:
-        qn = centralize(q, l2n(feats_on[:nq, :m]), eta)
-        gn = centralize(g, l2n(feats_on[nq:, :m]), eta)
-        r = evaluate(distance_matrix(qn, gn), qp, gp, qc, gc)
-        return {"mAP": round(100 * r["mAP"], 2), "Rank-1": round(100 * r["Rank-1"], 2),
-                "ID2_gallery": round(id2(gn[gp > 0], gp[gp > 0]), 4)}
-
-    base = run(0.0, 0)
-    etas = {str(eta): run(eta, 8) for eta in (0.25, 0.5, 1.0, 2.0)}
-    best_eta = max(etas, key=lambda e: etas[e]["mAP"])
-    trend = {str(m): run(float(best_eta), m) for m in range(0, 9)}
+    base, etas, best_eta, trend = eq9_effect(f, feats_on)
     return {
         "model": model_dir.name, "model_sha": mh, "backbone": backbone, "ddim_steps": steps, "guidance_scale": 3.5,
         "seed": 42, "poses": names,
