@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from .centralize import l2_normalize
 
-__all__ = ["mutual_mask", "nfc", "nfc_sets", "topk_neighbors"]
+__all__ = ["centralize_neighbors", "mutual_mask", "nfc", "nfc_sets", "topk_neighbors"]
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def topk_neighbors(
         backend: ``"auto"`` (torch when importable), ``"torch"`` or ``"numpy"``; exact search only.
         index: ``"exact"`` or ``"faiss"`` (approximate candidates from a faiss index, re-ranked with exact
             float32 distances; needs ``faiss-cpu``, see ``requirements-scale.txt``; for N >= 10^6).
-        faiss_index: faiss ``index_factory`` string (default :data:`FAISS_DEFAULT`, chosen by
-            ``bench/bench_scale.py``); ``nprobe``: IVF lists searched (default :data:`FAISS_NPROBE`).
+        faiss_index: faiss ``index_factory`` string; ``nprobe``: IVF lists searched (HNSW: search beam);
+            defaults from :func:`faiss_default` (IVF-Flat, ~4 sqrt(N) lists, 1/16 of them searched).
         progress: show a tqdm progress bar over the tiles (or search batches).
 
     Returns:
@@ -136,7 +136,8 @@ def topk_neighbors(
             raise ValueError("return_max needs the exact search")
         if k == 0:
             return result(np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32), None)
-        idx, d2 = _topk_faiss(x, k, faiss_index or FAISS_DEFAULT, nprobe or FAISS_NPROBE, progress)
+        factory, probe = faiss_default(n)
+        idx, d2 = _topk_faiss(x, k, faiss_index or factory, nprobe or probe, progress)
         return result(idx, d2, None)
     if index != "exact":
         raise ValueError(f"index must be 'exact' or 'faiss', got {index!r}")
@@ -194,6 +195,7 @@ def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool, want_m
     c = min(32, _chunk_size(max(1, int(block)), k))  # small chunks: cheap gathers, also along columns
     tile = max(c, int(block) // c * c)
     n_pad = -(-n // c) * c
+    tile = min(tile, n_pad)  # both multiples of c
     xs = np.zeros((n_pad, d), np.float32)
     np.multiply(x, np.float32(2.0**shift), out=xs[:n])
     sq = np.full(n_pad, _PAD, np.float32)  # padding rows/columns: distance ~1e30 to everything
@@ -241,9 +243,15 @@ def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool, want_m
     return best_i[:n], np.maximum(best_v[:n], 0.0) * unscale, np.maximum(rmax[:n], 0.0) * unscale
 
 
-# faiss: the index chosen by bench/bench_scale.py (recall of mutual-neighbour pairs vs exact NFC on 100k)
-FAISS_DEFAULT = "IVF1024,PQ96"
-FAISS_NPROBE = 16
+# faiss default: an inverted file over exact vectors, ~4 sqrt(N) lists, 1/16 of them searched per row
+# (bench/bench_scale.py --part faiss compares IVF-Flat, IVF-PQ and HNSW against exact NFC)
+def faiss_default(n: int) -> tuple[str, int]:
+    """(index_factory string, nprobe) used for N rows when none is given."""
+    nlist = 2 ** int(round(np.log2(max(1.0, 4.0 * np.sqrt(n)))))
+    nlist = int(max(1, min(nlist, n // 39)))  # >= 39 training points per list
+    return f"IVF{nlist},Flat", max(1, nlist // 16)
+
+
 _FAISS_CANDIDATES = 32  # approximate neighbours per row re-ranked with exact distances
 
 
@@ -267,7 +275,7 @@ def _topk_faiss(x: np.ndarray, k: int, factory: str, nprobe: int, progress: bool
     n, d = x.shape
     xc = np.ascontiguousarray(x)
     index = faiss.index_factory(d, factory, faiss.METRIC_L2)
-    n_train = min(n, max(50_000, 64 * _ivf_lists(factory)))
+    n_train = min(n, max(50_000, 64 * _ivf_lists(factory)))  # a fixed sample: deterministic
     sample = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False)) if n_train < n else slice(None)
     index.train(np.ascontiguousarray(xc[sample]))
     for s in range(0, n, 1 << 17):
@@ -465,12 +473,22 @@ def nfc(
     if k1 == 0 or k2 == 0:
         return l2_normalize(z)
     nbr = topk_neighbors(z, max(k1, k2), block=block, index=index, backend=backend, progress=progress, **search)
+    return centralize_neighbors(z, nbr, k1, k2)
+
+
+def centralize_neighbors(feats: np.ndarray, nbr: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """Eqs. 27-28 from precomputed ordered neighbour lists ``nbr`` (N, >= max(k1, k2)), L2-normalised output."""
+    z = _as_features(feats)
+    n = z.shape[0]
     mask = mutual_mask(nbr, k1, k2)
     rows, pos = np.nonzero(mask)
     cols = nbr[rows, pos]
     adj = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
     log.debug("NFC: N=%d k1=%d k2=%d, %.2f mutual neighbours per row", n, k1, k2, rows.size / max(n, 1))
-    return l2_normalize(z + adj @ z)
+    out = np.asarray(adj @ z, dtype=np.float32)  # one (N, d) array: sum, then normalise in place
+    out += z
+    out /= np.maximum(np.sqrt(np.einsum("ij,ij->i", out, out)), 1e-12)[:, None]
+    return out
 
 
 def nfc_sets(

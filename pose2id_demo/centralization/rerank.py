@@ -58,7 +58,7 @@ __all__ = ["k_reciprocal_sets", "rerank"]
 log = logging.getLogger(__name__)
 
 _WEIGHT_BYTES = 1 << 24  # bound of the gathered feature rows in the V-weight step (two float64 slices)
-_JACCARD_ENTRIES = 1 << 21  # bound of the (query, column, gallery) triples handled at once
+_JACCARD_ENTRIES = 1 << 19  # bound of the (query, column, gallery) triples handled at once
 
 
 def _ordered_lists(feats: np.ndarray, k: int, block: int, want_max: bool = False):

@@ -1,0 +1,245 @@
+"""Centralization at the sizes researchers use: MSMT17 exact, a faiss index chosen on 100k, and 10^6 images.
+
+    python -m bench.bench_scale --part msmt      # N = 93,820 (11,659 query + 82,161 gallery), d = 768, exact
+    python -m bench.bench_scale --part faiss     # 100k subset: faiss indexes against exact NFC (recall, mAP)
+    python -m bench.bench_scale --part million   # 3,368 query + 996,632 gallery, NFC with faiss, evaluate
+
+Synthetic clustered features (``make_features``): every identity has a centre drawn from a standard normal
+in d = 768 dims; its images are centre + ``--noise`` x standard normal noise, L2-normalised; cameras are
+uniform.  Query identities are the first ``n_query_ids``; gallery images are of those identities (so queries
+have matches) and, in ``million``, of further "distractor" identities (10 images each), as in Market-1501 +
+500k distractors.  Each part prints times, the process's peak resident memory above what it held after
+the features were made (Linux VmHWM), and load averages (the machine is shared).
+
+The exact GEMM floor of ``msmt`` is measured on row blocks: the time of ``torch.mm`` of a (4096, d) block
+against all N rows (the N x N float32 matrix — 35 GB — cannot exist here), scaled by N / 4096 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from pose2id_demo.centralization import nfc_sets
+from pose2id_demo.centralization.nfc import centralize_neighbors, faiss_default, mutual_mask, topk_neighbors
+from pose2id_demo.metrics.rank import evaluate_features
+
+
+def _hwm_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_hwm() -> None:
+    """Reset the peak-RSS counter (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _load() -> str:
+    return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+class Peak:
+    """Peak RSS of a block above the RSS at its start."""
+
+    def __enter__(self):
+        _reset_hwm()
+        self.base = _rss_mib()
+        self.t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t
+        self.mib = _hwm_mib() - self.base
+
+
+def make_features(n_per_id: np.ndarray, d: int, noise: float, seed: int) -> np.ndarray:
+    """Images of identity i: centre_i + noise * N(0, 1), L2-normalised (float32), identities in order."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((int(n_per_id.sum()), d), np.float32)
+    s = 0
+    for start in range(0, n_per_id.size, 4096):  # identities in batches: bounded temporaries
+        cnt = n_per_id[start : start + 4096]
+        centres = rng.standard_normal((cnt.size, d), dtype=np.float32)
+        e = s + int(cnt.sum())
+        out[s:e] = np.repeat(centres, cnt, axis=0)
+        out[s:e] += noise * rng.standard_normal((e - s, d), dtype=np.float32)
+        s = e
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def split_dataset(n_ids: int, nq: int, ng: int, d: int, noise: float, seed: int, distractors: int = 0):
+    """Queries and gallery of ``n_ids`` identities (+ distractor identities of 10 images in the gallery)."""
+    rng = np.random.default_rng(seed + 1)
+    q_pids = np.sort(rng.integers(0, n_ids, nq))
+    g_pids = np.sort(np.concatenate([np.arange(n_ids), rng.integers(0, n_ids, ng - n_ids)]))
+    n_dis_ids = -(-distractors // 10)
+    dis_pids = np.repeat(np.arange(n_ids, n_ids + n_dis_ids), 10)[:distractors]
+    all_pids = np.concatenate([q_pids, g_pids, dis_pids])
+    order = np.argsort(all_pids, kind="stable")  # identities contiguous for make_features
+    counts = np.bincount(all_pids, minlength=n_ids + n_dis_ids)
+    feats_sorted = make_features(counts, d, noise, seed)
+    feats = np.empty_like(feats_sorted)
+    feats[order] = feats_sorted
+    del feats_sorted
+    nqg = nq + ng + distractors
+    cams = rng.integers(0, 6, nqg)
+    q, g = feats[:nq], feats[nq:]
+    return q, g, all_pids[:nq], all_pids[nq:], cams[:nq], cams[nq:]
+
+
+def gemm_floor_per_row(x: np.ndarray, rows: int = 4096, repeats: int = 2) -> float:
+    """Seconds of torch.mm of a (rows, d) block against all N rows, per row (median of ``repeats``)."""
+    xt = torch.from_numpy(x)
+    rows = min(rows, x.shape[0] // repeats)
+    out = torch.empty(rows, x.shape[0])
+    times = []
+    for r in range(repeats):
+        a = xt[r * rows : (r + 1) * rows].clone()
+        t = time.perf_counter()
+        torch.mm(a, xt.T, out=out)
+        times.append((time.perf_counter() - t) / rows)
+    return statistics.median(times)
+
+
+def pct(r: dict) -> str:
+    return f"mAP {100 * r['mAP']:.2f}  Rank-1 {100 * r['Rank-1']:.2f}  mINP {100 * r['mINP']:.2f}"
+
+
+def part_msmt(a) -> None:
+    nq, ng, n_ids = 11659 // a.shrink, 82161 // a.shrink, 3060 // a.shrink
+    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng, a.d, a.noise, a.seed)
+    n = nq + ng
+    print(f"MSMT17 scale: {nq} query + {ng} gallery = {n}, d={a.d}, {n_ids} ids, noise {a.noise}; "
+          f"features {q.nbytes / 2**20 + g.nbytes / 2**20:.0f} MiB; {_load()}", flush=True)
+    floor_a = gemm_floor_per_row(np.concatenate([q, g]))
+    with Peak() as p_sep:
+        qs, gs = nfc_sets(q, g, a.k1, a.k2, mode="separate", progress=True)
+    print(f"NFC separate: {p_sep.seconds:.1f} s, peak +{p_sep.mib:.0f} MiB; {_load()}", flush=True)
+    del qs, gs
+    with Peak() as p_joint:
+        qj, gj = nfc_sets(q, g, a.k1, a.k2, mode="joint", progress=True)
+    print(f"NFC joint:    {p_joint.seconds:.1f} s, peak +{p_joint.mib:.0f} MiB; {_load()}", flush=True)
+    floor_b = gemm_floor_per_row(np.concatenate([q, g]))
+    per_row_n = statistics.mean([floor_a, floor_b]) / n  # seconds per (row x row) product, one N-row GEMM
+    floor_joint = per_row_n * n * n
+    floor_sep = per_row_n * (nq * nq + ng * ng)
+    print(f"GEMM floor (torch.mm on (4096, d) x (d, N) blocks, scaled; before {floor_a * n:.1f} s / after "
+          f"{floor_b * n:.1f} s per N x N): joint N x N {floor_joint:.1f} s, separate nq^2 + ng^2 {floor_sep:.1f} s")
+    print(f"NFC joint / GEMM floor:    {p_joint.seconds / floor_joint:.3f}  (target <= 1.3)")
+    print(f"NFC separate / GEMM floor: {p_sep.seconds / floor_sep:.3f}  (target <= 1.3)")
+    with Peak() as p_eb:
+        base = evaluate_features(q, g, qp, gp, qc, gc, progress=True)
+    print(f"evaluate baseline {nq} x {ng}: {p_eb.seconds:.1f} s, peak +{p_eb.mib:.0f} MiB; {pct(base)}")
+    with Peak() as p_ej:
+        res = evaluate_features(qj, gj, qp, gp, qc, gc)
+    print(f"evaluate after joint NFC: {p_ej.seconds:.1f} s, peak +{p_ej.mib:.0f} MiB; {pct(res)}")
+    peak = max(p_sep.mib, p_joint.mib, p_eb.mib, p_ej.mib)
+    print(f"largest peak above the loaded features: {peak:.0f} MiB (target < 2048 MiB); {_load()}")
+
+
+def mutual_pairs(nbr: np.ndarray, k1: int, k2: int) -> set:
+    mask = mutual_mask(nbr, k1, k2)
+    r, pos = np.nonzero(mask)
+    return set(zip(r.tolist(), nbr[r, pos].tolist()))
+
+
+def faiss_candidates(n: int) -> list[tuple[str, int]]:
+    nlist = faiss_default(n)[0].split(",")[0]
+    lists = int(nlist[3:])
+    return [(f"{nlist},Flat", max(1, lists // 32)), (f"{nlist},Flat", max(1, lists // 16)),
+            (f"{nlist},Flat", max(1, lists // 8)), (f"{nlist},PQ96", max(1, lists // 16)), ("HNSW32", 64)]
+
+
+def part_faiss(a) -> None:
+    import faiss
+
+    n_q, n = 10000 // a.shrink, 100000 // a.shrink
+    q, g, qp, gp, qc, gc = split_dataset(1500 // a.shrink, n_q, n - n_q, a.d, a.noise, a.seed)
+    x = np.concatenate([q, g])
+    k = max(a.k1, a.k2)
+    print(f"faiss on a 100k subset: {n_q} query + {n - n_q} gallery, d={a.d}, noise {a.noise}, k1={a.k1}, "
+          f"k2={a.k2}; faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; {_load()}", flush=True)
+    with Peak() as p_ex:
+        exact = topk_neighbors(x, k, progress=True)
+    print(f"exact top-{k}: {p_ex.seconds:.1f} s, peak +{p_ex.mib:.0f} MiB", flush=True)
+    ex_pairs = mutual_pairs(exact, a.k1, a.k2)
+    ex_nfc = centralize_neighbors(x, exact, a.k1, a.k2)
+    m_ex = evaluate_features(ex_nfc[:n_q], ex_nfc[n_q:], qp, gp, qc, gc)
+    print(f"exact NFC (joint): {len(ex_pairs)} mutual pairs; {pct(m_ex)}", flush=True)
+    for factory, nprobe in faiss_candidates(n):
+        with Peak() as p:
+            approx = topk_neighbors(x, k, index="faiss", faiss_index=factory, nprobe=nprobe)
+        ap_pairs = mutual_pairs(approx, a.k1, a.k2)
+        recall = len(ap_pairs & ex_pairs) / max(1, len(ex_pairs))
+        nb_recall = float((np.sort(approx, 1) == np.sort(exact, 1)).all(1).mean())
+        z = centralize_neighbors(x, approx, a.k1, a.k2)
+        m = evaluate_features(z[:n_q], z[n_q:], qp, gp, qc, gc)
+        print(f"{factory:<22} nprobe/ef {nprobe:>3}: {p.seconds:6.1f} s, peak +{p.mib:5.0f} MiB, rows with the exact "
+              f"top-{k} {100 * nb_recall:.2f} %, mutual-pair recall {recall:.4f} (target >= 0.99), "
+              f"mAP {100 * m['mAP']:.2f} (diff {100 * (m['mAP'] - m_ex['mAP']):+.3f} points, target |.| <= 0.1); "
+              f"{_load()}", flush=True)
+
+
+def part_million(a) -> None:
+    import faiss
+
+
+    nq, ng_id, n_ids = 3368 // a.shrink, 15913 // a.shrink, 751 // a.shrink
+    n_total = 1_000_000 // a.shrink
+    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed, distractors=n_total - nq - ng_id)
+    FAISS_DEFAULT, FAISS_NPROBE = faiss_default(n_total)
+    print(f"10^6 images: {nq} query + {g.shape[0]} gallery ({ng_id} of the query ids + "
+          f"{g.shape[0] - ng_id} distractors), d={a.d}, noise {a.noise}; features "
+          f"{(q.nbytes + g.nbytes) / 2**30:.2f} GiB; faiss {faiss.__version__} {FAISS_DEFAULT!r} nprobe "
+          f"{FAISS_NPROBE}; {_load()}", flush=True)
+    with Peak() as p_e0:
+        base = evaluate_features(q, g, qp, gp, qc, gc, progress=True)
+    print(f"evaluate {nq} x {g.shape[0]} (blocked): {p_e0.seconds:.1f} s, peak +{p_e0.mib:.0f} MiB "
+          f"(the matrix would be {nq * g.shape[0] * 4 / 2**30:.1f} GiB); {pct(base)}; {_load()}", flush=True)
+    with Peak() as p_n:
+        qj, gj = nfc_sets(q, g, a.k1, a.k2, mode="joint", index="faiss", progress=True)
+    print(f"NFC joint with faiss, N = {n_total}: {p_n.seconds:.1f} s, peak +{p_n.mib:.0f} MiB; {_load()}", flush=True)
+    with Peak() as p_e1:
+        res = evaluate_features(qj, gj, qp, gp, qc, gc)
+    print(f"evaluate after NFC: {p_e1.seconds:.1f} s, peak +{p_e1.mib:.0f} MiB; {pct(res)}; {_load()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("msmt", "faiss", "million"), required=True)
+    ap.add_argument("--d", type=int, default=768)
+    ap.add_argument("--noise", type=float, default=3.0)
+    ap.add_argument("--k1", type=int, default=2)
+    ap.add_argument("--k2", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shrink", type=int, default=1, help="divide every size by this (smoke test)")
+    a = ap.parse_args()
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
+          f"{os.cpu_count()} CPUs")
+    {"msmt": part_msmt, "faiss": part_faiss, "million": part_million}[a.part](a)
+
+
+if __name__ == "__main__":
+    main()
