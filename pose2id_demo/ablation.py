@@ -85,6 +85,7 @@ class Settings:
             published setting) or ``joint`` (neighbours in query ∪ gallery).
         rerank: k-reciprocal re-ranking (k1=20, k2=6, λ=0.3) instead of the Euclidean distance.
         id2_variant: ``paper`` or ``official`` (:mod:`pose2id_demo.metrics.id2`).
+        nfc_index: NFC's neighbour search, ``exact`` or ``faiss`` (approximate, for 10^6 images; optional).
         id2_over: ``query+gallery`` (the tables) or ``gallery`` (the set eq. 9's generations centralize in
             ``bench/ipg_quality.py``); pid <= 0 is left out either way.
     """
@@ -98,10 +99,12 @@ class Settings:
     rerank: bool = False
     id2_variant: str = "paper"
     id2_over: str = "query+gallery"
+    nfc_index: str = "exact"
 
     def __post_init__(self) -> None:
         for name, value, choices in (("nfc_on", self.nfc_on, APPLY_CHOICES), ("ipg_on", self.ipg_on, APPLY_CHOICES),
                                      ("nfc_mode", self.nfc_mode, NFC_MODES),
+                                     ("nfc_index", self.nfc_index, ("exact", "faiss")),
                                      ("id2_variant", self.id2_variant, ID2_VARIANTS),
                                      ("id2_over", self.id2_over, ("query+gallery", "gallery"))):
             if value not in choices:
@@ -136,10 +139,11 @@ def _ipg(fs: FeatureSet, eta: float, apply: str, m: int | None = None) -> tuple[
     return out[0], out[1]
 
 
-def _nfc(q: np.ndarray, g: np.ndarray, k1: int, k2: int, apply: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
+def _nfc(q: np.ndarray, g: np.ndarray, k1: int, k2: int, apply: str, mode: str, index: str = "exact"
+         ) -> tuple[np.ndarray, np.ndarray]:
     if apply == "none":
         return q, g
-    qn, gn = nfc_sets(q, g, k1, k2, mode=mode, apply_to=apply)
+    qn, gn = nfc_sets(q, g, k1, k2, mode=mode, apply_to=apply, index=index)
     return l2_normalize(qn), l2_normalize(gn)
 
 
@@ -154,7 +158,7 @@ def _cached(cache: Cache | None, key: tuple, make: Callable[[], Any]) -> Any:
 
 def row_key(s: Settings, row: str) -> tuple:
     """The settings a row's features depend on (its cache key)."""
-    nfc = (s.k1, s.k2, s.nfc_on, s.nfc_mode)
+    nfc = (s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index)
     ipg = (s.eta, s.ipg_on)
     return {"baseline": (row,), "+NFC": (row, *nfc), "+IPG": (row, *ipg), "+NFC+IPG": (row, *nfc, *ipg)}[row]
 
@@ -164,13 +168,13 @@ def stage_features(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = 
     if row == "baseline":
         return fs.q, fs.g
     if row == "+NFC":
-        return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(fs.q, fs.g, s.k1, s.k2, s.nfc_on, s.nfc_mode))
+        return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(fs.q, fs.g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
     if row == "+IPG":
         return _cached(cache, ("feats",) + row_key(s, row), lambda: _ipg(fs, s.eta, s.ipg_on))
     if row != "+NFC+IPG":
         raise ValueError(f"row must be one of {', '.join(ROW_NAMES)}; got {row!r}")
     q, g = stage_features(fs, s, "+IPG", cache)
-    return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(q, g, s.k1, s.k2, s.nfc_on, s.nfc_mode))
+    return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(q, g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
 
 
 def distances(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None) -> np.ndarray:

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="neighbours within each set (published setting, default) or across query+gallery",
     )
     ev.add_argument("--nfc-apply", choices=("query", "gallery", "both"), default="both", help="sets NFC centralizes")
+    ev.add_argument("--index", choices=("exact", "faiss"), default="exact",
+                    help="NFC neighbour search: exact, or faiss (approximate, for >= 10^6 images; requirements-scale.txt)")
     ev.add_argument("--rerank", action="store_true", help="add k-reciprocal re-ranking rows (k1=20, k2=6, lambda=0.3)")
     ev.add_argument("--id2", choices=ID2_VARIANTS, default="paper",
                     help="ID² reading: paper (eqs. 20-21, default) or official (ID2.py: squared distance, per sample)")
@@ -108,13 +110,14 @@ def run_eval(
     nfc_apply: str = "both",
     use_rerank: bool = False,
     id2_variant: str = "paper",
+    index: str = "exact",
 ) -> list[dict]:
     """Evaluate every setting (:func:`pose2id_demo.ablation.table`); one dict per table row: the metrics as
     fractions (:func:`pose2id_demo.metrics.evaluate`'s keys) plus ``ID2``; with ``use_rerank`` each row is
     followed by its re-ranked twin (``setting`` + `` +RR``)."""
     fs = FeatureSet.from_arrays(data)
     s = ablation.Settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_apply, ipg_on="both", nfc_mode=nfc_mode,
-                          id2_variant=id2_variant)
+                          id2_variant=id2_variant, nfc_index=index)
     rr = ablation.Settings(**{**s.__dict__, "rerank": True})
     results = []
     for row in ablation.row_names(fs, s):
@@ -148,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         data = load_feature_npz(args.features, max_bytes=args.max_bytes)
-        results = run_eval(data, args.k1, args.k2, args.eta, args.nfc_mode, args.nfc_apply, args.rerank, args.id2)
+        results = run_eval(data, args.k1, args.k2, args.eta, args.nfc_mode, args.nfc_apply, args.rerank, args.id2,
+                           args.index)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
