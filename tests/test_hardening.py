@@ -559,3 +559,186 @@ def test_custom_pose_and_feature_file_open_no_server_file(app_url: str, attack_p
             assert event == "error", (name, meta, msg)  # Gradio's type check (by the name) may answer first
             assert msg in (None, "Please upload a feature file (.npz).") or "Invalid file type" in msg, (name, msg)
     _still_serving(app_url)
+
+
+# ------------------------------------------------------------------------------ bounded work per request (issue 14.2)
+def test_costly_feature_files_refused_before_work(app_url: str, tmp_path: Path) -> None:
+    """A small compressed file whose arrays are huge to evaluate is priced from its headers and refused with a
+    sentence saying what to do; the server keeps serving."""
+    from gradio_client import Client, handle_file
+
+    wide = tmp_path / "wide.npz"  # 2 rows × 100,000 dims: 3 KB compressed
+    np.savez_compressed(wide, q_feats=np.zeros((2, 100_000), np.float32), g_feats=np.zeros((2, 100_000), np.float32),
+                        q_pids=np.arange(2), g_pids=np.arange(2), q_camids=np.zeros(2, int), g_camids=np.ones(2, int))
+    tall = tmp_path / "tall.npz"  # 60,000 rows × 4 dims
+    n = 30_000
+    np.savez_compressed(tall, q_feats=np.zeros((n, 4), np.float32), g_feats=np.zeros((n, 4), np.float32),
+                        q_pids=np.arange(n), g_pids=np.arange(n), q_camids=np.zeros(n, int), g_camids=np.ones(n, int))
+    client = Client(app_url, verbose=False)
+    for path, frag in ((wide, "100,000 dimensions; the app evaluates up to 4,096"),
+                       (tall, "= 60,000; the app evaluates up to 50,000")):
+        msg = _app_error(client, handle_file(str(path)), 2, 2, 0.5, "both", "both", api_name="/evaluate_features")
+        assert frag in msg and "python -m pose2id_demo eval" in msg, msg
+    _still_serving(app_url)
+
+
+def _feature_set(nq: int, ng: int, d: int, seed: int = 0):
+    from pose2id_demo.featurefile import FeatureSet
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, max(3, nq // 3), nq)
+    g_ids = np.concatenate([ids, rng.integers(1, max(3, nq // 3), ng - nq)])
+    centres = rng.normal(size=(int(g_ids.max()) + 1, d))
+    return FeatureSet.from_arrays(dict(
+        q_feats=(centres[ids] + rng.normal(size=(nq, d))).astype(np.float32),
+        g_feats=(centres[g_ids] + rng.normal(size=(ng, d))).astype(np.float32),
+        q_pids=ids, g_pids=g_ids, q_camids=np.zeros(nq, int), g_camids=np.ones(ng, int)))
+
+
+def test_curves_on_a_subset_and_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Curves beyond the work budget run on a subset of identities (said in a note) while the table uses every
+    feature; a call past its time budget stops between evaluations: without a table it is refused, later it
+    keeps what it has and says what was left out."""
+    from pose2id_demo import ablation
+    from pose2id_demo.engine import user_features as uf
+
+    fs, s = _feature_set(60, 240, 16), ablation.Settings()
+    full = uf.evaluate_feature_set(fs, s, 3)
+    sub = uf.evaluate_feature_set(fs, s, 3, curve_budget=uf.curve_work(60, 240, 16, 0, 3) / 4)
+    assert sub["rows"] == full["rows"] and sub["grid"]["map"].shape == (3, 3)
+    assert any("use a random" in n and "the table uses every feature" in n for n in sub["notes"]), sub["notes"]
+    part, note = uf.curve_subset(fs, 3, uf.curve_work(60, 240, 16, 0, 3) / 4)
+    assert len(part.q) < len(fs.q) and set(part.q_pids) <= set(fs.q_pids) and note
+    clock = iter(range(10**6))  # one second per look at the clock
+    monkeypatch.setattr(uf.time, "monotonic", lambda: float(next(clock)))
+    with pytest.raises(Pose2IDError, match="did not finish within the app's 0-second limit"):
+        uf.evaluate_feature_set(fs, s, 3, budget_s=0)
+    cut = uf.evaluate_feature_set(fs, s, 3, budget_s=4)
+    assert cut["rows"] == full["rows"] and cut["grid"] is None
+    assert any("Stopped at the app's 4-second limit" in n and "k1 × k2 grid" in n for n in cut["notes"]), cut["notes"]
+
+
+def test_feature_file_with_nothing_to_evaluate(app_url: str, tmp_path: Path) -> None:
+    """No query with a valid match (every match in the query's own camera), or every pid −1: a sentence, not a
+    crash or a meaningless mAP of 100."""
+    from gradio_client import Client, handle_file
+
+    rng = np.random.default_rng(0)
+    base = dict(q_feats=rng.normal(size=(6, 8)).astype(np.float32), g_feats=rng.normal(size=(12, 8)).astype(np.float32),
+                q_pids=np.arange(6), g_pids=np.arange(12) % 6, q_camids=np.zeros(6, int), g_camids=np.zeros(12, int))
+    client = Client(app_url, verbose=False)
+    same_cam = _npz(tmp_path / "samecam.npz", **base)
+    junk = _npz(tmp_path / "junk.npz", **{**base, "g_camids": np.ones(12, int), "q_pids": -np.ones(6, int),
+                                          "g_pids": -np.ones(12, int)})
+    for path, frag in ((same_cam, "No query has a valid match"), (junk, "is −1 (junk), so there is nothing to evaluate")):
+        msg = _app_error(client, handle_file(str(path)), 2, 2, 0.5, "both", "both", api_name="/evaluate_features")
+        assert frag in msg, msg
+    _still_serving(app_url)
+
+
+# ------------------------------------------------------------------------------ temp files (issue 14.4)
+@pytest.mark.slow
+def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
+    """With short ages (5 s, swept every second), an upload and Gradio's served copy of an export (Gradio's
+    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving."""
+    import time
+
+    from conftest import free_port, raw_call
+
+    from pose2id_demo.ui import tempfiles
+    from pose2id_demo.ui.app import build_demo, launch
+
+    demo = build_demo(delete_cache=(1, 5))
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
+    try:
+        _person_like().save(tmp_path / "me.png")
+        uploaded = Path(_upload(url, tmp_path / "me.png"))
+        assert uploaded.is_file()
+        event, out = raw_call(url, "export_features", ["standard", "synthped-reid"])
+        assert event == "complete", out
+        exports = [p for p in tempfiles.app_dir().glob("export-*/*.npz")]
+        assert exports
+        served = Path(out[0]["path"])  # Gradio's copy of the export, in its cache
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (uploaded.exists() or served.exists() or any(p.exists() for p in exports)):
+            time.sleep(0.5)
+        assert not uploaded.exists() and not served.exists() and not any(p.exists() for p in exports)
+        assert _upload(url, tmp_path / "me.png")  # still serving
+    finally:
+        demo.close()
+    (tempfiles.app_dir() / "old").mkdir(exist_ok=True)
+    assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.app_dir() / "old").exists()
+
+
+# ------------------------------------------------------------------------------ clear sentences (issue 14)
+def test_raw_api_numbers_named(app_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """η "abc" / null and k1 "3" through the raw API: a sentence naming the parameter (Gradio's own slider
+    answered {"error": null}); one warning line each, no traceback."""
+    from conftest import raw_call
+
+    caplog.set_level("WARNING", logger="pose2id_demo")
+    bench = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False]
+    for i, value, sentence in ((2, "abc", "η must be a number, not str 'abc'."), (2, None, "η is missing: send a number."),
+                               (3, "3", "k1 must be a number, not str '3'."),
+                               (3, 99, "k1: Value 99 is greater than maximum value 20.")):
+        args = list(bench)
+        args[i] = value
+        assert raw_call(app_url, "benchmark", args) == ("error", sentence)
+    assert not [r for r in caplog.records if r.exc_info]
+    assert sum("refused input" in r.getMessage() for r in caplog.records) == 4
+    _still_serving(app_url)
+
+
+def test_generate_checks_backbone_before_generating(app_url: str, tmp_path: Path) -> None:
+    """/generate with an unknown backbone is refused before any generation (it used to fail after it)."""
+    from conftest import raw_call
+
+    _person_like().save(tmp_path / "me.png")
+    me = _file(_upload(app_url, tmp_path / "me.png"), meta=True)
+    args = _gen_args(me)
+    args[-1] = "no-such-backbone"
+    event, msg = raw_call(app_url, "generate", args)
+    assert event == "error" and "Unknown backbone 'no-such-backbone'" in msg, msg
+    eng = Engine()
+    with pytest.raises(Pose2IDError, match="Unknown backbone"):
+        eng.generate(tmp_path / "me.png", backbone="no-such-backbone")
+    assert "pipeline" not in eng._store
+    _still_serving(app_url)
+
+
+def _pose(**over) -> dict:
+    kp = np.zeros((18, 3))
+    kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(10, 50, 18), np.linspace(10, 120, 18), 1
+    return {"format": "openpose18", "width": 64, "height": 128, "keypoints": kp.tolist(), **over}
+
+
+def test_pose_json_attacks(app_url: str, tmp_path: Path) -> None:
+    """Pose json with absurd numbers, wrong types, deep nesting, no visible keypoint or no point on its canvas:
+    refused with a sentence (not drawn as an empty pose, not "something went wrong")."""
+    from conftest import raw_call
+
+    kp = np.asarray(_pose()["keypoints"])
+    far, huge, zero, outside = kp.copy(), kp.copy(), kp.copy(), kp.copy()
+    far[3, :2] = 1e12
+    huge[5, 0] = 1e30
+    zero[:, 2] = 0
+    outside[:, 0] += 500
+    cases = {
+        "coordinate 1e12": (json.dumps(_pose(keypoints=far.tolist())), "lies far outside the 64×128 canvas"),
+        "coordinate 1e30": (json.dumps(_pose(keypoints=huge.tolist())), "lies far outside"),
+        "width 1e999": (json.dumps(_pose()).replace('"width": 64', '"width": 1e999'), "width must be between 1 and"),
+        "width [128]": (json.dumps(_pose(width=[128])), "pose width must be a number of pixels"),
+        "200,000-deep nesting": ("[" * 200_000 + "]" * 200_000, "nests arrays or objects more than 8 deep"),
+        "all confidences 0": (json.dumps(_pose(keypoints=zero.tolist())), "every keypoint has confidence 0"),
+        "outside the canvas": (json.dumps(_pose(keypoints=outside.tolist())), "lies far outside"),
+        "beside the canvas": (json.dumps(_pose(keypoints=(kp + [70, 0, 0]).tolist())),
+                              "every visible keypoint lies outside the 64×128 canvas"),
+    }
+    _person_like().save(tmp_path / "me.png")
+    me = _file(_upload(app_url, tmp_path / "me.png"), meta=True)
+    for i, (name, (text, frag)) in enumerate(cases.items()):
+        (tmp_path / f"pose{i}.json").write_text(text)
+        pose = _file(_upload(app_url, tmp_path / f"pose{i}.json"), meta=True)
+        event, msg = raw_call(app_url, "generate", _gen_args(me, pose))
+        assert event == "error" and "The pose json is not valid" in str(msg) and frag in str(msg), (name, msg)
+    _still_serving(app_url)

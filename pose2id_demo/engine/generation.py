@@ -58,6 +58,9 @@ class Generator:
         cfg = check_float("CFG scale", cfg, *CFG_RANGE)
         seed = check_int("seed", seed, *SEED_RANGE)
         eta = check_float("η", eta, *ETA_RANGE)
+        if backbone not in self.models.backbones():  # checked before any work, not after generating
+            raise Pose2IDError(f"Unknown backbone {str(backbone)[:40]!r}; available: "
+                               f"{', '.join(self.models.backbones())}.")
         ref = load_image(image, what="reference image")
         notes: list[str] = []
         poses = list(self.models.representative_poses())

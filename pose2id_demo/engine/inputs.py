@@ -411,12 +411,13 @@ def load_custom_pose(source: Any) -> tuple[Any, str]:
         if p.stat().st_size > MAX_POSE_JSON_BYTES:
             raise Pose2IDError("The pose json is larger than 1 MB; a pose is 18 keypoints.")
         try:
-            return poses.load_pose_json(p), "keypoint json"
+            return poses.check_target_pose(poses.load_pose_json(p)), "keypoint json"
         except (ValueError, UnicodeDecodeError) as exc:
             raise Pose2IDError(f"The pose json is not valid: {exc}") from None
     im = load_image(p, what="pose image")
     try:
         pose, kind = poses.pose_from_upload(im)
+        poses.check_target_pose(pose)
     except poses.NoPersonFound:
         raise Pose2IDError("No person was found in the pose photo; the pose step needs a clearly "
                            "visible person (or upload a skeleton image or keypoint json).") from None

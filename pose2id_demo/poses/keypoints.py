@@ -83,7 +83,32 @@ class Pose:
         height = obj.get("height")
         if width is None or height is None:  # normalised coordinates if no size is given
             width, height = 1, 1
-        return cls(kp, int(width), int(height))
+        return cls(kp, _canvas_side("width", width), _canvas_side("height", height))
+
+
+#: Largest canvas side a pose json may state (pixels).
+MAX_CANVAS_SIDE = 100_000
+#: Deepest nesting of arrays/objects a pose json may have (a pose needs 3: object → keypoints → row).
+MAX_JSON_DEPTH = 8
+
+
+def _canvas_side(name: str, value: object) -> int:
+    """A canvas side from json: a finite number in [1, :data:`MAX_CANVAS_SIDE`] (``1e999`` reads as inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"pose {name} must be a number of pixels, got {str(value)[:40]}")
+    if not np.isfinite(value) or not 1 <= value <= MAX_CANVAS_SIDE:
+        raise ValueError(f"pose {name} must be between 1 and {MAX_CANVAS_SIDE} pixels, got {value:g}")
+    return int(value)
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in json ``text`` (brackets inside strings do not count)."""
+    import re
+
+    bare = re.sub(r'"(?:\\.|[^"\\])*"', '""', text).encode()
+    a = np.frombuffer(bare, np.uint8)
+    step = np.isin(a, (ord("["), ord("{"))).astype(np.int64) - np.isin(a, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
 
 
 def save_pose_json(pose: Pose, path: str | Path) -> None:
@@ -96,7 +121,13 @@ def load_pose_json(path: str | Path, max_bytes: int = 1 << 20) -> Pose:
     if p.stat().st_size > max_bytes:
         raise ValueError(f"pose json is larger than {max_bytes} bytes")
     try:
-        obj = json.loads(p.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = p.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not a valid pose json: {exc}") from None
+    if json_depth(text) > MAX_JSON_DEPTH:  # checked before parsing: a deep file would exhaust the recursion
+        raise ValueError(f"pose json nests arrays or objects more than {MAX_JSON_DEPTH} deep; a pose needs 3")
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"not a valid pose json: {exc}") from None
     return Pose.from_json(obj)

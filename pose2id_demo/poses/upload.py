@@ -67,3 +67,37 @@ def pose_from_upload(src: str | Path | Image.Image | np.ndarray) -> tuple[Pose, 
     from .estimator import estimate_pose  # lazy: MediaPipe is slow to import
 
     return estimate_pose(image), "photo"
+
+
+#: How far outside its canvas a custom pose's keypoint may lie, in canvas sizes (a limb may leave the frame).
+CANVAS_MARGIN = 1.0
+
+
+def check_target_pose(pose: Pose) -> Pose:
+    """A custom target pose that can be drawn, or ``ValueError`` saying why not.
+
+    Confidences must lie in [0, 1]; every keypoint within :data:`CANVAS_MARGIN` canvas sizes of the canvas;
+    at least one limb must have both ends visible, and at least one visible keypoint must be on the canvas (a
+    pose whose confidences are all 0, or that lies wholly outside, would be drawn as an empty picture).
+    """
+    from .keypoints import KEYPOINT_NAMES, LIMBS
+
+    kp, w, h = pose.keypoints, pose.width, pose.height
+    c = kp[:, 2]
+    if (c < 0).any() or (c > 1).any():
+        raise ValueError("pose confidences must lie between 0 and 1")
+    m = CANVAS_MARGIN
+    far = (kp[:, 0] < -m * w) | (kp[:, 0] > (1 + m) * w) | (kp[:, 1] < -m * h) | (kp[:, 1] > (1 + m) * h)
+    if far.any():
+        i = int(np.flatnonzero(far)[0])
+        raise ValueError(f"keypoint {KEYPOINT_NAMES[i]} at ({kp[i, 0]:.4g}, {kp[i, 1]:.4g}) lies far outside the "
+                         f"{w}×{h} canvas")
+    vis = c > 0
+    if not vis.any():
+        raise ValueError("every keypoint has confidence 0, so there is no pose to draw")
+    if not any(vis[a] and vis[b] for a, b in LIMBS):
+        raise ValueError("no limb has both of its keypoints visible, so there is no pose to draw")
+    inside = vis & (kp[:, 0] >= 0) & (kp[:, 0] <= w) & (kp[:, 1] >= 0) & (kp[:, 1] <= h)
+    if not inside.any():
+        raise ValueError(f"every visible keypoint lies outside the {w}×{h} canvas")
+    return pose

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab
+from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab, tempfiles
 from pose2id_demo.ui.common import DEFAULT_BACKBONE, EXAMPLES_DIR, TabContext, backbone_choices
 
 __all__ = ["EXAMPLES_DIR", "MAX_UPLOAD", "TABS", "build_demo", "launch"]
@@ -31,6 +31,8 @@ TABS: tuple[Callable[[TabContext], None], ...] = (
 )
 #: Uploads above this are refused by Gradio before they reach the engine (documented in About).
 MAX_UPLOAD = "100mb"
+#: (frequency, age) in seconds: every 10 minutes, uploads, served copies and exports older than an hour go.
+CACHE_SWEEP = (600, 3600)
 
 CSS = """
 .p2i-small .wrap { min-height: 0 !important; }
@@ -38,11 +40,14 @@ CSS = """
 """
 
 
-def build_demo() -> gr.Blocks:
-    """Build the Blocks app (nothing heavy is loaded here; the engine loads lazily on first use)."""
+def build_demo(delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
+    """Build the Blocks app (nothing heavy is loaded here; the engine loads lazily on first use).
+
+    ``delete_cache``: (frequency, age) of the sweep of temporary files (:mod:`.tempfiles`)."""
     backbones = backbone_choices()
     default_bb = DEFAULT_BACKBONE if DEFAULT_BACKBONE in backbones else backbones[0]
-    with gr.Blocks(title="Pose2ID — training-free ReID by feature centralization", analytics_enabled=False) as demo:
+    with gr.Blocks(title="Pose2ID — training-free ReID by feature centralization", analytics_enabled=False,
+                   delete_cache=delete_cache) as demo:
         gr.Markdown("# Pose2ID · From Poses to Identity\nTraining-free person re-identification by **feature "
                     "centralization** (CVPR 2025): generate a person in 8 poses, pull features to their "
                     "identity centre, and watch mAP, Rank-k and identity density move.", elem_id="p2i-title")
@@ -54,15 +59,17 @@ def build_demo() -> gr.Blocks:
 
 def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
     """Queue and launch offline: host/port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, no share link,
-    no analytics; generation runs one request at a time, at most 64 requests wait."""
+    no analytics; generation runs one request at a time, at most 64 requests wait. The app's own temporary
+    files are swept on the Blocks' ``delete_cache`` schedule (:func:`.tempfiles.lifespan`)."""
     demo = demo if demo is not None else build_demo()
+    frequency, age = demo.delete_cache or CACHE_SWEEP
     opts: dict[str, Any] = dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
         share=False, ssr_mode=False, mcp_server=False, max_file_size=MAX_UPLOAD, show_error=False,
         theme=gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                              font_mono=["ui-monospace", "monospace"]),
-        css=CSS,
+        css=CSS, app_kwargs={"lifespan": tempfiles.lifespan(frequency, age)},
     )
     opts.update(kwargs)
     demo.queue(default_concurrency_limit=1, max_size=64)

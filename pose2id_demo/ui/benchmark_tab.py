@@ -13,7 +13,7 @@ import gradio as gr
 
 from pose2id_demo import warmup
 from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, N_IDS_RANGE, TASKS, get_engine
-from pose2id_demo.ui import render
+from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
     COLUMNS,
@@ -197,11 +197,11 @@ def build(ctx: TabContext) -> None:
             with gr.Column(scale=1, min_width=280):
                 task = gr.Radio(list(TASKS), value="standard", label="Task (SynthPed)")
                 backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
-                eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="eta",
+                eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="eta",
                                 info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
                 with gr.Row():
-                    k1 = gr.Slider(*K_RANGE, value=2, step=1, label="k1 (NFC)", elem_id="k1")
-                    k2 = gr.Slider(*K_RANGE, value=2, step=1, label="k2 (NFC)", elem_id="k2")
+                    k1 = controls.slider(*K_RANGE, value=2, step=1, label="k1 (NFC)", elem_id="k1")
+                    k2 = controls.slider(*K_RANGE, value=2, step=1, label="k2 (NFC)", elem_id="k2")
                 nfc_on = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
                 ipg_on = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
                 rerank = gr.Checkbox(False, label="k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)", elem_id="rerank")
@@ -211,7 +211,7 @@ def build(ctx: TabContext) -> None:
                 bench_msg = gr.Markdown(label="notes", elem_id="bench-msg")
                 with gr.Accordion("Ranked lists for one query", open=True):
                     start_msg = gr.Markdown(elem_id="start-msg")
-                    query_index = gr.Slider(0, _n_queries() - 1, value=0, step=1, label="Query index",
+                    query_index = controls.slider(0, _n_queries() - 1, value=0, step=1, label="Query index",
                                             elem_id="query-index")
                     rank_msg = gr.Markdown(label="message", elem_id="rank-msg")
                     gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings"))
@@ -230,7 +230,7 @@ def build(ctx: TabContext) -> None:
                 pq_plot = gr.Plot(label="AP after vs before (one point per query)", scale=2, elem_id="per-query-plot")
         with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
             with gr.Row():
-                n_ids = gr.Slider(*N_IDS_RANGE, value=10, step=1, label="identities")
+                n_ids = controls.slider(*N_IDS_RANGE, value=10, step=1, label="identities")
                 tsne_btn = gr.Button("Draw t-SNE")
             tsne_msg = gr.Markdown(label="message", elem_id="tsne-msg")
             tsne_plot = gr.Plot(label="t-SNE")

@@ -4,13 +4,10 @@ API: ``evaluate_features``, ``export_features``."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
 from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, TASKS, get_engine
-from pose2id_demo.ui import render
+from pose2id_demo.ui import controls, render, tempfiles
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
 from pose2id_demo.ui.request_files import guarded
 
@@ -38,7 +35,7 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
 @user_errors
 def export_features(task: str, backbone: str) -> str:
     """Write the benchmark's features (+ generated features) as a feature file to try the tab with."""
-    path = Path(tempfile.mkdtemp(prefix="pose2id-")) / f"synthped-{task}-{backbone}.npz"
+    path = tempfiles.new_folder("export-") / f"synthped-{task}-{backbone}.npz"
     get_engine().export_features(task, backbone, path)
     return str(path)
 
@@ -55,9 +52,9 @@ def build(ctx: TabContext) -> None:
             with gr.Column(scale=1, min_width=280):
                 npz = gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz")
                 with gr.Row():
-                    f_k1 = gr.Slider(*K_RANGE, value=2, step=1, label="k1")
-                    f_k2 = gr.Slider(*K_RANGE, value=2, step=1, label="k2")
-                f_eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η")
+                    f_k1 = controls.slider(*K_RANGE, value=2, step=1, label="k1")
+                    f_k2 = controls.slider(*K_RANGE, value=2, step=1, label="k2")
+                f_eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η")
                 f_nfc = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
                 f_ipg = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
                 eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-btn")

@@ -9,7 +9,7 @@ import gradio as gr
 import numpy as np
 
 from pose2id_demo.engine import ETA_RANGE, STEPS_RANGE, get_engine, shipped_assets
-from pose2id_demo.ui import render
+from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
     EXAMPLES_DIR,
@@ -170,11 +170,11 @@ def build(ctx: TabContext) -> None:
                     g_backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone,
                                              label="ReID backbone (ranked lists)")
                 with gr.Row():
-                    steps = gr.Slider(*STEPS_RANGE, value=20, step=1, label="Steps", elem_id="steps")
-                    cfg = gr.Slider(1.0, 10.0, value=3.5, step=0.5, label="CFG scale")
+                    steps = controls.slider(*STEPS_RANGE, value=20, step=1, label="Steps", elem_id="steps")
+                    cfg = controls.slider(1.0, 10.0, value=3.5, step=0.5, label="CFG scale")
                 with gr.Row():
-                    seed = gr.Number(42, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
-                    g_eta = gr.Slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="g-eta")
+                    seed = controls.number(42, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    g_eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="g-eta")
                 gen_btn = gr.Button("Generate 8 poses", variant="primary", elem_id="generate-btn")
             with gr.Column(scale=2):
                 gen_msg = gr.Markdown(READY_MSG, label="message", elem_id="gen-msg")

@@ -1,0 +1,67 @@
+"""Number inputs that answer a wrong value from the raw API with a sentence naming the parameter.
+
+Gradio's ``Slider`` and ``Number`` compare the payload with their bounds before anything else, so ``"abc"``,
+``null`` or the text ``"3"`` sent to ``/gradio_api/call/benchmark`` fail inside Gradio with a ``TypeError`` and
+reach the caller as ``{"error": null}`` (and a traceback in the server log). These inputs check the payload
+first (:func:`slider`, :func:`number`); the page itself always sends numbers, so nothing changes for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import gradio as gr
+
+log = logging.getLogger("pose2id_demo.ui")
+
+
+def _param_name(label: str | None) -> str:
+    """``"k1 (NFC)"`` → ``"k1"``: the label without its explanation."""
+    return (label or "this value").split(" (")[0].strip()
+
+
+def _refuse(message: str) -> gr.Error:
+    log.warning("refused input: %s", message)
+    return gr.Error(message, title="Cannot do that", print_exception=False)
+
+
+def _checked_number(label: str | None, payload: Any) -> float | int:
+    name = _param_name(label)
+    if payload is None:
+        raise _refuse(f"{name} is missing: send a number.")
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+        raise _refuse(f"{name} must be a number, not {type(payload).__name__} {str(payload)[:40]!r}.")
+    if not math.isfinite(payload):
+        raise _refuse(f"{name} must be a finite number, got {payload!r}.")
+    return payload
+
+
+def _checked(component: gr.Slider | gr.Number, allow_none: bool) -> Any:
+    """``component`` with its ``preprocess`` checking the payload first (an instance attribute: a subclass
+    would make Gradio write a ``.pyi`` stub beside this module at import)."""
+    base = component.preprocess
+    name = _param_name(component.label)
+
+    def preprocess(payload: Any) -> Any:
+        if payload is None and allow_none:
+            return None
+        value = _checked_number(component.label, payload)
+        try:
+            return base(value)
+        except gr.Error as exc:  # "Value 99 is greater than maximum value 20." — say which value
+            raise _refuse(f"{name}: {exc.message}") from None
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+def slider(*args: Any, **kwargs: Any) -> gr.Slider:
+    """``gr.Slider(*args, **kwargs)`` that refuses a non-number with a sentence naming it."""
+    return _checked(gr.Slider(*args, **kwargs), allow_none=False)
+
+
+def number(*args: Any, **kwargs: Any) -> gr.Number:
+    """``gr.Number(*args, **kwargs)`` that refuses a non-number with a sentence naming it (empty stays None)."""
+    return _checked(gr.Number(*args, **kwargs), allow_none=True)
