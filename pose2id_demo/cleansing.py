@@ -9,15 +9,18 @@ For the n samples f_1..f_n of one identity (eq. 29)::
 The paper filters Market-1501 with p = 0.005 (Fig. 11).  Which distances Q_p is the quantile *of* is the
 one choice eq. 31 leaves open, and it decides what is removed (``band``):
 
-- ``"pooled"`` (the default): Q_p and Q_{1-p} are quantiles of all identities' distances together.  Under
-  the normal model behind eq. 30 the squared distance of a sample to its identity is chi²-distributed with
-  the same d for every identity, so one pair of thresholds serves all of them, and an identity loses only
-  samples that are far out in the whole population — the outliers the cleansing is meant to drop.  The
-  caveat: with n_i <= d the Ledoit-Wolf distances are not chi²_d, and their scale differs between
-  identities.  On SynthPed's train split (300 ids × 12 images, synthped-reid, d = 256) the identities' mean
-  distances range from 3.95 to 5.56, and p = 0.005 pooled removes 36 of 3,600 images (18 below Q_p, 18
-  above Q_{1-p}) from 9 identities, two of which lose 8 of their 12 — whole identities at the ends of
-  that scale more than single odd images.
+- ``"pooled"`` (the default): one threshold for all identities, upper tail only.  Under the normal model
+  behind eq. 30 the squared distance of a sample to its identity is chi²-distributed with the same d for
+  every identity, so one quantile of all identities' distances together serves all of them, and an
+  identity loses only samples that are far out in the whole population.  Two corrections make that hold
+  on real features: (1) with n_i <= d the Ledoit-Wolf distances are not chi²_d and their *scale* differs
+  between identities (SynthPed train, synthped-reid, d = 256, 12 images per id: mean distances 3.95 to
+  5.56), so pooling raw distances trims whole identities at the ends of that scale (two identities lost 8
+  of 12 images, 36 removed in all); each identity's distances are therefore divided by their median
+  first.  (2) A small distance means a sample close to its identity's centre — the most typical image,
+  never an outlier — so the lower bound Q_p is not applied: samples whose scaled distance exceeds the
+  pooled Q_{1-p} are removed.  With p = 0.005 that is 0.5 % of the samples: 18 of 3,600 on SynthPed
+  train (synthped-reid), from 14 identities, at most 3 from one.
 - ``"per_identity"``: the literal reading, quantiles of each identity's own n_i distances.  With
   ``numpy.quantile``'s linear interpolation and n_i < 1/p (e.g. 12 samples, p = 0.005), Q_p lies strictly
   between the smallest and second-smallest distance, so every identity loses exactly its minimum and its
@@ -40,7 +43,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 __all__ = ["BANDS", "CleansingResult", "ledoit_wolf_shrinkage", "mahalanobis_distances", "mahalanobis_filter",
-           "removed_per_identity"]
+           "removed_per_identity", "scaled_distances"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ BANDS = ("pooled", "per_identity")
 
 
 class CleansingResult(NamedTuple):
-    """``keep`` (N,) bool — True for samples inside [Q_p, Q_{1-p}] (eq. 31; quantiles as ``band`` says);
+    """``keep`` (N,) bool — True for samples eq. 31 keeps (the band as ``mahalanobis_filter`` says);
     ``distances`` (N,) float64 — each sample's Mahalanobis distance to its identity (eq. 30)."""
 
     keep: np.ndarray
@@ -131,6 +134,17 @@ def _identity_groups(pids: np.ndarray) -> list[np.ndarray]:
     return [order[bounds[i] : bounds[i + 1]] for i in range(inv.max() + 1)]
 
 
+def scaled_distances(dist: np.ndarray, pids: np.ndarray) -> np.ndarray:
+    """Each identity's distances divided by their median (1.0 for identities of fewer than 3 samples, and
+    for an identity whose median is 0): the identity-independent scale the pooled band thresholds."""
+    out = np.ones(dist.shape[0], np.float64)
+    for idx in _identity_groups(np.asarray(pids).ravel()):
+        med = float(np.median(dist[idx]))
+        if idx.size >= 3 and med > 0:
+            out[idx] = dist[idx] / med
+    return out
+
+
 def mahalanobis_filter(
     feats: np.ndarray,
     pids: np.ndarray,
@@ -138,7 +152,10 @@ def mahalanobis_filter(
     covariance: Covariance = "auto",
     band: Band = "pooled",
 ) -> CleansingResult:
-    """Keep the samples whose Mahalanobis distance to their identity lies within [Q_p, Q_{1-p}] (eq. 31).
+    """Drop the samples whose Mahalanobis distance to their identity is an outlier (eq. 31).
+
+    ``band="pooled"`` (default) removes samples whose median-scaled distance exceeds the pooled Q_{1-p};
+    ``band="per_identity"`` keeps, per identity, the distances within that identity's [Q_p, Q_{1-p}].
 
     Args:
         feats: (N, d) features (e.g. ReID features of the training images).
@@ -148,8 +165,9 @@ def mahalanobis_filter(
             [Q_0.005, Q_0.995].  0 or 1 keeps everything.
         covariance: ``"auto"`` (eq. 29 when n_i > d, Ledoit-Wolf when n_i <= d), ``"ledoit_wolf"`` or
             ``"empirical"`` (eq. 29 with a pseudo-inverse; degenerate when n_i <= d, see module doc).
-        band: ``"pooled"`` (default: quantiles of all identities' distances) or ``"per_identity"`` (the
-            literal reading: each identity's own quantiles); see the module docstring for why.
+        band: ``"pooled"`` (default: the upper quantile of all identities' median-scaled distances) or
+            ``"per_identity"`` (the literal reading: each identity's own two-sided quantiles); see the
+            module docstring for why.
 
     Returns:
         :class:`CleansingResult` ``(keep, distances)``.  Quantiles use linear interpolation
@@ -166,8 +184,8 @@ def mahalanobis_filter(
     if dist.size == 0 or p == 0.0:
         return CleansingResult(keep, dist)
     if band == "pooled":
-        lo, hi = np.quantile(dist, [p, 1.0 - p])
-        keep = (dist >= lo) & (dist <= hi)
+        scaled = scaled_distances(dist, pids)
+        keep = scaled <= np.quantile(scaled, 1.0 - p)
     else:
         for idx in _identity_groups(pids):
             lo, hi = np.quantile(dist[idx], [p, 1.0 - p])

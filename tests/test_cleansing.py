@@ -102,8 +102,13 @@ def brute_force_band(dist: np.ndarray, pids: np.ndarray, p: float, band: str) ->
         return float(v[i] + (pos - i) * (v[min(i + 1, len(v) - 1)] - v[i]))
 
     keep = np.zeros(len(dist), bool)
+    if band == "pooled":  # each identity's distances over their median, then one upper threshold for all
+        scaled = np.array([dist[k] / np.median(dist[pids == pids[k]]) if (pids == pids[k]).sum() >= 3 else 1.0
+                           for k in range(len(dist))])
+        hi = quantile(scaled, 1 - p)
+        return scaled <= hi
     for k in range(len(dist)):
-        ref = dist if band == "pooled" else dist[pids == pids[k]]
+        ref = dist[pids == pids[k]]
         keep[k] = quantile(ref, p) <= dist[k] <= quantile(ref, 1 - p)
     return keep
 
@@ -122,7 +127,8 @@ def test_pooled_and_per_identity_bands_against_brute_force(rng, n_per_id, d):
         assert sum(removed.values()) == int((~keep).sum())
     keep, dist = mahalanobis_filter(x, pids, quantile=0.005)  # the default is pooled
     assert not keep[7] and dist[7] == dist[pids == pids[7]].max()
-    assert (~keep).sum() <= 2 + 2 * int(np.ceil(0.005 * len(pids)))  # a few pooled tails, not 2 per identity
+    assert (~keep).sum() <= 1 + int(np.ceil(0.005 * len(pids)))  # the pooled upper tail, not 2 per identity
+    assert keep[np.argmin(dist)]  # the most central sample is never an outlier
 
 
 def test_literal_reading_drops_min_and_max_of_every_small_identity(rng):
@@ -135,6 +141,16 @@ def test_literal_reading_drops_min_and_max_of_every_small_identity(rng):
         d = dist[pids == p]
         np.testing.assert_array_equal(~keep[pids == p], (d == d.min()) | (d == d.max()))
     pooled = mahalanobis_filter(x, pids, quantile=0.005).keep
-    assert (~pooled).sum() == 4  # 0.5 % of 360 at each end, rounded by the interpolation
+    assert (~pooled).sum() == 2  # 0.5 % of 360 in the upper tail, rounded by the interpolation
+
+
+def test_pooled_band_ignores_each_identitys_distance_scale(rng):
+    """Identities whose distances differ only in scale lose nothing to the pooled band; a far sample does."""
+    pids = np.repeat(np.arange(1, 41), 12)
+    base = rng.standard_normal((len(pids), 6))
+    x = base * (1 + (pids[:, None] % 5))  # five distance scales
+    x[100] = (1 + pids[100] % 5) * 12 / np.sqrt(6)  # 12 of its identity's σ from the centre
+    keep, dist = mahalanobis_filter(x, pids, quantile=0.001, covariance="ledoit_wolf")
+    assert not keep[100] and (~keep).sum() == 1
     with pytest.raises(ValueError):
         mahalanobis_filter(x, pids, band="everywhere")

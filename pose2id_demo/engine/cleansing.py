@@ -41,8 +41,8 @@ def cleanse_train_split(models: Models, task: str, backbone: str, quantile: floa
                         band: str = "pooled") -> dict[str, Any]:
     """The cleansing report of ``task``'s train split with ``backbone``'s features (arguments checked).
 
-    ``band`` is :func:`pose2id_demo.cleansing.mahalanobis_filter`'s: ``pooled`` (the default — quantiles of
-    all identities' distances, which removes real outliers) or ``per_identity`` (the literal reading, which
+    ``band`` is :func:`pose2id_demo.cleansing.mahalanobis_filter`'s: ``pooled`` (the default — one upper
+    quantile of all identities' median-scaled distances, which removes real outliers) or ``per_identity`` (the literal reading, which
     with 12 images per identity removes each identity's minimum and maximum, 2 of 12, whatever the data).
 
     Returns:

@@ -136,8 +136,9 @@ def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(trac
     rej = (render.image_file(render.tile_grid([(o["path"], render.RED, o["reason"]) for o in res["pose_rejects"][:36]]))
            if res["pose_rejects"] else None)
     q = f"[Q_{res['quantile']:g}, Q_{1 - res['quantile']:g}]"
-    rule = (f"keeps distances inside {q} of all identities' distances pooled, eq. 31" if res.get("band") == "pooled"
-            else f"keeps {q} per identity, eq. 31")
+    rule = (f"removes distances above Q_{1 - res['quantile']:g} of all identities' distances pooled, each "
+            "identity's scaled by its median (a small distance is typical, never an outlier; eq. 31)"
+            if res.get("band") == "pooled" else f"keeps {q} per identity, the literal eq. 31")
     removed = _removed_per_identity(res)
     hist = {}
     for n in removed.values():
