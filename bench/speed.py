@@ -245,6 +245,9 @@ def report(out: dict[str, Any]) -> None:
         print(f"[{name}] cold start {cold} s ({'met' if cold is not None and cold <= TARGET_COLD_S else 'MISSED'}"
               f" ≤ {TARGET_COLD_S:g} s); slowest first interaction {s.get('first_max_s')} s; over "
               f"{TARGET_FIRST_S:g} s: {', '.join(s.get('first_over_target', [])) or 'none'}")
+        for r in s.get("first", []):
+            flag = " (preparing …, real result after %.1f s)" % r["ready_seconds"] if r.get("preparing") else ""
+            print(f"[{name}] first: {r['what']}: {r['seconds']} s{flag}{'  ERROR ' + r['error'] if r['error'] else ''}")
         for w in s.get("warm", []):
             print(f"[{name}] warm: {w['what']}: median {w['median_s']} s {w['runs_s']}")
 
@@ -258,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "docs" / "speed.json"), help="JSON output ('' = none)")
     ap.add_argument("--logdir", default=None, help="where the app's logs go (default: a temp folder)")
+    ap.add_argument("--report", metavar="JSON", help="only print the summary of an earlier run's JSON")
     args = ap.parse_args(argv)
+    if args.report:
+        report(json.loads(Path(args.report).read_text()))
+        return 0
     scen = args.scenarios.split(",") if args.scenarios else (["fresh", "warm"] if args.warm_cache else ["fresh"])
     logdir = Path(args.logdir or tempfile.mkdtemp(prefix="pose2id-speed-"))
     logdir.mkdir(parents=True, exist_ok=True)
