@@ -24,6 +24,7 @@ if __name__ == "__main__":
         except Pose2IDError as exc:
             parser.exit(2, f"error: {exc}\n")
     demo = build_demo()
-    # Prepare in the background what first clicks would wait for (features, images, models; pose2id_demo.warmup).
+    launch(demo, prevent_thread_lock=True)  # serve the page first ...
+    # ... then prepare in the background what first clicks would wait for (pose2id_demo.warmup).
     get_engine().warm_up(background=True)
-    launch(demo)
+    demo.block_thread()
