@@ -184,3 +184,21 @@ def test_pair_sampler_view_statistics():
                     assert t not in c
                     if any(dirs[r] != dirs[t] for r in ref_sets[i] if r != t):
                         assert np.all(dirs[c] != dirs[t])
+
+
+def test_init_from_pipeline_loads_only_matching_architectures(tmp_path):
+    from pose2id_demo.ipg.train import init_from_pipeline
+
+    src = tiny_models(seed=3)
+    for n in TRAINED:
+        src[n].save_pretrained(tmp_path / n, safe_serialization=True)
+    m = tiny_models(seed=4)
+    m["pose_guider"] = PoseGuider(16, 3, (8, 8, 16, 16))  # one more stage: another architecture
+    fresh = {k: v.clone() for k, v in m["pose_guider"].state_dict().items()}
+    init_from_pipeline(m, tmp_path)
+    for n in ("reference_unet", "denoising_unet", "ifr"):
+        for k, v in src[n].state_dict().items():
+            assert torch.equal(m[n].state_dict()[k], v), (n, k)
+    for k, v in m["pose_guider"].state_dict().items():  # untouched, conv_out still zero
+        assert torch.equal(v, fresh[k]), k
+    assert float(m["pose_guider"].conv_out.weight.abs().sum()) == 0.0

@@ -395,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="Pose Guider widths; one more stage than the default (16 32 64) reads a 2x larger skeleton")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start a fresh run from a saved pipeline folder (modules whose shapes match)")
+    ap.add_argument("--init-pose-gain", type=float, default=1.0,
+                    help="with --init-from: multiply the loaded Pose Guider's conv_out by this (the bench's pose_scale "
+                         "probe: E_pose x2 at inference raised pose adherence)")
+    ap.add_argument("--pose-weight-decay", type=float, default=None,
+                    help="weight decay of the Pose Guider (default: --weight-decay)")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--sample-minutes", type=float, default=12.0)
     ap.add_argument("--log-every", type=int, default=25)
@@ -428,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         st0 = json.loads(ck_state.read_text())
         args.pose_widths = st0.get("pose_widths", args.pose_widths)
         args.pair_views = st0.get("pair_views", args.pair_views)
+        args.pose_weight_decay = st0.get("pose_weight_decay", args.pose_weight_decay)
     comps = build_components(args.config, reid_dim=reid.dim, vae=vae_model, pose_widths=args.pose_widths)
     if args.config == "sd15":
         raise SystemExit("sd15 training needs SD1.5 + sd-vae-ft-mse weights and a GPU; not available here")
@@ -447,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     m = {n: comps[n].train() for n in TRAINED}
     if args.init_from is not None and not (args.resume and ck_state.exists()):
         init_from_pipeline(m, args.init_from)
+        if args.init_pose_gain != 1.0:
+            with torch.no_grad():
+                m["pose_guider"].conv_out.weight.mul_(args.init_pose_gain)
+                m["pose_guider"].conv_out.bias.mul_(args.init_pose_gain)
     m["vae"] = vae
     ema = build_components(args.config, reid_dim=reid.dim, vae=vae_model, pose_widths=args.pose_widths)
     for n in TRAINED:
@@ -457,7 +467,11 @@ def main(argv: list[str] | None = None) -> int:
         ema[n].to(device)
     vae.to(device)
     params = [p for n in TRAINED for p in m[n].parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=args.weight_decay, foreach=True)
+    groups: list = params  # one group (as the runs before --pose-weight-decay, so their checkpoints resume)
+    if args.pose_weight_decay is not None:
+        groups = [{"params": [p for n in TRAINED if n != "pose_guider" for p in m[n].parameters()]},
+                  {"params": list(m["pose_guider"].parameters()), "weight_decay": args.pose_weight_decay}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=args.weight_decay, foreach=True)
     scheduler = make_scheduler()
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -494,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         segment["minutes"] = round((time.time() - run_start) / 60, 2)
         segment["cpu_minutes"] = round((time.process_time() - cpu_start) / 60, 2)  # all threads of this process
         return {"scaling": scaling, "segments": segments, "pose_widths": list(comps["pose_guider"].config.block_out_channels),
-                "pair_views": args.pair_views, "image_size": list(image_size), "pose_size": list(pose_size)}
+                "pair_views": args.pair_views, "pose_weight_decay": args.pose_weight_decay, "image_size": list(image_size), "pose_size": list(pose_size)}
 
     run_start = time.time()
     last_ckpt = last_sample = time.time()
