@@ -228,22 +228,29 @@ def run_scenario(name: str, cache: Path, args: argparse.Namespace, logdir: Path)
                      "median_s": round(statistics.median(r["seconds"] for r in runs), 2),
                      "max_s": max(r["seconds"] for r in runs), "runs_s": [r["seconds"] for r in runs]})
         res["first"], res["warm"] = first, warm
-        answered = [r for r in first if r["error"] is None]
-        res["first_max_s"] = max((r["seconds"] for r in answered), default=None)
-        res["first_over_target"] = [r["what"] for r in first if r["error"] or r["seconds"] > TARGET_FIRST_S]
+        res.update(summarize(res))
     finally:
         app.close()
     res["machine_after"] = machine()
     return res
 
 
+def summarize(sc: dict[str, Any]) -> dict[str, Any]:
+    """The ≤ 3 s target is for every first interaction except generation (a long action with its own figures)."""
+    views = [r for r in sc.get("first", []) if r["endpoint"] != "/generate"]
+    answered = [r for r in views if r["error"] is None]
+    return {"first_max_s": max((r["seconds"] for r in answered), default=None),
+            "first_over_target": [r["what"] for r in views if r["error"] or r["seconds"] > TARGET_FIRST_S]}
+
+
 def report(out: dict[str, Any]) -> None:
     print(f"\nnproc={out['machine_before']['nproc']} load before {out['machine_before']['load']} "
           f"after {out['machine_after']['load']} (nice {out['machine_before']['nice']})")
     for name, s in out["scenarios"].items():
+        s.update(summarize(s))
         cold = s.get("cold_start_s")
         print(f"[{name}] cold start {cold} s ({'met' if cold is not None and cold <= TARGET_COLD_S else 'MISSED'}"
-              f" ≤ {TARGET_COLD_S:g} s); slowest first interaction {s.get('first_max_s')} s; over "
+              f" ≤ {TARGET_COLD_S:g} s); slowest first interaction (generation aside) {s.get('first_max_s')} s; over "
               f"{TARGET_FIRST_S:g} s: {', '.join(s.get('first_over_target', [])) or 'none'}")
         for r in s.get("first", []):
             flag = " (preparing …, real result after %.1f s)" % r["ready_seconds"] if r.get("preparing") else ""
@@ -263,8 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--logdir", default=None, help="where the app's logs go (default: a temp folder)")
     ap.add_argument("--report", metavar="JSON", help="only print the summary of an earlier run's JSON")
     args = ap.parse_args(argv)
-    if args.report:
-        report(json.loads(Path(args.report).read_text()))
+    if args.report:  # re-summarise an earlier run (and write the summary back when --out names the same file)
+        out = json.loads(Path(args.report).read_text())
+        report(out)
+        if args.out and Path(args.out).resolve() == Path(args.report).resolve():
+            Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
         return 0
     scen = args.scenarios.split(",") if args.scenarios else (["fresh", "warm"] if args.warm_cache else ["fresh"])
     logdir = Path(args.logdir or tempfile.mkdtemp(prefix="pose2id-speed-"))
