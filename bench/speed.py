@@ -117,7 +117,15 @@ class Caller:
     def __init__(self, url: str) -> None:
         from gradio_client import Client
 
-        self.client = Client(url, verbose=False)
+        for attempt in range(5):  # on a very busy machine the first config request can time out
+            try:
+                self.client = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
+                break
+            except Exception as exc:  # noqa: BLE001
+                print(f"  connecting to the app failed ({type(exc).__name__}); retrying", flush=True)
+                if attempt == 4:
+                    raise
+                time.sleep(5)
         info = self.client.view_api(print_info=False, return_format="dict")
         self.params = {name: [p["parameter_name"] for p in ep["parameters"]]
                        for name, ep in info["named_endpoints"].items()}
