@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             out["scenarios"][name] = run_scenario(name, cache, args, logdir)
         else:
             raise SystemExit(f"unknown scenario {name!r}")
+        if args.out:  # after each scenario, so that a long run leaves its results behind
+            out["machine_after"] = machine()
+            Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     out["machine_after"] = machine()
     report(out)
     if args.out:
