@@ -2,12 +2,12 @@
 
 ``python app.py`` serves the embedded CPU models. With the official release on a GPU:
 ``python app.py --ipg-weights DIR`` (DIR holds the released .pth files, transformer_20.pth included).
+``python app.py --dataset market=/data/Market-1501`` (repeatable) adds a Market-layout folder as a Benchmark task.
 """
 
 import argparse
 
 from pose2id_demo.engine import Pose2IDError, get_engine
-from pose2id_demo.ui import build_demo, launch
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Pose2ID demo (Gradio app)")
@@ -17,12 +17,26 @@ if __name__ == "__main__":
     parser.add_argument("--reid-extractor", metavar="MODULE:CALLABLE",
                         help="optional: factory of a 3840-d ReID extractor to feed IFR instead of "
                         "DIR/transformer_20.pth (with --ipg-weights)")
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME=ROOT",
+                        help="add a Market-layout folder (bounding_box_train/, query/, bounding_box_test/) as the "
+                        "Benchmark task NAME; its features are extracted once per backbone on first use and cached "
+                        "on disk (repeatable)")
     args = parser.parse_args()
+    for spec in args.dataset:
+        name, sep, root = spec.partition("=")
+        if not sep or not name.strip() or not root.strip():
+            parser.exit(2, f"error: --dataset expects NAME=ROOT, got {spec!r}\n")
+        try:
+            get_engine().add_dataset(name, root)
+        except Pose2IDError as exc:
+            parser.exit(2, f"error: --dataset {spec}: {exc}\n")
     if args.ipg_weights:
         try:
             get_engine().use_official_ipg(args.ipg_weights, args.reid_extractor)
         except Pose2IDError as exc:
             parser.exit(2, f"error: {exc}\n")
+    from pose2id_demo.ui import build_demo, launch  # Gradio loads after the flags are checked (bad ones fail fast)
+
     demo = build_demo()
     launch(demo, prevent_thread_lock=True)  # serve the page first ...
     # ... then prepare in the background what first clicks would wait for (pose2id_demo.warmup).

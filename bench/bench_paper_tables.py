@@ -18,7 +18,8 @@ tab).  Features are the ones the app's Benchmark tab uses (:meth:`pose2id_demo.e
 shipped float16 features when they match, generated features from ``assets/features/*-gen.npz`` only when they
 match the current image list); where a task has none, the IPG cells say so instead of a number.
 
-The script prints the machine's load, the tables in Markdown, and writes every row to ``--json``.
+The script prints the machine's load, the full tables in Markdown (both ID² readings), the README's compact
+tables (cells mAP / Rank-1 / ID² in the paper's reading) and writes every row to ``--json``.
 """
 
 from __future__ import annotations
@@ -121,6 +122,45 @@ def markdown(res: dict[str, list[dict[str, Any]]]) -> str:
     return "\n\n".join(parts)
 
 
+def _short(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return ""
+    if "na" in r:
+        return r["na"]
+    return f"{r['mAP']:.1f} / {r['Rank-1']:.1f} / {r['ID² paper']:.3f}"
+
+
+def readme_markdown(res: dict[str, list[dict[str, Any]]], tasks: list[str], backbones: list[str]) -> str:
+    """The README's compact tables: one line per task × backbone, cells mAP / Rank-1 / ID² (paper reading)."""
+    label = {IMAGENET: "ImageNet MobileNetV2"}
+
+    def pick(key: str, task: str, bb: str, prefix: str) -> dict[str, Any] | None:
+        return next((r for r in res[key] if r["task"] == task and r["backbone"] == bb
+                     and r["setting"].startswith(prefix)), None)
+
+    out = []
+    cols = {"table1": ("Table 1 / 2", ["baseline", "+NFC (separate)", "+NFC (joint)", "+IPG (η=", "+NFC+IPG (η="],
+                       ["baseline", "+NFC separate", "+NFC joint", "+IPG", "+NFC+IPG"]),
+            "table3": ("Table 3, NFC (separate) on", ["NFC on gallery", "NFC on query", "NFC on both"],
+                       ["gallery", "query", "both"]),
+            "table4": ("Table 4, IPG on", ["IPG on gallery", "IPG on query", "IPG on both"], ["gallery", "query", "both"])}
+    for key, (title, prefixes, heads) in cols.items():
+        out.append(f"| {title}: task | backbone | " + " | ".join(heads) + " |")
+        out.append("|---" * (2 + len(heads)) + "|")
+        for task in tasks:
+            for bb in backbones:
+                cells = [_short(pick(key, task, bb, p)) for p in prefixes]
+                out.append(f"| {task} (η={PAPER_ETA[task]:g}) | {label.get(bb, bb)} | " + " | ".join(cells) + " |")
+        out.append("")
+    if IMAGENET in backbones:
+        out.append("| Table 5 (ImageNet MobileNetV2, no ReID training): task | w/o training | +IPG | +IPG+NFC |")
+        out.append("|---|---|---|---|")
+        for task in tasks:
+            cells = [_short(pick("table5", task, IMAGENET, p)) for p in ("w/o", "+IPG (", "+IPG+NFC")]
+            out.append(f"| {task} (η={PAPER_ETA[task]:g}) | " + " | ".join(cells) + " |")
+    return "\n".join(out).rstrip()
+
+
 def _git_gen_commit() -> str:
     try:
         return subprocess.run(["git", "log", "-1", "--format=%h %cI", "--", "assets/features"], capture_output=True,
@@ -153,13 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     print("η per task (the paper's for the dataset each task stands in for): " +
           ", ".join(f"{t} → {PAPER_DATASET[t]} η={PAPER_ETA[t]:g}" for t in args.tasks) + "\n")
     print(md)
+    short = readme_markdown(res, args.tasks, args.backbones)
+    print("\nREADME tables (mAP / Rank-1 in %, ID² paper reading):\n")
+    print(short)
     load_end = _load()
     print(f"\nload at end {load_end}; {time.time() - t0:.0f} s")
     if args.json:
         out = {"synthped_version": VERSION, "k1": K, "k2": K, "eta_per_task": PAPER_ETA, "app_eta": APP_ETA,
                "paper_dataset_per_task": PAPER_DATASET, "generated_features": notes,
                "assets_features_commit": _git_gen_commit(), "load_start": load_start, "load_end": load_end,
-               "seconds": round(time.time() - t0, 1), **res}
+               "seconds": round(time.time() - t0, 1), **res, "markdown": md, "markdown_readme": short}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {args.json}")

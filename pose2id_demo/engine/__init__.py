@@ -132,6 +132,15 @@ class Engine:
         return self.models.skeletons(width, height)
 
     # ---------------------------------------------------------------- benchmark
+    def add_dataset(self, name: str, root: str | Path) -> dict[str, Any]:
+        """Add a Market-layout folder as a benchmark task (``python app.py --dataset NAME=ROOT``;
+        :meth:`.benchmark.BenchmarkSession.add_dataset`); raises :class:`Pose2IDError` naming what is wrong."""
+        return self.bench.add_dataset(name, root)
+
+    def tasks(self) -> list[str]:
+        """The benchmark's task names: SynthPed's three, then the added datasets."""
+        return self.bench.tasks()
+
     def bench_data(self, task: str, backbone: str, progress: ProgressFn = noop_progress) -> BenchData:
         """Benchmark features of ``(task, backbone)``: extracted once (disk-cached), kept in memory."""
         return self.bench.bench_data(task, backbone, progress)
@@ -180,6 +189,9 @@ class Engine:
                   band: str = "pooled", progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """Data cleansing of the train split, Supplementary 7.1 (:func:`.cleansing.cleanse_train_split`):
         ``band="pooled"`` (default) or ``"per_identity"`` (eq. 31's literal reading)."""
+        if str(task).strip() in self.bench.datasets:
+            raise Pose2IDError("Data cleansing runs on SynthPed's train split only (it needs the train features "
+                               "and keypoints the demo ships); pick a SynthPed task.")
         task = check_choice("task", task, TASKS)
         backbone = self._check_backbone(backbone)
         quantile = check_float("quantile p", quantile, 0.0, 0.5)  # keeps [Q_p, Q_1-p] (eq. 31; paper: 0.005)

@@ -1,11 +1,18 @@
 """A benchmark session: the SynthPed features per (task, backbone), kept in memory, with the Table-2 rows,
 ranked lists, per-query table and t-SNE of any setting computed by :mod:`pose2id_demo.ablation` and cached
 by the settings they depend on (moving one slider recomputes only the rows that slider touches).
+
+Besides the three SynthPed tasks, a session holds a registry of extra datasets — Market-layout folders added
+with :meth:`BenchmarkSession.add_dataset` (``python app.py --dataset NAME=ROOT``) — which are tasks like the
+others: their features are extracted once per backbone (:meth:`~.models.Models.folder_features`) and their
+generated features are the ones ``python -m pose2id_demo generate`` wrote into the folder.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +25,13 @@ from pose2id_demo import ablation
 from pose2id_demo.centralization import l2_normalize as _l2n
 from pose2id_demo.data import load_market
 from pose2id_demo.data.synthped import ensure_benchmark
-from pose2id_demo.featurefile import FeatureSet
+from pose2id_demo.featurefile import DEFAULT_MAX_BYTES, FeatureSet
 from pose2id_demo.metrics import ID2_VARIANTS, id2, id2_label
 from pose2id_demo.paths import ASSETS
 from pose2id_demo.visualize import tsne_2d
 
 from .cache import LRU, ScopedCache
-from .errors import DependencyMissing
+from .errors import DependencyMissing, Pose2IDError
 from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, BenchSettings, check_choice, check_int, image_digest
 from .models import Models
 
@@ -33,6 +40,11 @@ __all__ = ["BenchData", "BenchmarkSession", "ProgressFn", "noop_progress"]
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
+
+#: A ``--dataset`` name: what the task radio shows.
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+#: At most this many ``.npz`` files in a dataset folder are looked at for generated features.
+MAX_GEN_CANDIDATES = 32
 
 
 def noop_progress(frac: float, desc: str) -> None:  # noqa: ARG001
@@ -64,6 +76,46 @@ class BenchmarkSession:
         self.feats = LRU(24)  # centralized feature sets (≤ ~5 MB each on SynthPed)
         self.dists = LRU(12)  # distance matrices (re-ranking is the slow one)
         self.tsne_cache = LRU(32)
+        self.datasets: dict[str, Path] = {}  # extra tasks: name → Market-layout root
+
+    # ---------------------------------------------------------------- extra datasets
+    def add_dataset(self, name: str, root: str | Path) -> dict[str, Any]:
+        """Add the Market-layout folder ``root`` as the task ``name`` (``python app.py --dataset NAME=ROOT``).
+
+        The folder is read now (:func:`pose2id_demo.data.load_market`, strict: junk, pid −1, dropped;
+        distractors, pid 0, kept in the gallery; a file not named ``{pid}_c{cam}…`` is an error naming it);
+        features are extracted on first use.
+
+        Returns:
+            ``{"name", "root", "n_query", "n_gallery", "n_train"}``.
+
+        Raises:
+            Pose2IDError: a bad name (taken, or not 1-40 letters, digits, ``_.-``), a missing folder, a folder
+                not in Market layout or one with a badly named image.
+        """
+        name = str(name).strip()
+        if not DATASET_NAME.fullmatch(name):
+            raise Pose2IDError(f"dataset name {name[:40]!r} must be 1-40 letters, digits, '_', '.' or '-' "
+                               "(starting with a letter or digit).")
+        if name.lower() in (t.lower() for t in self.tasks()):
+            raise Pose2IDError(f"dataset name {name!r} is taken (tasks: {', '.join(self.tasks())}).")
+        if not Path(root).is_dir():
+            raise Pose2IDError(f"dataset folder {root} does not exist or is not a folder.")
+        try:
+            ds = load_market(root, strict=True)
+        except (ValueError, OSError) as exc:
+            raise Pose2IDError(str(exc)) from None
+        self.datasets[name] = Path(ds.root)
+        log.info("dataset %s: %s", name, ds)
+        return {"name": name, "root": str(ds.root), "n_query": len(ds.query), "n_gallery": len(ds.gallery),
+                "n_train": len(ds.train)}
+
+    def tasks(self) -> list[str]:
+        """The task names: SynthPed's three, then the extra datasets in the order they were added."""
+        return [*TASKS, *self.datasets]
+
+    def _settings(self, **kw: Any) -> BenchSettings:
+        return BenchSettings.make(tasks=self.tasks(), **kw)
 
     def _cache(self, key: tuple) -> ScopedCache:
         return ScopedCache(key, {"row": self.results, "feats": self.feats, "dist": self.dists})
@@ -75,20 +127,27 @@ class BenchmarkSession:
 
     def bench_data(self, task: str, backbone: str, progress: ProgressFn = noop_progress) -> BenchData:
         """Benchmark features of ``(task, backbone)``: extracted once (disk-cached by DATA), kept here."""
-        task = check_choice("task", task, TASKS)
+        task = check_choice("task", task, self.tasks())
         backbone = self.check_backbone(backbone)
 
         def load() -> BenchData:
-            progress(0.05, f"Loading {task} benchmark features ({backbone}) …")
             t = time.perf_counter()
-            d = self.models.dataset_features(backbone, task, progress=True)
+            if task in self.datasets:
+                progress(0.05, f"Features of {task} ({backbone}): extracted once, then read from the disk cache …")
+                d = self.models.folder_features(backbone, task, self.datasets[task], progress=True)
+            else:
+                progress(0.05, f"Loading {task} benchmark features ({backbone}) …")
+                d = self.models.dataset_features(backbone, task, progress=True)
             data = BenchData(
                 q=_l2n(d["q_feats"]), g=_l2n(d["g_feats"]),
                 q_pids=np.asarray(d["q_pids"]), g_pids=np.asarray(d["g_pids"]),
                 q_camids=np.asarray(d["q_camids"]), g_camids=np.asarray(d["g_camids"]),
                 q_paths=[str(p) for p in d["q_paths"]], g_paths=[str(p) for p in d["g_paths"]],
             )
-            self._attach_generated(data, task, backbone)
+            if task in self.datasets:
+                self._attach_user_generated(data, task, backbone)
+            else:
+                self._attach_generated(data, task, backbone)
             log.info("benchmark %s/%s: %d query, %d gallery in %.1f s", task, backbone, len(data.q),
                      len(data.g), time.perf_counter() - t)
             return data
@@ -102,22 +161,59 @@ class BenchmarkSession:
             data.gen_note = (f"No generated features are shipped for {task}/{backbone} "
                              f"({path.name}); the IPG rows are not available.")
             return
+        if not self._use_generated(data, path):
+            data.gen_note = (f"The shipped generated features {path.name} do not match the current "
+                             f"{task} image list; the IPG rows are not available.")
+            log.warning(data.gen_note)
+
+    @staticmethod
+    def _use_generated(data: BenchData, path: Path, backbone: str | None = None) -> bool:
+        """Attach ``path``'s ``q_gen``/``g_gen`` if they match ``data``'s image lists (and, when given, were
+        made with ``backbone``: the ``settings`` the generate command writes); False otherwise."""
         with np.load(path, allow_pickle=False) as z:
+            if "q_gen" not in z.files or "g_gen" not in z.files:
+                return False
+            if backbone is not None:
+                try:
+                    made_with = json.loads(str(z["settings"])).get("backbone")
+                except (KeyError, ValueError, AttributeError):
+                    return False
+                if made_with != backbone:
+                    return False
             q_gen, g_gen = np.asarray(z["q_gen"], np.float32), np.asarray(z["g_gen"], np.float32)
             lists = {k: [str(s) for s in z[k]] for k in ("q_paths", "g_paths") if k in z.files}
-        ok = q_gen.shape[:1] == data.q.shape[:1] and g_gen.shape[:1] == data.g.shape[:1]
+        ok = q_gen.ndim == 3 and g_gen.ndim == 3
+        ok = ok and q_gen.shape[:1] == data.q.shape[:1] and g_gen.shape[:1] == data.g.shape[:1]
         ok = ok and q_gen.shape[-1] == data.q.shape[1] and g_gen.shape[-1] == data.g.shape[1]
         for k, mine in (("q_paths", data.q_paths), ("g_paths", data.g_paths)):
             if ok and k in lists:
                 ok = [Path(p).name for p in lists[k]] == [Path(p).name for p in mine]
         if not ok:
-            data.gen_note = (f"The shipped generated features {path.name} do not match the current "
-                             f"{task} image list; the IPG rows are not available.")
-            log.warning(data.gen_note)
-            return
+            return False
         # Unit-length per generated image, like the originals: η then weighs unit vectors (eq. 9's ‖·‖), instead
         # of being rescaled by the backbone's raw feature norm (≈ 19 for synthped-reid, ≈ 27 for MobileNetV2).
         data.q_gen, data.g_gen = _l2n(q_gen), _l2n(g_gen)
+        return True
+
+    def _attach_user_generated(self, data: BenchData, task: str, backbone: str) -> None:
+        """Generated features of an extra dataset: the first ``ROOT/*.npz`` (name order) that ``python -m
+        pose2id_demo generate`` wrote for this backbone and this folder's image list; else a note on how to
+        make them."""
+        root = self.datasets[task]
+        candidates = sorted(p for p in root.glob("*.npz") if p.is_file())[:MAX_GEN_CANDIDATES]
+        for path in candidates:
+            if path.stat().st_size > DEFAULT_MAX_BYTES:
+                continue
+            try:
+                if self._use_generated(data, path, backbone):
+                    data.gen_note = f"Generated features: {path.name}."
+                    log.info("dataset %s/%s: generated features from %s", task, backbone, path)
+                    return
+            except Exception as exc:  # noqa: BLE001 — any .npz in the folder: unreadable means "not one of ours"
+                log.warning("dataset %s: %s is not a generated-feature file (%s)", task, path.name, exc)
+        data.gen_note = (f"No generated features for {task}/{backbone} in {root}; the IPG rows are not available. "
+                         f"Make them with: python -m pose2id_demo generate --data {root} --backbone {backbone} "
+                         f"--out {root / f'gen-{backbone}.npz'} (then restart the app).")
 
     def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5,
                   k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
@@ -133,8 +229,8 @@ class BenchmarkSession:
             Rows that cannot be computed (no generated features for the task) are left out and a note
             says why.
         """
-        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                               ipg_on=ipg_on, rerank=rerank)
+        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                           ipg_on=ipg_on, rerank=rerank)
         id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
         data = self.bench_data(s.task, s.backbone, progress)
         notes = []
@@ -162,8 +258,8 @@ class BenchmarkSession:
             ``{"query": dict(path, pid, camid), "before": [dict(path, pid, camid, distance, match)],
             "after": [...], "after_setting": str}``.
         """
-        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                               ipg_on=ipg_on, rerank=rerank)
+        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                           ipg_on=ipg_on, rerank=rerank)
         data = self.bench_data(s.task, s.backbone)
         qi = check_int("query index", query_index, 0, len(data.q) - 1)
         top = check_int("top", top, 1, 50)
@@ -192,8 +288,8 @@ class BenchmarkSession:
             ``{"rows": [dict(query, pid, AP before, AP after, ΔAP, rank before, rank after)],
             "typical": int | None, "mean_delta_ap": float, "after_setting": str, "rule": str}``.
         """
-        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                               ipg_on=ipg_on, rerank=rerank)
+        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                           ipg_on=ipg_on, rerank=rerank)
         data = self.bench_data(s.task, s.backbone, progress)
         a, key = self._ablation_settings(s), (s.task, s.backbone)
         ck = ("per_query", key) + ablation.row_key(a, ablation.after_row(data, a)) + (s.rerank,)
@@ -234,8 +330,8 @@ class BenchmarkSession:
             ``{"before": (n, 2), "after": (n, 2), "pids": (n,), "is_query": (n,), "after_setting": str,
             "id2_before": float, "id2_after": float}``.
         """
-        s = BenchSettings.make(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                               ipg_on=ipg_on)
+        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
+                           ipg_on=ipg_on)
         n_ids = check_int("number of identities", n_ids, *N_IDS_RANGE)
         id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
         data = self.bench_data(s.task, s.backbone, progress)

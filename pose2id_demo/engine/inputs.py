@@ -113,7 +113,7 @@ class BenchSettings:
     """One user's benchmark settings (validated).
 
     Attributes:
-        task: SynthPed task (``standard``, ``occluded`` or ``infrared``).
+        task: SynthPed task (``standard``, ``occluded`` or ``infrared``) or an extra dataset's name.
         backbone: ReID backbone name (:func:`pose2id_demo.reid.list_backbones`).
         eta: η of eq. 9.
         k1, k2: NFC neighbourhood sizes (Alg. 1).
@@ -131,15 +131,16 @@ class BenchSettings:
     rerank: bool = False
 
     @classmethod
-    def make(cls, **kw: Any) -> BenchSettings:
-        """Validate raw values (from the UI or the API) into settings; raises :class:`Pose2IDError`."""
+    def make(cls, tasks: Sequence[str] = TASKS, **kw: Any) -> BenchSettings:
+        """Validate raw values (from the UI or the API) into settings; raises :class:`Pose2IDError`.
+        ``tasks``: the accepted task names (SynthPed's, plus any ``--dataset`` the session holds)."""
         d = asdict(cls())
         d.update({k: v for k, v in kw.items() if v is not None})
         rr = d["rerank"]
         if isinstance(rr, str):
             rr = rr.strip().lower() in ("1", "true", "on", "yes")
         return cls(
-            task=check_choice("task", d["task"], TASKS),
+            task=check_choice("task", d["task"], tasks),
             backbone=str(d["backbone"])[:64],
             eta=check_float("η", d["eta"], *ETA_RANGE),
             k1=check_int("k1", d["k1"], *K_RANGE),

@@ -9,6 +9,7 @@ with a sentence for the user. The project's light modules are imported normally.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import threading
@@ -20,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from pose2id_demo.data.market import IMAGE_SUFFIXES, SPLITS
+from pose2id_demo.paths import cache_dir
 from pose2id_demo.poses import draw, representative
 
 from .errors import DependencyMissing, Pose2IDError
 
-__all__ = ["Models", "needs"]
+__all__ = ["Models", "folder_key", "needs"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,20 @@ def needs(what: str) -> Iterator[None]:
         yield
     except ImportError as exc:
         raise DependencyMissing(f"{what} is not available in this installation ({exc}).") from None
+
+
+def folder_key(root: str | Path) -> str:
+    """A key of a Market-layout folder's benchmark content: SHA-256 over the sorted relative path, size and
+    modification time (ns) of every image in ``query/`` and ``bounding_box_test/`` — cheap (no file is read),
+    and any added, removed, renamed, resized or rewritten image changes it."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for sub in (SPLITS["query"], SPLITS["gallery"]):
+        for p in sorted((root / sub).iterdir()):
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                st = p.stat()
+                h.update(f"{sub}/{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 class Models:
@@ -100,6 +117,28 @@ class Models:
         with needs("The benchmark feature cache"):
             from pose2id_demo.reid import features
         return features.dataset_features(backbone, task, progress=progress)
+
+    def folder_features(self, backbone: str, name: str, root: str | Path, progress: bool = True) -> dict[str, Any]:
+        """Raw features of the Market-layout folder ``root`` (a ``--dataset``), extracted once per backbone.
+
+        The feature file (:func:`pose2id_demo.reid.extract.extract_features`: resumable, progress bar, junk
+        dropped) lives under ``cache_dir()/datasets/``, named by ``name``, :func:`folder_key` and the backbone's
+        weights, so a restart reuses it and a changed folder or new weights extract again. Paths come back
+        absolute, in the reader's order.
+        """
+        with needs("The ReID backbones"):
+            from pose2id_demo.reid import extract, features
+        bb = self.backbone(backbone)
+        root = Path(root)
+        out = cache_dir() / "datasets" / f"{name}-{folder_key(root)[:20]}-{backbone}-{bb.weights_id[:16]}.npz"
+        with self.extract_lock:
+            if not out.is_file():
+                log.info("dataset %s: extracting %s features into %s", name, backbone, out)
+                extract.extract_features(root, backbone, out, progress=progress, device=self.device)
+        d = features.load_feature_file(out)
+        for s in ("q", "g"):
+            d[f"{s}_paths"] = np.array([str(root / p) for p in d[f"{s}_paths"]])
+        return d
 
     def features_for_paths(self, backbone: str, paths: Sequence[str]) -> np.ndarray:
         """Raw features of image files (disk-cached by :mod:`pose2id_demo.reid.features`)."""

@@ -48,7 +48,8 @@ def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on
     if s["rerank"]:  # every row's distances are re-ranked, the baseline's too: the labels say so
         for r in res["rows"]:
             r["setting"] = f"{r['setting']} + re-ranking"
-    head = (f"**SynthPed-{s['task']}**, {s['backbone']}: {res['n_query']} queries, {res['n_gallery']} gallery "
+    name = f"SynthPed-{s['task']}" if s["task"] in TASKS else s["task"]  # else a `--dataset` folder
+    head = (f"**{name}**, {s['backbone']}: {res['n_query']} queries, {res['n_gallery']} gallery "
             f"images · η={s['eta']:g}, k1={s['k1']}, k2={s['k2']}, NFC on {s['nfc_on']} (separate sets), "
             f"IPG on {s['ipg_on']}, re-ranking {'on' if s['rerank'] else 'off'}.")
     notes = "\n\n".join([head] + [f"⚠️ {n}" for n in res["notes"]])
@@ -196,7 +197,9 @@ def build(ctx: TabContext) -> None:
     with gr.Tab("Benchmark", id="benchmark"):
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                task = gr.Radio(list(TASKS), value="standard", label="Task (SynthPed)")
+                tasks = get_engine().tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
+                task = gr.Radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
+                                else "Task (SynthPed, then your --dataset folders)")
                 backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
                 eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="eta",
                                 info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
