@@ -7,11 +7,19 @@ script prints requests served, failures and latency percentiles. Usage::
     python -m bench.load --url http://127.0.0.1:7860/ --mix benchmark,ranks,generate
 
 ``generate`` requests use few steps (``--steps``) so that the queue, not the model, is what is measured.
+
+``--gen-under-load N`` measures whether benchmark traffic starves generation: generation latency with
+``--gen-clients`` generating clients alone, then the same while N clients call ``benchmark``/``ranks``
+with random settings, in one run (machine load printed before each phase)::
+
+    python -m bench.load --gen-under-load 16 --seconds 60
+    python -m bench.load --evaluate-market      # /evaluate_features on a Market-1501-size file
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import socket
 import statistics
@@ -47,19 +55,33 @@ def _request(client, endpoint: str, rng: random.Random, args: argparse.Namespace
         raise SystemExit(f"unknown endpoint {endpoint!r}")
 
 
-def run(url: str, clients: int, seconds: float, mix: list[str], args: argparse.Namespace) -> dict:
+def run(url: str, clients: int, seconds: float, mix: list[str], args: argparse.Namespace,
+        groups: list[tuple[int, list[str]]] | None = None) -> dict:
+    """``clients`` clients each calling endpoints of ``mix`` for ``seconds`` (or several ``groups`` of
+    (clients, mix) at once); latencies and failures per endpoint."""
     from gradio_client import Client
 
     lat: dict[str, list[float]] = defaultdict(list)
     fails: dict[str, list[str]] = defaultdict(list)
     lock = threading.Lock()
+    plan = [m for n, m in (groups or [(clients, mix)]) for _ in range(n)]
+    clients = len(plan)
+    connected: list = []
+    for _ in plan:  # connect first, one after the other (17 clients at once can time out a busy server)
+        try:
+            connected.append(Client(url, verbose=False))
+        except Exception as exc:  # noqa: BLE001 — counted
+            connected.append(None)
+            fails["connect"].append(f"{type(exc).__name__}: {str(exc)[:120]}")
     deadline = time.monotonic() + seconds
 
     def worker(i: int) -> None:
         rng = random.Random(i)
-        client = Client(url, verbose=False)
+        mine, client = plan[i], connected[i]
+        if client is None:
+            return
         while time.monotonic() < deadline:
-            ep = rng.choice(mix)
+            ep = rng.choice(mine)
             t = time.perf_counter()
             try:
                 _request(client, ep, rng, args)
@@ -98,6 +120,68 @@ def report(res: dict, clients: int) -> None:
             print(f"      e.g. {msg}")
 
 
+def _p50_p95(v: list[float]) -> tuple[float, float]:
+    v = sorted(v)
+    return statistics.median(v), v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
+
+
+def gen_under_load(url: str, bench_clients: int, args: argparse.Namespace) -> None:
+    """Generation p50/p95 alone, then while ``bench_clients`` benchmark clients run (one run, interleaved)."""
+    gen = [(args.gen_clients, ["generate"])]
+    phases = (("alone", gen), (f"with {bench_clients} benchmark clients", gen + [(bench_clients, ["benchmark", "ranks"])]))
+    out = {}
+    for name, groups in phases:
+        print(f"[{name}] load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        res = run(url, 0, args.seconds, [], args, groups=groups)
+        report(res, sum(n for n, _ in groups))
+        out[name] = res["lat"].get("generate", [])
+    (a_name, a), (b_name, b) = out.items()
+    if a and b:
+        (a50, a95), (b50, b95) = _p50_p95(a), _p50_p95(b)
+        print(f"generation ({args.steps} steps, {args.gen_clients} generating client(s)): {a_name} p50={a50:.2f}s "
+              f"p95={a95:.2f}s (n={len(a)}); {b_name} p50={b50:.2f}s p95={b95:.2f}s (n={len(b)}); "
+              f"p95 ratio {b95 / a95:.2f} (target <= 3)")
+    else:
+        print(f"generation: no request finished ({a_name}: {len(a)}, {b_name}: {len(b)})")
+    print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def market_size_file(path: str, nq: int = 3368, ng: int = 15913, d: int = 768, seed: int = 0) -> str:
+    """A synthetic feature file of Market-1501's size (751 test identities, 6 cameras, distractors and junk in
+    the gallery): clusters around random identity centres."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, 751)
+    q_pids = rng.choice(ids, nq)
+    n_other = ng // 5
+    g_pids = np.concatenate([rng.choice(ids, ng - n_other), rng.choice([0, -1], n_other)])
+    centres = rng.normal(size=(752, d)).astype(np.float32)
+    q = centres[q_pids] + 1.2 * rng.normal(size=(nq, d)).astype(np.float32)
+    g = centres[np.maximum(g_pids, 0)] + 1.2 * rng.normal(size=(ng, d)).astype(np.float32)
+    np.savez(path, q_feats=q, g_feats=g, q_pids=q_pids, g_pids=g_pids, q_camids=rng.integers(1, 7, nq),
+             g_camids=rng.integers(1, 7, ng))
+    return path
+
+
+def evaluate_market(url: str) -> None:
+    """Upload a Market-1501-size feature file to the app and time /evaluate_features (upload included)."""
+    import tempfile
+    from pathlib import Path
+
+    from gradio_client import Client, handle_file
+
+    path = market_size_file(str(Path(tempfile.mkdtemp(prefix="pose2id-bench-")) / "market-size.npz"))
+    print(f"Market-1501-size file: 3,368 x 15,913 x 768 float32, {Path(path).stat().st_size / 2**20:.0f} MB; "
+          f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    t = time.perf_counter()
+    table, _, _, _, msg = Client(url, verbose=False).predict(handle_file(path), 2, 2, 0.5, "both", "both",
+                                                             api_name="/evaluate_features")
+    print(f"/evaluate_features: {time.perf_counter() - t:.1f} s; rows {[r[0] for r in table['data']]}; load average "
+          f"after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("  " + msg.replace("\n\n", "\n  "))
+
+
 def slider_latency(url: str, backbone: str) -> None:
     """One user moving sliders: each request has settings not seen before (nothing cached for it)."""
     from gradio_client import Client
@@ -122,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--backbone", default="synthped-reid")
     ap.add_argument("--slider", action="store_true", help="first measure one user's slider → table latency")
+    ap.add_argument("--gen-under-load", type=int, metavar="N", default=0,
+                    help="generation latency alone, then with N benchmark clients")
+    ap.add_argument("--gen-clients", type=int, default=1, help="generating clients (with --gen-under-load)")
+    ap.add_argument("--evaluate-market", action="store_true",
+                    help="time /evaluate_features on a synthetic Market-1501-size feature file instead")
     args = ap.parse_args(argv)
     mix = [m.strip() for m in args.mix.split(",") if m.strip()]
     demo = None
@@ -137,10 +226,19 @@ def main(argv: list[str] | None = None) -> int:
 
         Client(url, verbose=False).predict("standard", args.backbone, 1.0, 2, 2, "both", "both", False,
                                            api_name="/benchmark")
+    if args.gen_under_load:  # the pipeline loads on the first generation
+        from gradio_client import Client
+
+        _request(Client(url, verbose=False), "generate", random.Random(0), args)
     try:
         if args.slider:
             slider_latency(url, args.backbone)
-        report(run(url, args.clients, args.seconds, mix, args), args.clients)
+        if args.evaluate_market:
+            evaluate_market(url)
+        elif args.gen_under_load:
+            gen_under_load(url, args.gen_under_load, args)
+        else:
+            report(run(url, args.clients, args.seconds, mix, args), args.clients)
     finally:
         if demo is not None:
             demo.close()

@@ -742,3 +742,24 @@ def test_pose_json_attacks(app_url: str, tmp_path: Path) -> None:
         event, msg = raw_call(app_url, "generate", _gen_args(me, pose))
         assert event == "error" and "The pose json is not valid" in str(msg) and frag in str(msg), (name, msg)
     _still_serving(app_url)
+
+
+# ------------------------------------------------------------------------------ generation never starved (issue 14.3)
+def test_generation_has_its_own_queue_and_cheap_work_is_bounded(app_url: str) -> None:
+    """/generate has its own concurrency group (one at a time) that no cheap callback shares; the cheap
+    benchmark callbacks run one at a time; NumPy's BLAS runs on one thread in the served process."""
+    from threadpoolctl import threadpool_info
+
+    from pose2id_demo.ui.app import build_demo
+    from pose2id_demo.ui.common import BENCH_CONCURRENCY
+
+    fns = build_demo().fns.values()
+    groups: dict[str, set] = {}
+    for fn in fns:
+        groups.setdefault(fn.concurrency_id, set()).add((fn.name, fn.concurrency_limit))
+    gen = [fn for fn in fns if fn.api_name == "generate"]
+    assert len(gen) == 1 and gen[0].concurrency_limit == 1
+    assert {name for name, _ in groups[gen[0].concurrency_id]} == {"generate"}, groups[gen[0].concurrency_id]
+    assert BENCH_CONCURRENCY == 1 and all(lim == 1 for _, lim in groups["bench"])
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    assert blas and all(i["num_threads"] == 1 for i in blas), blas

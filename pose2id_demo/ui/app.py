@@ -12,6 +12,7 @@ Named API endpoints (``gradio_client``): ``generate``, ``benchmark``, ``ranks``,
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable
 
@@ -21,6 +22,8 @@ from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab
 from pose2id_demo.ui.common import DEFAULT_BACKBONE, EXAMPLES_DIR, TabContext, backbone_choices
 
 __all__ = ["EXAMPLES_DIR", "MAX_UPLOAD", "TABS", "build_demo", "launch"]
+
+log = logging.getLogger("pose2id_demo.ui")
 
 #: The tabs, in page order: each ``build(ctx)`` lays out one tab and wires its events.
 TABS: tuple[Callable[[TabContext], None], ...] = (
@@ -57,6 +60,17 @@ def build_demo(delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
     return demo
 
 
+def limit_blas_threads() -> None:
+    """NumPy's BLAS (OpenBLAS) on one thread in this process, so that the cheap callbacks' matrix products do
+    not take every core from generation (torch's threads, which generation uses, are not touched)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except Exception as exc:  # noqa: BLE001 — threadpoolctl missing or an unknown BLAS: leave it
+        log.debug("could not limit the BLAS threads: %s", exc)
+
+
 def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
     """Queue and launch offline: host/port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, no share link,
     no analytics; generation runs one request at a time, at most 64 requests wait. The app's own temporary
@@ -72,5 +86,6 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
         css=CSS, app_kwargs={"lifespan": tempfiles.lifespan(frequency, age)},
     )
     opts.update(kwargs)
+    limit_blas_threads()
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo.launch(**opts)

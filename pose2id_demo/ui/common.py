@@ -22,8 +22,9 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 COLUMNS = ["setting", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²"]
 DEFAULT_BACKBONE = "synthped-reid"
 KNOWN_BACKBONES = ["synthped-reid", "imagenet-mobilenetv2"]
-#: Concurrency of the cheap benchmark callbacks (generation always runs one at a time).
-BENCH_CONCURRENCY = 4
+#: Concurrency of the cheap benchmark callbacks (generation runs one at a time, in its own queue). One at a
+#: time on 2 cores: four at once (each on torch's 2 threads) starved generation (bench/load.py --gen-under-load).
+BENCH_CONCURRENCY = 1
 
 LEGEND = ("Top-10 gallery images, **upper row before** ({before}), **lower row after** ({after}); query framed "
           "blue, same identity <span style='color:#16a34a'>green</span>, other identity "
