@@ -20,7 +20,8 @@ if __name__ == "__main__":
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=ROOT",
                         help="add a Market-layout folder (bounding_box_train/, query/, bounding_box_test/) as the "
                         "Benchmark task NAME; its features are extracted once per backbone on first use and cached "
-                        "on disk (repeatable)")
+                        "on disk; its IPG rows use ROOT/*.npz from 'python -m pose2id_demo generate --data ROOT "
+                        "--backbone B --out ROOT/gen-B.npz' (repeatable)")
     args = parser.parse_args()
     for spec in args.dataset:
         name, sep, root = spec.partition("=")
