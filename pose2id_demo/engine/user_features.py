@@ -199,11 +199,13 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
         notes.append("No generated features (q_gen, g_gen) in the file: the IPG rows, the η curve and "
                      "the M curve need them.")
     step = _deadline_check(budget_s, progress)
+    t0 = time.perf_counter()
     try:
         rows = [ablation.percent_row(r) for r in ablation.table(fs, s, progress=lambda f, d: step(0.05 + 0.1 * f, d))]
     except _OutOfTime:
         raise Pose2IDError(f"The table did not finish within the app's {budget_s:.0f}-second limit on this 2-core "
                            f"machine; please use fewer features, or {CLI_HINT}.") from None
+    table_s = time.perf_counter() - t0
     sub, note = (fs, None) if curve_budget is None else curve_subset(fs, grid_max, curve_budget)
     if note:
         notes.append(note)
@@ -222,7 +224,8 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
         m_curve = ablation.m_curve(sub, s)
     except _OutOfTime as stop:
         missing = [n for n, v in (("k1 × k2 grid", grid), ("η curve", eta_curve), ("M curve", m_curve)) if v is None]
-        notes.append(f"Stopped at the app's {budget_s:.0f}-second limit ({stop}): the {', '.join(missing)} "
+        notes.append(f"Stopped at the app's {budget_s:.0f}-second limit (the table took {table_s:.0f} s; at "
+                     f"{stop}): the {', '.join(missing)} "
                      f"{'was' if len(missing) == 1 else 'were'} not computed; {CLI_HINT}.")
     progress(1.0, "done")
     return {"rows": rows, "grid": grid, "eta_curve": eta_curve, "m_curve": m_curve, "notes": notes,

@@ -28,7 +28,8 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
     base = res["rows"][0] if res["rows"] else None
     msg = "\n\n".join([f"{res['n_query']} queries, {res['n_gallery']} gallery features."] +
                       [f"⚠️ {n}" for n in res["notes"]])
-    return (render.metrics_frame(res["rows"]), render.heatmap_figure(res["grid"]),
+    heat = None if res["grid"] is None else render.heatmap_figure(res["grid"])  # None: stopped at the time limit
+    return (render.metrics_frame(res["rows"]), heat,
             render.eta_figure(res["eta_curve"], base), render.m_figure(res["m_curve"]), msg)
 
 
