@@ -482,6 +482,54 @@ def run_eq9(model_dir: Path, steps: int, backbone: str = "synthped-reid",
     }
 
 
+def step_cost(reps: int = 3, batch: int = 16) -> dict:
+    """Median seconds of one training step (forward + backward + AdamW, random data, batch 16) of the tiny
+    IPG at 64×32 output (latent 16×8; skeleton 64×32 or 128×64) and at 128×64 output (latent 32×16), at 1
+    and 2 torch threads, interleaved; the first repetition is a warm-up and not counted."""
+    import torch
+
+    from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL
+    from pose2id_demo.ipg.configs import build_components
+    from pose2id_demo.ipg.pipeline import make_scheduler
+    from pose2id_demo.ipg.train import TRAINED, training_loss
+
+    def setup(hw, pose_widths):
+        vae = TinyAutoencoderKL(sample_size=hw)
+        vae.register_to_config(scaling_factor=0.765)
+        lat = (hw[0] // 4, hw[1] // 4)
+        c = build_components("tiny", 256, unet_overrides={"sample_size": lat}, vae=vae, pose_widths=pose_widths)
+        m = {n: c[n].train() for n in TRAINED}
+        m["vae"] = vae.requires_grad_(False)
+        opt = torch.optim.AdamW([p for n in TRAINED for p in m[n].parameters()], lr=1e-4)
+        k = c["pose_guider"].downsample_factor
+        return m, opt, hw, (lat[0] * k, lat[1] * k)
+
+    cfgs = {"64x32 (latent 16x8), pose 128x64": setup((64, 32), (8, 16, 32, 64)),
+            "64x32 (latent 16x8), pose 64x32": setup((64, 32), None),
+            "128x64 (latent 32x16), pose 128x64": setup((128, 64), None)}
+    sched = make_scheduler()
+    times = {(n, t): [] for n in cfgs for t in (1, 2)}
+    loads = []
+    for rep in range(reps):
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            for n, (m, opt, hw, ps) in cfgs.items():
+                g = torch.Generator().manual_seed(rep)
+                ref, trg = torch.rand(batch, 3, *hw) * 2 - 1, torch.rand(batch, 3, *hw) * 2 - 1
+                skel, feats = torch.rand(batch, 3, *ps), torch.randn(batch, 256)
+                t0 = time.perf_counter()
+                loss = training_loss(m, sched, ref, trg, skel, feats, g, 0.05, 0.0, 0.765)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                times[(n, t)].append(time.perf_counter() - t0)
+                loads.append(os.getloadavg()[0])
+    torch.set_num_threads(1)
+    out = {f"{n} | {t} thread(s)": round(statistics.median(v[1:]), 2) for (n, t), v in times.items()}
+    out["load_1min"] = [min(loads), max(loads)]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=None, help="pipeline folder (default assets/models/ipg-tiny)")
@@ -498,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", type=Path, default=REPO / "docs" / "ipg_grid.png")
     ap.add_argument("--no-grid", action="store_true")
     ap.add_argument("--eq9", action="store_true", help="also the older all-query identity / eq. 9 section")
+    ap.add_argument("--step-cost", action="store_true",
+                    help="only the training-step cost at 64x32 vs 128x64 output, 1 vs 2 threads (key step_cost)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     import torch
@@ -508,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("start (%s)", load_line())
     model_dir = args.model or MODELS_DIR / "ipg-tiny"
     out = json.loads(args.json.read_text()) if args.json.exists() else {}
+    if args.step_cost:
+        out["step_cost_seconds"] = step_cost()
+        print(json.dumps(out["step_cost_seconds"], indent=1), load_line())
+        args.json.write_text(json.dumps(out, indent=1))
+        return 0
 
     def save(partial: dict) -> None:  # after each section, so a long run's numbers survive an interruption
         args.json.parent.mkdir(parents=True, exist_ok=True)
