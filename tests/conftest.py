@@ -34,7 +34,7 @@ def raw_call(url: str, api_name: str, data: list, timeout: float = 600) -> tuple
     import httpx
 
     base = url.rstrip("/")
-    r = httpx.post(f"{base}/gradio_api/call/{api_name}", json={"data": data}, timeout=60)
+    r = httpx.post(f"{base}/gradio_api/call/{api_name}", json={"data": data}, timeout=600)
     r.raise_for_status()
     event_id = r.json()["event_id"]
     event = None

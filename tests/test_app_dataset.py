@@ -173,7 +173,7 @@ def test_the_task_radio_lists_the_added_datasets(engine, market, monkeypatch):
 
 def _app(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "app.py"), *args], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+                          timeout=1800, cwd=REPO)
 
 
 @pytest.mark.slow  # five app.py processes (each imports the engine; they stop before Gradio loads)

@@ -199,7 +199,7 @@ def test_module_entry_point(tmp_path, arrays):
         text=True,
         check=False,
         cwd=REPO,
-        timeout=120,
+        timeout=1800,
     )
     assert ok.returncode == 0 and "+NFC+IPG" in ok.stdout
     bad = tmp_path / "bad.npz"
@@ -210,6 +210,6 @@ def test_module_entry_point(tmp_path, arrays):
         text=True,
         check=False,
         cwd=REPO,
-        timeout=120,
+        timeout=1800,
     )
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr

@@ -287,7 +287,7 @@ def test_feature_file_cli_refuses_pickle(tmp_path: Path) -> None:
     """The CLI reads the same files with the same loader: the pickle is refused, nothing executes."""
     files = make_bad_feature_files(tmp_path)
     r = subprocess.run([sys.executable, "-m", "pose2id_demo", "eval", str(files["pickled object array"][0])],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+                       capture_output=True, text=True, cwd=ROOT, timeout=1800)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert not (tmp_path / "PWNED").exists()
 
@@ -305,7 +305,7 @@ def test_upload_beyond_limit_refused(app_client, tmp_path: Path) -> None:
         app_client.predict(handle_file(str(big)), 2, 2, 1.0, "both", "both", api_name="/evaluate_features")
     with open(big, "rb") as f:  # a raw upload that skips the client's check is refused by the server
         r = httpx.post(app_client.src.rstrip("/") + "/gradio_api/upload", files={"files": ("huge.npz", f)},
-                       timeout=120)
+                       timeout=1800)
     assert r.status_code == 413 and "maximum allowed size" in r.text
     msg = _app_error(app_client, handle_file(str(make_bad_feature_files(tmp_path)["missing keys"][0])), 2, 2, 1.0,
                      "both", "both", api_name="/evaluate_features")
@@ -352,7 +352,7 @@ def test_eight_concurrent_sessions_get_their_own_results(app_client) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(300)
+        t.join()  # no time limit: a busy machine only takes longer
     assert not errors and len(results) == 8
     eng = __import__("pose2id_demo.engine", fromlist=["get_engine"]).get_engine()
     for i, s in enumerate(settings):
@@ -390,17 +390,22 @@ def test_generation_deterministic_and_queued(app_client) -> None:
     ex = handle_file(str(sorted(EXAMPLES_DIR.glob("*.jpg"))[0]))
     url = app_client.src
     out: dict[int, list] = {}
+    errors: dict[int, str] = {}
 
     def run(i: int, seed: int) -> None:
-        r = Client(url, verbose=False).predict(ex, "on", 3, 3.5, seed, 1.0, None, "synthped-reid", api_name="/generate")
-        out[i] = [np.asarray(PILImage.open(x["image"])) for x in r[0]]
+        try:
+            r = Client(url, verbose=False).predict(ex, "on", 3, 3.5, seed, 1.0, None, "synthped-reid",
+                                                   api_name="/generate")
+            out[i] = [np.asarray(PILImage.open(x["image"])) for x in r[0]]
+        except Exception as exc:  # noqa: BLE001 — reported by the assertion below
+            errors[i] = f"{type(exc).__name__}: {exc}"
 
     ts = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate((7, 7, 8))]
     for t in ts:
         t.start()
     for t in ts:
-        t.join(600)
-    assert sorted(out) == [0, 1, 2]
+        t.join()  # no time limit: a slow or busy machine only takes longer
+    assert sorted(out) == [0, 1, 2], errors
     assert all(np.array_equal(a, b) for a, b in zip(out[0], out[1]))
     assert not all(np.array_equal(a, b) for a, b in zip(out[0], out[2]))
 
@@ -466,7 +471,7 @@ def _upload(url: str, path: Path) -> str:
     import httpx
 
     with open(path, "rb") as f:
-        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (path.name, f)}, timeout=60)
+        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (path.name, f)}, timeout=600)
     r.raise_for_status()
     return r.json()[0]
 
