@@ -47,9 +47,7 @@ The same pipeline class loads the official SD1.5-based Pose2ID weights (`referen
 `pose2id_demo.ipg.official` — see the README. They are not bundled and never downloaded by the app.
 
 ## Limits and safety
-Uploads: images up to 30 MB and 40 megapixels (bigger JPEGs are decoded at reduced scale; other formats
-are refused), any upload up to 100 MB; feature files are read without unpickling and checked for keys,
-shapes, dtypes and finite values. Generation runs one request at a time (the queue holds the rest).
+{limits}
 
 {speed}
 
@@ -114,11 +112,32 @@ def api_line(demo: gr.Blocks) -> str:
             " (see \"Use via API\" at the bottom of the page, or the README's `gradio_client` example).")
 
 
+def limits_lines() -> str:
+    """The request limits, from the constants the engine and the app enforce."""
+    from pose2id_demo.engine import inputs, user_features
+    from pose2id_demo.ui.app import CACHE_SWEEP
+
+    every, age = CACHE_SWEEP
+    return (f"Uploads: images up to {inputs.MAX_IMAGE_BYTES // 2**20} MB and {inputs.MAX_IMAGE_PIXELS / 1e6:g} "
+            "megapixels (bigger JPEGs are decoded at reduced scale; other formats are refused). A request may "
+            "only name files uploaded to this app or its shipped examples; anything else gets \"Please upload "
+            "an image.\" whether or not it exists. Feature files are read without unpickling and checked for "
+            "keys, shapes, dtypes and finite values; their size is priced from the array headers before any "
+            f"work: up to {user_features.MAX_DIM:,} dimensions and {user_features.MAX_ROWS:,} query + gallery "
+            "rows for the table (a Market-1501-size file, 3,368 × 15,913 × 768, is accepted), the k1×k2 / η / M "
+            "curves on a subset of identities when the file is large, and each call stops after "
+            f"{user_features.TIME_BUDGET_S:.0f} s (the CLI, `python -m pose2id_demo eval`, has no such limits). "
+            "Generation has its own queue and runs one request at a time; the cheap benchmark callbacks run one "
+            f"at a time on one BLAS thread, so they cannot starve it. Uploads and exports are deleted after "
+            f"{age // 60} minutes (checked every {every // 60} minutes).")
+
+
 def build(ctx: TabContext) -> None:
     """The About tab: the text above (speed from docs/speed.json, the endpoints of the wired app) and the
     "compute here, now" summary table. Built last, so that every endpoint is wired already."""
     with gr.Tab("About", id="about"):
-        gr.Markdown(ABOUT.replace("{speed}", speed_lines()).replace("{api}", api_line(ctx.demo)),
+        gr.Markdown(ABOUT.replace("{speed}", speed_lines()).replace("{api}", api_line(ctx.demo))
+                    .replace("{limits}", limits_lines()),
                     elem_id="about-text")
         sum_btn = gr.Button("Compute the numbers on this machine (all tasks × backbones, default settings)")
         sum_table = gr.Dataframe(headers=["task", "backbone", "setting", "mAP", "Rank-1", "ID²"],
