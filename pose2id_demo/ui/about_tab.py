@@ -84,8 +84,10 @@ def speed_lines(path: Path = SPEED_JSON) -> str:
     except (OSError, ValueError):
         return "## Speed\nNot measured in this installation (`python -m bench.speed` writes docs/speed.json)."
     m = sp["machine_before"]
+    peak = max(m["load"][0], sp["machine_after"]["load"][0])
+    busy = "other jobs on the machine" if peak > 1.5 * m["nproc"] else "a quiet machine"
     out = [f"## Speed, measured (`python -m bench.speed`, {m['time_utc'][:10]}; {m['nproc']} CPU cores, load "
-           f"{m['load'][0]:g} → {sp['machine_after']['load'][0]:g}: a busy shared machine)"]
+           f"{m['load'][0]:g} → {sp['machine_after']['load'][0]:g}: {busy})"]
     for name, sc in sp["scenarios"].items():
         where = "empty cache, as on a newcomer's machine" if name == "fresh" else "the cache already filled"
         first = [r for r in sc.get("first", []) if r.get("error") is None and r["endpoint"] != "/generate"]
