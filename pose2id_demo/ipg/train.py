@@ -65,7 +65,8 @@ class PairData:
     """In-memory training set: images (at the model's size), skeletons, ReID features, ref/target sets."""
 
     def __init__(self, root: str | Path, image_size: tuple[int, int], pose_size: tuple[int, int], reid,
-                 cache: Path, quantile: float = 0.005, pair_views: str = "any") -> None:
+                 cache: Path, quantile: float = 0.005, pair_views: str = "any",
+                 cleanse_band: str = "per_identity") -> None:
         from pose2id_demo.cleansing import mahalanobis_filter
         from pose2id_demo.data import load_market
         from pose2id_demo.poses.posevalid import pose_valid
@@ -93,7 +94,7 @@ class PairData:
         self.pair_views = pair_views
         feats = self._reid_features(reid, full, cache)
         self.feats, self.feats_flip, self.zero_feat = feats
-        keep = mahalanobis_filter(self.feats, self.pids, quantile=quantile).keep
+        keep = mahalanobis_filter(self.feats, self.pids, quantile=quantile, band=cleanse_band).keep
         valid = np.array([p is not None and pose_valid(p)[0] for p in poses])
         self.ref_sets: list[np.ndarray] = []
         self.trg_sets: list[np.ndarray] = []
@@ -385,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--anneal-steps", type=int, default=2000)
     ap.add_argument("--anneal-min", type=float, default=0.05)
     ap.add_argument("--cleanse-quantile", type=float, default=0.005)
+    ap.add_argument("--cleanse-band", choices=("per_identity", "pooled"), default="per_identity",
+                    help="eq. 31's band for S_ref (pose2id_demo.cleansing): per_identity, as the shipped ipg-tiny "
+                    "was trained (replays stay exact), or pooled (the app's default)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
     ap.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -441,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     f = comps["pose_guider"].downsample_factor // vae_scale_factor(comps["vae"])
     pose_size = (image_size[0] * f, image_size[1] * f)
     data = PairData(args.data, image_size, pose_size, reid, out / "cache", quantile=args.cleanse_quantile,
+                    cleanse_band=args.cleanse_band,
                     pair_views=args.pair_views)
 
     vae = comps["vae"]
