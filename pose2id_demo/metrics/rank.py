@@ -74,6 +74,17 @@ def _check(distmat, q_pids, g_pids, q_camids, g_camids):
     return (distmat, *arrays)
 
 
+def _summary_of_parts(parts: list, max_rank: int, nq: int, caller: str) -> dict:
+    """Join per-chunk (AP, INP, first-correct rank) arrays into the summary; refuse when no query counts."""
+    aps, inps, firsts = zip(*parts)
+    ap = np.concatenate(aps)
+    if ap.size == 0:
+        raise ValueError("no query has a valid gallery match (same pid in another camera)")
+    if ap.size < nq:
+        log.info("%s: %d of %d queries have no valid gallery match and were skipped", caller, nq - ap.size, nq)
+    return _summary(ap, np.concatenate(inps), np.concatenate(firsts), max_rank, nq)
+
+
 def _summary(ap: np.ndarray, inp: np.ndarray, first: np.ndarray, max_rank: int, num_q: int) -> dict:
     cmc = (first[:, None] < np.arange(max_rank)[None, :] + 1).mean(axis=0)
 
@@ -220,13 +231,7 @@ def evaluate(
             parts = list(pool.map(run, tasks))
     else:
         parts = [run(t) for t in tasks]
-    aps, inps, firsts = zip(*parts)
-    ap = np.concatenate(aps)
-    if ap.size == 0:
-        raise ValueError("no query has a valid gallery match (same pid in another camera)")
-    if ap.size < nq:
-        log.info("evaluate: %d of %d queries have no valid gallery match and were skipped", nq - ap.size, nq)
-    return _summary(ap, np.concatenate(inps), np.concatenate(firsts), max_rank, nq)
+    return _summary_of_parts(parts, max_rank, nq, "evaluate")
 
 
 def evaluate_loop(
@@ -338,10 +343,4 @@ def evaluate_features(
         use_count = m[rows].mean() <= _COUNT_MAX_ITEMS
         parts.append(_evaluate_rows(d, q_pids[rows], g_pids, q_camids[rows], g_camids, local, m[rows], use_count))
         del d
-    aps, inps, firsts = zip(*parts)
-    ap = np.concatenate(aps)
-    if ap.size == 0:
-        raise ValueError("no query has a valid gallery match (same pid in another camera)")
-    if ap.size < nq:
-        log.info("evaluate_features: %d of %d queries have no valid gallery match and were skipped", nq - ap.size, nq)
-    return _summary(ap, np.concatenate(inps), np.concatenate(firsts), max_rank, nq)
+    return _summary_of_parts(parts, max_rank, nq, "evaluate_features")
