@@ -229,7 +229,9 @@ def test_benchmark_tab(page, out: Path) -> None:
 def test_features_tab(page) -> None:
     open_tab(page, "Your features")
     page.locator("#export-btn").click()
-    page.locator("#npz").get_by_text(".npz").first.wait_for(timeout=300_000)
+    # The exported file's name, not ".npz": Gradio's drop zone lists the accepted types (".npz") before any
+    # file is in it, and an Evaluate clicked then rightly answers "Please upload a feature file".
+    page.locator("#npz").get_by_text("synthped-standard").first.wait_for(timeout=300_000)
     page.locator("#eval-btn").click()
     page.get_by_text("gallery features.").first.wait_for(timeout=600_000)
     page.locator("#m-plot .js-plotly-plot").wait_for()

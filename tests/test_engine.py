@@ -296,3 +296,23 @@ def test_per_query_table_and_typical_query(eng: Engine) -> None:
     rows = {r["setting"]: r for r in eng.benchmark("standard", "toy", eta=1.0)["rows"]}
     assert np.nanmean([r["AP before"] for r in res["rows"]]) == pytest.approx(rows["baseline"]["mAP"], abs=0.01)
     assert eng.per_query("standard", "toy", eta=1.0, k1=2, k2=2) is res  # cached by its settings
+
+
+@pytest.mark.slow
+def test_ranked_lists_on_a_fresh_cache_render_the_images(tmp_path, monkeypatch) -> None:
+    """The shipped features need no images, but a ranked list names image files: on a machine whose cache
+    is empty (a fresh clone, no warm-up) the engine renders them first instead of answering with paths that
+    do not exist (the list's drawing then failed with FileNotFoundError)."""
+    from PIL import Image
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path))
+    eng = Engine()
+    r = eng.ranks("standard", "synthped-reid", query_index=3)
+    paths = [r["query"]["path"]] + [x["path"] for x in r["before"] + r["after"]]
+    assert all(Path(p).is_relative_to(tmp_path) for p in paths)
+    for p in paths:
+        with Image.open(p) as im:
+            assert im.size == (64, 128)
+    # A benchmark query image, uploaded, is recognised as that query.
+    with Image.open(r["query"]["path"]) as im:
+        assert eng.benchmark_query_index(im.convert("RGB"), "standard", "synthped-reid") == 3

@@ -114,6 +114,13 @@ class BenchmarkSession:
         """The task names: SynthPed's three, then the extra datasets in the order they were added."""
         return [*TASKS, *self.datasets]
 
+    def images(self, task: str) -> None:
+        """Make sure the image files behind ``task``'s paths exist: a SynthPed task's features come shipped
+        (no rendering needed for the tables), but ranked lists and the query index open the images, which
+        are rendered once into the cache (about a minute; the app's warm-up does it at launch)."""
+        if task in TASKS:
+            ensure_benchmark(task, progress=False)
+
     def _settings(self, **kw: Any) -> BenchSettings:
         return BenchSettings.make(tasks=self.tasks(), **kw)
 
@@ -264,6 +271,7 @@ class BenchmarkSession:
         qi = check_int("query index", query_index, 0, len(data.q) - 1)
         top = check_int("top", top, 1, 50)
         a, cache = self._ablation_settings(s), self._cache((s.task, s.backbone))
+        self.images(s.task)
         after_row = ablation.after_row(data, a)
         out = {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
                "after_setting": after_row}
@@ -366,6 +374,7 @@ class BenchmarkSession:
             return None
 
         def index() -> dict[str, int]:
+            self.images(task)
             out = {}
             for i, p in enumerate(data.q_paths):
                 try:

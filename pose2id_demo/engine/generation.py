@@ -117,6 +117,7 @@ class Generator:
         gen = np.asarray(gen_feats, np.float32)
         if gen.ndim != 2 or gen.shape[1] != data.q.shape[1] or not np.all(np.isfinite(gen)):
             raise Pose2IDError("The generated features do not fit this backbone; please generate again.")
+        self.bench.images(task)
         q_after = _l2n(centralize(data.q[qi][None], gen[None], eta))[0]
         before = np.linalg.norm(data.g - data.q[qi][None], axis=1)
         after = np.linalg.norm(data.g - q_after[None], axis=1)
