@@ -142,3 +142,49 @@ def test_generate_sharded_then_merged_equals_one_run(market, tmp_path, monkeypat
         assert list(a["g_paths"]) == [str(Path(r.path).relative_to(market)) for r in ds.gallery]
         assert json.loads(str(a["settings"]))["steps"] == 20
     assert cli.main([*args, "--out", str(tmp_path / "c.npz"), "--shard", "2/2"]) == 2
+
+
+def test_a_shared_gallery_is_generated_once_and_read_back(market, tmp_path, monkeypatch):
+    """SynthPed's tasks share one gallery: a folder whose gallery is another's generates its queries only and
+    names the other file as its gallery source; reading it back gives the gallery's features of that file,
+    and a source made another way, or not beside it, is refused."""
+    from pose2id_demo.ipg.precompute import generate_features, read_generated, same_gallery
+
+    pipes = []
+
+    def from_pretrained(path):
+        pipes.append(FakePipe())
+        return pipes[-1]
+
+    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    other = tmp_path / "other"
+    shutil.copytree(market, other)
+    for q in (other / "query").glob("*.jpg"):  # other queries (their pixels shifted), the same gallery
+        Image.fromarray((np.asarray(Image.open(q).convert("RGB")) // 2).astype(np.uint8)).save(q)
+    assert same_gallery(market, other)
+    bb = "test-extract-colour"
+    (full,) = generate_features(market, [bb], tmp_path / "feat" / "a-{backbone}.npz")
+    (part,) = generate_features(other, [bb], tmp_path / "feat" / "b-{backbone}.npz", gallery_from=full)
+    ds = load_market(other)
+    assert sum(pipes[1].calls) == len(ds.query)  # queries only
+    with np.load(part, allow_pickle=False) as z:
+        assert "g_gen" not in z.files and json.loads(str(z["settings"]))["gallery_from"] == full.name
+    a, b = read_generated(full), read_generated(part)
+    assert np.array_equal(a["g_gen"], b["g_gen"]) and a["g_paths"] == b["g_paths"]
+    assert not np.array_equal(a["q_gen"], b["q_gen"])  # its own queries
+    first = [Image.fromarray(np.full((8, 4, 3), round(np.asarray(Image.open(r.path).convert("RGB"), np.float32)
+                                                    .mean() / 255 / 10 * 255), np.uint8)) for r in ds.query]
+    direct = get_backbone(bb).extract(first)  # FakePipe's pose-0 image of each of these queries
+    np.testing.assert_allclose(b["q_gen"][:, 0], direct, atol=1e-2)
+    with pytest.raises(ValueError, match="steps"):  # a source made with other settings
+        generate_features(other, [bb], tmp_path / "feat" / "c-{backbone}.npz", steps=10, gallery_from=full)
+    moved = tmp_path / "elsewhere" / part.name
+    moved.parent.mkdir()
+    shutil.copy(part, moved)
+    with pytest.raises(ValueError, match="not beside it"):
+        read_generated(moved)
+    # A gallery changed by one image is not the same gallery.
+    g = sorted((other / "bounding_box_test").glob("*.jpg"))[-1]
+    Image.fromarray(255 - np.asarray(Image.open(g).convert("RGB"))).save(g)
+    assert not same_gallery(market, other)

@@ -26,6 +26,7 @@ from pose2id_demo.centralization import l2_normalize as _l2n
 from pose2id_demo.data import load_market
 from pose2id_demo.data.synthped import ensure_benchmark
 from pose2id_demo.featurefile import DEFAULT_MAX_BYTES, FeatureSet
+from pose2id_demo.ipg.precompute import read_generated
 from pose2id_demo.metrics import ID2_VARIANTS, id2, id2_label
 from pose2id_demo.paths import ASSETS
 from pose2id_demo.visualize import tsne_2d
@@ -177,18 +178,15 @@ class BenchmarkSession:
     def _use_generated(data: BenchData, path: Path, backbone: str | None = None) -> bool:
         """Attach ``path``'s ``q_gen``/``g_gen`` if they match ``data``'s image lists (and, when given, were
         made with ``backbone``: the ``settings`` the generate command writes); False otherwise."""
-        with np.load(path, allow_pickle=False) as z:
-            if "q_gen" not in z.files or "g_gen" not in z.files:
-                return False
-            if backbone is not None:
-                try:
-                    made_with = json.loads(str(z["settings"])).get("backbone")
-                except (KeyError, ValueError, AttributeError):
-                    return False
-                if made_with != backbone:
-                    return False
-            q_gen, g_gen = np.asarray(z["q_gen"], np.float32), np.asarray(z["g_gen"], np.float32)
-            lists = {k: [str(s) for s in z[k]] for k in ("q_paths", "g_paths") if k in z.files}
+        try:
+            z = read_generated(path)
+        except ValueError as exc:
+            log.info("%s: not usable as generated features (%s)", path.name, exc)
+            return False
+        if backbone is not None and z["settings"].get("backbone") != backbone:
+            return False
+        q_gen, g_gen = z["q_gen"], z["g_gen"]
+        lists = {k: z[k] for k in ("q_paths", "g_paths") if k in z}
         ok = q_gen.ndim == 3 and g_gen.ndim == 3
         ok = ok and q_gen.shape[:1] == data.q.shape[:1] and g_gen.shape[:1] == data.g.shape[:1]
         ok = ok and q_gen.shape[-1] == data.q.shape[1] and g_gen.shape[-1] == data.g.shape[1]
@@ -407,8 +405,8 @@ class BenchmarkSession:
         arrays = {"q_feats": np.asarray(raw["q_feats"], np.float32), "g_feats": np.asarray(raw["g_feats"], np.float32),
                   "q_pids": data.q_pids, "g_pids": data.g_pids, "q_camids": data.q_camids, "g_camids": data.g_camids}
         if data.q_gen is not None and data.g_gen is not None:  # as shipped (raw), so evaluation repeats our steps
-            with np.load(ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz", allow_pickle=False) as z:
-                arrays.update(q_gen=np.asarray(z["q_gen"], np.float32), g_gen=np.asarray(z["g_gen"], np.float32))
+            z = read_generated(ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz")
+            arrays.update(q_gen=z["q_gen"], g_gen=z["g_gen"])
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, **arrays)

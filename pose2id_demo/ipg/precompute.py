@@ -4,7 +4,9 @@
     python -m pose2id_demo.ipg.precompute --task standard --backbones synthped-reid [--steps 20]
 
 The first form works on any Market-layout folder (:func:`generate_features`); the second renders the
-SynthPed task if needed and writes ``assets/features/synthped-<task>-<backbone>-gen.npz``.
+SynthPed task if needed and writes ``assets/features/synthped-<task>-<backbone>-gen.npz``. SynthPed's three
+tasks share one gallery: the standard task's files hold its generations, and the occluded and infrared files
+hold their queries' only and name the standard file as their gallery source (:func:`read_generated`).
 
 For every query and gallery image (the reader's order, as in
 ``pose2id_demo.reid.features.dataset_features``: distractors in, junk out), the IPG (default the shipped
@@ -145,7 +147,7 @@ def resolve_ipg(ipg: str | Path | None) -> Path:
 def generate_features(root: str | Path, backbones: Sequence[str], out: str | Path, ipg: str | Path | None = None,
                       steps: int = 20, guidance: float = 3.5, seed: int = 42, shard: str | None = None,
                       refs_per_batch: int = 4, threads: int | None = None, name: str | None = None,
-                      extra_settings: dict | None = None) -> list[Path]:
+                      extra_settings: dict | None = None, gallery_from: str | Path | None = None) -> list[Path]:
     """IPG generations in the 8 representative poses for every query and gallery image of the
     Market-layout ``root`` (distractors included, junk dropped), and their features per backbone.
 
@@ -154,6 +156,13 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     starting at K into a shard cache and returns ``[]``: run N of these in parallel, then once without
     ``shard`` to merge them and write the features. ``out``: the ``.npz`` for one backbone; with several,
     ``<out stem>-<backbone>.npz`` each (or ``out`` with its ``{backbone}`` placeholder filled in).
+
+    ``gallery_from``: a generated-feature file of another folder with *the same gallery* (``{backbone}``
+    placeholder allowed; SynthPed's three tasks share one): only the queries are generated, and the file
+    written names that one for its gallery (``settings["gallery_from"]``, read back by :func:`read_generated`)
+    instead of repeating ``g_gen``. It must have been made with the same generator, steps, guidance and seed
+    and list the same gallery images (checked here); that the gallery *images* are the same bytes is the
+    caller's to check (:func:`same_gallery`).
 
     Returns:
         The written feature files.
@@ -180,25 +189,28 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     names, poses = [n for n, _ in named], [p for _, p in named]
     mhash = model_hash(Path(model_dir))
     cache = generation_cache_path(name or Path(ds.root).name, mhash, steps, guidance, seed, True)
+    rel = lambda ps: np.array([str(Path(p).relative_to(ds.root)) for p in ps])  # noqa: E731
+    made = {"model_sha": mhash, "steps": steps, "guidance_scale": guidance, "seed": seed}
+    shared = {b: _check_gallery_source(_per_backbone(gallery_from, b), b, made, rel(g_paths))
+              for b in backbones} if gallery_from is not None else None
+    todo = q_paths if shared else q_paths + g_paths
     if shard:
         try:
             k, n = (int(v) for v in shard.split("/"))
             assert 0 <= k < n
         except (ValueError, AssertionError):
             raise ValueError(f"--shard must be K/N with 0 <= K < N, got {shard!r}") from None
-        generate_all(pipe, (q_paths + g_paths)[k::n], poses, steps, guidance, seed, True,
+        generate_all(pipe, todo[k::n], poses, steps, guidance, seed, True,
                      cache.with_name(f"{cache.stem}-shard{k}of{n}.npz"), refs_per_batch=refs_per_batch)
         return []
-    gens = generate_all(pipe, q_paths + g_paths, poses, steps, guidance, seed, True, cache,
-                        refs_per_batch=refs_per_batch)
+    gens = generate_all(pipe, todo, poses, steps, guidance, seed, True, cache, refs_per_batch=refs_per_batch)
     settings = {"model": str(Path(model_dir).name), "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
                 "seed": seed, "use_ifr": True, "pose_names": names, "image_size": list(pipe.image_size),
                 **(extra_settings or {}), "scheduler": "DDIM v-pred zero-SNR trailing",
                 "generation_seconds": round(generation_seconds(cache), 1),
-                "generations": len(q_paths + g_paths) * len(poses)}
+                "generations": len(todo) * len(poses)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rel = lambda ps: np.array([str(Path(p).relative_to(ds.root)) for p in ps])  # noqa: E731
     written = []
     nq = len(q_paths)
     for bname in backbones:
@@ -207,12 +219,97 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
             path = Path(str(out).format(backbone=bname))
         else:
             path = out if len(backbones) == 1 else out.with_name(f"{out.stem}-{bname}{out.suffix or '.npz'}")
-        np.savez_compressed(path, q_gen=feats[:nq].astype(np.float16), g_gen=feats[nq:].astype(np.float16),
-                            q_paths=rel(q_paths), g_paths=rel(g_paths), pose_names=np.array(names),
-                            settings=np.array(json.dumps({**settings, "backbone": bname})))
-        logger.info("wrote %s (q_gen %s, g_gen %s)", path, feats[:nq].shape, feats[nq:].shape)
+        arrays = {"q_gen": feats[:nq].astype(np.float16), "q_paths": rel(q_paths), "g_paths": rel(g_paths)}
+        mine = {**settings, "backbone": bname}
+        if shared:
+            mine["gallery_from"] = shared[bname].name
+        else:
+            arrays["g_gen"] = feats[nq:].astype(np.float16)
+        np.savez_compressed(path, **arrays, pose_names=np.array(names), settings=np.array(json.dumps(mine)))
+        logger.info("wrote %s (q_gen %s, gallery %s)", path, feats[:nq].shape,
+                    f"from {shared[bname].name}" if shared else feats[nq:].shape)
         written.append(path)
     return written
+
+
+#: Settings that must agree between a file and the one it takes its gallery from.
+SAME_MAKING = ("model_sha", "steps", "guidance_scale", "seed", "backbone")
+
+
+def _per_backbone(template: str | Path, backbone: str) -> Path:
+    return Path(str(template).format(backbone=backbone)) if "{backbone}" in str(template) else Path(template)
+
+
+def _settings_of(z) -> dict:
+    try:
+        return json.loads(str(z["settings"]))
+    except (KeyError, ValueError):
+        return {}
+
+
+def _check_gallery_source(path: Path, backbone: str, made: dict, g_paths: np.ndarray) -> Path:
+    """``path`` as a gallery source for ``backbone`` (see :func:`generate_features`); ValueError naming
+    what differs."""
+    if not path.is_file():
+        raise ValueError(f"gallery source {path} does not exist")
+    with np.load(path, allow_pickle=False) as z:
+        if "g_gen" not in z.files:
+            raise ValueError(f"gallery source {path.name} has no g_gen of its own")
+        theirs, paths = _settings_of(z), [str(p) for p in z["g_paths"]]
+    want = {**made, "backbone": backbone}
+    differ = [k for k in SAME_MAKING if theirs.get(k) != want[k]]
+    if differ:
+        raise ValueError(f"gallery source {path.name} was made with other {', '.join(differ)} "
+                         f"({', '.join(f'{k}={theirs.get(k)!r}' for k in differ)})")
+    if paths != [str(p) for p in g_paths]:
+        raise ValueError(f"gallery source {path.name} lists another gallery than this folder's")
+    return path
+
+
+def same_gallery(root_a: str | Path, root_b: str | Path) -> bool:
+    """Whether two Market-layout folders hold the same gallery images, name for name and byte for byte."""
+    from pose2id_demo.data.market import load_market
+
+    ga, gb = load_market(root_a).gallery, load_market(root_b).gallery
+    na, nb = [Path(r.path).name for r in ga], [Path(r.path).name for r in gb]
+    return na == nb and all(file_digest(a.path) == file_digest(b.path) for a, b in zip(ga, gb))
+
+
+def read_generated(path: str | Path) -> dict:
+    """A generated-feature file as ``{q_gen, g_gen, q_paths, g_paths, settings}`` (raw float32 features).
+
+    A file written with ``gallery_from`` takes ``g_gen`` from that file — looked up by name in the same
+    folder only — after checking that it was made the same way (:data:`SAME_MAKING`) and lists the same
+    gallery. Raises ValueError when the file or its gallery source does not fit.
+    """
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        if "q_gen" not in z.files:
+            raise ValueError(f"{path.name} has no q_gen")
+        settings = _settings_of(z)
+        out = {"q_gen": np.asarray(z["q_gen"], np.float32), "settings": settings,
+               **{k: [str(s) for s in z[k]] for k in ("q_paths", "g_paths") if k in z.files}}
+        if "g_gen" in z.files:
+            out["g_gen"] = np.asarray(z["g_gen"], np.float32)
+            return out
+    source = settings.get("gallery_from")
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"{path.name} has neither g_gen nor a gallery source")
+    src = path.parent / Path(source).name
+    if src == path or not src.is_file():
+        raise ValueError(f"{path.name}: its gallery source {Path(source).name} is not beside it")
+    with np.load(src, allow_pickle=False) as z:
+        if "g_gen" not in z.files:
+            raise ValueError(f"{src.name} (gallery source of {path.name}) has no g_gen")
+        theirs = _settings_of(z)
+        differ = [k for k in SAME_MAKING if theirs.get(k) != settings.get(k)]
+        if differ:
+            raise ValueError(f"{src.name} (gallery source of {path.name}) was made with other {', '.join(differ)}")
+        g_paths = [str(s) for s in z["g_paths"]] if "g_paths" in z.files else None
+        if g_paths is not None and out.get("g_paths") is not None and g_paths != out["g_paths"]:
+            raise ValueError(f"{src.name} (gallery source of {path.name}) lists another gallery")
+        out["g_gen"] = np.asarray(z["g_gen"], np.float32)
+    return out
 
 
 def run_generate(args) -> int:
@@ -253,11 +350,21 @@ def main(argv: list[str] | None = None) -> int:
 
     root = ensure_benchmark(args.task)
     out_dir = args.out or ASSETS / "features"
+    gallery_from = None
+    if args.task != GALLERY_TASK:  # the three tasks share one gallery: generate it once, with the standard task
+        if not same_gallery(root, ensure_benchmark(GALLERY_TASK)):
+            raise SystemExit(f"error: the {args.task} gallery differs from the {GALLERY_TASK} one; run without "
+                             "a shared gallery is not supported for SynthPed")
+        gallery_from = out_dir / f"synthped-{GALLERY_TASK}-{{backbone}}-gen.npz"
     generate_features(root, args.backbones, out_dir / f"synthped-{args.task}-{{backbone}}-gen.npz", ipg=args.model,
                       steps=args.steps, guidance=args.guidance, seed=args.seed, shard=args.shard,
                       refs_per_batch=args.refs_per_batch, threads=args.threads, name=args.task,
-                      extra_settings={"task": args.task, "synthped_version": VERSION})
+                      extra_settings={"task": args.task, "synthped_version": VERSION}, gallery_from=gallery_from)
     return 0
+
+
+#: The SynthPed task whose generated-feature files hold the shared gallery's generations.
+GALLERY_TASK = "standard"
 
 
 if __name__ == "__main__":
