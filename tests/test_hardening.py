@@ -643,10 +643,15 @@ def test_feature_file_with_nothing_to_evaluate(app_url: str, tmp_path: Path) -> 
 
 # ------------------------------------------------------------------------------ temp files (issue 14.4)
 @pytest.mark.slow
-def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
+def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With short ages (5 s, swept every second), an upload and Gradio's served copy of an export (Gradio's
-    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving."""
+    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving.
+
+    Its own Gradio cache folder: a 5-second sweep of the shared one would delete the files of every other app
+    using it meanwhile (another test run on the same machine)."""
     import time
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
 
     from conftest import free_port, raw_call
 
