@@ -151,6 +151,23 @@ def test_generated_features_in_the_folder_give_the_ipg_rows(engine, market, tmp_
         assert got["ID²"] == pytest.approx(ref["ID²"], abs=2e-4)
 
 
+@pytest.mark.slow  # imports Gradio
+def test_the_query_slider_spans_the_chosen_task(engine, market, monkeypatch):
+    """Choosing an added dataset sets the query slider to its own count of queries (it stayed at SynthPed's
+    252), and an index past the new last query comes down to it."""
+    from pose2id_demo.data import synthped
+    from pose2id_demo.ui import benchmark_tab
+
+    engine.add_dataset("tiny", market)
+    monkeypatch.setattr(benchmark_tab, "get_engine", lambda: engine)
+    n = len(load_market(market).query)
+    assert n != synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID
+    got = benchmark_tab._query_range("tiny", 200)
+    assert got.maximum == n - 1 and got.value == n - 1
+    got = benchmark_tab._query_range("standard", 200)
+    assert got.maximum == synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID - 1 and got.value == 200
+
+
 def _arrays(fs: FeatureSet) -> dict:
     return {"q_feats": fs.q, "g_feats": fs.g, "q_pids": fs.q_pids, "g_pids": fs.g_pids, "q_camids": fs.q_camids,
             "g_camids": fs.g_camids}

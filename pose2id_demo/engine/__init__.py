@@ -137,6 +137,10 @@ class Engine:
         :meth:`.benchmark.BenchmarkSession.add_dataset`); raises :class:`Pose2IDError` naming what is wrong."""
         return self.bench.add_dataset(name, root)
 
+    def n_queries(self, task: str) -> int:
+        """The number of queries of ``task`` (:meth:`.benchmark.BenchmarkSession.n_queries`)."""
+        return self.bench.n_queries(task)
+
     def tasks(self) -> list[str]:
         """The benchmark's task names: SynthPed's three, then the added datasets."""
         return self.bench.tasks()

@@ -115,6 +115,15 @@ class BenchmarkSession:
         """The task names: SynthPed's three, then the extra datasets in the order they were added."""
         return [*TASKS, *self.datasets]
 
+    def n_queries(self, task: str) -> int:
+        """How many queries ``task`` has, read from file names only (no features): the query slider's range."""
+        task = check_choice("task", task, self.tasks())
+        if task in self.datasets:
+            return self.models.once(("n_queries", task), lambda: len(load_market(self.datasets[task]).query))
+        from pose2id_demo.data import synthped
+
+        return int(synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID)
+
     def images(self, task: str) -> None:
         """Make sure the image files behind ``task``'s paths exist: a SynthPed task's features come shipped
         (no rendering needed for the tables), but ranked lists and the query index open the images, which

@@ -106,6 +106,13 @@ def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_
     return table, fig, msg, gr.update(value=t if t is not None else 0), start
 
 
+@user_errors
+def _query_range(task: str, query_index: float) -> Any:
+    """The query slider spans the chosen task's queries (an added dataset has its own count)."""
+    n = get_engine().n_queries(task)
+    return gr.Slider(maximum=n - 1, value=min(int(query_index or 0), n - 1))
+
+
 def _pick_query(evt: gr.SelectData) -> Any:
     """A click on a row of the per-query table shows that query's ranked lists."""
     row = evt.row_value if evt.row_value is not None else None
@@ -257,8 +264,14 @@ def build(ctx: TabContext) -> None:
         common = dict(trigger_mode="always_last", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
         gr.on(controls_changed, benchmark, bench_inputs, [table, bench_msg], api_name="benchmark", **common)
         gr.on(controls_changed, per_query, bench_inputs, [pq_table, pq_plot, pq_msg], api_name="per_query", **common)
-        gr.on(controls_changed + [query_index.release], ranks, rank_inputs, [r_before, r_after, rank_msg],
-              api_name="ranks", **common).then(_strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+        # A new task first sets the query slider's range (its index may be past the new task's last query).
+        rank_changed = [c.change for c in (backbone, nfc_on, ipg_on, rerank)] + [c.release for c in (eta, k1, k2)]
+        gr.on(rank_changed + [query_index.release], ranks, rank_inputs,
+              [r_before, r_after, rank_msg], api_name="ranks", **common).then(
+            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+        task.change(_query_range, [task, query_index], query_index, api_visibility="private").then(
+            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common).then(
+            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
         pq_table.select(_pick_query, None, query_index, api_visibility="private").then(
             ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common).then(
             _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
