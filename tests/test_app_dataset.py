@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from market_folder import write_market
 import torch
 from PIL import Image
 from torch import nn
 
 from pose2id_demo import ablation
 from pose2id_demo.data import load_market
-from pose2id_demo.data import synthped as sp
 from pose2id_demo.engine import Engine, Pose2IDError
 from pose2id_demo.featurefile import FeatureSet
 from pose2id_demo.reid import Backbone, get_backbone, register_backbone
@@ -43,11 +43,7 @@ register_backbone(BB, lambda device="cpu": Backbone(BB, MeanColourStripes(), (48
 @pytest.fixture(scope="module")
 def market(tmp_path_factory) -> Path:
     """A Market-layout folder: 3 test identities (one query per camera), their gallery, distractors and junk."""
-    items = sp.plan(0, num_train_ids=1, num_test_ids=3, train_per_id=1, num_distractors=3, num_junk=4)
-    root = sp.render_benchmark(tmp_path_factory.mktemp("d") / "Market-tiny", items=items)
-    for j in root.rglob("*.json"):
-        j.unlink()  # a user's folder has images only
-    return root
+    return write_market(tmp_path_factory.mktemp("d"), num_test_ids=3)
 
 
 @pytest.fixture()

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from market_folder import write_market
 from PIL import Image
 from torch import nn
 
 from pose2id_demo import cli
 from pose2id_demo.data import load_market
-from pose2id_demo.data import synthped as sp
 from pose2id_demo.reid import Backbone, get_backbone, register_backbone
 from pose2id_demo.reid.extract import extract_features, partial_path
 
@@ -33,11 +33,7 @@ register_backbone("test-extract-colour", lambda device="cpu": Backbone(
 @pytest.fixture(scope="module")
 def market(tmp_path_factory) -> Path:
     """A Market-layout folder: 2 test identities (one query per camera), gallery, distractors, junk."""
-    items = sp.plan(0, num_train_ids=1, num_test_ids=2, train_per_id=1, num_distractors=3, num_junk=4)
-    root = sp.render_benchmark(tmp_path_factory.mktemp("m") / "Market-tiny", items=items)
-    for j in root.rglob("*.json"):
-        j.unlink()   # a user's folder has images only
-    return root
+    return write_market(tmp_path_factory.mktemp("m"), num_test_ids=2)
 
 
 def test_extract_writes_a_feature_file_eval_reads_and_drops_junk(market, tmp_path, capsys):

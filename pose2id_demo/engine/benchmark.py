@@ -10,7 +10,6 @@ generated features are the ones ``python -m pose2id_demo generate`` wrote into t
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time

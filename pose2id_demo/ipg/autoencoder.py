@@ -18,7 +18,6 @@ colours, which would cap identity consistency; this plain conv net trains severa
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -81,20 +80,10 @@ def load_train_images(root: str | Path, size: tuple[int, int] = (64, 32)) -> np.
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Train the tiny IPG's KL autoencoder")
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-minutes", type=float, default=8.0)
-    ap.add_argument("--max-steps", type=int, default=3000)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    from pose2id_demo.training_cli import parse_small_training
+
+    args, rng = parse_small_training("Train the tiny IPG's KL autoencoder", argv, minutes=8.0, steps=3000,
+                                     batch_size=32, lr=2e-3)
     imgs = load_train_images(args.data)
     x_all = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     ae = TinyAutoencoderKL()

@@ -27,7 +27,6 @@ reference pose's visible keypoints) and :func:`person_height`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -316,20 +315,11 @@ def evaluate(model: KeypointNet, imgs: np.ndarray, kps: np.ndarray, dirs: np.nda
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Train the SynthPed keypoint estimator (the IPG bench's pose judge)")
-    ap.add_argument("--data", required=True, help="Market-1501-format root with keypoint jsons (SynthPed)")
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-minutes", type=float, default=6.0)
-    ap.add_argument("--max-steps", type=int, default=4000)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    from pose2id_demo.training_cli import parse_small_training
+
+    args, rng = parse_small_training("Train the SynthPed keypoint estimator (the IPG bench's pose judge)", argv,
+                                     minutes=6.0, steps=4000, batch_size=64, lr=3e-3,
+                                     data_help="Market-1501-format root with keypoint jsons (SynthPed)")
     from pose2id_demo.data import load_market
 
     ds = load_market(args.data)
