@@ -32,7 +32,7 @@ import numpy as np
 
 from .centralization import centralize, l2_normalize, nfc_sets, rerank
 from .featurefile import FeatureSet
-from .metrics import ID2_VARIANTS, distance_matrix, evaluate, identity_density
+from .metrics import ID2_VARIANTS, distance_matrix, evaluate, identity_density, per_query_ap
 
 __all__ = [
     "APPLY_CHOICES",
@@ -298,16 +298,6 @@ def m_curve(fs: FeatureSet, s: Settings) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------------------- per query
-def _query_ap_rank(dist: np.ndarray, fs: FeatureSet, i: int) -> tuple[float, int]:
-    """AP and 1-based first-correct rank of query i (NaN, 0 when it has no valid match)."""
-    try:
-        r = evaluate(dist[i : i + 1], fs.q_pids[i : i + 1], fs.g_pids, fs.q_camids[i : i + 1], fs.g_camids,
-                     max_rank=dist.shape[1], workers=1)
-    except ValueError:  # no valid match for this query (same pid only in its own camera, or none)
-        return float("nan"), 0
-    return float(r["mAP"]), int(np.argmax(r["cmc"] > 0)) + 1
-
-
 def per_query(fs: FeatureSet, s: Settings, cache: Cache | None = None) -> dict[str, Any]:
     """Each query's AP (%) and first-correct rank under the baseline and under :func:`after_row`.
 
@@ -321,10 +311,9 @@ def per_query(fs: FeatureSet, s: Settings, cache: Cache | None = None) -> dict[s
     after = after_row(fs, s)
     out: dict[str, Any] = {"query": np.arange(len(fs.q)), "pid": np.asarray(fs.q_pids), "after_setting": after}
     for name, row in (("before", "baseline"), ("after", after)):
-        d = distances(fs, s, row, cache)
-        ap_rank = [_query_ap_rank(d, fs, i) for i in range(len(fs.q))]
-        out[f"ap_{name}"] = np.round(np.array([a for a, _ in ap_rank]) * 100.0, 2)
-        out[f"rank_{name}"] = np.array([r for _, r in ap_rank], np.int64)
+        ap, first = per_query_ap(distances(fs, s, row, cache), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
+        out[f"ap_{name}"] = np.round(ap * 100.0, 2)
+        out[f"rank_{name}"] = first
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pose2id_demo.metrics import distance_matrix, evaluate, evaluate_loop, id2, id2_per_sample
+from pose2id_demo.metrics import distance_matrix, evaluate, evaluate_loop, id2, id2_per_sample, per_query_ap
 from pose2id_demo.metrics.rank import evaluate_features
 
 
@@ -71,6 +71,31 @@ def test_evaluate_matches_definition(rng, nq, ng, n_ids, n_cams, quantize):
         np.testing.assert_allclose(got["cmc"], ref["cmc"], atol=1e-12)
         assert got["Rank-1"] == pytest.approx(ref["cmc"][0])
         assert got["Rank-5"] == pytest.approx(ref["cmc"][min(5, len(ref["cmc"])) - 1])
+
+
+def plain_query(distmat, q_pids, g_pids, q_camids, g_camids, i):
+    """AP and 1-based first-correct rank of query ``i`` from the definition (NaN, 0 without a valid match)."""
+    ranked = sorted(range(distmat.shape[1]), key=lambda j: (distmat[i, j], j))
+    ranked = [j for j in ranked if not (g_pids[j] == q_pids[i] and g_camids[j] == q_camids[i])]
+    good = [r for r, j in enumerate(ranked) if g_pids[j] == q_pids[i]]
+    if not good:
+        return float("nan"), 0
+    return float(np.mean([(h + 1) / (r + 1) for h, r in enumerate(good)])), good[0] + 1
+
+
+@pytest.mark.parametrize("nq,ng,n_ids,n_cams,quantize,chunk",
+                         [(40, 90, 12, 3, True, 7), (33, 50, 40, 2, False, 64), (9, 20, 3, 1, True, 2)])
+def test_per_query_ap_matches_definition(rng, nq, ng, n_ids, n_cams, quantize, chunk):
+    """Every query's AP and first-correct rank, in one pass, as the definition gives them one query at a time
+    (exact ties included: the stable order by gallery index decides, as in evaluate); queries without a
+    valid match are NaN / 0, and the valid ones average to evaluate's mAP."""
+    prob = random_problem(rng, nq, ng, n_ids, n_cams, quantize=quantize)
+    ap, first = per_query_ap(*prob, chunk=chunk)
+    ref = [plain_query(*prob, i) for i in range(nq)]
+    np.testing.assert_allclose(ap, [a for a, _ in ref], atol=1e-12)  # NaN where NaN
+    assert first.tolist() == [r for _, r in ref]
+    if np.isfinite(ap).any():
+        assert np.nanmean(ap) == pytest.approx(evaluate(*prob)["mAP"], abs=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def _check(distmat, q_pids, g_pids, q_camids, g_camids):
 
 def _summary_of_parts(parts: list, max_rank: int, nq: int, caller: str) -> dict:
     """Join per-chunk (AP, INP, first-correct rank) arrays into the summary; refuse when no query counts."""
-    aps, inps, firsts = zip(*parts)
+    aps, inps, firsts, _ = zip(*parts)
     ap = np.concatenate(aps)
     if ap.size == 0:
         raise ValueError("no query has a valid gallery match (same pid in another camera)")
@@ -141,7 +141,8 @@ def _positions_count(d: np.ndarray, same_pid: np.ndarray, m: np.ndarray):
 
 
 def _evaluate_rows(distmat, q_pids, g_pids, q_camids, g_camids, rows: np.ndarray, m: np.ndarray, use_count: bool):
-    """AP, INP and first-match rank of the queries ``rows`` that have a valid match (vectorised)."""
+    """AP, INP and first-match rank (0-based) of the queries ``rows`` that have a valid match (vectorised),
+    and the positions within ``rows`` of those queries."""
     ng = distmat.shape[1]
     d = distmat[rows]
     same_pid = g_pids[None, :] == q_pids[rows, None]
@@ -165,7 +166,7 @@ def _evaluate_rows(distmat, q_pids, g_pids, q_camids, g_camids, rows: np.ndarray
     np.maximum.at(last, rm, rank)
     first = np.full(b, ng)
     np.minimum.at(first, rm, rank)
-    return ap_sum[valid] / num_rel[valid], num_rel[valid] / (last[valid] + 1.0), first[valid]
+    return ap_sum[valid] / num_rel[valid], num_rel[valid] / (last[valid] + 1.0), first[valid], np.flatnonzero(valid)
 
 
 def evaluate(
@@ -232,6 +233,35 @@ def evaluate(
     else:
         parts = [run(t) for t in tasks]
     return _summary_of_parts(parts, max_rank, nq, "evaluate")
+
+
+def per_query_ap(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    chunk: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's AP and first-correct rank under :func:`evaluate`'s protocol, in one pass.
+
+    Returns:
+        ``(ap, first)``: ``ap`` (num_query,) float in [0, 1], NaN for a query without a valid match;
+        ``first`` (num_query,) int, the 1-based rank of the first valid match, 0 without one.
+    """
+    distmat, q_pids, g_pids, q_camids, g_camids = _check(distmat, q_pids, g_pids, q_camids, g_camids)
+    nq = distmat.shape[0]
+    uniq, counts = np.unique(g_pids, return_counts=True)
+    at = np.minimum(np.searchsorted(uniq, q_pids), max(uniq.size - 1, 0))
+    m = np.where(uniq[at] == q_pids, counts[at], 0) if uniq.size else np.zeros(nq, np.int64)
+    by_m = np.argsort(-m, kind="stable")
+    ap, first = np.full(nq, np.nan), np.zeros(nq, np.int64)
+    for s in range(0, nq, chunk):
+        rows = by_m[s : s + chunk]
+        use_count = m[rows].mean() <= _COUNT_MAX_ITEMS
+        a, _, f, ok = _evaluate_rows(distmat, q_pids, g_pids, q_camids, g_camids, rows, m[rows], use_count)
+        ap[rows[ok]], first[rows[ok]] = a, f + 1
+    return ap, first
 
 
 def evaluate_loop(
