@@ -83,3 +83,22 @@ def test_loader_gives_the_readers_records() -> None:
             assert d[f"{s}_camids"].tolist() == [p[1] for p in parsed]
         recs, feats = sf.train_features(bb)
         assert len(recs) == len(feats) == len(names["train"])
+
+
+@pytest.mark.parametrize("task", ["standard", "occluded", "infrared"])
+def test_generated_features_are_shipped_for_every_task_with_the_shipped_generator(task):
+    """IPG on all three tasks: for each backbone the shipped generated features fit the task's image lists
+    (the engine attaches them, so the Benchmark tab has its IPG rows) and were made by the shipped generator
+    with the paper's settings — a retrained generator fails this until they are remade."""
+    from pose2id_demo.engine import Engine
+    from pose2id_demo.ipg.precompute import model_hash, read_generated
+    from pose2id_demo.paths import ASSETS, MODELS_DIR
+
+    shipped = model_hash(MODELS_DIR / "ipg-tiny")
+    eng = Engine()
+    for bb in BACKBONES:
+        data = eng.bench_data(task, bb)
+        assert data.q_gen is not None and data.g_gen is not None, data.gen_note
+        assert data.q_gen.shape[:2] == (len(data.q), 8) and data.g_gen.shape[:2] == (len(data.g), 8)
+        s = read_generated(ASSETS / "features" / f"synthped-{task}-{bb}-gen.npz")["settings"]
+        assert (s["model_sha"], s["steps"], s["guidance_scale"], s["seed"], s["use_ifr"]) == (shipped, 20, 3.5, 42, True)
