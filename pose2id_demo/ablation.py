@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .centralization import centralize, l2_normalize, nfc_sets, rerank
+from .centralization import centralize, l2_normalize, nfc_sets, nfc_sets_grid, rerank
 from .featurefile import FeatureSet
 from .metrics import ID2_VARIANTS, distance_matrix, evaluate, identity_density, per_query_ap
 
@@ -257,12 +257,15 @@ def k_grid(fs: FeatureSet, s: Settings, ks: Sequence[int], progress: ProgressFn 
     apply = s.nfc_on if s.nfc_on != "none" else "both"
     ks = [int(k) for k in ks]
     grid = np.zeros((len(ks), len(ks)), np.float64)
-    for i, a in enumerate(ks):
-        for j, b in enumerate(ks):
-            r = metric_row(fs, replace(s, k1=a, k2=b, nfc_on=apply, rerank=False), "+NFC", with_id2=False)
-            grid[i, j] = percent_row(r)["mAP"]
-        if progress is not None:
-            progress((i + 1) / len(ks), f"k1 × k2 grid: row {i + 1}/{len(ks)}")
+    pairs = [(a, b) for a in ks for b in ks]
+    # The +NFC row of every pair, with each set's neighbour lists searched once (to the largest k).
+    stages = nfc_sets_grid(fs.q, fs.g, pairs, mode=s.nfc_mode, apply_to=apply, index=s.nfc_index)
+    for n, (qn, gn) in enumerate(stages):
+        d = np.asarray(distance_matrix(l2_normalize(qn), l2_normalize(gn)), dtype=np.float32)
+        r = evaluate(d, fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
+        grid[n // len(ks), n % len(ks)] = round(float(r["mAP"]) * 100.0, 2)
+        if progress is not None and (n + 1) % len(ks) == 0:
+            progress((n + 1) / len(pairs), f"k1 × k2 grid: row {(n + 1) // len(ks)}/{len(ks)}")
     return {"k": ks, "map": grid, "apply": apply}
 
 

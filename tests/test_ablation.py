@@ -118,6 +118,22 @@ def test_cache_gives_the_same_rows_and_reuses_stages() -> None:
     assert rr[0]["mAP"] != ablation.table(fs, s)[0]["mAP"]
 
 
+@pytest.mark.parametrize("mode,apply", [("separate", "both"), ("joint", "both"), ("separate", "query"),
+                                        ("joint", "gallery")])
+def test_k_grid_equals_one_nfc_per_pair(mode, apply) -> None:
+    """Fig. 9's grid searches each set's neighbours once, to the largest k; every cell equals the +NFC row
+    computed on its own (nfc_sets with that pair), including k past a set's size (clamped)."""
+    fs = FeatureSet.from_arrays(make_arrays(seed=int(np.random.SeedSequence().entropy % 10**6), n_ids=9))
+    s = ablation.Settings(nfc_mode=mode, nfc_on=apply)
+    ks = [1, 2, 3, 5, 30]  # 30 > the 18 queries: clamped to N - 1
+    got = ablation.k_grid(fs, s, ks)
+    for i, a in enumerate(ks):
+        for j, b in enumerate(ks):
+            ref = ablation.metric_row(fs, replace(s, k1=a, k2=b), "+NFC", with_id2=False)
+            assert got["map"][i, j] == ablation.percent_row(ref)["mAP"], (a, b)
+    assert got["apply"] == apply
+
+
 def test_per_query_matches_a_query_by_query_loop() -> None:
     arrays = make_arrays(seed=5)
     fs = FeatureSet.from_arrays(arrays)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -536,3 +536,53 @@ def nfc_sets(
     q_out = both[:nq] if do_q else l2_normalize(q)
     g_out = both[nq:] if do_g else l2_normalize(g)
     return q_out, g_out
+
+
+def nfc_sets_grid(
+    q: np.ndarray,
+    g: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    mode: Literal["separate", "joint"] = "separate",
+    apply_to: Literal["query", "gallery", "both"] = "both",
+    block: int = 2048,
+    **options,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`nfc_sets` for each ``(k1, k2)`` of ``pairs``, in order, with each set's neighbour lists searched
+    once, to the largest k (Fig. 9's grid). With the exact search the lists of a smaller k are the prefix of
+    the longer ones (the (distance, index) order), so every pair's output equals :func:`nfc_sets`'s."""
+    if mode not in ("separate", "joint"):
+        raise ValueError(f"mode must be 'separate' or 'joint', got {mode!r}")
+    if apply_to not in ("query", "gallery", "both"):
+        raise ValueError(f"apply_to must be 'query', 'gallery' or 'both', got {apply_to!r}")
+    q = _as_features(q, "q")
+    g = _as_features(g, "g")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"query and gallery dimensions differ: {q.shape[1]} vs {g.shape[1]}")
+    pairs = [(int(a), int(b)) for a, b in pairs]
+    kmax = max((max(a, b) for a, b in pairs), default=0)
+    do_q, do_g = apply_to in ("query", "both"), apply_to in ("gallery", "both")
+
+    def lists(z: np.ndarray) -> np.ndarray | None:
+        k = min(kmax, z.shape[0] - 1)
+        return topk_neighbors(z, k, block=block, **options) if k > 0 else None
+
+    def centre(z: np.ndarray, nbr: np.ndarray | None, k1: int, k2: int) -> np.ndarray:
+        n = z.shape[0]
+        k1, k2 = max(0, min(k1, n - 1)), max(0, min(k2, n - 1))
+        if nbr is None or k1 == 0 or k2 == 0:
+            return l2_normalize(z)
+        return centralize_neighbors(z, nbr, k1, k2)
+
+    if mode == "separate":
+        nq_, ng_ = (lists(q) if do_q else None), (lists(g) if do_g else None)
+        for k1, k2 in pairs:
+            yield (centre(q, nq_, k1, k2) if do_q else l2_normalize(q),
+                   centre(g, ng_, k1, k2) if do_g else l2_normalize(g))
+        return
+    both = np.concatenate([q, g])
+    nb = lists(both)
+    nq = q.shape[0]
+    for k1, k2 in pairs:
+        out = centre(both, nb, k1, k2)
+        yield (out[:nq] if do_q else l2_normalize(q)), (out[nq:] if do_g else l2_normalize(g))
+
