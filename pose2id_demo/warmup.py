@@ -1,8 +1,8 @@
 """Warm-up at launch: what a first click would otherwise wait for is prepared in one background thread.
 
 ``python app.py`` calls :meth:`pose2id_demo.engine.Engine.warm_up` once the page is built. The thread works
-through its steps in order — the benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`), the
-default t-SNE, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
+through its steps in order — the default task's features, table and per-query view (what the page asks for
+first), the other benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`), the default t-SNE, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
 recognition of uploaded benchmark queries and the cleansing tiles need them), the ReID backbone, the query
 index and the generator, the default cleansing, then the other tasks' images. (It runs at the process's own
 CPU priority: a lowered one starved it on a busy shared machine — 431 of 4,936 images in 6 minutes at load 15.) Callbacks ask :meth:`WarmUp.preparing` whether what
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 #: What each step prepares, in the words the UI uses ("preparing …").
 WHAT = {
     "features": "the benchmark features",
+    "table": "the benchmark table",
+    "per_query": "the per-query view",
     "render": "the SynthPed images (rendered once, about a minute on 2 cores)",
     "backbone": "the ReID backbone",
     "generator": "the embedded generator",
@@ -49,12 +51,18 @@ class WarmUp:
         self.engine = engine
         steps: list[Step] = []
         add = lambda name, fn: steps.append(Step(name, fn))  # noqa: E731
+        first, rest = tasks[0], tasks[1:]
+        # What the page asks for when it opens comes first: the default task's table and per-query view
+        # (the engine keeps them, so the page's own requests find them), then the other features.
+        add(f"features:{first}:{default_backbone}", lambda: engine.bench_data(first, default_backbone))
+        add(f"table:{first}:{default_backbone}", lambda: engine.benchmark(first, default_backbone))
+        add(f"per_query:{first}:{default_backbone}", lambda: engine.per_query(first, default_backbone))
         for task in tasks:
             for bb in backbones:
-                add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench_data(t, b))
+                if (task, bb) != (first, default_backbone):
+                    add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench_data(t, b))
         for bb in backbones:  # features only
             add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
-        first, rest = tasks[0], tasks[1:]
         add(f"render:{first}", lambda: self._render(first))
         add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
         # Any benchmark query image builds the index that recognises uploads of benchmark queries.

@@ -26,6 +26,12 @@ class FakeEngine:
     def benchmark_query_index(self, image, task, bb):
         return self._step(f"qindex:{task}:{bb}:{image}")
 
+    def benchmark(self, task, bb):
+        return self._step(f"table:{task}:{bb}")
+
+    def per_query(self, task, bb):
+        return self._step(f"per_query:{task}:{bb}")
+
     def backbone(self, bb):
         return self._step(f"backbone:{bb}")
 
@@ -61,7 +67,8 @@ def test_steps_run_in_order_and_preparing_clears() -> None:
     gate.set()
     assert w.wait(10)
     assert w.preparing("generator", "cleansing:standard:b") is None
-    assert eng.calls == ["features:standard:a", "features:standard:b", "tsne:standard:a", "tsne:standard:b",
+    assert eng.calls == ["features:standard:a", "table:standard:a", "per_query:standard:a", "features:standard:b",
+                         "tsne:standard:a", "tsne:standard:b",
                          "render:standard", "backbone:a", "features:standard:a", "qindex:standard:a:q0.jpg",
                          "generator", "cleansing:standard:a", "cleansing:standard:b"]
     assert all(s["state"] == "done" for s in w.status().values())
