@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from pose2id_demo import warmup
+
 from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab, tempfiles
 from pose2id_demo.ui.common import DEFAULT_BACKBONE, EXAMPLES_DIR, TabContext, backbone_choices
 
@@ -87,5 +89,6 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
     )
     opts.update(kwargs)
     limit_blas_threads()
+    warmup.preload()  # the first table's imports, before the page is served
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo.launch(**opts)
