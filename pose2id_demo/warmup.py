@@ -162,13 +162,14 @@ def preload() -> float:
     """Import, before the page is served, what the first table itself would import: torch, whose GEMM the
     neighbour search of NFC uses (about 4 s; paid in the cold start instead of by the first click).
     Returns the seconds it took (0 when already imported or not installed)."""
+    import importlib
     import importlib.util
     import sys
 
     if "torch" in sys.modules or importlib.util.find_spec("torch") is None:
         return 0.0
     t = time.perf_counter()
-    import torch  # noqa: F401  (imported for its side effect: loaded once, before the first request)
+    importlib.import_module("torch")
 
     took = time.perf_counter() - t
     log.info("preloaded torch in %.1f s", took)
