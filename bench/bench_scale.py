@@ -9,7 +9,14 @@ in d = 768 dims; its images are centre + ``--noise`` x standard normal noise, L2
 uniform.  Query identities are the first ``n_query_ids``; gallery images are of those identities (so queries
 have matches) and, in ``million``, of further "distractor" identities (10 images each), as in Market-1501 +
 500k distractors.  Each part prints times, the process's peak resident memory above what it held after
-the features were made (Linux VmHWM), and load averages (the machine is shared).
+the features were made (Linux VmHWM), and load averages (the machine is shared), and writes every printed
+line and its figures to ``docs/scale_<part>.json`` (``--json``; rewritten after each step, so a run that is
+stopped keeps what it measured).
+
+``faiss`` compares the indexes given by ``--indexes`` (``factory:nprobe`` pairs; nprobe is the HNSW search
+beam for HNSW) or, by default, IVF-Flat with the default list count searching 1/32, 1/16 and 1/8 of the
+lists, and HNSW32.  ``million`` runs NFC with the index of ``--faiss-index`` / ``--nprobe`` (default: the
+library's :func:`faiss_default`) — the same search as ``python -m pose2id_demo eval --index faiss``.
 
 The exact GEMM floor of ``msmt`` is measured on row blocks: the time of ``torch.mm`` of a (4096, d) block
 against all N rows (the N x N float32 matrix — 35 GB — cannot exist here), scaled by N / 4096 rows.
@@ -18,8 +25,10 @@ against all N rows (the N x N float32 matrix — 35 GB — cannot exist here), s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -57,6 +66,32 @@ def _rss_mib() -> float:
 
 def _load() -> str:
     return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+REPORT: dict = {"lines": [], "steps": {}}
+_JSON_PATH: str | None = None
+
+
+def _plain(o):
+    """JSON form of numpy values (a metrics dict's CMC curve is kept to its first 20 ranks)."""
+    if isinstance(o, np.ndarray):
+        return o.ravel()[:20].tolist()
+    return o.item() if isinstance(o, np.generic) else str(o)
+
+
+def say(line: str, step: str | None = None, **values) -> None:
+    """Print ``line``; record it (and ``values`` under ``step``) in the JSON report, rewritten at once."""
+    print(line, flush=True)
+    REPORT["lines"].append(line)
+    if step is not None:
+        values["load_avg"] = [round(v, 2) for v in os.getloadavg()]
+        REPORT["steps"][step] = values
+    if _JSON_PATH:
+        tmp = _JSON_PATH + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(REPORT, f, indent=1, default=_plain)
+            f.write("\n")
+        os.replace(tmp, _JSON_PATH)
 
 
 class Peak:
@@ -131,32 +166,32 @@ def part_msmt(a) -> None:
     nq, ng, n_ids = 11659 // a.shrink, 82161 // a.shrink, 3060 // a.shrink
     q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng, a.d, a.noise, a.seed)
     n = nq + ng
-    print(f"MSMT17 scale: {nq} query + {ng} gallery = {n}, d={a.d}, {n_ids} ids, noise {a.noise}; "
-          f"features {q.nbytes / 2**20 + g.nbytes / 2**20:.0f} MiB; {_load()}", flush=True)
+    say(f"MSMT17 scale: {nq} query + {ng} gallery = {n}, d={a.d}, {n_ids} ids, noise {a.noise}; "
+        f"features {q.nbytes / 2**20 + g.nbytes / 2**20:.0f} MiB; {_load()}")
     floor_a = gemm_floor_per_row(np.concatenate([q, g]))
     with Peak() as p_sep:
         qs, gs = nfc_sets(q, g, a.k1, a.k2, mode="separate", progress=True)
-    print(f"NFC separate: {p_sep.seconds:.1f} s, peak +{p_sep.mib:.0f} MiB; {_load()}", flush=True)
+    say(f"NFC separate: {p_sep.seconds:.1f} s, peak +{p_sep.mib:.0f} MiB; {_load()}")
     del qs, gs
     with Peak() as p_joint:
         qj, gj = nfc_sets(q, g, a.k1, a.k2, mode="joint", progress=True)
-    print(f"NFC joint:    {p_joint.seconds:.1f} s, peak +{p_joint.mib:.0f} MiB; {_load()}", flush=True)
+    say(f"NFC joint:    {p_joint.seconds:.1f} s, peak +{p_joint.mib:.0f} MiB; {_load()}")
     floor_b = gemm_floor_per_row(np.concatenate([q, g]))
     per_row_n = statistics.mean([floor_a, floor_b]) / n  # seconds per (row x row) product, one N-row GEMM
     floor_joint = per_row_n * n * n
     floor_sep = per_row_n * (nq * nq + ng * ng)
-    print(f"GEMM floor (torch.mm on (4096, d) x (d, N) blocks, scaled; before {floor_a * n:.1f} s / after "
-          f"{floor_b * n:.1f} s per N x N): joint N x N {floor_joint:.1f} s, separate nq^2 + ng^2 {floor_sep:.1f} s")
-    print(f"NFC joint / GEMM floor:    {p_joint.seconds / floor_joint:.3f}  (target <= 1.3)")
-    print(f"NFC separate / GEMM floor: {p_sep.seconds / floor_sep:.3f}  (target <= 1.3)")
+    say(f"GEMM floor (torch.mm on (4096, d) x (d, N) blocks, scaled; before {floor_a * n:.1f} s / after "
+        f"{floor_b * n:.1f} s per N x N): joint N x N {floor_joint:.1f} s, separate nq^2 + ng^2 {floor_sep:.1f} s")
+    say(f"NFC joint / GEMM floor:    {p_joint.seconds / floor_joint:.3f}  (target <= 1.3)")
+    say(f"NFC separate / GEMM floor: {p_sep.seconds / floor_sep:.3f}  (target <= 1.3)")
     with Peak() as p_eb:
         base = evaluate_features(q, g, qp, gp, qc, gc, progress=True)
-    print(f"evaluate baseline {nq} x {ng}: {p_eb.seconds:.1f} s, peak +{p_eb.mib:.0f} MiB; {pct(base)}")
+    say(f"evaluate baseline {nq} x {ng}: {p_eb.seconds:.1f} s, peak +{p_eb.mib:.0f} MiB; {pct(base)}")
     with Peak() as p_ej:
         res = evaluate_features(qj, gj, qp, gp, qc, gc)
-    print(f"evaluate after joint NFC: {p_ej.seconds:.1f} s, peak +{p_ej.mib:.0f} MiB; {pct(res)}")
+    say(f"evaluate after joint NFC: {p_ej.seconds:.1f} s, peak +{p_ej.mib:.0f} MiB; {pct(res)}")
     peak = max(p_sep.mib, p_joint.mib, p_eb.mib, p_ej.mib)
-    print(f"largest peak above the loaded features: {peak:.0f} MiB (target < 2048 MiB); {_load()}")
+    say(f"largest peak above the loaded features: {peak:.0f} MiB (target < 2048 MiB); {_load()}")
 
 
 def mutual_pairs(nbr: np.ndarray, k1: int, k2: int) -> set:
@@ -165,65 +200,98 @@ def mutual_pairs(nbr: np.ndarray, k1: int, k2: int) -> set:
     return set(zip(r.tolist(), nbr[r, pos].tolist()))
 
 
-def faiss_candidates(n: int) -> list[tuple[str, int]]:
+def faiss_candidates(n: int, spec: str | None = None) -> list[tuple[str, int]]:
+    """``factory:nprobe`` pairs from ``spec`` (comma-free factories joined by ``;``), or the default set."""
+    if spec:
+        out = []
+        for item in spec.split(";"):
+            factory, _, probe = item.rpartition(":")
+            out.append((factory, int(probe)))
+        return out
     nlist = faiss_default(n)[0].split(",")[0]
     lists = int(nlist[3:])
     return [(f"{nlist},Flat", max(1, lists // 32)), (f"{nlist},Flat", max(1, lists // 16)),
-            (f"{nlist},Flat", max(1, lists // 8)), (f"{nlist},PQ96", max(1, lists // 16)), ("HNSW32", 64)]
+            (f"{nlist},Flat", max(1, lists // 8)), ("HNSW32", 64)]
+
+
+def million_sizes(a):
+    """Market-1501's query and gallery (751 query identities) plus distractor identities of 10 images."""
+    return 3368 // a.shrink, 15913 // a.shrink, 751 // a.shrink
 
 
 def part_faiss(a) -> None:
     import faiss
 
-    n_q, n = 10000 // a.shrink, 100000 // a.shrink
-    q, g, qp, gp, qc, gc = split_dataset(1500 // a.shrink, n_q, n - n_q, a.d, a.noise, a.seed)
+    nq, ng_id, n_ids = million_sizes(a)
+    n = 100_000 // a.shrink
+    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed, distractors=n - nq - ng_id)
     x = np.concatenate([q, g])
+    del q, g
     k = max(a.k1, a.k2)
-    print(f"faiss on a 100k subset: {n_q} query + {n - n_q} gallery, d={a.d}, noise {a.noise}, k1={a.k1}, "
-          f"k2={a.k2}; faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; {_load()}", flush=True)
+    say(f"faiss on a 100k subset (the 10^6 construction with {n - nq - ng_id} distractors): {nq} query + "
+        f"{n - nq} gallery, d={a.d}, noise {a.noise}, k1={a.k1}, k2={a.k2}; faiss {faiss.__version__}, "
+        f"{faiss.omp_get_max_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; {_load()}",
+        "setup", n=n, nq=nq, d=a.d, noise=a.noise, k1=a.k1, k2=a.k2, faiss=faiss.__version__)
     with Peak() as p_ex:
         exact = topk_neighbors(x, k, progress=True)
-    print(f"exact top-{k}: {p_ex.seconds:.1f} s, peak +{p_ex.mib:.0f} MiB", flush=True)
     ex_pairs = mutual_pairs(exact, a.k1, a.k2)
     ex_nfc = centralize_neighbors(x, exact, a.k1, a.k2)
-    m_ex = evaluate_features(ex_nfc[:n_q], ex_nfc[n_q:], qp, gp, qc, gc)
-    print(f"exact NFC (joint): {len(ex_pairs)} mutual pairs; {pct(m_ex)}", flush=True)
-    for factory, nprobe in faiss_candidates(n):
+    m_ex = evaluate_features(ex_nfc[:nq], ex_nfc[nq:], qp, gp, qc, gc)
+    del ex_nfc
+    m_0 = evaluate_features(x[:nq], x[nq:], qp, gp, qc, gc)
+    say(f"exact top-{k}: {p_ex.seconds:.1f} s, peak +{p_ex.mib:.0f} MiB; exact NFC (joint): {len(ex_pairs)} "
+        f"mutual pairs; {pct(m_ex)} (without NFC: {pct(m_0)}); {_load()}", "exact", seconds=p_ex.seconds,
+        peak_mib=p_ex.mib, mutual_pairs=len(ex_pairs), nfc=m_ex, no_nfc=m_0)
+    for factory, nprobe in faiss_candidates(n, a.indexes):
         with Peak() as p:
             approx = topk_neighbors(x, k, index="faiss", faiss_index=factory, nprobe=nprobe)
         ap_pairs = mutual_pairs(approx, a.k1, a.k2)
         recall = len(ap_pairs & ex_pairs) / max(1, len(ex_pairs))
         nb_recall = float((np.sort(approx, 1) == np.sort(exact, 1)).all(1).mean())
         z = centralize_neighbors(x, approx, a.k1, a.k2)
-        m = evaluate_features(z[:n_q], z[n_q:], qp, gp, qc, gc)
-        print(f"{factory:<22} nprobe/ef {nprobe:>3}: {p.seconds:6.1f} s, peak +{p.mib:5.0f} MiB, rows with the exact "
-              f"top-{k} {100 * nb_recall:.2f} %, mutual-pair recall {recall:.4f} (target >= 0.99), "
-              f"mAP {100 * m['mAP']:.2f} (diff {100 * (m['mAP'] - m_ex['mAP']):+.3f} points, target |.| <= 0.1); "
-              f"{_load()}", flush=True)
+        m = evaluate_features(z[:nq], z[nq:], qp, gp, qc, gc)
+        del z
+        diff = 100 * (m["mAP"] - m_ex["mAP"])
+        say(f"{factory:<22} nprobe/ef {nprobe:>3}: {p.seconds:6.1f} s, peak +{p.mib:5.0f} MiB, rows with the exact "
+            f"top-{k} {100 * nb_recall:.2f} %, mutual-pair recall {recall:.4f} (target >= 0.99: "
+            f"{'met' if recall >= 0.99 else 'missed'}), mAP {100 * m['mAP']:.2f} (diff {diff:+.3f} points, target "
+            f"|.| <= 0.1: {'met' if abs(diff) <= 0.1 else 'missed'}); {_load()}",
+            f"{factory} {nprobe}", factory=factory, nprobe=nprobe, seconds=p.seconds, peak_mib=p.mib,
+            rows_exact=nb_recall, mutual_pair_recall=recall, mAP=m["mAP"], mAP_diff_points=diff, metrics=m)
 
 
 def part_million(a) -> None:
     import faiss
 
-
-    nq, ng_id, n_ids = 3368 // a.shrink, 15913 // a.shrink, 751 // a.shrink
+    nq, ng_id, n_ids = million_sizes(a)
     n_total = 1_000_000 // a.shrink
     q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed, distractors=n_total - nq - ng_id)
-    FAISS_DEFAULT, FAISS_NPROBE = faiss_default(n_total)
-    print(f"10^6 images: {nq} query + {g.shape[0]} gallery ({ng_id} of the query ids + "
-          f"{g.shape[0] - ng_id} distractors), d={a.d}, noise {a.noise}; features "
-          f"{(q.nbytes + g.nbytes) / 2**30:.2f} GiB; faiss {faiss.__version__} {FAISS_DEFAULT!r} nprobe "
-          f"{FAISS_NPROBE}; {_load()}", flush=True)
-    with Peak() as p_e0:
-        base = evaluate_features(q, g, qp, gp, qc, gc, progress=True)
-    print(f"evaluate {nq} x {g.shape[0]} (blocked): {p_e0.seconds:.1f} s, peak +{p_e0.mib:.0f} MiB "
-          f"(the matrix would be {nq * g.shape[0] * 4 / 2**30:.1f} GiB); {pct(base)}; {_load()}", flush=True)
+    factory, nprobe = faiss_default(n_total)
+    factory, nprobe = a.faiss_index or factory, a.nprobe or nprobe
+    say(f"10^6 images: {nq} query + {g.shape[0]} gallery ({ng_id} of the query ids + "
+        f"{g.shape[0] - ng_id} distractors), d={a.d}, noise {a.noise}; features "
+        f"{(q.nbytes + g.nbytes) / 2**30:.2f} GiB; faiss {faiss.__version__} {factory!r} nprobe/ef "
+        f"{nprobe}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; RSS {_rss_mib():.0f} MiB; {_load()}",
+        "setup", n=n_total, nq=nq, ng=int(g.shape[0]), d=a.d, noise=a.noise, k1=a.k1, k2=a.k2,
+        factory=factory, nprobe=nprobe, faiss=faiss.__version__)
+    if not a.skip_evaluate:
+        with Peak() as p_e0:
+            base = evaluate_features(q, g, qp, gp, qc, gc, progress=True)
+        say(f"evaluate {nq} x {g.shape[0]} (blocked): {p_e0.seconds:.1f} s, peak +{p_e0.mib:.0f} MiB "
+            f"(the matrix would be {nq * g.shape[0] * 4 / 2**30:.1f} GiB); {pct(base)}; {_load()}", "evaluate",
+            seconds=p_e0.seconds, peak_mib=p_e0.mib, metrics=base)
+    if a.skip_nfc:
+        return
     with Peak() as p_n:
-        qj, gj = nfc_sets(q, g, a.k1, a.k2, mode="joint", index="faiss", progress=True)
-    print(f"NFC joint with faiss, N = {n_total}: {p_n.seconds:.1f} s, peak +{p_n.mib:.0f} MiB; {_load()}", flush=True)
+        qj, gj = nfc_sets(q, g, a.k1, a.k2, mode="joint", index="faiss", faiss_index=factory, nprobe=nprobe,
+                          progress=True)
+    say(f"NFC joint with faiss {factory} nprobe/ef {nprobe}, N = {n_total}: {p_n.seconds:.1f} s, peak "
+        f"+{p_n.mib:.0f} MiB; {_load()}", "nfc_faiss", seconds=p_n.seconds, peak_mib=p_n.mib)
+    del q, g
     with Peak() as p_e1:
         res = evaluate_features(qj, gj, qp, gp, qc, gc)
-    print(f"evaluate after NFC: {p_e1.seconds:.1f} s, peak +{p_e1.mib:.0f} MiB; {pct(res)}; {_load()}")
+    say(f"evaluate after NFC: {p_e1.seconds:.1f} s, peak +{p_e1.mib:.0f} MiB; {pct(res)}; {_load()}",
+        "evaluate_after_nfc", seconds=p_e1.seconds, peak_mib=p_e1.mib, metrics=res)
 
 
 def main() -> None:
@@ -235,9 +303,19 @@ def main() -> None:
     ap.add_argument("--k2", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shrink", type=int, default=1, help="divide every size by this (smoke test)")
+    ap.add_argument("--indexes", help="faiss: 'factory:nprobe;factory:nprobe' to compare (default: see above)")
+    ap.add_argument("--faiss-index", help="million: faiss index_factory string (default: faiss_default(N))")
+    ap.add_argument("--nprobe", type=int, help="million: IVF lists searched / HNSW beam")
+    ap.add_argument("--skip-evaluate", action="store_true", help="million: no evaluate before NFC")
+    ap.add_argument("--skip-nfc", action="store_true", help="million: evaluate only")
+    ap.add_argument("--json", help="report file (default docs/scale_<part>.json; 'none': no file)")
     a = ap.parse_args()
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs")
+    global _JSON_PATH
+    _JSON_PATH = None if a.json == "none" else a.json or f"docs/scale_{a.part}.json"
+    REPORT.update(part=a.part, argv=sys.argv[1:], shrink=a.shrink, cpus=os.cpu_count(),
+                  started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    say(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs")
     {"msmt": part_msmt, "faiss": part_faiss, "million": part_million}[a.part](a)
 
 
