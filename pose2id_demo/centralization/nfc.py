@@ -491,6 +491,19 @@ def centralize_neighbors(feats: np.ndarray, nbr: np.ndarray, k1: int, k2: int) -
     return out
 
 
+def _checked_sets(q: np.ndarray, g: np.ndarray, mode: str, apply_to: str) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """The query and gallery features as float32 arrays of one dimension, and which of them NFC acts on."""
+    if mode not in ("separate", "joint"):
+        raise ValueError(f"mode must be 'separate' or 'joint', got {mode!r}")
+    if apply_to not in ("query", "gallery", "both"):
+        raise ValueError(f"apply_to must be 'query', 'gallery' or 'both', got {apply_to!r}")
+    q = _as_features(q, "q")
+    g = _as_features(g, "g")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"query and gallery dimensions differ: {q.shape[1]} vs {g.shape[1]}")
+    return q, g, apply_to in ("query", "both"), apply_to in ("gallery", "both")
+
+
 def nfc_sets(
     q: np.ndarray,
     g: np.ndarray,
@@ -517,16 +530,7 @@ def nfc_sets(
     Returns:
         ``(q', g')`` float32, rows L2-normalised.
     """
-    if mode not in ("separate", "joint"):
-        raise ValueError(f"mode must be 'separate' or 'joint', got {mode!r}")
-    if apply_to not in ("query", "gallery", "both"):
-        raise ValueError(f"apply_to must be 'query', 'gallery' or 'both', got {apply_to!r}")
-    q = _as_features(q, "q")
-    g = _as_features(g, "g")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"query and gallery dimensions differ: {q.shape[1]} vs {g.shape[1]}")
-    do_q = apply_to in ("query", "both")
-    do_g = apply_to in ("gallery", "both")
+    q, g, do_q, do_g = _checked_sets(q, g, mode, apply_to)
     if mode == "separate":
         q_out = nfc(q, k1, k2, block=block, **options) if do_q else l2_normalize(q)
         g_out = nfc(g, k1, k2, block=block, **options) if do_g else l2_normalize(g)
@@ -550,17 +554,9 @@ def nfc_sets_grid(
     """:func:`nfc_sets` for each ``(k1, k2)`` of ``pairs``, in order, with each set's neighbour lists searched
     once, to the largest k (Fig. 9's grid). With the exact search the lists of a smaller k are the prefix of
     the longer ones (the (distance, index) order), so every pair's output equals :func:`nfc_sets`'s."""
-    if mode not in ("separate", "joint"):
-        raise ValueError(f"mode must be 'separate' or 'joint', got {mode!r}")
-    if apply_to not in ("query", "gallery", "both"):
-        raise ValueError(f"apply_to must be 'query', 'gallery' or 'both', got {apply_to!r}")
-    q = _as_features(q, "q")
-    g = _as_features(g, "g")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"query and gallery dimensions differ: {q.shape[1]} vs {g.shape[1]}")
+    q, g, do_q, do_g = _checked_sets(q, g, mode, apply_to)
     pairs = [(int(a), int(b)) for a, b in pairs]
     kmax = max((max(a, b) for a, b in pairs), default=0)
-    do_q, do_g = apply_to in ("query", "both"), apply_to in ("gallery", "both")
 
     def lists(z: np.ndarray) -> np.ndarray | None:
         k = min(kmax, z.shape[0] - 1)
