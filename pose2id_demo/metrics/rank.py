@@ -74,6 +74,18 @@ def _check(distmat, q_pids, g_pids, q_camids, g_camids):
     return (distmat, *arrays)
 
 
+def _matches_per_query(q_pids: np.ndarray, g_pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Same-pid gallery items per query, and the queries ordered by that count (descending, stable): row
+    chunks of similar counts, as :func:`_evaluate_rows` takes them."""
+    uniq, counts = np.unique(g_pids, return_counts=True)
+    if uniq.size == 0:
+        m = np.zeros(len(q_pids), np.int64)
+    else:
+        at = np.minimum(np.searchsorted(uniq, q_pids), uniq.size - 1)
+        m = np.where(uniq[at] == q_pids, counts[at], 0)
+    return m, np.argsort(-m, kind="stable")
+
+
 def _summary_of_parts(parts: list, max_rank: int, nq: int, caller: str) -> dict:
     """Join per-chunk (AP, INP, first-correct rank) arrays into the summary; refuse when no query counts."""
     aps, inps, firsts, _ = zip(*parts)
@@ -212,11 +224,7 @@ def evaluate(
         raise ValueError("the gallery is empty")
     if method not in ("auto", "sort", "count"):
         raise ValueError(f"method must be 'auto', 'sort' or 'count', got {method!r}")
-    # same-pid gallery items per query; queries are processed in chunks of similar counts
-    uniq, counts = np.unique(g_pids, return_counts=True)
-    at = np.minimum(np.searchsorted(uniq, q_pids), uniq.size - 1)
-    m = np.where(uniq[at] == q_pids, counts[at], 0)
-    by_m = np.argsort(-m, kind="stable")
+    m, by_m = _matches_per_query(q_pids, g_pids)
     tasks = []
     for s in range(0, nq, chunk):
         rows = by_m[s : s + chunk]
@@ -251,10 +259,7 @@ def per_query_ap(
     """
     distmat, q_pids, g_pids, q_camids, g_camids = _check(distmat, q_pids, g_pids, q_camids, g_camids)
     nq = distmat.shape[0]
-    uniq, counts = np.unique(g_pids, return_counts=True)
-    at = np.minimum(np.searchsorted(uniq, q_pids), max(uniq.size - 1, 0))
-    m = np.where(uniq[at] == q_pids, counts[at], 0) if uniq.size else np.zeros(nq, np.int64)
-    by_m = np.argsort(-m, kind="stable")
+    m, by_m = _matches_per_query(q_pids, g_pids)
     ap, first = np.full(nq, np.nan), np.zeros(nq, np.int64)
     for s in range(0, nq, chunk):
         rows = by_m[s : s + chunk]
@@ -341,10 +346,7 @@ def evaluate_features(
         raise ValueError("the gallery is empty")
     qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     inv_g = (1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", g, g)), 1e-12)).astype(np.float32)
-    uniq, counts = np.unique(g_pids, return_counts=True)
-    at = np.minimum(np.searchsorted(uniq, q_pids), uniq.size - 1)
-    m = np.where(uniq[at] == q_pids, counts[at], 0)
-    by_m = np.argsort(-m, kind="stable")
+    m, by_m = _matches_per_query(q_pids, g_pids)
     b = int(max(1, min(nq, chunk_bytes // (4 * ng))))
     try:
         import torch
