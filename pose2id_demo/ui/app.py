@@ -19,7 +19,6 @@ from typing import Any, Callable
 import gradio as gr
 
 from pose2id_demo import warmup
-
 from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab, tempfiles
 from pose2id_demo.ui.common import DEFAULT_BACKBONE, EXAMPLES_DIR, TabContext, backbone_choices
 

@@ -27,16 +27,6 @@ from pose2id_demo.ui.common import (
 PREP = "⏳"  # how a "preparing" message starts (the refresh timer looks for it)
 
 
-def _n_queries() -> int:
-    """Queries per SynthPed task (the same for the three tasks); the engine re-checks the range."""
-    try:
-        from pose2id_demo.data import synthped
-
-        return int(synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID)
-    except (ImportError, AttributeError):
-        return 200
-
-
 # ---------------------------------------------------------------------------------------- callbacks
 @user_errors
 def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
@@ -222,7 +212,7 @@ def build(ctx: TabContext) -> None:
                 bench_msg = gr.Markdown(label="notes", elem_id="bench-msg")
                 with gr.Accordion("Ranked lists for one query", open=True):
                     start_msg = gr.Markdown(elem_id="start-msg")
-                    query_index = controls.slider(0, _n_queries() - 1, value=0, step=1, label="Query index",
+                    query_index = controls.slider(0, get_engine().n_queries("standard") - 1, value=0, step=1, label="Query index",
                                             elem_id="query-index")
                     rank_msg = gr.Markdown(label="message", elem_id="rank-msg")
                     gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings"))
