@@ -108,23 +108,41 @@ class Peak:
         self.mib = _hwm_mib() - self.base
 
 
-def make_features(n_per_id: np.ndarray, d: int, noise: float, seed: int) -> np.ndarray:
-    """Images of identity i: centre_i + noise * N(0, 1), L2-normalised (float32), identities in order."""
+def make_features(n_per_id: np.ndarray, d: int, noise: float, seed: int, intrinsic_dim: int = 0,
+                  ambient: float = 0.0) -> np.ndarray:
+    """Images of identity i, L2-normalised (float32), identities in order.
+
+    ``intrinsic_dim = 0``: centre_i + noise * N(0, I_d), centres N(0, I_d) — isotropic in all d dimensions.
+    ``intrinsic_dim = r``: (c_i + noise * N(0, I_r)) U^T + ambient * sqrt(r / d) * N(0, I_d), c_i ~ N(0, I_r),
+    U a random orthonormal d x r basis shared by all images: the features lie near an r-dimensional subspace
+    (``ambient`` is the off-subspace residual's norm relative to a centre's), as real ReID features lie near
+    a low-dimensional set.
+    """
     rng = np.random.default_rng(seed)
+    r = intrinsic_dim or d
+    basis = None
+    if intrinsic_dim:
+        basis = np.linalg.qr(rng.standard_normal((d, r)))[0].astype(np.float32).T  # (r, d), orthonormal rows
     out = np.empty((int(n_per_id.sum()), d), np.float32)
     s = 0
     for start in range(0, n_per_id.size, 4096):  # identities in batches: bounded temporaries
         cnt = n_per_id[start : start + 4096]
-        centres = rng.standard_normal((cnt.size, d), dtype=np.float32)
+        centres = rng.standard_normal((cnt.size, r), dtype=np.float32)
         e = s + int(cnt.sum())
-        out[s:e] = np.repeat(centres, cnt, axis=0)
-        out[s:e] += noise * rng.standard_normal((e - s, d), dtype=np.float32)
+        local = np.repeat(centres, cnt, axis=0)
+        local += noise * rng.standard_normal((e - s, r), dtype=np.float32)
+        if basis is None:
+            out[s:e] = local
+        else:
+            out[s:e] = local @ basis
+            out[s:e] += ambient * np.sqrt(r / d) * rng.standard_normal((e - s, d), dtype=np.float32)
         s = e
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
 
 
-def split_dataset(n_ids: int, nq: int, ng: int, d: int, noise: float, seed: int, distractors: int = 0):
+def split_dataset(n_ids: int, nq: int, ng: int, d: int, noise: float, seed: int, distractors: int = 0,
+                  intrinsic_dim: int = 0, ambient: float = 0.0):
     """Queries and gallery of ``n_ids`` identities (+ distractor identities of 10 images in the gallery)."""
     rng = np.random.default_rng(seed + 1)
     q_pids = np.sort(rng.integers(0, n_ids, nq))
@@ -134,7 +152,7 @@ def split_dataset(n_ids: int, nq: int, ng: int, d: int, noise: float, seed: int,
     all_pids = np.concatenate([q_pids, g_pids, dis_pids])
     order = np.argsort(all_pids, kind="stable")  # identities contiguous for make_features
     counts = np.bincount(all_pids, minlength=n_ids + n_dis_ids)
-    feats_sorted = make_features(counts, d, noise, seed)
+    feats_sorted = make_features(counts, d, noise, seed, intrinsic_dim, ambient)
     feats = np.empty_like(feats_sorted)
     feats[order] = feats_sorted
     del feats_sorted
@@ -142,6 +160,18 @@ def split_dataset(n_ids: int, nq: int, ng: int, d: int, noise: float, seed: int,
     cams = rng.integers(0, 6, nqg)
     q, g = feats[:nq], feats[nq:]
     return q, g, all_pids[:nq], all_pids[nq:], cams[:nq], cams[nq:]
+
+
+def _shape(a) -> dict:
+    """The feature model's subspace options (``make_features``) from the command line."""
+    return {"intrinsic_dim": a.intrinsic_dim, "ambient": a.ambient}
+
+
+def _model(a) -> str:
+    """The feature model in words, for the printed lines."""
+    if not a.intrinsic_dim:
+        return f"noise {a.noise} (isotropic in {a.d} dims)"
+    return f"noise {a.noise} in a {a.intrinsic_dim}-dim subspace, ambient {a.ambient}"
 
 
 def gemm_floor_per_row(x: np.ndarray, rows: int = 4096, repeats: int = 2) -> float:
@@ -164,9 +194,9 @@ def pct(r: dict) -> str:
 
 def part_msmt(a) -> None:
     nq, ng, n_ids = 11659 // a.shrink, 82161 // a.shrink, 3060 // a.shrink
-    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng, a.d, a.noise, a.seed)
+    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng, a.d, a.noise, a.seed, **_shape(a))
     n = nq + ng
-    say(f"MSMT17 scale: {nq} query + {ng} gallery = {n}, d={a.d}, {n_ids} ids, noise {a.noise}; "
+    say(f"MSMT17 scale: {nq} query + {ng} gallery = {n}, d={a.d}, {n_ids} ids, {_model(a)}; "
         f"features {q.nbytes / 2**20 + g.nbytes / 2**20:.0f} MiB; {_load()}")
     floor_a = gemm_floor_per_row(np.concatenate([q, g]))
     with Peak() as p_sep:
@@ -224,14 +254,15 @@ def part_faiss(a) -> None:
 
     nq, ng_id, n_ids = million_sizes(a)
     n = 100_000 // a.shrink
-    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed, distractors=n - nq - ng_id)
+    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed, distractors=n - nq - ng_id,
+                                         **_shape(a))
     x = np.concatenate([q, g])
     del q, g
     k = max(a.k1, a.k2)
     say(f"faiss on a 100k subset (the 10^6 construction with {n - nq - ng_id} distractors): {nq} query + "
-        f"{n - nq} gallery, d={a.d}, noise {a.noise}, k1={a.k1}, k2={a.k2}; faiss {faiss.__version__}, "
+        f"{n - nq} gallery, d={a.d}, {_model(a)}, k1={a.k1}, k2={a.k2}; faiss {faiss.__version__}, "
         f"{faiss.omp_get_max_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; {_load()}",
-        "setup", n=n, nq=nq, d=a.d, noise=a.noise, k1=a.k1, k2=a.k2, faiss=faiss.__version__)
+        "setup", n=n, nq=nq, d=a.d, noise=a.noise, **_shape(a), k1=a.k1, k2=a.k2, faiss=faiss.__version__)
     with Peak() as p_ex:
         exact = topk_neighbors(x, k, progress=True)
     ex_pairs = mutual_pairs(exact, a.k1, a.k2)
@@ -265,14 +296,15 @@ def part_million(a) -> None:
 
     nq, ng_id, n_ids = million_sizes(a)
     n_total = 1_000_000 // a.shrink
-    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed, distractors=n_total - nq - ng_id)
+    q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed,
+                                         distractors=n_total - nq - ng_id, **_shape(a))
     factory, nprobe = faiss_default(n_total)
     factory, nprobe = a.faiss_index or factory, a.nprobe or nprobe
     say(f"10^6 images: {nq} query + {g.shape[0]} gallery ({ng_id} of the query ids + "
-        f"{g.shape[0] - ng_id} distractors), d={a.d}, noise {a.noise}; features "
+        f"{g.shape[0] - ng_id} distractors), d={a.d}, {_model(a)}; features "
         f"{(q.nbytes + g.nbytes) / 2**30:.2f} GiB; faiss {faiss.__version__} {factory!r} nprobe/ef "
         f"{nprobe}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; RSS {_rss_mib():.0f} MiB; {_load()}",
-        "setup", n=n_total, nq=nq, ng=int(g.shape[0]), d=a.d, noise=a.noise, k1=a.k1, k2=a.k2,
+        "setup", n=n_total, nq=nq, ng=int(g.shape[0]), d=a.d, noise=a.noise, **_shape(a), k1=a.k1, k2=a.k2,
         factory=factory, nprobe=nprobe, faiss=faiss.__version__)
     if not a.skip_evaluate:
         with Peak() as p_e0:
@@ -299,6 +331,10 @@ def main() -> None:
     ap.add_argument("--part", choices=("msmt", "faiss", "million"), required=True)
     ap.add_argument("--d", type=int, default=768)
     ap.add_argument("--noise", type=float, default=3.0)
+    ap.add_argument("--intrinsic-dim", type=int, default=0,
+                    help="centres and noise in a random subspace of this dimension (0: isotropic in d dims)")
+    ap.add_argument("--ambient", type=float, default=0.1,
+                    help="with --intrinsic-dim: off-subspace noise, its norm relative to a centre's")
     ap.add_argument("--k1", type=int, default=2)
     ap.add_argument("--k2", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

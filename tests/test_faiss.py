@@ -29,6 +29,18 @@ def test_faiss_neighbours_are_exact_when_every_list_is_searched(factory, nprobe)
     np.testing.assert_allclose(nfc(x, 2, 2, index="faiss", faiss_index=factory, nprobe=nprobe)[:5].shape, (5, 32))
 
 
+def test_faiss_pca_hnsw_on_low_dimensional_features():
+    # features near an 8-dim subspace of 32 dims: a PCA pre-transform keeps what matters, the HNSW graph is
+    # the pre-transform's inner index (its search beam must reach it), and the exact re-ranking restores
+    # the exact lists
+    rng = np.random.default_rng()
+    basis = np.linalg.qr(rng.standard_normal((32, 8)))[0].T
+    x = (clustered(rng, 1500, d=8) @ basis + 0.01 * rng.standard_normal((1500, 32))).astype(np.float32)
+    exact = topk_neighbors(x, 3)
+    got = topk_neighbors(x, 3, index="faiss", faiss_index="PCA16,HNSW16", nprobe=64)
+    assert (got == exact).all(axis=1).mean() >= 0.99
+
+
 def test_faiss_distances_and_nfc_sets():
     rng = np.random.default_rng()
     x = clustered(rng, 800)

@@ -283,7 +283,10 @@ def _topk_faiss(x: np.ndarray, k: int, factory: str, nprobe: int, progress: bool
     if hasattr(index, "nprobe") or "IVF" in factory:
         faiss.extract_index_ivf(index).nprobe = int(nprobe)
     if "HNSW" in factory:
-        faiss.downcast_index(index).hnsw.efSearch = max(int(nprobe), 2 * _FAISS_CANDIDATES)
+        inner = faiss.downcast_index(index)
+        if isinstance(inner, faiss.IndexPreTransform):  # e.g. "PCA64,HNSW32": the graph is the inner index
+            inner = faiss.downcast_index(inner.index)
+        inner.hnsw.efSearch = max(int(nprobe), 2 * _FAISS_CANDIDATES)
     kc = int(min(n, max(_FAISS_CANDIDATES, 2 * k + 1)))
     sq = np.einsum("ij,ij->i", xc, xc)
     best_i = np.empty((n, k), np.int64)
