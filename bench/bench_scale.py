@@ -14,8 +14,8 @@ line and its figures to ``docs/scale_<part>.json`` (``--json``; rewritten after 
 stopped keeps what it measured).
 
 ``faiss`` compares the indexes given by ``--indexes`` (``factory:nprobe`` pairs; nprobe is the HNSW search
-beam for HNSW) or, by default, IVF-Flat with the default list count searching 1/32, 1/16 and 1/8 of the
-lists, and HNSW32.  ``million`` runs NFC with the index of ``--faiss-index`` / ``--nprobe`` (default: the
+beam for HNSW) or, by default, IVF-Flat with ~4 sqrt(N) lists searching 1/32, 1/16 and 1/8 of them,
+HNSW32 with beam 64 and the library's default (HNSW32, beam 128).  ``million`` runs NFC with the index of ``--faiss-index`` / ``--nprobe`` (default: the
 library's :func:`faiss_default`) — the same search as ``python -m pose2id_demo eval --index faiss``.
 
 The exact GEMM floor of ``msmt`` is measured on row blocks: the time of ``torch.mm`` of a (4096, d) block
@@ -238,10 +238,10 @@ def faiss_candidates(n: int, spec: str | None = None) -> list[tuple[str, int]]:
             factory, _, probe = item.rpartition(":")
             out.append((factory, int(probe)))
         return out
-    nlist = faiss_default(n)[0].split(",")[0]
-    lists = int(nlist[3:])
+    lists = 2 ** int(round(np.log2(max(1.0, 4.0 * np.sqrt(n)))))  # ~4 sqrt(N) lists
+    nlist = f"IVF{lists}"
     return [(f"{nlist},Flat", max(1, lists // 32)), (f"{nlist},Flat", max(1, lists // 16)),
-            (f"{nlist},Flat", max(1, lists // 8)), ("HNSW32", 64)]
+            (f"{nlist},Flat", max(1, lists // 8)), ("HNSW32", 64), faiss_default()]
 
 
 def million_sizes(a):
@@ -298,7 +298,7 @@ def part_million(a) -> None:
     n_total = 1_000_000 // a.shrink
     q, g, qp, gp, qc, gc = split_dataset(n_ids, nq, ng_id, a.d, a.noise, a.seed,
                                          distractors=n_total - nq - ng_id, **_shape(a))
-    factory, nprobe = faiss_default(n_total)
+    factory, nprobe = faiss_default()
     factory, nprobe = a.faiss_index or factory, a.nprobe or nprobe
     say(f"10^6 images: {nq} query + {g.shape[0]} gallery ({ng_id} of the query ids + "
         f"{g.shape[0] - ng_id} distractors), d={a.d}, {_model(a)}; features "
@@ -340,7 +340,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shrink", type=int, default=1, help="divide every size by this (smoke test)")
     ap.add_argument("--indexes", help="faiss: 'factory:nprobe;factory:nprobe' to compare (default: see above)")
-    ap.add_argument("--faiss-index", help="million: faiss index_factory string (default: faiss_default(N))")
+    ap.add_argument("--faiss-index", help="million: faiss index_factory string (default: faiss_default())")
     ap.add_argument("--nprobe", type=int, help="million: IVF lists searched / HNSW beam")
     ap.add_argument("--skip-evaluate", action="store_true", help="million: no evaluate before NFC")
     ap.add_argument("--skip-nfc", action="store_true", help="million: evaluate only")
