@@ -74,6 +74,20 @@ def test_resume_is_bit_exact(tmp_path):
         assert torch.equal(v, straight_ema[k]), k
 
 
+def test_resume_drops_the_loss_rows_after_the_checkpoint(tmp_path):
+    # a run stopped after its checkpoint at step 3 had logged steps 4-5; the resumed run trains them again
+    from pose2id_demo.ipg.train import truncate_loss_log
+
+    log = tmp_path / "loss.csv"
+    log.write_text("step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n5,0.1\n")
+    truncate_loss_log(log, 3)
+    assert log.read_text() == "step,loss\n1,0.5\n2,0.4\n3,0.3\n"
+    truncate_loss_log(log, 3)  # nothing after the step: unchanged
+    assert log.read_text() == "step,loss\n1,0.5\n2,0.4\n3,0.3\n"
+    truncate_loss_log(tmp_path / "absent.csv", 3)  # a first run has no log yet
+    assert not (tmp_path / "absent.csv").exists()
+
+
 def test_training_loss_reaches_every_trained_module():
     """The loss back-propagates into the reference UNet (through reference attention), IFR and Pose Guider."""
     m = tiny_models()

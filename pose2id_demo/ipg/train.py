@@ -301,6 +301,17 @@ def load_checkpoint(out: Path, m: dict, ema: dict, opt, rng: np.random.Generator
 
 
 # ----------------------------------------------------------------------------- export / samples
+def truncate_loss_log(path: Path, step: int) -> None:
+    """Drop the rows of ``loss.csv`` after ``step``: steps a stopped run logged after its last checkpoint,
+    which a resumed run trains (and logs) again."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [ln for ln in lines if not ln[:1].isdigit() or int(ln.split(",", 1)[0]) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept))
+
+
 def make_pipeline(ema: dict, vae, reid) -> Pose2IDPipeline:
     pipe = Pose2IDPipeline(ema["reference_unet"], ema["denoising_unet"], ema["pose_guider"], ema["ifr"], vae,
                            make_scheduler(), reid=reid)
@@ -487,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         step, elapsed = st["step"], st["elapsed"]
         segments = st.get("segments", [])
         logger.info("resumed at step %d (%.1f min trained)", step, elapsed / 60)
+        truncate_loss_log(out / "loss.csv", step)
     segment = {"first_step": step + 1, "last_step": step, "device": str(device),
                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
                or platform.machine(), "precision": "bf16" if use_bf16 else "fp32",
