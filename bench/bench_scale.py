@@ -6,7 +6,8 @@
 
 Synthetic clustered features (``make_features``): every identity has a centre drawn from a standard normal
 in d = 768 dims; its images are centre + ``--noise`` x standard normal noise, L2-normalised; cameras are
-uniform.  Query identities are the first ``n_query_ids``; gallery images are of those identities (so queries
+uniform.  With ``--intrinsic-dim r`` centres and noise are drawn in a random r-dim subspace instead, plus an
+``--ambient`` residual outside it (features near a low-dimensional set, as real ReID features are).  Query identities are the first ``n_query_ids``; gallery images are of those identities (so queries
 have matches) and, in ``million``, of further "distractor" identities (10 images each), as in Market-1501 +
 500k distractors.  Each part prints times, the process's peak resident memory above what it held after
 the features were made (Linux VmHWM), and load averages (the machine is shared), and writes every printed
@@ -15,8 +16,9 @@ stopped keeps what it measured).
 
 ``faiss`` compares the indexes given by ``--indexes`` (``factory:nprobe`` pairs; nprobe is the HNSW search
 beam for HNSW) or, by default, IVF-Flat with ~4 sqrt(N) lists searching 1/32, 1/16 and 1/8 of them,
-HNSW32 with beam 64 and the library's default (HNSW32, beam 128).  ``million`` runs NFC with the index of ``--faiss-index`` / ``--nprobe`` (default: the
-library's :func:`faiss_default`) — the same search as ``python -m pose2id_demo eval --index faiss``.
+HNSW32 with beam 64 and the library's default (HNSW32, beam 128).  ``million`` runs NFC with the index of
+``--faiss-index`` / ``--nprobe`` (default: the library's :func:`faiss_default`) — the same search as
+``python -m pose2id_demo eval --index faiss``.
 
 The exact GEMM floor of ``msmt`` is measured on row blocks: the time of ``torch.mm`` of a (4096, d) block
 against all N rows (the N x N float32 matrix — 35 GB — cannot exist here), scaled by N / 4096 rows.

@@ -243,8 +243,7 @@ def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool, want_m
     return best_i[:n], np.maximum(best_v[:n], 0.0) * unscale, np.maximum(rmax[:n], 0.0) * unscale
 
 
-# faiss default: an inverted file over exact vectors, ~4 sqrt(N) lists, 1/16 of them searched per row
-# (bench/bench_scale.py --part faiss compares IVF-Flat, IVF-PQ and HNSW against exact NFC)
+# faiss default: HNSW over exact vectors (bench/bench_scale.py --part faiss compares indexes against exact NFC)
 def faiss_default() -> tuple[str, int]:
     """(index_factory string, search beam) used when none is given: HNSW32 searching with a beam of 128.
 

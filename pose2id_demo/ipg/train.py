@@ -300,7 +300,6 @@ def load_checkpoint(out: Path, m: dict, ema: dict, opt, rng: np.random.Generator
     return state
 
 
-# ----------------------------------------------------------------------------- export / samples
 def truncate_loss_log(path: Path, step: int) -> None:
     """Drop the rows of ``loss.csv`` after ``step``: steps a stopped run logged after its last checkpoint,
     which a resumed run trains (and logs) again."""
@@ -312,6 +311,7 @@ def truncate_loss_log(path: Path, step: int) -> None:
         path.write_text("".join(kept))
 
 
+# ----------------------------------------------------------------------------- export / samples
 def make_pipeline(ema: dict, vae, reid) -> Pose2IDPipeline:
     pipe = Pose2IDPipeline(ema["reference_unet"], ema["denoising_unet"], ema["pose_guider"], ema["ifr"], vae,
                            make_scheduler(), reid=reid)
