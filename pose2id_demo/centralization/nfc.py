@@ -278,9 +278,10 @@ def _topk_faiss(x: np.ndarray, k: int, factory: str, nprobe: int, progress: bool
     n, d = x.shape
     xc = np.ascontiguousarray(x)
     index = faiss.index_factory(d, factory, faiss.METRIC_L2)
-    n_train = min(n, max(50_000, 64 * _ivf_lists(factory)))  # a fixed sample: deterministic
-    sample = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False)) if n_train < n else slice(None)
-    index.train(np.ascontiguousarray(xc[sample]))
+    if not index.is_trained:  # IVF / PQ / PCA learn from a fixed sample (deterministic); HNSW and Flat need none
+        n_train = min(n, max(50_000, 64 * _ivf_lists(factory)))
+        sample = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False)) if n_train < n else slice(None)
+        index.train(np.ascontiguousarray(xc[sample]))
     for s in range(0, n, 1 << 17):
         index.add(xc[s : s + (1 << 17)])
     if hasattr(index, "nprobe") or "IVF" in factory:
