@@ -240,3 +240,33 @@ def test_item_for_file_finds_planned_items():
         assert sp.item_for_file(f"/some/root/{it.folder}/{it.filename}") == it
     with pytest.raises(KeyError, match="not an image of the SynthPed plan"):
         sp.item_for_file("query/9999_c1s1_000000_00.jpg")
+
+
+def test_rendered_training_pairs_put_the_reference_in_the_targets_pose(rendered, tmp_path):
+    """RenderedPairs: each pooled target is render_ground_truth(reference, target) at the model's size,
+    never the reference's own pose; the pool is cached and reloaded; a root that is not the plan's is refused."""
+    from pose2id_demo.ipg.rendered_pairs import RenderedPairs
+
+    root = rendered["standard"]
+    train = load_market(root).train
+    paths = [r.path for r in train]
+    items = small_plan()
+    refs, trgs = np.arange(len(paths)), np.arange(len(paths))
+    pool = RenderedPairs(paths, refs, trgs, (64, 32), 2, seed=3, cache=tmp_path, plan=items)
+    by_name = {it.filename: it for it in items}
+    for r in refs:
+        assert len(set(pool.target_of[r])) == 2 and r not in pool.target_of[r]
+        for j, t in enumerate(pool.target_of[r]):
+            img, _ = sp.render_ground_truth(0, by_name[Path(paths[r]).name], by_name[Path(paths[t]).name], items=items)
+            want = np.asarray(Image.fromarray(img).resize((32, 64), Image.BOX))
+            assert np.array_equal(pool.image_of(r, j), want)
+    again = RenderedPairs(paths, refs, trgs, (64, 32), 2, seed=3, cache=tmp_path, plan=items)
+    assert np.array_equal(again.images, pool.images) and np.array_equal(again.target_of, pool.target_of)
+    with pytest.raises(ValueError, match="not an image of the SynthPed plan"):
+        RenderedPairs(paths, refs, trgs, (64, 32), 2, seed=3, cache=tmp_path / "seed1", benchmark_seed=1,
+                      plan=small_plan(1))
+    fake = tmp_path / Path(paths[0]).parent.name / Path(paths[0]).name
+    fake.parent.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)).save(fake)
+    with pytest.raises(ValueError, match="differs from its render"):
+        RenderedPairs([str(fake)] + paths[1:], refs, trgs, (64, 32), 2, seed=3, cache=tmp_path / "fake", plan=items)

@@ -216,3 +216,41 @@ def test_init_from_pipeline_loads_only_matching_architectures(tmp_path):
     for k, v in m["pose_guider"].state_dict().items():  # untouched, conv_out still zero
         assert torch.equal(v, fresh[k]), k
     assert float(m["pose_guider"].conv_out.weight.abs().sum()) == 0.0
+
+
+def test_batch_mixes_rendered_pairs_at_the_asked_share():
+    """render_pairs P: a share ~P of the batch's targets are the pool's renders with their targets' skeletons
+    (reference unflipped); P = 0 draws the same stream as a sampler without a pool."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    n = 40
+    ids = np.repeat(np.arange(8), 5)
+    ref_sets = [np.flatnonzero(ids == i) for i in range(8)]
+    d = pair_data(rng.integers(0, 8, n), ref_sets, [r[1:] for r in ref_sets], "any")
+    d.images = rng.integers(0, 256, (n, 8, 4, 3), dtype=np.uint8)
+    d.skeletons = rng.integers(0, 256, (n, 8, 4, 3), dtype=np.uint8)
+    d.feats, d.feats_flip, d.zero_feat = rng.normal(size=(n, 6)), rng.normal(size=(n, 6)), np.zeros(6)
+    pool = rng.integers(0, 256, (n * 2, 8, 4, 3), dtype=np.uint8)
+    target_of = np.stack([rng.choice(n, 2, replace=False) for _ in range(n)])
+    d.rendered = SimpleNamespace(target_of=target_of, image_of=lambda r, j: pool[2 * r + j])
+    d.render_pairs = 0.0
+    a = d.batch(np.random.default_rng(5), 16, 0.0)
+    d.rendered = None
+    b = d.batch(np.random.default_rng(5), 16, 0.0)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    d.rendered = SimpleNamespace(target_of=target_of, image_of=lambda r, j: pool[2 * r + j])
+    for share in (1.0, 0.5):
+        d.render_pairs = share
+        _, trg, skel, feats = d.batch(np.random.default_rng(1), 400, 0.0)
+        trg_u8 = ((trg.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().astype(np.uint8)
+        sk_u8 = (skel.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        hits = 0
+        for k in range(400):
+            r = int(np.flatnonzero(np.all(np.isclose(d.feats, feats[k].numpy()[None]), axis=1))[0]) \
+                if np.any(np.all(np.isclose(d.feats, feats[k].numpy()[None]), axis=1)) else None
+            rendered = [j for j in range(2) if r is not None and np.array_equal(trg_u8[k], pool[2 * r + j])]
+            if rendered:
+                hits += 1
+                assert np.array_equal(sk_u8[k], d.skeletons[target_of[r, rendered[0]]])
+        assert abs(hits / 400 - share) < 0.1

@@ -66,7 +66,8 @@ class PairData:
 
     def __init__(self, root: str | Path, image_size: tuple[int, int], pose_size: tuple[int, int], reid,
                  cache: Path, quantile: float = 0.005, pair_views: str = "any",
-                 cleanse_band: str = "per_identity") -> None:
+                 cleanse_band: str = "per_identity", render_pairs: float = 0.0, render_per_reference: int = 4,
+                 seed: int = 0) -> None:
         from pose2id_demo.cleansing import mahalanobis_filter
         from pose2id_demo.data import load_market
         from pose2id_demo.poses.posevalid import pose_valid
@@ -108,6 +109,15 @@ class PairData:
                     len(records), len(self.ref_sets), int(keep.sum()), len(keep), int(valid.sum()), len(valid))
         logger.info("pair sampler (%s views): P(reference and target face the same way) = %.3f", pair_views,
                     self.same_view_rate())
+        if not 0.0 <= render_pairs <= 1.0:
+            raise ValueError(f"render_pairs must be in [0, 1], got {render_pairs}")
+        self.render_pairs = render_pairs
+        self.rendered = None
+        if render_pairs > 0:
+            from pose2id_demo.ipg.rendered_pairs import RenderedPairs
+
+            self.rendered = RenderedPairs([r.path for r in records], np.concatenate(self.ref_sets),
+                                          np.concatenate(self.trg_sets), image_size, render_per_reference, seed, cache)
 
     def reference_choices(self, i: int, t: int) -> np.ndarray:
         """Reference candidates of identity ``i`` for target ``t``: its S_ref without ``t`` (and, with
@@ -155,6 +165,16 @@ class PairData:
         ids = rng.integers(0, len(self.ref_sets), b)
         refs, trgs, skels, feats = [], [], [], []
         for i in ids:
+            if self.render_pairs > 0 and self.rendered is not None and rng.random() < self.render_pairs:
+                # the reference's own camera and background in another image's pose: no flip (the rendered
+                # background is the unflipped one), random erasing on the reference as for real pairs
+                r = int(rng.choice(self.ref_sets[i]))
+                j = int(rng.integers(self.rendered.target_of.shape[1]))
+                refs.append(random_erasing(self.images[r].astype(np.float32) / 127.5 - 1.0, rng))
+                feats.append(self.zero_feat if rng.random() < uncond_ratio else self.feats[r])
+                trgs.append(self.rendered.image_of(r, j).astype(np.float32) / 127.5 - 1.0)
+                skels.append(self.skeletons[self.rendered.target_of[r, j]].astype(np.float32) / 255.0)
+                continue
             t = int(rng.choice(self.trg_sets[i]))
             choices = self.reference_choices(i, t)
             r = int(rng.choice(choices)) if len(choices) else int(rng.choice(self.ref_sets[i]))
@@ -406,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="auto: bf16 autocast on a CUDA device that supports it, fp32 on the CPU")
     ap.add_argument("--pair-views", choices=("any", "different"), default="any",
                     help="'different': the reference faces another direction than the target whenever the identity allows")
+    ap.add_argument("--render-pairs", type=float, default=0.0,
+                    help="SynthPed roots: share of each batch whose target is rendered (the reference's person, camera "
+                         "and background in another training image's pose; pose2id_demo.ipg.rendered_pairs)")
+    ap.add_argument("--render-per-reference", type=int, default=4, help="rendered targets drawn per reference")
     ap.add_argument("--pose-widths", type=int, nargs="+", default=None,
                     help="Pose Guider widths; one more stage than the default (16 32 64) reads a 2x larger skeleton")
     ap.add_argument("--init-from", type=Path, default=None,
@@ -449,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         args.pose_widths = st0.get("pose_widths", args.pose_widths)
         args.pair_views = st0.get("pair_views", args.pair_views)
         args.pose_weight_decay = st0.get("pose_weight_decay", args.pose_weight_decay)
+        args.render_pairs = st0.get("render_pairs", args.render_pairs)
+        args.render_per_reference = st0.get("render_per_reference", args.render_per_reference)
     comps = build_components(args.config, reid_dim=reid.dim, vae=vae_model, pose_widths=args.pose_widths)
     if args.config == "sd15":
         raise SystemExit("sd15 training needs SD1.5 + sd-vae-ft-mse weights and a GPU; not available here")
@@ -456,8 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     f = comps["pose_guider"].downsample_factor // vae_scale_factor(comps["vae"])
     pose_size = (image_size[0] * f, image_size[1] * f)
     data = PairData(args.data, image_size, pose_size, reid, out / "cache", quantile=args.cleanse_quantile,
-                    cleanse_band=args.cleanse_band,
-                    pair_views=args.pair_views)
+                    cleanse_band=args.cleanse_band, pair_views=args.pair_views, render_pairs=args.render_pairs,
+                    render_per_reference=args.render_per_reference, seed=args.seed)
 
     vae = comps["vae"]
     if args.resume and ck_state.exists():  # keep the latent scale the run started with
@@ -525,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         segment["minutes"] = round((time.time() - run_start) / 60, 2)
         segment["cpu_minutes"] = round((time.process_time() - cpu_start) / 60, 2)  # all threads of this process
         return {"scaling": scaling, "segments": segments, "pose_widths": list(comps["pose_guider"].config.block_out_channels),
-                "pair_views": args.pair_views, "pose_weight_decay": args.pose_weight_decay, "image_size": list(image_size), "pose_size": list(pose_size)}
+                "pair_views": args.pair_views, "pose_weight_decay": args.pose_weight_decay,
+                "render_pairs": args.render_pairs, "render_per_reference": args.render_per_reference, "image_size": list(image_size), "pose_size": list(pose_size)}
 
     run_start = time.time()
     last_ckpt = last_sample = time.time()
