@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 
 from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pipeline import make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
+from pose2id_demo.ipg.reference_attention import reference_attention
 from pose2id_demo.ipg.train import (TRAINED, load_checkpoint, lr_factor, random_erasing, save_checkpoint,
                                    training_loss)
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
@@ -254,3 +256,43 @@ def test_batch_mixes_rendered_pairs_at_the_asked_share():
                 hits += 1
                 assert np.array_equal(sk_u8[k], d.skeletons[target_of[r, rendered[0]]])
         assert abs(hits / 400 - share) < 0.1
+
+
+def test_identity_loss_adds_the_reid_distance_of_the_implied_clean_image():
+    """identity_weight w: loss = v-MSE + w · mean(ᾱ_t (1 − cos(f(decode(x̂0)), f(target)))), recomputed here by
+    hand from the same noise draw; its gradient reaches the denoising UNet through the frozen decoder and ReID
+    model, which themselves get none."""
+    from types import SimpleNamespace
+
+    m = tiny_models()
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    net.requires_grad_(False)
+    reid = SimpleNamespace(model=net, normalize=lambda x: (x - 0.5) / 0.25)
+    batch = fake_batch(np.random.default_rng(0))
+    sched = make_scheduler()
+    kw = dict(noise_offset=0.05, snr_gamma=0.0, scaling=2.0)
+    plain = training_loss(m, sched, *batch, torch.Generator().manual_seed(3), **kw)
+    with_id = training_loss(m, sched, *batch, torch.Generator().manual_seed(3), identity_weight=0.7, reid_model=reid, **kw)
+    # by hand: the same draws as training_loss
+    ref, trg, skel, feats = batch
+    gen = torch.Generator().manual_seed(3)
+    vae = m["vae"]
+    z0 = vae.encode(trg).latent_dist.sample() * 2.0
+    noise = torch.randn(z0.shape, generator=gen) + 0.05 * torch.randn((z0.shape[0], z0.shape[1], 1, 1), generator=gen)
+    t = torch.randint(0, sched.config.num_train_timesteps, (z0.shape[0],), generator=gen)
+    zt = sched.add_noise(z0, noise, t)
+    with torch.no_grad(), reference_attention(m["reference_unet"], m["denoising_unet"]):
+        tokens = m["ifr"](feats)
+        m["reference_unet"](vae.encode(ref).latent_dist.mean * 2.0, torch.zeros_like(t), encoder_hidden_states=tokens)
+        v = m["denoising_unet"](zt, t, encoder_hidden_states=tokens, pose_cond_fea=m["pose_guider"](skel)).sample
+    ac = sched.alphas_cumprod[t].double()
+    x0 = vae.decode((ac.sqrt().view(-1, 1, 1, 1).float() * zt - (1 - ac).sqrt().view(-1, 1, 1, 1).float() * v) / 2.0).sample
+    fg = F.normalize(net(reid.normalize(((x0 + 1) / 2).clamp(0, 1))), dim=1)
+    ft = F.normalize(net(reid.normalize((trg + 1) / 2)), dim=1)
+    want = float(plain) + 0.7 * float((ac * (1 - (fg * ft).sum(1).double())).mean())
+    assert float(with_id) == pytest.approx(want, rel=1e-4, abs=1e-6)
+    assert float(with_id) > float(plain)
+    with_id.backward()
+    assert m["denoising_unet"].conv_out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())

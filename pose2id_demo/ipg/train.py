@@ -214,11 +214,17 @@ def random_erasing(img: np.ndarray, rng: np.random.Generator, p: float = 0.5, ar
 
 # ----------------------------------------------------------------------------- model step
 def training_loss(m: dict, scheduler, ref, trg, skel, feats, gen: torch.Generator, noise_offset: float,
-                  snr_gamma: float, scaling: float, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+                  snr_gamma: float, scaling: float, autocast_dtype: torch.dtype | None = None,
+                  identity_weight: float = 0.0, reid_model=None) -> torch.Tensor:
     """v-prediction MSE of one batch. Noise and timesteps are drawn from ``gen`` on the CPU and then moved to
     the batch's device, so the random stream is the same on every device (a CUDA segment continues a CPU
     checkpoint's stream). ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the UNets, IFR and Pose Guider
-    under autocast on the batch's device; the loss is computed in float32."""
+    under autocast on the batch's device; the loss is computed in float32.
+
+    ``identity_weight`` > 0 adds an identity loss: the clean image the prediction implies (x̂0 = √ᾱ·z_t −
+    √(1−ᾱ)·v̂, decoded by the frozen autoencoder) and the target image go through the frozen ReID backbone
+    ``reid_model`` (its ``normalize`` then ``model``); the loss is ᾱ_t·(1 − cos) (ᾱ weights the steps whose
+    x̂0 is a picture, not noise), averaged over the batch and added with that weight."""
     vae = m["vae"]
     device = trg.device
     with torch.no_grad():
@@ -240,11 +246,20 @@ def training_loss(m: dict, scheduler, ref, trg, skel, feats, gen: torch.Generato
             pred = m["denoising_unet"](zt, t, encoder_hidden_states=tokens, pose_cond_fea=pose_fea,
                                        return_dict=False)[0]
     err = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    ac = scheduler.alphas_cumprod.to(device)[t]
     if snr_gamma > 0:
-        ac = scheduler.alphas_cumprod.to(device)[t]
         snr = ac / (1 - ac).clamp_min(1e-8)
         err = err * torch.minimum(snr, torch.full_like(snr, snr_gamma)) / (snr + 1)
-    return err.mean()
+    loss = err.mean()
+    if identity_weight > 0:
+        a = ac.sqrt().view(-1, 1, 1, 1)
+        s = (1 - ac).sqrt().view(-1, 1, 1, 1)
+        x0 = vae.decode((a * zt - s * pred.float()) / scaling).sample
+        with torch.no_grad():
+            f_trg = F.normalize(reid_model.model(reid_model.normalize((trg + 1) / 2)).float(), dim=1)
+        f_gen = F.normalize(reid_model.model(reid_model.normalize(((x0 + 1) / 2).clamp(0, 1))).float(), dim=1)
+        loss = loss + identity_weight * (ac * (1 - (f_gen * f_trg).sum(1))).mean()
+    return loss
 
 
 # ----------------------------------------------------------------------------- checkpoints (no pickle)
@@ -430,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="SynthPed roots: share of each batch whose target is rendered (the reference's person, camera "
                          "and background in another training image's pose; pose2id_demo.ipg.rendered_pairs)")
     ap.add_argument("--render-per-reference", type=int, default=4, help="rendered targets drawn per reference")
+    ap.add_argument("--identity-weight", type=float, default=0.0,
+                    help="weight of an identity loss: 1 - cos between --reid features of the decoded x0 prediction "
+                         "and of the target, weighted by alpha-bar_t (0: off, the paper's loss alone)")
     ap.add_argument("--pose-widths", type=int, nargs="+", default=None,
                     help="Pose Guider widths; one more stage than the default (16 32 64) reads a 2x larger skeleton")
     ap.add_argument("--init-from", type=Path, default=None,
@@ -461,9 +479,11 @@ def main(argv: list[str] | None = None) -> int:
                                             and torch.cuda.is_bf16_supported())
     amp_dtype = torch.bfloat16 if use_bf16 else None
     reid = get_backbone(args.reid, device="cpu")
-    reid.model.eval()
-    for p in reid.model.parameters():
-        p.requires_grad_(False)
+    id_reid = get_backbone(args.reid, device=device) if args.identity_weight > 0 else None  # the loss's judge
+    for b in {id(x): x for x in (reid, id_reid) if x is not None}.values():
+        b.model.eval()
+        for p in b.model.parameters():
+            p.requires_grad_(False)
     if args.config == "tiny" and args.vae is None:
         raise SystemExit("--vae DIR is required for the tiny config (train it with python -m pose2id_demo.ipg.autoencoder)")
     vae_model = load_vae(args.vae).requires_grad_(False) if args.vae else None
@@ -529,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
                or platform.machine(), "precision": "bf16" if use_bf16 else "fp32",
                "threads": args.threads if device.type == "cpu" else None, "batch_size": bsz, "minutes": 0.0,
-               "cpu_minutes": 0.0, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+               "cpu_minutes": 0.0, "identity_weight": args.identity_weight, "render_pairs": args.render_pairs,
+               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     cpu_start = time.process_time()
     segments.append(segment)
     logger.info("device %s (%s), precision %s", device, segment["device_name"], segment["precision"])
@@ -572,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             g["lr"] = lr * lr_factor(step, defaults["warmup"], args.anneal_start, args.anneal_steps, args.anneal_min)
         ref, trg, skel, feats = (x.to(device) for x in data.batch(rng, bsz, args.uncond_ratio))
         loss = training_loss(m, scheduler, ref, trg, skel, feats, gen, args.noise_offset, args.snr_gamma, scaling,
-                             autocast_dtype=amp_dtype)
+                             autocast_dtype=amp_dtype, identity_weight=args.identity_weight, reid_model=id_reid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
