@@ -6,6 +6,8 @@ target's background, exposure and crop cannot be predicted from the reference: t
 mean background and spends capacity on it. A rendered pair's target is fully determined by the reference
 and the target pose, the task the pose bench (``bench/ipg_quality.py``) scores. Only SynthPed has such
 pairs; ``python -m pose2id_demo.ipg.train --render-pairs P`` mixes them into a share P of each batch.
+A model trained on them redraws the reference's own background, and for eq. 9 that is worse than a
+canonical one (``assets/models/ipg-tiny/README.md``, finding 9).
 
 The pool is drawn once per (root, targets per reference, seed) and cached as uint8 arrays (``.npz``, no
 pickle) in the run's cache folder.

@@ -16,6 +16,13 @@ random erasing (Zhong et al.) on the reference only. The IFR input is the frozen
 by default) of the (possibly flipped) reference, computed once before training; random erasing is applied to
 the reference UNet's input only.
 
+Two options beyond the paper's recipe, both off by default: ``--render-pairs P`` (SynthPed roots) takes a
+share P of each batch's targets from the renderer — the reference's own person, camera and background in
+another training image's pose (:mod:`pose2id_demo.ipg.rendered_pairs`) — and ``--identity-weight w`` adds
+an identity loss on the decoded x̂0 prediction (:func:`training_loss`). Rendered pairs raise fidelity on the
+pose bench but teach the model to copy the reference's background, which makes eq. 9 worse
+(``assets/models/ipg-tiny/README.md``, findings 7–9).
+
 Learning rate: the paper's 1e-5 for ``sd15`` (fine-tuning SD1.5); the ``tiny`` configuration trains from
 scratch in minutes and uses 5e-4 with a 200-step warm-up, plus an exponential moving average of the weights
 (decay 0.995, i.e. a window of ~200 steps, suited to a run of a few thousand steps) which is what gets exported.
