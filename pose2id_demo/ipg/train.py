@@ -172,7 +172,7 @@ class PairData:
         ids = rng.integers(0, len(self.ref_sets), b)
         refs, trgs, skels, feats = [], [], [], []
         for i in ids:
-            if self.render_pairs > 0 and self.rendered is not None and rng.random() < self.render_pairs:
+            if self.render_pairs > 0 and rng.random() < self.render_pairs:  # the pool exists iff P > 0
                 # the reference's own camera and background in another image's pose: no flip (the rendered
                 # background is the unflipped one), random erasing on the reference as for real pairs
                 r = int(rng.choice(self.ref_sets[i]))
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     amp_dtype = torch.bfloat16 if use_bf16 else None
     reid = get_backbone(args.reid, device="cpu")
     id_reid = get_backbone(args.reid, device=device) if args.identity_weight > 0 else None  # the loss's judge
-    for b in {id(x): x for x in (reid, id_reid) if x is not None}.values():
+    for b in (reid, id_reid) if id_reid is not None else (reid,):  # the same object on the CPU
         b.model.eval()
         for p in b.model.parameters():
             p.requires_grad_(False)
