@@ -30,14 +30,14 @@ def synthped_items(paths: list[str], seed: int = 0, items: list | None = None) -
     from pose2id_demo.data.synthped.ground_truth import _planned
 
     by_name = _planned(seed)[2] if items is None else {(it.folder, it.filename): it for it in items}
-    items = []
+    found = []
     for p in paths:
         it = by_name.get((Path(p).parent.name, Path(p).name))
         if it is None:
             raise ValueError(f"{p} is not an image of the SynthPed plan (seed {seed}); rendered pairs need a "
                              "SynthPed root")
-        items.append(it)
-    return items
+        found.append(it)
+    return found
 
 
 class RenderedPairs:
