@@ -8,8 +8,9 @@ Synthetic clustered features (``make_features``): every identity has a centre dr
 in d = 768 dims; its images are centre + ``--noise`` x standard normal noise, L2-normalised; cameras are
 uniform.  With ``--intrinsic-dim r`` centres and noise are drawn in a random r-dim subspace instead, plus an
 ``--ambient`` residual outside it (features near a low-dimensional set, as real ReID features are).  Query
-identities are the first ``n_query_ids``; gallery images are of those identities (so queries have matches) and, in ``million``, of further "distractor" identities (10 images each), as in Market-1501 +
-500k distractors.  Each part prints times, the process's peak resident memory above what it held after
+identities are the first ``n_query_ids``; gallery images are of those identities (so queries have matches)
+and, in ``million``, of further "distractor" identities (10 images each), as in Market-1501 + 500k
+distractors.  Each part prints times, the process's peak resident memory above what it held after
 the features were made (Linux VmHWM), and load averages (the machine is shared), and writes every printed
 line and its figures to ``docs/scale_<part>.json`` (``--json``; rewritten after each step, so a run that is
 stopped keeps what it measured).
