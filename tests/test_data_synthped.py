@@ -233,6 +233,37 @@ def test_ground_truth_has_the_targets_keypoints_and_reproduces_the_reference(ren
         sp.render_ground_truth(0, next(i for i in items if i.split == "distractor"), train[0], items=items)
 
 
+def test_canonical_ground_truth_puts_every_reference_on_one_background(rendered):
+    """background="canonical": the target's keypoints still; away from the person (its keypoint box + 12 px)
+    the pixels are the same for references of all six cameras, where the reference's own background differs;
+    the person keeps the reference's clothes."""
+    items = small_plan()
+    train = [i for i in items if i.split == "train"]
+    refs = [i for i in items if i.split in ("query", "gallery", "train")]
+    assert len({r.camid for r in refs}) == 6
+    for tgt in train[:4]:
+        canon, own = [], []
+        for ref in refs:
+            img, kp = sp.render_ground_truth(0, ref, tgt, items=items, background="canonical")
+            _, kp_own = sp.render_ground_truth(0, ref, tgt, items=items)
+            np.testing.assert_array_equal(kp, kp_own)
+            canon.append(img.astype(int))
+            own.append(sp.render_ground_truth(0, ref, tgt, items=items)[0].astype(int))
+        v = kp[:, 2] > 0
+        x0, x1 = int(kp[v, 0].min()) - 12, int(np.ceil(kp[v, 0].max())) + 12
+        y0, y1 = int(kp[v, 1].min()) - 12, int(np.ceil(kp[v, 1].max())) + 12
+        away = np.ones((sp.H, sp.W), bool)
+        away[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = False
+        assert away.sum() > 500
+        for c, o in zip(canon[1:], own[1:]):
+            assert np.array_equal(c[away], canon[0][away])
+            assert not np.array_equal(o[away], own[0][away])
+        person = ~away
+        assert any(np.abs(c[person] - canon[0][person]).mean() > 3 for c in canon[1:])
+    with pytest.raises(ValueError, match="background must be"):
+        sp.render_ground_truth(0, refs[0], train[0], items=items, background="studio")
+
+
 def test_item_for_file_finds_planned_items():
     items = sp.plan(0)
     for it in (items[0], next(i for i in items if i.split == "query")):
@@ -262,6 +293,13 @@ def test_rendered_training_pairs_put_the_reference_in_the_targets_pose(rendered,
             assert np.array_equal(pool.image_of(r, j), want)
     again = RenderedPairs(paths, refs, trgs, (64, 32), 2, seed=3, cache=tmp_path, plan=items)
     assert np.array_equal(again.images, pool.images) and np.array_equal(again.target_of, pool.target_of)
+    canon = RenderedPairs(paths, refs, trgs, (64, 32), 2, seed=3, cache=tmp_path, plan=items, background="canonical")
+    assert np.array_equal(canon.target_of, pool.target_of) and not np.array_equal(canon.images, pool.images)
+    r, j = int(refs[-1]), 1
+    img, _ = sp.render_ground_truth(0, by_name[Path(paths[r]).name], by_name[Path(paths[canon.target_of[r, j]]).name],
+                                    items=items, background="canonical")
+    assert np.array_equal(canon.image_of(r, j), np.asarray(Image.fromarray(img).resize((32, 64), Image.BOX)))
+    assert len(list(tmp_path.glob("rendered_pairs_*.npz"))) == 2  # one cache file per background
     with pytest.raises(ValueError, match="not an image of the SynthPed plan"):
         RenderedPairs(paths, refs, trgs, (64, 32), 2, seed=3, cache=tmp_path / "seed1", benchmark_seed=1,
                       plan=small_plan(1))

@@ -7,9 +7,11 @@ mean background and spends capacity on it. A rendered pair's target is fully det
 and the target pose, the task the pose bench (``bench/ipg_quality.py``) scores. Only SynthPed has such
 pairs; ``python -m pose2id_demo.ipg.train --render-pairs P`` mixes them into a share P of each batch.
 A model trained on them redraws the reference's own background, and for eq. 9 that is worse than a
-canonical one (``assets/models/ipg-tiny/README.md``, finding 9).
+canonical one (``assets/models/ipg-tiny/README.md``, finding 9). With ``background="canonical"`` the target
+is drawn on one fixed studio shot instead (the same camera and background for every reference), which keeps
+the task well posed and the generations' background canonical.
 
-The pool is drawn once per (root, targets per reference, seed) and cached as uint8 arrays (``.npz``, no
+The pool is drawn once per (root, targets per reference, seed, background) and cached as uint8 arrays (``.npz``, no
 pickle) in the run's cache folder.
 """
 
@@ -43,15 +45,18 @@ def synthped_items(paths: list[str], seed: int = 0, items: list | None = None) -
 class RenderedPairs:
     """``per_reference`` rendered targets for each reference index: ``target_of[r, j]`` is the training image
     whose pose (and skeleton proportions) target ``j`` of reference ``r`` takes, ``image_of(r, j)`` the
-    rendered target at the model's size (box-downsampled as the real images are)."""
+    rendered target at the model's size (box-downsampled as the real images are); ``background``: as in
+    :func:`~pose2id_demo.data.synthped.render_ground_truth`."""
 
     def __init__(self, paths: list[str], references: np.ndarray, targets: np.ndarray, image_size: tuple[int, int],
-                 per_reference: int, seed: int, cache: Path, benchmark_seed: int = 0, plan: list | None = None) -> None:
+                 per_reference: int, seed: int, cache: Path, benchmark_seed: int = 0, plan: list | None = None,
+                 background: str = "reference") -> None:
         from pose2id_demo.data.synthped import render_ground_truth
 
         n = len(paths)
         h, w = image_size
-        path = cache / f"rendered_pairs_{per_reference}x_seed{seed}_{h}x{w}.npz"
+        tag = "" if background == "reference" else f"_{background}"
+        path = cache / f"rendered_pairs_{per_reference}x_seed{seed}_{h}x{w}{tag}.npz"
         references = np.unique(references)
         if path.exists():
             z = np.load(path, allow_pickle=False)
@@ -72,7 +77,7 @@ class RenderedPairs:
             choice = rng.choice(targets[targets != r], per_reference, replace=False)
             self.target_of[r] = choice
             for j, t in enumerate(choice):
-                img, _ = render_ground_truth(benchmark_seed, items[r], items[int(t)], plan)
+                img, _ = render_ground_truth(benchmark_seed, items[r], items[int(t)], plan, background)
                 self.images[k * per_reference + j] = np.asarray(PIL.Image.fromarray(img).resize((w, h), PIL.Image.BOX))
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(path, target_of=self.target_of, row_of=self.row_of, images=self.images, references=references)

@@ -74,7 +74,7 @@ class PairData:
     def __init__(self, root: str | Path, image_size: tuple[int, int], pose_size: tuple[int, int], reid,
                  cache: Path, quantile: float = 0.005, pair_views: str = "any",
                  cleanse_band: str = "per_identity", render_pairs: float = 0.0, render_per_reference: int = 4,
-                 seed: int = 0) -> None:
+                 seed: int = 0, render_background: str = "reference") -> None:
         from pose2id_demo.cleansing import mahalanobis_filter
         from pose2id_demo.data import load_market
         from pose2id_demo.poses.posevalid import pose_valid
@@ -124,7 +124,8 @@ class PairData:
             from pose2id_demo.ipg.rendered_pairs import RenderedPairs
 
             self.rendered = RenderedPairs([r.path for r in records], np.concatenate(self.ref_sets),
-                                          np.concatenate(self.trg_sets), image_size, render_per_reference, seed, cache)
+                                          np.concatenate(self.trg_sets), image_size, render_per_reference, seed, cache,
+                                          background=render_background)
 
     def reference_choices(self, i: int, t: int) -> np.ndarray:
         """Reference candidates of identity ``i`` for target ``t``: its S_ref without ``t`` (and, with
@@ -452,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="SynthPed roots: share of each batch whose target is rendered (the reference's person, camera "
                          "and background in another training image's pose; pose2id_demo.ipg.rendered_pairs)")
     ap.add_argument("--render-per-reference", type=int, default=4, help="rendered targets drawn per reference")
+    ap.add_argument("--render-background", choices=("reference", "canonical"), default="reference",
+                    help="rendered targets on the reference's own camera and background, or all on one fixed "
+                         "(canonical) camera and background")
     ap.add_argument("--identity-weight", type=float, default=0.0,
                     help="weight of an identity loss: 1 - cos between --reid features of the decoded x0 prediction "
                          "and of the target, weighted by alpha-bar_t (0: off, the paper's loss alone)")
@@ -502,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         args.pose_weight_decay = st0.get("pose_weight_decay", args.pose_weight_decay)
         args.render_pairs = st0.get("render_pairs", args.render_pairs)
         args.render_per_reference = st0.get("render_per_reference", args.render_per_reference)
+        args.render_background = st0.get("render_background", "reference")
     comps = build_components(args.config, reid_dim=reid.dim, vae=vae_model, pose_widths=args.pose_widths)
     if args.config == "sd15":
         raise SystemExit("sd15 training needs SD1.5 + sd-vae-ft-mse weights and a GPU; not available here")
@@ -510,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     pose_size = (image_size[0] * f, image_size[1] * f)
     data = PairData(args.data, image_size, pose_size, reid, out / "cache", quantile=args.cleanse_quantile,
                     cleanse_band=args.cleanse_band, pair_views=args.pair_views, render_pairs=args.render_pairs,
-                    render_per_reference=args.render_per_reference, seed=args.seed)
+                    render_per_reference=args.render_per_reference, seed=args.seed,
+                    render_background=args.render_background)
 
     vae = comps["vae"]
     if args.resume and ck_state.exists():  # keep the latent scale the run started with
@@ -557,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                or platform.machine(), "precision": "bf16" if use_bf16 else "fp32",
                "threads": args.threads if device.type == "cpu" else None, "batch_size": bsz, "minutes": 0.0,
                "cpu_minutes": 0.0, "identity_weight": args.identity_weight, "render_pairs": args.render_pairs,
-               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+               "render_background": args.render_background, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     cpu_start = time.process_time()
     segments.append(segment)
     logger.info("device %s (%s), precision %s", device, segment["device_name"], segment["precision"])
@@ -580,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         segment["cpu_minutes"] = round((time.process_time() - cpu_start) / 60, 2)  # all threads of this process
         return {"scaling": scaling, "segments": segments, "pose_widths": list(comps["pose_guider"].config.block_out_channels),
                 "pair_views": args.pair_views, "pose_weight_decay": args.pose_weight_decay,
-                "render_pairs": args.render_pairs, "render_per_reference": args.render_per_reference, "image_size": list(image_size), "pose_size": list(pose_size)}
+                "render_pairs": args.render_pairs, "render_per_reference": args.render_per_reference,
+                "render_background": args.render_background, "image_size": list(image_size), "pose_size": list(pose_size)}
 
     run_start = time.time()
     last_ckpt = last_sample = time.time()

@@ -18,6 +18,12 @@ Which fields come from where (everything else about an image is a function of th
 With ``target == reference`` both sets come from the same item, so the render is the reference image
 itself, pixel for pixel (and byte for byte once written with the benchmark's JPEG settings).
 
+``background="canonical"`` replaces the reference's camera fields with one fixed studio shot
+(:data:`CANONICAL_CAMID`, the background window at the canvas's centre, unit brightness, a fixed noise
+seed): every person is drawn on the same background with the same camera, so the render depends only on
+the reference's identity and the target's pose (a training target for a generator that should not redraw
+the query's own camera; ``pose2id_demo.ipg.rendered_pairs``).
+
 Example (the representative "front" pose of ``assets/poses/index.json`` names a training image)::
 
     from pose2id_demo.data.synthped import item_for_file, render_ground_truth
@@ -37,12 +43,17 @@ from pathlib import PurePath
 import numpy as np
 
 from pose2id_demo.data.synthped.benchmark import Item, _identities_for, _item_rng, plan
-from pose2id_demo.data.synthped.cameras import Shot, _draw_shot
+from pose2id_demo.data.synthped.cameras import _BG_H, _BG_W, Shot, _draw_shot
+from pose2id_demo.data.synthped.constants import H, W
 from pose2id_demo.data.synthped.identities import Identity
 from pose2id_demo.data.synthped.render import render_image
 
 POSE_SHOT_FIELDS = ("theta", "direction", "phase", "amp", "height_px", "cx", "foot_y")
 SKELETON_FIELDS = ("shoulder", "hip", "leg", "head")
+CANONICAL_CAMID = 5  # "shop": near-neutral colour gain, little blur and noise
+CANONICAL_SHOT = {"camid": CANONICAL_CAMID, "bg_x": (_BG_W - W) // 2, "bg_y": (_BG_H - H) // 2, "brightness": 1.0,
+                  "noise_seed": 0}
+BACKGROUNDS = ("reference", "canonical")
 
 
 @lru_cache(maxsize=4)
@@ -70,8 +81,8 @@ def _person_shot(seed: int, item: Item, ident: Identity) -> Shot:
     return _draw_shot(_item_rng(seed, item), item.camid, ident.gait_amp)
 
 
-def render_ground_truth(seed: int, reference: Item, target: Item, items: Sequence[Item] | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def render_ground_truth(seed: int, reference: Item, target: Item, items: Sequence[Item] | None = None,
+                        background: str = "reference") -> tuple[np.ndarray, np.ndarray]:
     """The reference's person, camera and background in exactly the target's pose.
 
     Args:
@@ -81,11 +92,15 @@ def render_ground_truth(seed: int, reference: Item, target: Item, items: Sequenc
         target: a planned item showing a whole person (typically the training image a representative
             pose was taken from).
         items: the plan the items belong to (default ``plan(seed)``); identities depend on it.
+        background: "reference" (the reference's camera, background window, exposure and noise) or
+            "canonical" (:data:`CANONICAL_SHOT` for every reference).
 
     Returns:
         ``(image, keypoints)``: ``(128, 64, 3)`` uint8 RGB (before JPEG) and ``(18, 3)`` float32 OpenPose-18
         keypoints ``(x, y, confidence)`` in pixels — equal to the target image's keypoints.
     """
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     for role, it in (("reference", reference), ("target", target)):
         if it.split not in ("train", "query", "gallery"):
             raise ValueError(f"the {role} must show a whole person; {it.filename} is a {it.split} crop")
@@ -94,5 +109,7 @@ def render_ground_truth(seed: int, reference: Item, target: Item, items: Sequenc
     ref_shot, tgt_shot = _person_shot(seed, reference, ref_id), _person_shot(seed, target, tgt_id)
     shot = replace(ref_shot, **{f: getattr(tgt_shot, f) for f in POSE_SHOT_FIELDS})
     ident = replace(ref_id, **{f: getattr(tgt_id, f) for f in SKELETON_FIELDS})
-    r = render_image(seed, ident, reference.camid, None, shot=shot)
+    if background == "canonical":
+        shot = replace(shot, **CANONICAL_SHOT)
+    r = render_image(seed, ident, shot.camid, None, shot=shot)
     return np.asarray(r.image), r.keypoints
