@@ -95,6 +95,7 @@ class Context:
     target_kps: list
     target_dirs: np.ndarray
     gt: np.ndarray  # (R, T, 128, 64, 3) uint8 ground-truth renders
+    gt_canonical: np.ndarray  # the same on the canonical studio shot (render_ground_truth background="canonical")
     estimator: object
     frontal_width: float
     gallery: dict  # backbone -> dict(q_feats, q_pids, g_feats, g_pids)
@@ -130,6 +131,7 @@ def build_context(ref_every: int, backbones: list[str], estimator_dir: Path | No
     r_poses = [load_pose_json(Path(r.path).with_suffix(".json")) for r in refs]
     t_items = [item_for_file(f"bounding_box_train/{Path(r.path).name}") for r in targets]
     gt = np.zeros((len(refs), len(targets), 128, 64, 3), np.uint8)
+    gt_canonical = np.zeros_like(gt)
     for i, r in enumerate(refs):
         ri = item_for_file(f"query/{Path(r.path).name}")
         for j, ti in enumerate(t_items):
@@ -137,6 +139,7 @@ def build_context(ref_every: int, backbones: list[str], estimator_dir: Path | No
             if not np.allclose(kp, t_poses[j].keypoints, atol=1e-2):
                 raise RuntimeError("ground-truth keypoints differ from the target's json")
             gt[i, j] = img
+            gt_canonical[i, j] = render_ground_truth(0, ri, ti, background="canonical")[0]
     gallery, bbs = {}, {}
     for name in backbones:
         f = dataset_features(name, "standard")
@@ -145,7 +148,8 @@ def build_context(ref_every: int, backbones: list[str], estimator_dir: Path | No
     mean_train = np.mean([box(PIL.Image.open(r.path)) for r in ds.train[::4]], axis=0)
     return Context(root, refs, [PIL.Image.open(r.path).convert("RGB") for r in refs], [p.keypoints for p in r_poses],
                    np.array([direction_index(p, fw) for p in r_poses]), [p["direction"] for p in index], t_poses,
-                   [p.keypoints for p in t_poses], np.array([direction_index(p, fw) for p in t_poses]), gt, est, fw,
+                   [p.keypoints for p in t_poses], np.array([direction_index(p, fw) for p in t_poses]), gt, gt_canonical,
+                   est, fw,
                    gallery, bbs, mean_train)
 
 
@@ -184,12 +188,17 @@ def identity_block(ctx: Context, images: np.ndarray) -> dict:
 
 
 def fidelity_block(ctx: Context, images: np.ndarray) -> dict:
+    """SSIM / PSNR against the ground truth (the reference's camera and background), and against the
+    canonical-background ground truth (``*_canonical``: what a generator trained on canonical targets draws)."""
     from pose2id_demo.ipg.quality import psnr, ssim
 
-    gt = np.stack([[box(g) for g in row] for row in ctx.gt])
-    s = [ssim(a, b) for a, b in zip(images.reshape(-1, *images.shape[2:]), gt.reshape(-1, *gt.shape[2:]))]
-    p = [psnr(a, b) for a, b in zip(images.reshape(-1, *images.shape[2:]), gt.reshape(-1, *gt.shape[2:]))]
-    return {"ssim": round(float(np.mean(s)), 4), "psnr_db": round(float(np.mean(p)), 2)}
+    out = {}
+    for tag, truth in (("", ctx.gt), ("_canonical", ctx.gt_canonical)):
+        gt = np.stack([[box(g) for g in row] for row in truth])
+        pairs = list(zip(images.reshape(-1, *images.shape[2:]), gt.reshape(-1, *gt.shape[2:])))
+        out[f"ssim{tag}"] = round(float(np.mean([ssim(a, b) for a, b in pairs])), 4)
+        out[f"psnr{tag}_db"] = round(float(np.mean([psnr(a, b) for a, b in pairs])), 2)
+    return out
 
 
 def generate(pipe, ctx: Context, use_ifr: bool, steps: int, guidance: float = 3.5, seed: int = 42,
@@ -266,7 +275,17 @@ def baselines(ctx: Context, pipe) -> dict:
                             ("autoencoder_reconstruction", rec[i, j])):
                 fid[key]["ssim"].append(ssim(im, gt64[i, j]))
                 fid[key]["psnr_db"].append(psnr(im, gt64[i, j]))
-    fid = {k: {m: round(float(np.mean(v)), 4 if m == "ssim" else 2) for m, v in d.items()} for k, d in fid.items()}
+    gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
+    for key, im in (("reference_image", ref64), ("mean_train_image", None)):
+        d = fid[key]
+        d["ssim_canonical"], d["psnr_canonical_db"] = [], []
+        for i in range(gtc64.shape[0]):
+            for j in range(gtc64.shape[1]):
+                a = ctx.mean_train if im is None else im[i]
+                d["ssim_canonical"].append(ssim(a, gtc64[i, j]))
+                d["psnr_canonical_db"].append(psnr(a, gtc64[i, j]))
+    fid = {k: {m: round(float(np.mean(v)), 4 if m.startswith("ssim") else 2) for m, v in d.items()}
+           for k, d in fid.items()}
     gt_scores["autoencoder_reconstruction_pose"] = pose_block(ctx, rec)
     return {"estimator_on_real_test_images": real, "ground_truth_renders": gt_scores,
             "real_gallery_vs_reference_pose": real_copy, "real_queries_identity_rank1": own,
