@@ -245,10 +245,10 @@ def test_canonical_ground_truth_puts_every_reference_on_one_background(rendered)
         canon, own = [], []
         for ref in refs:
             img, kp = sp.render_ground_truth(0, ref, tgt, items=items, background="canonical")
-            _, kp_own = sp.render_ground_truth(0, ref, tgt, items=items)
+            img_own, kp_own = sp.render_ground_truth(0, ref, tgt, items=items)
             np.testing.assert_array_equal(kp, kp_own)
             canon.append(img.astype(int))
-            own.append(sp.render_ground_truth(0, ref, tgt, items=items)[0].astype(int))
+            own.append(img_own.astype(int))
         v = kp[:, 2] > 0
         x0, x1 = int(kp[v, 0].min()) - 12, int(np.ceil(kp[v, 0].max())) + 12
         y0, y1 = int(kp[v, 1].min()) - 12, int(np.ceil(kp[v, 1].max())) + 12
