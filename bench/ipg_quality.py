@@ -262,8 +262,8 @@ def baselines(ctx: Context, pipe) -> dict:
                                                                        g["g_feats"], g["g_pids"]), 2)
     # fidelity baselines at 64×32
     ref64 = [box(i) for i in ctx.ref_images]
-    fid = {"reference_image": {"ssim": [], "psnr_db": []}, "mean_train_image": {"ssim": [], "psnr_db": []},
-           "autoencoder_reconstruction": {"ssim": [], "psnr_db": []}}
+    gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
+    fid = {k: {"ssim": [], "psnr_db": []} for k in ("reference_image", "mean_train_image", "autoencoder_reconstruction")}
     x = torch.from_numpy(gt64.reshape(-1, 64, 32, 3)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample
@@ -273,17 +273,10 @@ def baselines(ctx: Context, pipe) -> dict:
         for j in range(gt64.shape[1]):
             for key, im in (("reference_image", ref64[i]), ("mean_train_image", ctx.mean_train),
                             ("autoencoder_reconstruction", rec[i, j])):
-                fid[key]["ssim"].append(ssim(im, gt64[i, j]))
-                fid[key]["psnr_db"].append(psnr(im, gt64[i, j]))
-    gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
-    for key, im in (("reference_image", ref64), ("mean_train_image", None)):
-        d = fid[key]
-        d["ssim_canonical"], d["psnr_canonical_db"] = [], []
-        for i in range(gtc64.shape[0]):
-            for j in range(gtc64.shape[1]):
-                a = ctx.mean_train if im is None else im[i]
-                d["ssim_canonical"].append(ssim(a, gtc64[i, j]))
-                d["psnr_canonical_db"].append(psnr(a, gtc64[i, j]))
+                truths = (("", gt64), ("_canonical", gtc64)) if key != "autoencoder_reconstruction" else (("", gt64),)
+                for tag, truth in truths:  # the autoencoder reconstructs the own-background truth only
+                    fid[key].setdefault(f"ssim{tag}", []).append(ssim(im, truth[i, j]))
+                    fid[key].setdefault(f"psnr{tag}_db", []).append(psnr(im, truth[i, j]))
     fid = {k: {m: round(float(np.mean(v)), 4 if m.startswith("ssim") else 2) for m, v in d.items()}
            for k, d in fid.items()}
     gt_scores["autoencoder_reconstruction_pose"] = pose_block(ctx, rec)

@@ -416,6 +416,8 @@ def lr_factor(step: int, warmup: int, anneal_start: int | None, anneal_steps: in
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pose2id_demo.data.synthped.ground_truth import BACKGROUNDS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="Market-1501-format root (bounding_box_train/ with pose jsons)")
@@ -453,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="SynthPed roots: share of each batch whose target is rendered (the reference's person, camera "
                          "and background in another training image's pose; pose2id_demo.ipg.rendered_pairs)")
     ap.add_argument("--render-per-reference", type=int, default=4, help="rendered targets drawn per reference")
-    ap.add_argument("--render-background", choices=("reference", "canonical"), default="reference",
+    ap.add_argument("--render-background", choices=BACKGROUNDS, default="reference",
                     help="rendered targets on the reference's own camera and background, or all on one fixed "
                          "(canonical) camera and background")
     ap.add_argument("--identity-weight", type=float, default=0.0,
