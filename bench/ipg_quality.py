@@ -312,21 +312,24 @@ def timing(pipe, ctx: Context, steps: int, reps: int = 3) -> dict:
 
 
 def grid(ctx: Context, on: np.ndarray, off: np.ndarray, path: Path, n: int = 4) -> None:
-    """Per reference: [reference | 8 ground truth] / [ | 8 IFR on] / [ | 8 IFR off]; shown at 128×64."""
-    w, h, head = 64, 128, 14
+    """Per reference: [reference | 8 ground truth] / [ | 8 canonical ground truth] / [ | 8 IFR on] / [ | 8 IFR off];
+    shown at 128×64 (the ground truth on the reference's own background, then on the canonical studio shot)."""
+    w, h, head = 64, 128, 26
     m = on.shape[1]
-    rows = 3
+    rows = 4
     canvas = PIL.Image.new("RGB", (w * (1 + m) + 6, head + (h * rows + 6) * n), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((2, 1), "ref", fill="black")
-    draw.text((w + 2, 1), "rows: ground truth / IFR on / IFR off; targets: " + ", ".join(ctx.target_names), fill="black")
+    draw.text((w + 2, 1), "rows: ground truth / canonical ground truth / IFR on / IFR off", fill="black")
+    draw.text((w + 2, 13), "targets: " + ", ".join(ctx.target_names), fill="black")
     for i in range(n):
         y0 = head + i * (h * rows + 6)
         canvas.paste(ctx.ref_images[i].resize((w, h), PIL.Image.BILINEAR), (0, y0))
         for j in range(m):
             canvas.paste(PIL.Image.fromarray(ctx.gt[i, j]), (w * (1 + j) + 6, y0))
-            canvas.paste(PIL.Image.fromarray(on[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + h))
-            canvas.paste(PIL.Image.fromarray(off[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + 2 * h))
+            canvas.paste(PIL.Image.fromarray(ctx.gt_canonical[i, j]), (w * (1 + j) + 6, y0 + h))
+            canvas.paste(PIL.Image.fromarray(on[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + 2 * h))
+            canvas.paste(PIL.Image.fromarray(off[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + 3 * h))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
 
