@@ -217,10 +217,38 @@ def score_generations(ctx: Context, images: np.ndarray) -> dict:
             "fidelity_64x32": fidelity_block(ctx, images)}
 
 
-def baselines(ctx: Context, pipe) -> dict:
-    """Ceilings and trivial baselines: real images, ground-truth renders, the reference, the mean image, the AE."""
+def reconstruct(vae, images: np.ndarray) -> np.ndarray:
+    """``images`` (R, T, 64, 32, 3) uint8 through the autoencoder (posterior mean), same shape and dtype."""
     import torch
 
+    x = torch.from_numpy(images.reshape(-1, *images.shape[2:])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        rec = vae.decode(vae.encode(x).latent_dist.mean).sample
+    rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    return rec.reshape(images.shape)
+
+
+def autoencoder_ceiling(ctx: Context, vae) -> dict:
+    """What a 64×32 latent generator with this autoencoder can at best draw: the ground truth (own and
+    canonical background) through the autoencoder, scored for pose, identity and fidelity."""
+    from pose2id_demo.ipg.quality import psnr, ssim
+
+    gt64 = np.stack([[box(g) for g in row] for row in ctx.gt])
+    gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
+    rec, recc = reconstruct(vae, gt64), reconstruct(vae, gtc64)
+    pose = pose_block(ctx, rec)
+    pose.pop("per_target_direction")
+    flat = lambda a: a.reshape(-1, *a.shape[2:])  # noqa: E731
+    return {"pose": pose, "identity_rank1": identity_block(ctx, rec),
+            "canonical_identity_rank1": identity_block(ctx, recc),
+            "ssim": round(float(np.mean([ssim(a, b) for a, b in zip(flat(rec), flat(gt64))])), 4),
+            "psnr_db": round(float(np.mean([psnr(a, b) for a, b in zip(flat(rec), flat(gt64))])), 2),
+            "latent_shape": [int(vae.config.latent_channels), 16, 8],
+            "parameters": int(sum(p.numel() for p in vae.parameters()))}
+
+
+def baselines(ctx: Context, pipe) -> dict:
+    """Ceilings and trivial baselines: real images, ground-truth renders, the reference, the mean image, the AE."""
     from pose2id_demo.data import load_market
     from pose2id_demo.ipg.quality import pose_scores, psnr, ssim
     from pose2id_demo.poses.keypoints import load_pose_json
@@ -264,11 +292,7 @@ def baselines(ctx: Context, pipe) -> dict:
     ref64 = [box(i) for i in ctx.ref_images]
     gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
     fid = {k: {"ssim": [], "psnr_db": []} for k in ("reference_image", "mean_train_image", "autoencoder_reconstruction")}
-    x = torch.from_numpy(gt64.reshape(-1, 64, 32, 3)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    with torch.no_grad():
-        rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample
-    rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
-    rec = rec.reshape(gt64.shape)
+    rec = reconstruct(pipe.vae, gt64)
     for i in range(gt64.shape[0]):
         for j in range(gt64.shape[1]):
             for key, im in (("reference_image", ref64[i]), ("mean_train_image", ctx.mean_train),
@@ -280,6 +304,10 @@ def baselines(ctx: Context, pipe) -> dict:
     fid = {k: {m: round(float(np.mean(v)), 4 if m.startswith("ssim") else 2) for m, v in d.items()}
            for k, d in fid.items()}
     gt_scores["autoencoder_reconstruction_pose"] = pose_block(ctx, rec)
+    gt_scores["canonical_identity_rank1_64x32"] = identity_block(ctx, gtc64)
+    ceil = autoencoder_ceiling(ctx, pipe.vae)
+    gt_scores["autoencoder_reconstruction_identity_rank1"] = ceil["identity_rank1"]
+    gt_scores["canonical_autoencoder_reconstruction_identity_rank1"] = ceil["canonical_identity_rank1"]
     return {"estimator_on_real_test_images": real, "ground_truth_renders": gt_scores,
             "real_gallery_vs_reference_pose": real_copy, "real_queries_identity_rank1": own,
             "fidelity_baselines_64x32": fid}
@@ -561,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", type=Path, default=REPO / "docs" / "ipg_grid.png")
     ap.add_argument("--no-grid", action="store_true")
     ap.add_argument("--eq9", action="store_true", help="also the older all-query identity / eq. 9 section")
+    ap.add_argument("--autoencoder", type=Path, nargs="+", default=None,
+                    help="only the ceilings of these autoencoder folders (ground truth through each; key autoencoder_probes)")
     ap.add_argument("--step-cost", action="store_true",
                     help="only the training-step cost at 64x32 vs 128x64 output, 1 vs 2 threads (key step_cost)")
     args = ap.parse_args(argv)
@@ -576,6 +606,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.step_cost:
         out["step_cost_seconds"] = step_cost()
         print(json.dumps(out["step_cost_seconds"], indent=1), load_line())
+        args.json.write_text(json.dumps(out, indent=1))
+        return 0
+
+    if args.autoencoder:
+        from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL
+
+        ctx = build_context(args.ref_every, args.backbones, args.estimator)
+        probes = out.setdefault("autoencoder_probes", {})
+        for d in args.autoencoder:
+            vae = TinyAutoencoderKL.from_pretrained(d).eval()
+            info = d / "train_info.json"
+            probes[d.name] = {**autoencoder_ceiling(ctx, vae), "n_references": len(ctx.refs),
+                              "training": json.loads(info.read_text()) if info.exists() else None}
+            logger.info("%s: %s (%s)", d.name, json.dumps(probes[d.name]), load_line())
         args.json.write_text(json.dumps(out, indent=1))
         return 0
 

@@ -7,15 +7,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 
 def parse_small_training(description: str, argv: Sequence[str] | None, *, minutes: float, steps: int,
-                         batch_size: int, lr: float, data_help: str | None = None
+                         batch_size: int, lr: float, data_help: str | None = None,
+                         extra: Callable[[argparse.ArgumentParser], None] | None = None
                          ) -> tuple[argparse.Namespace, np.random.Generator]:
-    """Parse the shared flags (defaults per training), set up logging to stdout, torch's threads and seed.
+    """Parse the shared flags (defaults per training; ``extra`` adds a training's own), set up logging to
+    stdout, torch's threads and seed.
 
     Returns:
         ``(args, rng)``: the flags and a numpy generator seeded with ``--seed``.
@@ -31,6 +33,8 @@ def parse_small_training(description: str, argv: Sequence[str] | None, *, minute
     ap.add_argument("--batch-size", type=int, default=batch_size)
     ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--threads", type=int, default=1)
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     torch.set_num_threads(args.threads)

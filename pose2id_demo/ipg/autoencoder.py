@@ -82,11 +82,15 @@ def load_train_images(root: str | Path, size: tuple[int, int] = (64, 32)) -> np.
 def main(argv: list[str] | None = None) -> int:
     from pose2id_demo.training_cli import parse_small_training
 
+    def shape_flags(ap) -> None:  # the shipped autoencoder uses the defaults; other values are probes
+        ap.add_argument("--latent-channels", type=int, default=8)
+        ap.add_argument("--widths", type=int, nargs=3, default=[32, 64, 96], help="block_out_channels")
+
     args, rng = parse_small_training("Train the tiny IPG's KL autoencoder", argv, minutes=8.0, steps=3000,
-                                     batch_size=32, lr=2e-3)
+                                     batch_size=32, lr=2e-3, extra=shape_flags)
     imgs = load_train_images(args.data)
     x_all = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    ae = TinyAutoencoderKL()
+    ae = TinyAutoencoderKL(latent_channels=args.latent_channels, block_out_channels=tuple(args.widths))
     opt = torch.optim.Adam(ae.parameters(), lr=args.lr)
     t0 = time.time()
     step = 0
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                         10 * np.log10(4 / avg), (time.time() - t0) / 60)
     ae.eval()
     with torch.no_grad():
-        sub = x_all[rng.choice(len(x_all), 512, replace=False)]
+        sub = x_all[rng.choice(len(x_all), min(512, len(x_all)), replace=False)]
         lat = ae.encode(sub).latent_dist.mean
         rec = ae.decode(lat).sample
         psnr = float(10 * torch.log10(4 / torch.nn.functional.mse_loss(rec, sub)))
