@@ -228,14 +228,20 @@ def reconstruct(vae, images: np.ndarray) -> np.ndarray:
     return rec.reshape(images.shape)
 
 
-def autoencoder_ceiling(ctx: Context, vae) -> dict:
-    """What a 64×32 latent generator with this autoencoder can at best draw: the ground truth (own and
-    canonical background) through the autoencoder, scored for pose, identity and fidelity."""
-    from pose2id_demo.ipg.quality import psnr, ssim
-
+def ceiling_images(ctx: Context, vae) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ground truth at 64×32 (own and canonical background) and both through the autoencoder."""
     gt64 = np.stack([[box(g) for g in row] for row in ctx.gt])
     gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
-    rec, recc = reconstruct(vae, gt64), reconstruct(vae, gtc64)
+    return gt64, gtc64, reconstruct(vae, gt64), reconstruct(vae, gtc64)
+
+
+def autoencoder_ceiling(ctx: Context, vae, images: tuple | None = None) -> dict:
+    """What a 64×32 latent generator with this autoencoder can at best draw: the ground truth (own and
+    canonical background) through the autoencoder, scored for pose, identity and fidelity. ``images``:
+    :func:`ceiling_images` already made for this autoencoder."""
+    from pose2id_demo.ipg.quality import psnr, ssim
+
+    gt64, _, rec, recc = images if images is not None else ceiling_images(ctx, vae)
     pose = pose_block(ctx, rec)
     pose.pop("per_target_direction")
     flat = lambda a: a.reshape(-1, *a.shape[2:])  # noqa: E731
@@ -243,7 +249,7 @@ def autoencoder_ceiling(ctx: Context, vae) -> dict:
             "canonical_identity_rank1": identity_block(ctx, recc),
             "ssim": round(float(np.mean([ssim(a, b) for a, b in zip(flat(rec), flat(gt64))])), 4),
             "psnr_db": round(float(np.mean([psnr(a, b) for a, b in zip(flat(rec), flat(gt64))])), 2),
-            "latent_shape": [int(vae.config.latent_channels), 16, 8],
+            "latent_shape": [int(vae.config.latent_channels), gt64.shape[2] // 4, gt64.shape[3] // 4],
             "parameters": int(sum(p.numel() for p in vae.parameters()))}
 
 
@@ -264,7 +270,8 @@ def baselines(ctx: Context, pipe) -> dict:
         c, _, d = ctx.estimator.predict_arrays(ims)
         s = pose_scores(c, d.argmax(1), kps, dirs, (64, 128))
         real[tag] = {"pck": round(100 * s["pck"], 2), "direction": round(100 * s["direction"], 2), "n": s["n"]}
-    gt64 = np.stack([[box(g) for g in row] for row in ctx.gt])
+    images = ceiling_images(ctx, pipe.vae)
+    gt64, gtc64, rec, _ = images
     gt_scores = {"pose_128x64": pose_block(ctx, ctx.gt), "pose_64x32": pose_block(ctx, gt64),
                  "identity_rank1_64x32": identity_block(ctx, gt64)}
     # copy rate of real photos: the reference's other gallery images against the reference's pose
@@ -290,9 +297,7 @@ def baselines(ctx: Context, pipe) -> dict:
                                                                        g["g_feats"], g["g_pids"]), 2)
     # fidelity baselines at 64×32
     ref64 = [box(i) for i in ctx.ref_images]
-    gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
     fid = {k: {"ssim": [], "psnr_db": []} for k in ("reference_image", "mean_train_image", "autoencoder_reconstruction")}
-    rec = reconstruct(pipe.vae, gt64)
     for i in range(gt64.shape[0]):
         for j in range(gt64.shape[1]):
             for key, im in (("reference_image", ref64[i]), ("mean_train_image", ctx.mean_train),
@@ -305,7 +310,7 @@ def baselines(ctx: Context, pipe) -> dict:
            for k, d in fid.items()}
     gt_scores["autoencoder_reconstruction_pose"] = pose_block(ctx, rec)
     gt_scores["canonical_identity_rank1_64x32"] = identity_block(ctx, gtc64)
-    ceil = autoencoder_ceiling(ctx, pipe.vae)
+    ceil = autoencoder_ceiling(ctx, pipe.vae, images)
     gt_scores["autoencoder_reconstruction_identity_rank1"] = ceil["identity_rank1"]
     gt_scores["canonical_autoencoder_reconstruction_identity_rank1"] = ceil["canonical_identity_rank1"]
     return {"estimator_on_real_test_images": real, "ground_truth_renders": gt_scores,
