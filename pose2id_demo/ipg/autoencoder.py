@@ -4,7 +4,8 @@
 
 :class:`TinyAutoencoderKL`: a plain convolutional KL autoencoder with the ``AutoencoderKL`` interface the
 pipeline uses (``encode(x).latent_dist``, ``decode(z).sample``, ``config.scaling_factor``,
-``config.block_out_channels``): 64×32 RGB ↔ 8×16×8 latent (two stride-2 stages, 6× fewer numbers). Trained on
+``config.block_out_channels``): 64×32 RGB ↔ C×16×8 latent (two stride-2 stages; C = 8 by default, 6× fewer
+numbers; the shipped one has C = 16, ``--latent-channels``). Trained on
 the benchmark's train split (box-resized to 64×32, random horizontal flips) with L1 + MSE reconstruction
 + 1e-6 · KL, Adam lr 2e-3 with cosine decay, batch 32; ``scaling_factor`` = 1 / std of the training latents
 (SD's convention).

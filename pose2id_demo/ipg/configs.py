@@ -4,7 +4,8 @@ The same classes serve both (diffusers style); only the config dicts differ.
 
 - ``sd15``: SD1.5 UNet (320/640/1280/1280, cross-attention 768), AutoencoderKL sd-vae-ft-mse (×8, 4 ch),
   512×256 images, Pose Guider (16, 32, 64, 128) → 320, IFR 3840 → 20 × 768.
-- ``tiny``: 64×32 images in the 8×16×8 latent space of a small trained KL autoencoder
+- ``tiny``: 64×32 images in the 16×16×8 latent space of a small trained KL autoencoder (the UNets'
+  ``in_channels`` follow the autoencoder's ``latent_channels``; the first one had 8)
   (:mod:`pose2id_demo.ipg.autoencoder`; the lossless pixel-unshuffle space of :mod:`pose2id_demo.ipg.vae` was
   tried first and rejected, see there),
   UNets with blocks (32, 64, 64) (1.5 M parameters each), cross-attention width 64, IFR ``reid_dim`` → 8 × 64, and the Pose Guider
