@@ -391,8 +391,9 @@ def run_probes(pipe, ctx: Context, steps: int) -> dict:
     """Inference-time diagnosis of the pose adherence (IFR on): pose-embedding scale, reference attention
     off, DDIM steps; and the pose signal's size against the latent features it is added to."""
     res = {"pose_embedding_rms_over_conv_in_rms_by_t": pose_signal_ratio(pipe, ctx)}
-    variants = {"pose_scale_0": dict(pose_scale=0.0), "pose_scale_2": dict(pose_scale=2.0),
-                "pose_scale_4": dict(pose_scale=4.0), "no_reference_attention": dict(use_reference_attention=False),
+    variants = {"pose_scale_0": dict(pose_scale=0.0), "pose_scale_1_5": dict(pose_scale=1.5),
+                "pose_scale_2": dict(pose_scale=2.0), "pose_scale_4": dict(pose_scale=4.0),
+                "no_reference_attention": dict(use_reference_attention=False),
                 "ddim_steps_10": dict(steps=10), "ddim_steps_50": dict(steps=50)}
     for name, kw in variants.items():
         kw = dict(kw)
