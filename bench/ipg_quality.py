@@ -239,17 +239,17 @@ def autoencoder_ceiling(ctx: Context, vae, images: tuple | None = None) -> dict:
     """What a 64×32 latent generator with this autoencoder can at best draw: the ground truth (own and
     canonical background) through the autoencoder, scored for pose, identity and fidelity. ``images``:
     :func:`ceiling_images` already made for this autoencoder."""
+    from pose2id_demo.ipg.pipeline import vae_scale_factor
     from pose2id_demo.ipg.quality import psnr, ssim
 
     gt64, _, rec, recc = images if images is not None else ceiling_images(ctx, vae)
-    pose = pose_block(ctx, rec)
-    pose.pop("per_target_direction")
     flat = lambda a: a.reshape(-1, *a.shape[2:])  # noqa: E731
-    return {"pose": pose, "identity_rank1": identity_block(ctx, rec),
+    f = vae_scale_factor(vae)
+    return {"pose": pose_block(ctx, rec), "identity_rank1": identity_block(ctx, rec),
             "canonical_identity_rank1": identity_block(ctx, recc),
             "ssim": round(float(np.mean([ssim(a, b) for a, b in zip(flat(rec), flat(gt64))])), 4),
             "psnr_db": round(float(np.mean([psnr(a, b) for a, b in zip(flat(rec), flat(gt64))])), 2),
-            "latent_shape": [int(vae.config.latent_channels), gt64.shape[2] // 4, gt64.shape[3] // 4],
+            "latent_shape": [int(vae.config.latent_channels), gt64.shape[2] // f, gt64.shape[3] // f],
             "parameters": int(sum(p.numel() for p in vae.parameters()))}
 
 
@@ -271,7 +271,8 @@ def baselines(ctx: Context, pipe) -> dict:
         s = pose_scores(c, d.argmax(1), kps, dirs, (64, 128))
         real[tag] = {"pck": round(100 * s["pck"], 2), "direction": round(100 * s["direction"], 2), "n": s["n"]}
     images = ceiling_images(ctx, pipe.vae)
-    gt64, gtc64, rec, _ = images
+    gt64, gtc64, _, _ = images
+    ceil = autoencoder_ceiling(ctx, pipe.vae, images)  # its pose and fidelity are the baselines' AE rows
     gt_scores = {"pose_128x64": pose_block(ctx, ctx.gt), "pose_64x32": pose_block(ctx, gt64),
                  "identity_rank1_64x32": identity_block(ctx, gt64)}
     # copy rate of real photos: the reference's other gallery images against the reference's pose
@@ -297,20 +298,19 @@ def baselines(ctx: Context, pipe) -> dict:
                                                                        g["g_feats"], g["g_pids"]), 2)
     # fidelity baselines at 64×32
     ref64 = [box(i) for i in ctx.ref_images]
-    fid = {k: {"ssim": [], "psnr_db": []} for k in ("reference_image", "mean_train_image", "autoencoder_reconstruction")}
+    fid = {k: {"ssim": [], "psnr_db": []} for k in ("reference_image", "mean_train_image")}
     for i in range(gt64.shape[0]):
         for j in range(gt64.shape[1]):
-            for key, im in (("reference_image", ref64[i]), ("mean_train_image", ctx.mean_train),
-                            ("autoencoder_reconstruction", rec[i, j])):
-                truths = (("", gt64), ("_canonical", gtc64)) if key != "autoencoder_reconstruction" else (("", gt64),)
-                for tag, truth in truths:  # the autoencoder reconstructs the own-background truth only
+            for key, im in (("reference_image", ref64[i]), ("mean_train_image", ctx.mean_train)):
+                for tag, truth in (("", gt64), ("_canonical", gtc64)):
                     fid[key].setdefault(f"ssim{tag}", []).append(ssim(im, truth[i, j]))
                     fid[key].setdefault(f"psnr{tag}_db", []).append(psnr(im, truth[i, j]))
     fid = {k: {m: round(float(np.mean(v)), 4 if m.startswith("ssim") else 2) for m, v in d.items()}
            for k, d in fid.items()}
-    gt_scores["autoencoder_reconstruction_pose"] = pose_block(ctx, rec)
+    # the autoencoder reconstructs the own-background truth only
+    fid["autoencoder_reconstruction"] = {"ssim": ceil["ssim"], "psnr_db": ceil["psnr_db"]}
+    gt_scores["autoencoder_reconstruction_pose"] = ceil["pose"]
     gt_scores["canonical_identity_rank1_64x32"] = identity_block(ctx, gtc64)
-    ceil = autoencoder_ceiling(ctx, pipe.vae, images)
     gt_scores["autoencoder_reconstruction_identity_rank1"] = ceil["identity_rank1"]
     gt_scores["canonical_autoencoder_reconstruction_identity_rank1"] = ceil["canonical_identity_rank1"]
     return {"estimator_on_real_test_images": real, "ground_truth_renders": gt_scores,
@@ -623,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
         for d in args.autoencoder:
             vae = TinyAutoencoderKL.from_pretrained(d).eval()
             info = d / "train_info.json"
-            probes[d.name] = {**autoencoder_ceiling(ctx, vae), "n_references": len(ctx.refs),
+            ceil = autoencoder_ceiling(ctx, vae)
+            ceil["pose"].pop("per_target_direction")
+            probes[d.name] = {**ceil, "n_references": len(ctx.refs),
                               "training": json.loads(info.read_text()) if info.exists() else None}
             logger.info("%s: %s (%s)", d.name, json.dumps(probes[d.name]), load_line())
         args.json.write_text(json.dumps(out, indent=1))

@@ -274,7 +274,7 @@ def test_autoencoder_cli_shape_flags_train_and_save(tmp_path):
 
     import PIL.Image
 
-    from pose2id_demo.ipg.autoencoder import main
+    from pose2id_demo.ipg.autoencoder import load_train_images, main
     from pose2id_demo.ipg.pipeline import load_vae
 
     rng = np.random.default_rng(3)
@@ -291,9 +291,7 @@ def test_autoencoder_cli_shape_flags_train_and_save(tmp_path):
     assert ae.config.latent_channels == 4 and tuple(ae.config.block_out_channels) == (8, 12, 16)
     info = json.loads((out / "train_info.json").read_text())
     assert info["steps"] == 60 and np.isfinite(info["psnr_db"])
-    x = torch.from_numpy(np.stack([np.asarray(PIL.Image.open(f).resize((32, 64), PIL.Image.BOX))
-                                   for f in sorted((root / "bounding_box_train").iterdir())])).permute(0, 3, 1, 2)
-    x = x.float() / 127.5 - 1
+    x = torch.from_numpy(load_train_images(root)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         z = ae.encode(x).latent_dist.mean
         trained = torch.nn.functional.mse_loss(ae.decode(z).sample, x)
