@@ -352,4 +352,5 @@ def test_main_resumes_bit_exactly_and_keeps_milestones(micro_root, micro_preset,
     pipe = Pose2IDPipeline.from_pretrained(tmp_path / "a" / "milestones" / "step_000004")
     for k, v in pipe.denoising_unet.state_dict().items():
         assert torch.equal(v, ema["denoising_unet." + k]), k
-    assert (tmp_path / "a" / "milestones" / "step_000002").is_dir()
+    marks = [json.loads((tmp_path / "a" / "milestones" / f"step_00000{k}" / "milestone.json").read_text()) for k in (2, 4)]
+    assert [m["step"] for m in marks] == [2, 4] and 0 <= marks[0]["cpu_minutes"] <= marks[1]["cpu_minutes"]

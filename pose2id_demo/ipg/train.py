@@ -402,9 +402,24 @@ class _Segment:
             return "max-minutes"
         if cfg.budget_minutes is not None and (self.run.elapsed + now - self.start) / 60 >= cfg.budget_minutes:
             return "budget"
-        if cfg.max_cpu_minutes is not None and self.prior_cpu + (time.process_time() - self.cpu_start) / 60 >= cfg.max_cpu_minutes:
+        if cfg.max_cpu_minutes is not None and self.cpu_minutes() >= cfg.max_cpu_minutes:
             return "max-cpu-minutes"
         return None
+
+    def cpu_minutes(self) -> float:
+        """CPU-minutes of all segments so far (all threads of this process)."""
+        return self.prior_cpu + (time.process_time() - self.cpu_start) / 60
+
+    def milestone(self, pipe: Pose2IDPipeline, loss_avg: float | None) -> None:
+        """The EMA pipeline of this step in ``DIR/milestones/step_XXXXXX/``, with its step, CPU-minutes and
+        wall minutes so far (``milestone.json``): the points of the training curve."""
+        run = self.run
+        folder = run.cfg.out / "milestones" / f"step_{run.step:06d}"
+        pipe.save_pretrained(folder)
+        (folder / "milestone.json").write_text(json.dumps({
+            "step": run.step, "cpu_minutes": round(self.cpu_minutes(), 2),
+            "minutes": round((run.elapsed + time.time() - self.start) / 60, 2),
+            "loss_ema": None if loss_avg is None else round(loss_avg, 5)}))
 
     def state(self) -> dict:
         """The run's state.json fields besides the step, time and RNGs."""
@@ -477,7 +492,7 @@ def train(run: Run) -> str:
                 sample_grid(pipe, cfg.data, out / "samples" / f"step_{run.step:06d}.png")
                 last_sample = time.time()
             if cfg.milestone_every and run.step % cfg.milestone_every == 0:
-                pipe.save_pretrained(out / "milestones" / f"step_{run.step:06d}")
+                seg.milestone(pipe, loss_avg)
     save()
     if cfg.sample_minutes > 0:
         sample_grid(pipe, cfg.data, out / "samples" / f"step_{run.step:06d}.png")
