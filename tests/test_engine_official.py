@@ -117,3 +117,22 @@ def test_official_weights_from_the_hub_cache_generate_with_seed_12580(tmp_path, 
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(res["images"]["on"], again["images"]["on"]))
     other = eng.generate(image, use_ifr="on", steps=1, seed=42)
     assert not np.array_equal(np.asarray(res["images"]["on"][0]), np.asarray(other["images"]["on"][0]))
+
+
+def test_the_seed_box_defaults_to_12580_and_says_why_with_the_official_weights(monkeypatch):
+    from pose2id_demo.engine import get_engine
+    from pose2id_demo.ui import build_demo
+
+    def seed_box():
+        demo = build_demo()
+        (box,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "seed"]
+        return box
+
+    box = seed_box()
+    assert box.value == 42 and not box.info  # the embedded generator
+    models = get_engine().models
+    monkeypatch.setattr(models, "_pipeline_factory", lambda: None)  # as use_official_ipg leaves it
+    monkeypatch.setattr(models, "official", object())
+    monkeypatch.setattr(models, "default_seed", official.OFFICIAL_SEED)
+    box = seed_box()
+    assert box.value == 12580 and "12580: the official inference's seed" in box.info

@@ -171,3 +171,40 @@ def test_a_folder_with_the_pretrained_layout(offline_cache, tmp_path):
     with pytest.raises(ReleaseFileError, match=rf"^{folder} lacks sd-vae-ft-mse/ "):
         release.check()
     assert TINY_UNET["block_out_channels"] != release.unet_architecture()["block_out_channels"]  # built-in SD1.5
+
+
+def test_fetch_downloads_only_what_is_missing_and_reports_progress(tmp_path, monkeypatch):
+    """The download step at the library's boundary: ``hf_hub_download`` replaced by a stand-in that writes the file
+    and drives the progress bar it is given, as the library does (the network is not reachable here)."""
+    blobs = {"IFR.pth": b"i" * 3000, "pose_guider.pth": b"p" * 1000}
+    calls = []
+
+    def fake_download(repo, filename, revision=None, tqdm_class=None, **kw):
+        calls.append(filename)
+        path = tmp_path / filename
+        if filename in blobs and tqdm_class is not None and not path.exists():
+            with tqdm_class(total=len(blobs[filename]), initial=0, disable=True) as bar:
+                for _ in range(0, len(blobs[filename]), 500):
+                    bar.update(500)
+            path.write_bytes(blobs[filename])
+        return str(path)
+
+    monkeypatch.setattr(hub, "hf_hub_download", fake_download)
+    (tmp_path / "cached.json").write_text("{}")
+    plan = hub.HubPlan(spec=hub.HubSpec(), files=[
+        hub.HubFile("IFR.pth", "yuanc3/Pose2ID", "IFR.pth", "a" * 40, 3000, cached=False),
+        hub.HubFile("pose_guider.pth", "yuanc3/Pose2ID", "pose_guider.pth", "a" * 40, 1000, cached=False),
+        hub.HubFile("unet_config", "x/y", "cached.json", "b" * 40, 2, cached=True)])
+    assert plan.download_bytes == 4000
+    progress = hub.DownloadProgress()
+    seen = []
+    real_add = progress.add
+    monkeypatch.setattr(progress, "add", lambda n: (real_add(n), seen.append(progress.describe())))
+    paths = plan.fetch(progress)
+    assert paths["IFR.pth"] == tmp_path / "IFR.pth" and calls == ["IFR.pth", "pose_guider.pth", "cached.json"]
+    assert progress.done == 4000 and progress.state == "done" and progress.describe() is None
+    assert seen[-1] == "downloading the official Pose2ID weights: 4.0 kB of 4.0 kB (100 %)"
+    blobs["IFR.pth"] = b"i" * 2999  # a transfer that ended short
+    (tmp_path / "IFR.pth").unlink()
+    with pytest.raises(hub.HubError, match=r"IFR.pth is 2,999 bytes but the Hub's yuanc3/Pose2ID/IFR.pth is 3,000"):
+        plan.fetch(hub.DownloadProgress())
