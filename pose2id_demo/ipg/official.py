@@ -89,6 +89,10 @@ class MissingReleaseFile(ReleaseFileError, FileNotFoundError):
     """A file of the release that is not there."""
 
 
+class UnreadableCheckpoint(ReleaseFileError, pickle.UnpicklingError):
+    """A ``.pth`` that ``torch.load(weights_only=True)`` refuses (damaged, or a pickle with code in it)."""
+
+
 @dataclass(frozen=True)
 class OfficialRelease:
     """Where each file of the official release is (:func:`open_release` makes one from a folder or the Hub).
@@ -191,8 +195,8 @@ def _load_checkpoint(path: Path, map_location: str) -> dict[str, torch.Tensor]:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise ReleaseFileError(f"{path} is not a readable PyTorch checkpoint ({reason}): delete it and fetch it "
-                               "again.") from None
+        raise UnreadableCheckpoint(f"{path} is not a readable PyTorch checkpoint ({reason}): delete it and fetch "
+                                   "it again.") from None
 
 
 @dataclass
