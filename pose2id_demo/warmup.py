@@ -28,7 +28,7 @@ WHAT = {
     "per_query": "the per-query view",
     "render": "the SynthPed images (rendered once, about a minute on 2 cores)",
     "backbone": "the ReID backbone",
-    "generator": "the embedded generator",
+    "generator": "the generator",
     "qindex": "the index of the benchmark query images",
     "tsne": "the t-SNE",
     "cleansing": "the data cleansing of the train split",

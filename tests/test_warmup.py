@@ -61,7 +61,7 @@ def test_steps_run_in_order_and_preparing_clears() -> None:
     assert w.preparing("generator") is None  # not started: callbacks compute as before
     w.start()
     msg = w.preparing("generator", "cleansing:standard:a", wait=0.2)
-    assert msg is not None and msg.startswith("⏳ Preparing the embedded generator and the data cleansing")
+    assert msg is not None and msg.startswith("⏳ Preparing the generator and the data cleansing")
     assert w.preparing("features:standard:a", wait=5.0) is None  # done before the gate
     assert w.preparing("no-such-step") is None
     gate.set()
