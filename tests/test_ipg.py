@@ -361,6 +361,16 @@ def test_autoencoder_cli_trains_a_larger_decoder_with_the_encoder_frozen(tmp_pat
         trained = torch.nn.functional.mse_loss(up.decode(z).sample, y)
         before = torch.nn.functional.mse_loss(decoder_from(src, 2).decode(z).sample, y)
     assert trained < before
+    # a run stopped at step 15 and resumed to 40 on the same schedule ends bit for bit where the straight run did
+    common = ["--data", str(root), "--from", str(tmp_path / "ae"), "--decoder-upsample", "2", "--batch-size", "4",
+              "--schedule-steps", "40"]
+    assert main(common + ["--out", str(tmp_path / "split"), "--max-steps", "15"]) == 0
+    assert json.loads((tmp_path / "split" / "train_info.json").read_text())["steps"] == 15
+    torch.manual_seed(12345)  # the resumed run must take its RNG states from the checkpoint, not from here
+    assert main(common + ["--out", str(tmp_path / "split"), "--max-steps", "40", "--resume"]) == 0
+    resumed = load_vae(tmp_path / "split")
+    for k, v in up.decoder.state_dict().items():
+        assert torch.equal(v, resumed.decoder.state_dict()[k]), k
 
 
 @pytest.mark.slow

@@ -97,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="train only a new decoder for this trained autoencoder (its encoder frozen)")
         ap.add_argument("--decoder-upsample", type=int, default=1,
                         help="with --from: the new decoder's output is this many times the input size")
+        ap.add_argument("--resume", action="store_true", help="with --from: continue from OUT/checkpoint")
+        ap.add_argument("--schedule-steps", type=int, default=None,
+                        help="with --from: the cosine learning-rate horizon (default --max-steps), so that a run "
+                             "stopped early by --max-steps can be resumed on the same schedule")
+        ap.add_argument("--ckpt-minutes", type=float, default=5.0,
+                        help="with --from: save a resumable checkpoint this often (wall minutes)")
 
     args, rng = parse_small_training("Train the tiny IPG's KL autoencoder", argv, minutes=8.0, steps=3000,
                                      batch_size=32, lr=2e-3, extra=shape_flags)
@@ -161,7 +167,10 @@ def decoder_from(trained: TinyAutoencoderKL, upsample: int) -> TinyAutoencoderKL
 def train_decoder(args, rng: np.random.Generator) -> int:
     """Train the decoder of :func:`decoder_from` against the train images at the output size (L1 + MSE), the
     encoder frozen, so that the latent space — and any generator trained in it — stays the same. The
-    learning rate decays by a cosine over ``--max-steps`` (step-based); ``--max-minutes`` is a safety stop."""
+    learning rate decays by a cosine over ``--max-steps`` (step-based); ``--max-minutes`` is a safety stop.
+    With ``--resume`` it continues from the checkpoint it saves every ``--ckpt-minutes``."""
+    from pose2id_demo.ipg.checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
+
     src = TinyAutoencoderKL.from_pretrained(args.from_dir, low_cpu_mem_usage=False).eval()
     ae = decoder_from(src, args.decoder_upsample)
     ae.encoder.requires_grad_(False)
@@ -170,13 +179,25 @@ def train_decoder(args, rng: np.random.Generator) -> int:
     x_in = torch.from_numpy(load_train_images(args.data, (h, w))).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     x_out = torch.from_numpy(load_train_images(args.data, (h * u, w * u))).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     opt = torch.optim.Adam(ae.decoder.parameters(), lr=args.lr)
-    t0, cpu0, step, avg = time.time(), time.process_time(), 0, None
+    horizon = args.schedule_steps or args.max_steps
+    gen = torch.Generator()  # unused by the loop; kept so the checkpoint format is the generator's own
+    step, avg, elapsed, cpu_before = 0, None, 0.0, 0.0
+    if args.resume and checkpoint_dir(args.out) is not None:
+        state = load_checkpoint(args.out, {"decoder": ae.decoder}, None, opt, rng, gen, names=("decoder",))
+        step, avg, elapsed, cpu_before = state["step"], state["avg"], state["elapsed"], state["cpu_minutes"] * 60
+        logger.info("resumed at step %d (%.1f min trained)", step, elapsed / 60)
+    t0, cpu0, last_ck = time.time() - elapsed, time.process_time() - cpu_before, time.time()
+
+    def save() -> None:
+        save_checkpoint(args.out, {"decoder": ae.decoder}, None, opt, step, time.time() - t0, rng, gen,
+                        {"avg": avg, "cpu_minutes": (time.process_time() - cpu0) / 60}, names=("decoder",))
+
     while step < args.max_steps and time.time() - t0 < args.max_minutes * 60:
         idx = rng.integers(0, len(x_in), args.batch_size)
         flip = torch.from_numpy(rng.random(args.batch_size) < 0.5)[:, None, None, None]
         xi, xo = torch.where(flip, x_in[idx].flip(-1), x_in[idx]), torch.where(flip, x_out[idx].flip(-1), x_out[idx])
         for g in opt.param_groups:
-            g["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.max_steps)))
+            g["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(1.0, step / horizon))))
         with torch.no_grad():
             z = ae.encode(xi).latent_dist.sample()
         rec = ae.decode(z).sample
@@ -191,6 +212,10 @@ def train_decoder(args, rng: np.random.Generator) -> int:
         if step % 50 == 0:
             logger.info("step %d mse %.5f (avg %.5f, PSNR %.1f dB) %.1f min", step, m, avg,
                         10 * np.log10(4 / avg), (time.time() - t0) / 60)
+        if time.time() - last_ck > args.ckpt_minutes * 60:
+            save()
+            last_ck = time.time()
+    save()
     ae.eval()
     with torch.no_grad():
         pick = rng.choice(len(x_in), min(512, len(x_in)), replace=False)

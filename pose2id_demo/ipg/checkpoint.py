@@ -41,12 +41,15 @@ def _unflat_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(out: Path, m: dict, ema: dict, opt, step: int, elapsed: float, rng: np.random.Generator,
-                    gen: torch.Generator, extra: dict) -> None:
+def save_checkpoint(out: Path, m: dict, ema: dict | None, opt, step: int, elapsed: float, rng: np.random.Generator,
+                    gen: torch.Generator, extra: dict, names: tuple[str, ...] = TRAINED) -> None:
+    """Write the checkpoint of modules ``m[name]`` (and their EMA copies ``ema[name]`` unless ``ema`` is None)
+    for each of ``names``, the optimizer, the step, ``elapsed`` seconds, the RNG states and ``extra``."""
     ck = out / "checkpoint.tmp"
     ck.mkdir(parents=True, exist_ok=True)
-    save_file({f"{n}.{k}": v.contiguous() for n in TRAINED for k, v in m[n].state_dict().items()}, ck / "model.safetensors")
-    save_file({f"{n}.{k}": v.contiguous() for n in TRAINED for k, v in ema[n].state_dict().items()}, ck / "ema.safetensors")
+    for modules, fname in ((m, "model.safetensors"), (ema, "ema.safetensors")):
+        if modules is not None:
+            save_file({f"{n}.{k}": v.contiguous() for n in names for k, v in modules[n].state_dict().items()}, ck / fname)
     ot, ometa = _flat_optimizer(opt)
     save_file(ot, ck / "optimizer.safetensors")
     save_file({"torch_gen": gen.get_state(), "torch_global": torch.get_rng_state()}, ck / "rng.safetensors")
@@ -72,14 +75,19 @@ def checkpoint_dir(out: Path) -> Path | None:
     return None
 
 
-def load_checkpoint(out: Path, m: dict, ema: dict, opt, rng: np.random.Generator, gen: torch.Generator) -> dict:
+def load_checkpoint(out: Path, m: dict, ema: dict | None, opt, rng: np.random.Generator, gen: torch.Generator,
+                    names: tuple[str, ...] = TRAINED) -> dict:
+    """Restore what :func:`save_checkpoint` wrote into the same modules, optimizer and generators; returns the
+    saved state (step, elapsed and the ``extra`` keys)."""
     ck = checkpoint_dir(out)
     if ck is None:
         raise FileNotFoundError(f"{out}: no checkpoint")
     state = json.loads((ck / "state.json").read_text())
     for target, fname in ((m, "model.safetensors"), (ema, "ema.safetensors")):
+        if target is None:
+            continue
         flat = load_file(ck / fname)
-        for n in TRAINED:
+        for n in names:
             dev = next(target[n].parameters()).device
             target[n].load_state_dict({k[len(n) + 1:]: v.to(dev) for k, v in flat.items() if k.startswith(n + ".")})
     opt.load_state_dict(_unflat_optimizer(load_file(ck / "optimizer.safetensors"), state["optimizer"]))
