@@ -206,9 +206,10 @@ def stage_features(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = 
 
 
 def distances(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None) -> np.ndarray:
-    """The (nq, ng) distance matrix a row is ranked by: Euclidean (float64, under the tie rule of
-    :mod:`pose2id_demo.metrics.rank`), or k-reciprocal re-ranking when ``s.rerank`` (float32, computed in
-    float64 under the same rule) — so a row's numbers do not depend on the BLAS thread count."""
+    """The (nq, ng) distance matrix a row is ranked by: Euclidean (float64 from exact dot products,
+    :func:`pose2id_demo.metrics.distance_matrix`), or k-reciprocal re-ranking when ``s.rerank`` (float32,
+    computed in float64 and rounded to :data:`pose2id_demo.metrics.TIE_GRID`) — so a row's numbers do not
+    depend on the BLAS thread count."""
 
     def make() -> np.ndarray:
         q, g = stage_features(fs, s, row, cache)

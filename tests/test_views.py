@@ -1,5 +1,5 @@
 """What the app and the CLI show beside the tables, against brute-force references written from their
-definitions: the tie rule of the ranking distances, each query's ranked list and AP, the same-identity vs
+definitions: the exact dot products of the ranking distances, each query's ranked list and AP, the same-identity vs
 different-identity distance histograms and their overlap, one identity's feature dimension around its centre
 (Fig. 2), the ablation's wrappers of them, and the PNG figures and visrank strips drawn from them."""
 
@@ -13,6 +13,7 @@ from pose2id_demo import ablation
 from pose2id_demo.feature_distribution import identity_dimension
 from pose2id_demo.featurefile import FeatureSet
 from pose2id_demo.metrics import (
+    EXACT_SCALE,
     TIE_GRID,
     distance_matrix,
     evaluate,
@@ -21,6 +22,7 @@ from pose2id_demo.metrics import (
     per_query_ap,
     ranked_lists,
 )
+from pose2id_demo.metrics.rank import snap_to_tie_grid
 
 
 def labelled(rng, nq=40, ng=200, d=12, n_ids=8, n_cams=4, m=3, junk=6, distractors=10) -> dict:
@@ -46,20 +48,34 @@ def unit(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-# ----------------------------------------------------------------------------------------- the tie rule
-def test_distance_matrix_is_on_the_tie_grid_and_duplicates_tie_exactly(rng):
+# ----------------------------------------------------------------------------------------- exact distances
+def test_distance_matrix_dot_products_are_exact_whatever_the_gemm(rng):
     q = rng.standard_normal((37, 96)).astype(np.float32)
     g = rng.standard_normal((301, 96)).astype(np.float32)
     g[[5, 64, 150, 299]] = g[17]  # the same row at positions that different GEMM kernel tiles handle
     d = distance_matrix(q, g)
     assert d.dtype == np.float64
-    sq = d**2
-    ref = np.square(unit(q)[:, None, :] - unit(g)[None, :, :]).sum(-1)  # float64, from the definition
-    assert np.abs(sq - ref).max() <= TIE_GRID  # rounded to the grid: at most half a step plus float64 noise
-    on_grid = np.rint(np.square(d) / TIE_GRID) * TIE_GRID
-    assert np.allclose(sq, on_grid, rtol=0, atol=1e-15)
+    ref = np.sqrt(np.square(unit(q)[:, None, :] - unit(g)[None, :, :]).sum(-1))  # float64, from the definition
+    assert np.abs(d - ref).max() < 1e-6
+    # the integer dot products, summed exactly in int64 by numpy's own loop (no BLAS)
+    def integers(x):
+        x = x.astype(np.float64)
+        return np.rint(x / np.sqrt(np.einsum("ij,ij->i", x, x))[:, None] * EXACT_SCALE).astype(np.int64)
+
+    iq, ig = integers(q), integers(g)
+    num = (iq * iq).sum(1)[:, None] + (ig * ig).sum(1)[None, :] - 2 * (iq @ ig.T)  # |r_q - r_g|^2, exact
+    assert np.allclose(d, np.sqrt(num / EXACT_SCALE**2), rtol=0, atol=1e-15)
+    # other GEMM shapes (row by row, transposed, blocks of 7 columns) sum in other orders: the same bits
+    assert np.array_equal(d, np.concatenate([distance_matrix(q[i:i + 1], g) for i in range(len(q))]))
+    assert np.array_equal(d, distance_matrix(g, q).T)
+    assert np.array_equal(d, np.concatenate([distance_matrix(q, g[j:j + 7]) for j in range(0, len(g), 7)], 1))
     for j in (5, 64, 150, 299):
         assert np.array_equal(d[:, j], d[:, 17])  # bit for bit: the ranking breaks the tie by gallery index
+
+
+def test_snap_to_tie_grid_rounds_to_the_grid():
+    x = np.array([0.0, TIE_GRID * 0.49, TIE_GRID * 0.51, 1.0 + 3.4 * TIE_GRID, 2.0])
+    assert snap_to_tie_grid(x.copy()).tolist() == [0.0, 0.0, TIE_GRID, 1.0 + 3 * TIE_GRID, 2.0]
 
 
 # ----------------------------------------------------------------------------------------- ranked lists

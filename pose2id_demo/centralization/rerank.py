@@ -37,8 +37,9 @@ the kernel and the final term (not the neighbour sets) and gives somewhat differ
 The released code sorts with numpy's default (unstable) ``argsort``; here neighbours are ordered by
 (distance, index) with p first, so results are deterministic (they differ only on exact distance ties).
 The final distances are computed in float64, rounded to :data:`pose2id_demo.metrics.rank.TIE_GRID` and
-returned as float32, so they do not depend on the BLAS thread count; equal float32 values rank by gallery
-index in :func:`pose2id_demo.metrics.evaluate`.
+returned as float32, so float64 rounding noise (which follows the BLAS thread count) does not reach them
+unless a value lies within that noise of a half step of the grid; equal float32 values rank by gallery index
+in :func:`pose2id_demo.metrics.evaluate`.
 
 Scale: neighbour lists and row maxima come from the blocked top-k of :mod:`.nfc`, V is sparse, the V
 weights are computed in bounded slices and the Jaccard term is accumulated per query chunk with a bounded

@@ -6,17 +6,23 @@ ascending distance, ties broken by gallery index (a stable sort); queries withou
 skipped.  AP is the mean precision at the ranks of the valid matches; INP = (#matches) / (rank of the
 hardest match) (Ye et al., TPAMI 2021); CMC(k) = fraction of queries with a match in the top k.
 
-One number per file (the tie rule).  A float32 GEMM rounds differently with 1 or 2 BLAS threads, and
-feature centralization makes exact ties common (after NFC two mutual neighbours with no other mutual
-neighbour have the same feature, z_i + z_j).  So a tie would be broken by rounding noise, and the same
-file would give other numbers in the app (which pins one thread) and the CLI.  :func:`distance_matrix`
-and :func:`evaluate_features` therefore compute the squared distance 2 - 2 cos in float64 and round it
-to a multiple of :data:`TIE_GRID` (2^-32 ≈ 2.3e-10) before ranking: distances that differ by less than
-that are equal, and equal distances rank by gallery index.  Float64 rounding noise (≈ 1e-15 here) is
-five orders of magnitude below the grid, so the rounded value, and the ranking, no longer depend on the
-BLAS or its thread count (``tests/test_determinism.py`` runs a file with 1 and 2 threads through the
-library, the CLI and the app's engine and compares every cell).  The cost at Market-1501 size is in
-``bench/bench_evaluate.py``.
+One number per file.  A float32 GEMM rounds differently with 1 or 2 BLAS threads, and feature
+centralization makes exact ties common (after NFC two mutual neighbours with no other mutual neighbour have
+the same feature, z_i + z_j).  So a tie would be broken by rounding noise, and the same file would give other
+numbers in the app (which pins one thread) and the CLI.  :func:`distance_matrix` therefore makes its dot
+products exact: each L2-normalised row u is rounded to integers r = rint(u * 2^26) (:data:`EXACT_SCALE`;
+a step of 1.5e-8, finer than float32 features carry), and R_q @ R_g.T is one float64 GEMM on those
+integers.  Every product is an integer below 2^52 and every partial sum of a row pair is bounded by
+|r_q| |r_g| <= (2^26 + sqrt(d) / 2)^2 < 2^53 (Cauchy-Schwarz, for any d below 10^15), so every addition is
+exact and the result is the same integer whatever order the BLAS sums in — any thread count, any BLAS.  The
+squared distance (|r_q|^2 + |r_g|^2 - 2 r_q.r_g) / 2^52 (the norms are exact sums too) and its square root
+are element-wise IEEE operations, equally reproducible.  Equal distances then rank by gallery index, as
+before.  It is the distance between the rounded unit vectors, each within sqrt(d) / 2^27 of its own, so it
+is within sqrt(d) / 2^26 (4e-7 at d = 768) of the unrounded features' distance, and 0 for equal rows.  ``tests/test_determinism.py`` runs a file with 1 and 2 threads through
+the library, the CLI and the app's engine and compares every cell; the cost at Market-1501 size is printed by
+``bench/bench_evaluate.py``.  Re-ranking rounds its float64 result to :data:`TIE_GRID` instead
+(:mod:`pose2id_demo.centralization.rerank`), and :func:`evaluate_features`, for 10^5-10^6 images, stays in
+float32 (see there).
 
 :func:`evaluate` is vectorised over row chunks: for each query it finds the ranking positions of the
 gallery items with the query's pid — either by sorting the row once, or (cheaper when identities have few
@@ -40,7 +46,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["TIE_GRID", "distance_matrix", "evaluate", "evaluate_features", "evaluate_loop", "per_query_ap",
+__all__ = ["EXACT_SCALE", "TIE_GRID", "distance_matrix", "evaluate", "evaluate_features", "evaluate_loop", "per_query_ap",
            "ranked_lists", "snap_to_tie_grid"]
 
 log = logging.getLogger(__name__)
@@ -48,12 +54,16 @@ log = logging.getLogger(__name__)
 _COUNT_MAX_ITEMS = 32  # "auto": count when a chunk's queries have at most this many same-pid items on average
 
 
-#: Squared distances are compared on this grid (see the module docstring): 2^-32, exact in float64.
+#: Re-ranking's float64 distances are rounded to this grid before float32: 2^-32, exact in float64.
 TIE_GRID = 2.0**-32
+
+#: :func:`distance_matrix` rounds unit rows to multiples of 1 / EXACT_SCALE so that its GEMM is exact.
+EXACT_SCALE = 2.0**26
 
 
 def snap_to_tie_grid(sq: np.ndarray) -> np.ndarray:
-    """Round float64 squared distances, in place, to the nearest multiple of :data:`TIE_GRID` (the tie rule)."""
+    """Round float64 values, in place, to the nearest multiple of :data:`TIE_GRID`: differences of float64
+    rounding noise (~1e-15) vanish unless a value lies within that noise of a half step."""
     sq *= 1.0 / TIE_GRID
     np.rint(sq, out=sq)
     sq *= TIE_GRID
@@ -66,12 +76,20 @@ def _unit_rows(x: np.ndarray, dtype) -> np.ndarray:
     return x
 
 
+def _integer_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalised rows scaled by :data:`EXACT_SCALE` and rounded to integers (held in float64)."""
+    r = _unit_rows(x, np.float64)
+    r *= EXACT_SCALE
+    return np.rint(r, out=r)
+
+
 def distance_matrix(q: np.ndarray, g: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Euclidean distance between the L2-normalised rows of ``q`` (nq, d) and ``g`` (ng, d).
 
     ``||q/|q| - g/|g| || = sqrt(2 - 2 cos)``, with one GEMM.  In float64 (the default, what every metric
-    uses) the squared distance is rounded to :data:`TIE_GRID` before the square root, so that the result
-    — and any ranking by it — is the same whatever the BLAS and its thread count (the module's tie rule).
+    uses) the GEMM multiplies the rows rounded to integers (:data:`EXACT_SCALE`), so its sums are exact and
+    the result — and any ranking by it — is bit for bit the same whatever the BLAS and its thread count (the
+    module docstring has the bound); the distance is within sqrt(d) / 2^26 of the unrounded features'.
     ``dtype=np.float32`` is the older, faster form: half the memory, but near-ties then depend on the
     BLAS's rounding, and the distance of near-identical rows is only accurate to ~1e-3 (square root).
 
@@ -82,12 +100,18 @@ def distance_matrix(q: np.ndarray, g: np.ndarray, dtype=np.float64) -> np.ndarra
     g = np.asarray(g)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f"q and g must be (nq, d) and (ng, d), got {q.shape} and {g.shape}")
-    sim = _unit_rows(q, dtype) @ _unit_rows(g, dtype).T
-    np.multiply(sim, -2.0, out=sim)
-    sim += 2.0
+    if np.dtype(dtype) == np.float64:
+        rq, rg = _integer_rows(q), _integer_rows(g)
+        sim = rq @ rg.T  # exact: integers, every partial sum below 2^53
+        sim *= -2.0
+        sim += np.einsum("ij,ij->i", rq, rq)[:, None]  # |r|^2, exact as well
+        sim += np.einsum("ij,ij->i", rg, rg)[None, :]
+        sim *= 1.0 / (EXACT_SCALE * EXACT_SCALE)  # |r_q - r_g|^2 / S^2: 0 for equal rows
+    else:
+        sim = _unit_rows(q, dtype) @ _unit_rows(g, dtype).T
+        np.multiply(sim, -2.0, out=sim)
+        sim += 2.0
     np.maximum(sim, 0.0, out=sim)
-    if sim.dtype == np.float64:
-        snap_to_tie_grid(sim)
     return np.sqrt(sim, out=sim)
 
 
@@ -394,7 +418,7 @@ def evaluate_features(
     ties by gallery index, and counts for each query the items ranked before each of its positives — the
     (num_query, num_gallery) matrix never exists.  This is the path for galleries of 10^5 to 10^6 images
     (``bench/bench_scale.py``), and it stays in float32 there: a float64 copy of a 10^6-image gallery would
-    double its 2.9 GiB.  So it is not under the module's tie rule — near-ties follow the float32 GEMM's
+    double its 2.9 GiB.  So its dot products are not exact — near-ties follow the float32 GEMM's
     rounding (torch's, which gave the same neighbours with 1 and 2 threads here, but promises nothing).  The
     app, the CLI and the paper-table bench rank with :func:`distance_matrix` and :func:`evaluate`.
 
