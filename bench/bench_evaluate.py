@@ -45,24 +45,24 @@ def main() -> None:
         "evaluate on float64 (now)", "evaluate on float64, 1 thread", "per-query loop on float64")}
     res: dict[str, dict] = {}
 
-    def timed(name: str, fn):
+    def timed(name: str, fn, *args, **kw):
         t = time.perf_counter()
-        out = fn()
+        out = fn(*args, **kw)
         times[name].append(time.perf_counter() - t)
         return out
 
     print(f"evaluate benchmark: {a.nq} x {a.ng}, d={a.d}, {a.ids} ids, 6 cameras; "
           f"load at start {' '.join(f'{x:.1f}' for x in load0)} (1/5/15 min, {os.cpu_count()} cores)")
+    labels = (q_pids, g_pids, q_cams, g_cams)
     for _ in range(a.repeats):
-        d32 = timed("distances float32 (before)", lambda: distance_matrix(q, g, dtype=np.float32))
-        res["before"] = timed("evaluate on float32 (before)", lambda: evaluate(d32, q_pids, g_pids, q_cams, g_cams))
+        d32 = timed("distances float32 (before)", distance_matrix, q, g, dtype=np.float32)
+        res["before"] = timed("evaluate on float32 (before)", evaluate, d32, *labels)
         del d32
-        d64 = timed("distances float64 exact (now)", lambda: distance_matrix(q, g))
-        args = (d64, q_pids, g_pids, q_cams, g_cams)
-        res["now"] = timed("evaluate on float64 (now)", lambda: evaluate(*args))
-        res["now 1"] = timed("evaluate on float64, 1 thread", lambda: evaluate(*args, workers=1))
-        res["loop"] = timed("per-query loop on float64", lambda: evaluate_loop(*args))
-        del d64, args
+        d64 = timed("distances float64 exact (now)", distance_matrix, q, g)
+        res["now"] = timed("evaluate on float64 (now)", evaluate, d64, *labels)
+        res["now 1"] = timed("evaluate on float64, 1 thread", evaluate, d64, *labels, workers=1)
+        res["loop"] = timed("per-query loop on float64", evaluate_loop, d64, *labels)
+        del d64
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in med.items():
         print(f"{k:<32} median {v:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times[k])})")

@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 
 from . import ablation
-from .featurefile import DEFAULT_MAX_BYTES, FeatureSet, attach_generated, load_feature_npz, read_file_info
+from .featurefile import (
+    DEFAULT_MAX_BYTES,
+    FeatureSet,
+    attach_generated,
+    load_feature_npz,
+    read_file_info,
+)
 from .metrics import ID2_VARIANTS, id2_label
 
 __all__ = ["build_parser", "load_for_eval", "main", "run_eval", "setup_logging"]

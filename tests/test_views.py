@@ -229,7 +229,11 @@ def test_identity_view_shows_centralization_narrowing_the_identity(rng):
 
 # ----------------------------------------------------------------------------------------- pictures
 def test_figures_are_written_as_png(rng, tmp_path):
-    from pose2id_demo.figures import distance_distribution_figure, identity_dimension_figure, save_figure
+    from pose2id_demo.figures import (
+        distance_distribution_figure,
+        identity_dimension_figure,
+        save_figure,
+    )
 
     fs = FeatureSet.from_arrays(labelled(rng))
     s = ablation.Settings()
@@ -241,7 +245,15 @@ def test_figures_are_written_as_png(rng, tmp_path):
 
 
 def test_rank_strip_frames_matches_green_and_others_red():
-    from pose2id_demo.visrank import BORDER, CELL, MATCH, MISMATCH, QUERY, rank_strip, select_queries
+    from pose2id_demo.visrank import (
+        BORDER,
+        CELL,
+        MATCH,
+        MISMATCH,
+        QUERY,
+        rank_strip,
+        select_queries,
+    )
 
     q = Image.new("RGB", (32, 64), (0, 0, 255))
     gallery = [Image.new("RGB", (64, 128), (i * 40, i * 40, i * 40)) for i in range(4)]

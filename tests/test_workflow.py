@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from market_folder import write_market
 from PIL import Image
-from test_extract_generate import FakePipe  # noqa: F401 — registers the test backbone as well
+from test_extract_generate import FakePipe
 
 from pose2id_demo import ablation, cli
 from pose2id_demo.data import load_market
@@ -182,7 +182,7 @@ def test_the_readme_recipe_runs_end_to_end(tmp_path, monkeypatch, capsys):
         argv = argv + {"demo-dataset": ["--ids", "2"], "generate": ["--steps", "2", "--threads", "1"]}.get(argv[0], [])
         assert cli.main(argv) == 0, argv
         outputs.append(capsys.readouterr().out)
-    written = [Path(p) for out in outputs for p in re.findall(r"^wrote (\S+?):? ", out, re.M)]
+    written = [Path(p) for out in outputs for p in re.findall(r"^wrote (\S+?):? ", out, re.MULTILINE)]
     assert len(written) >= 7 and all(p.exists() for p in written)  # every path it prints is there
     rows = rows_of(outputs[3])
     assert list(rows) == list(ablation.ROW_NAMES)  # the generated features were attached

@@ -3,7 +3,15 @@
 
 from .id2 import ID2_VARIANTS, id2, id2_label, id2_per_sample, identity_density
 from .pair_distances import histogram_overlap, pair_distance_histograms
-from .rank import EXACT_SCALE, TIE_GRID, distance_matrix, evaluate, evaluate_loop, per_query_ap, ranked_lists
+from .rank import (
+    EXACT_SCALE,
+    TIE_GRID,
+    distance_matrix,
+    evaluate,
+    evaluate_loop,
+    per_query_ap,
+    ranked_lists,
+)
 
 __all__ = [
     "EXACT_SCALE",
