@@ -13,8 +13,8 @@ Settings are the paper's (§4.1, "ReID test settings"): k1 = k2 = 2 and η per d
 in for Market-1501 (η = 2), -occluded for Occluded-REID (η = 1), -infrared for SYSU-MM01 (η = 1/4).  The paper
 uses k1 = k2 = 1 on Occluded-REID; every SynthPed task shares one gallery with Market-1501's per-identity
 structure, so k1 = k2 = 2 is kept for all three.  Where generated features exist, +IPG is also printed at the
-app's default η = 0.5 (the value that suits the tiny embedded generator; its η curve is in the Your-features
-tab).  Features are the ones the app's Benchmark tab uses (:meth:`pose2id_demo.engine.Engine.bench_data`:
+project's default η = 0.5 (:data:`pose2id_demo.ablation.DEFAULT_ETA`, the app's and the CLI's: the value that
+suits the tiny embedded generator; its η curve is in the Your-features tab).  Features are the ones the app's Benchmark tab uses (:meth:`pose2id_demo.engine.Engine.bench_data`:
 shipped float16 features when they match, generated features from ``assets/features/*-gen.npz`` only when they
 match the current image list); where a task has none, the IPG cells say so instead of a number.
 
@@ -42,7 +42,7 @@ IMAGENET = "imagenet-mobilenetv2"
 #: η of eq. 9 per task: the paper's value on the real dataset the task stands in for (§4.1).
 PAPER_ETA = {"standard": 2.0, "occluded": 1.0, "infrared": 0.25}
 PAPER_DATASET = {"standard": "Market-1501", "occluded": "Occluded-REID", "infrared": "SYSU-MM01"}
-APP_ETA = 0.5
+APP_ETA = ablation.DEFAULT_ETA  # the default everywhere else (app, CLI); why: ablation.DEFAULT_ETA
 K = 2
 NA_MISSING = "n/a (no generated features shipped for this task yet)"
 NA_STALE = "n/a (the shipped generated features do not match this split's image list)"

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.speed import App, Caller, _commit, _example, machine
+from pose2id_demo.ablation import DEFAULT_ETA
 
 #: The architecture fields of ``stabilityai/sd-vae-ft-mse``'s ``config.json`` (diffusers ``AutoencoderKL``).
 SD_VAE_FT_MSE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, norm_num_groups=32,
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu0 = cpu_seconds(app.proc.pid)
         t = time.perf_counter()
         out = caller.call("/generate", image=handle_file(_example()), use_ifr=args.ifr, steps=args.steps, cfg=3.5,
-                          seed=12580, eta=0.5, custom_pose=None, backbone="synthped-reid")
+                          seed=12580, eta=DEFAULT_ETA, custom_pose=None, backbone="synthped-reid")
         rec["api_seconds"] = round(time.perf_counter() - t, 1)
         cpu1 = cpu_seconds(app.proc.pid)
         rec["app_cpu_seconds_during_call"] = round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None

@@ -41,10 +41,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pose2id_demo.ablation import DEFAULT_ETA
+
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ("standard", "occluded", "infrared")
 BACKBONES = ("synthped-reid", "imagenet-mobilenetv2")
-BASE = dict(eta=0.5, k1=2, k2=2, nfc_on="both", ipg_on="both", rerank=False)
+BASE = dict(eta=DEFAULT_ETA, k1=2, k2=2, nfc_on="both", ipg_on="both", rerank=False)
 PREPARING = "preparing"
 #: The first interactions must answer within this (issue 15, item 2; on 2 cores).
 TARGET_FIRST_S = 3.0
@@ -215,10 +217,10 @@ def run_scenario(name: str, cache: Path, args: argparse.Namespace, logdir: Path)
         if exported:
             path = exported if isinstance(exported, str) else exported[0]
             first.append(timed(c, "evaluate the exported file", "/evaluate_features", npz=handle_file(path),
-                               k1=2, k2=2, eta=0.5, nfc_on="both", ipg_on="both")[0])
+                               k1=2, k2=2, eta=DEFAULT_ETA, nfc_on="both", ipg_on="both")[0])
         warm: list[dict] = []
         if args.generate:
-            gen = dict(image=handle_file(_example()), steps=20, cfg=3.5, seed=42, eta=0.5, custom_pose=None,
+            gen = dict(image=handle_file(_example()), steps=20, cfg=3.5, seed=42, eta=DEFAULT_ETA, custom_pose=None,
                        backbone="synthped-reid")
             first.append(timed(c, "generate IFR on (8 images, 20 steps)", "/generate", use_ifr="on", **gen)[0])
             first.append(timed(c, "generate IFR both (16 images, 20 steps)", "/generate", use_ifr="both",

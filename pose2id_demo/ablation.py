@@ -9,7 +9,12 @@ features of generated images) and :class:`Settings`, the functions below give
 - the k1 × k2 mAP grid of Fig. 9 (:func:`k_grid`), the η curve of Fig. 8 (:func:`eta_curve`) and the curve
   over the number M of generated images of Table 6 (:func:`m_curve`);
 - each query's AP and first-correct rank under the baseline and under the current setting
-  (:func:`per_query`), and a rule that picks a *typical* query of that change (:func:`typical_query`).
+  (:func:`per_query`), and a rule that picks a *typical* query of that change (:func:`typical_query`);
+- each query's ranked list with its AP, every gallery item's distance, camera and match, worst AP first
+  (:func:`ranked_rows`);
+- the same-identity vs different-identity distance histograms of every row, with their overlap
+  (:func:`distance_distributions`), and one identity's feature dimension around its centre before and after
+  (:func:`identity_view`, Fig. 2).
 
 Metrics are the Market-1501 protocol of :func:`pose2id_demo.metrics.evaluate`; ID² is
 :func:`pose2id_demo.metrics.identity_density` over query ∪ gallery with distractors (pid 0) and junk
@@ -31,25 +36,40 @@ from typing import Any, Protocol
 import numpy as np
 
 from .centralization import centralize, l2_normalize, nfc_sets, nfc_sets_grid, rerank
+from .feature_distribution import identity_dimension
 from .featurefile import FeatureSet
-from .metrics import ID2_VARIANTS, distance_matrix, evaluate, identity_density, per_query_ap
+from .metrics import (
+    ID2_VARIANTS,
+    distance_matrix,
+    evaluate,
+    identity_density,
+    pair_distance_histograms,
+    per_query_ap,
+    ranked_lists,
+)
 
 __all__ = [
     "APPLY_CHOICES",
+    "DEFAULT_ETA",
     "ETAS",
     "NFC_MODES",
+    "RANK_ORDERS",
     "ROW_NAMES",
-    "Settings",
     "TYPICAL_RULE",
+    "Settings",
     "after_row",
+    "default_identity",
+    "distance_distributions",
     "distances",
     "eta_curve",
     "has_generated",
+    "identity_view",
     "k_grid",
     "m_curve",
     "metric_row",
-    "percent_row",
     "per_query",
+    "percent_row",
+    "ranked_rows",
     "row_names",
     "stage_features",
     "table",
@@ -61,6 +81,14 @@ APPLY_CHOICES = ("none", "query", "gallery", "both")
 NFC_MODES = ("separate", "joint")
 #: The η values of the Fig. 8 curve.
 ETAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: η of eq. 9 wherever none is given — the app's controls, ``python -m pose2id_demo eval`` and ``bench/``.
+#: 0.5, not the paper's Market-1501 value 2: eq. 9 adds η times the mean of the 8 generated features to the
+#: original, and the paper's η = 2 suits the official generator, whose images are close to real ones.  The
+#: shipped CPU generator keeps only part of an identity (Rank-1 of its generations 48.8 %), and on SynthPed
+#: with the trained backbone η = 2 lowers mAP below the baseline while η = 0.5 raises it on every task
+#: (README, "Paper tables"; ``bench/bench_paper_tables.py`` prints both).  Pass the paper's η (Market 2,
+#: Occluded-REID 1, SYSU-MM01 1/4) with the official weights.
+DEFAULT_ETA = 0.5
 #: k-reciprocal re-ranking parameters (Zhong et al. 2017, as the paper uses them).
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
 
@@ -90,7 +118,7 @@ class Settings:
             ``bench/ipg_quality.py``); pid <= 0 is left out either way.
     """
 
-    eta: float = 0.5
+    eta: float = DEFAULT_ETA
     k1: int = 2
     k2: int = 2
     nfc_on: str = "both"
@@ -178,15 +206,16 @@ def stage_features(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = 
 
 
 def distances(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None) -> np.ndarray:
-    """The (nq, ng) float32 distance matrix of a row: Euclidean, or k-reciprocal re-ranking when ``s.rerank``."""
+    """The (nq, ng) distance matrix a row is ranked by: Euclidean (float64 from exact dot products,
+    :func:`pose2id_demo.metrics.distance_matrix`), or k-reciprocal re-ranking when ``s.rerank`` (float32,
+    computed in float64 and rounded to :data:`pose2id_demo.metrics.TIE_GRID`) — so a row's numbers do not
+    depend on the BLAS thread count."""
 
     def make() -> np.ndarray:
         q, g = stage_features(fs, s, row, cache)
         if s.rerank:
-            d = rerank(q, g, k1=RERANK_K1, k2=RERANK_K2, lambda_value=RERANK_LAMBDA)
-        else:
-            d = distance_matrix(q, g)
-        return np.asarray(d, dtype=np.float32)
+            return rerank(q, g, k1=RERANK_K1, k2=RERANK_K2, lambda_value=RERANK_LAMBDA)
+        return distance_matrix(q, g)
 
     return _cached(cache, ("dist",) + row_key(s, row) + (s.rerank,), make)
 
@@ -261,7 +290,7 @@ def k_grid(fs: FeatureSet, s: Settings, ks: Sequence[int], progress: ProgressFn 
     # The +NFC row of every pair, with each set's neighbour lists searched once (to the largest k).
     stages = nfc_sets_grid(fs.q, fs.g, pairs, mode=s.nfc_mode, apply_to=apply, index=s.nfc_index)
     for n, (qn, gn) in enumerate(stages):
-        d = np.asarray(distance_matrix(l2_normalize(qn), l2_normalize(gn)), dtype=np.float32)
+        d = distance_matrix(l2_normalize(qn), l2_normalize(gn))
         r = evaluate(d, fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
         grid[n // len(ks), n % len(ks)] = round(float(r["mAP"]) * 100.0, 2)
         if progress is not None and (n + 1) % len(ks) == 0:
@@ -342,3 +371,86 @@ def typical_query(pq: dict[str, Any]) -> int | None:
     ranks = np.asarray(pq["rank_before"], np.float64)
     off = np.abs(ranks[tied] - np.median(ranks[valid]))
     return int(tied[np.flatnonzero(off == off.min())[0]])
+
+
+# ----------------------------------------------------------------------------------------- ranked lists
+RANK_ORDERS = ("worst", "best", "query")
+
+
+def ranked_rows(fs: FeatureSet, s: Settings, row: str | None = None, top: int = 10, order: str = "worst",
+                cache: Cache | None = None) -> list[dict[str, Any]]:
+    """Every query's ranked list under one row (default :func:`after_row`), as table rows.
+
+    The lists and APs are :func:`pose2id_demo.metrics.ranked_lists`' — the ranking the row's metrics score
+    (same-pid same-camera gallery items left out; ties by gallery index).
+
+    Args:
+        row: a row of :func:`row_names`; default the current setting's :func:`after_row`.
+        top: gallery items per list.
+        order: ``worst`` (lowest AP first; queries without a valid match last), ``best`` (highest first) or
+            ``query`` (query order).  Equal APs keep query order.
+
+    Returns:
+        One dict per query: ``query`` (index), ``pid``, ``camid``, ``AP`` (percent, NaN without a valid
+        match), ``first match`` (1-based rank, 0 without one), ``setting`` and ``gallery``: a list of
+        ``{"index", "pid", "camid", "distance", "match"}``, nearest first.
+    """
+    if order not in RANK_ORDERS:
+        raise ValueError(f"order must be one of {', '.join(RANK_ORDERS)}; got {order!r}")
+    row = row or after_row(fs, s)
+    rl = ranked_lists(distances(fs, s, row, cache), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids, top=top)
+    ap = rl["ap"] * 100.0
+    if order == "query":
+        queries = np.arange(len(ap))
+    else:
+        key = np.where(np.isfinite(ap), ap if order == "worst" else -ap, np.inf)
+        queries = np.argsort(key, kind="stable")
+    out = []
+    for i in queries:
+        items = [{"index": int(j), "pid": int(fs.g_pids[j]), "camid": int(fs.g_camids[j]),
+                  "distance": float(d), "match": bool(m)}
+                 for j, d, m in zip(rl["index"][i], rl["distance"][i], rl["match"][i]) if j >= 0]
+        out.append({"query": int(i), "pid": int(fs.q_pids[i]), "camid": int(fs.q_camids[i]), "AP": float(ap[i]),
+                    "first match": int(rl["first"][i]), "setting": row, "gallery": items})
+    return out
+
+
+# ----------------------------------------------------------------------------------------- distributions
+def distance_distributions(fs: FeatureSet, s: Settings, bins: int = 60, cache: Cache | None = None
+                           ) -> dict[str, Any]:
+    """Same-identity vs different-identity query-gallery distance histograms of every row
+    :func:`row_names` allows (baseline, +NFC, +IPG, +NFC+IPG), over shared bins on [0, 2]
+    (:func:`pose2id_demo.metrics.pair_distance_histograms`; Euclidean distance of the row's features, so
+    ``s.rerank`` does not apply).
+
+    Returns:
+        ``{"edges": (bins + 1,), "rows": {row name: pair_distance_histograms' dict}}``.
+    """
+    rows = {}
+    for row in row_names(fs, s):
+        q, g = stage_features(fs, s, row, cache)
+        rows[row] = pair_distance_histograms(q, g, fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids, bins=bins)
+    return {"edges": next(iter(rows.values()))["edges"], "rows": rows}
+
+
+def default_identity(fs: FeatureSet) -> int:
+    """The identity with the most query + gallery samples (pid > 0; the lowest pid among equals)."""
+    pids = np.concatenate([fs.q_pids, fs.g_pids])
+    uniq, counts = np.unique(pids[pids > 0], return_counts=True)
+    if uniq.size == 0:
+        raise ValueError("no identity with pid > 0 in the query or gallery")
+    return int(uniq[np.argmax(counts)])
+
+
+def identity_view(fs: FeatureSet, s: Settings, pid: int | None = None, row: str | None = None,
+                  dim: int | None = None, cache: Cache | None = None) -> dict[str, Any]:
+    """Fig. 2 for one identity: its query + gallery features in one dimension, around the identity centre,
+    at the baseline and after ``row`` (default :func:`after_row`) —
+    :func:`pose2id_demo.feature_distribution.identity_dimension`'s dict plus ``row``; ``samples`` index
+    query ∪ gallery (queries first).  ``pid`` defaults to :func:`default_identity`."""
+    row = row or after_row(fs, s)
+    pid = default_identity(fs) if pid is None else int(pid)
+    qa, ga = stage_features(fs, s, row, cache)
+    view = identity_dimension(np.concatenate([fs.q, fs.g]), np.concatenate([qa, ga]),
+                              np.concatenate([fs.q_pids, fs.g_pids]), pid, dim)
+    return {**view, "row": row}

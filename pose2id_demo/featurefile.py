@@ -16,7 +16,10 @@ key            shape            meaning
 ``g_gen``      (ng, M, d) float optional: same for the gallery
 =============  ===============  ====================================================
 
-Other keys are ignored (not even read).  The file is opened with ``allow_pickle=False``; object arrays,
+Other keys are ignored by :func:`load_feature_npz` (not even read).  ``extract`` also writes ``q_paths`` /
+``g_paths`` (the images, relative to the dataset folder) and ``settings`` (a JSON string: backbone, folder);
+:func:`read_file_info` reads them, and :func:`attach_generated` uses them to check that a file of generated
+features (``generate``'s output) belongs to these features before it adds its ``q_gen`` / ``g_gen``.  The file is opened with ``allow_pickle=False``; object arrays,
 pickles, non-zip files, NaN/inf, empty sets, wrong shapes or dtypes, and archives whose *uncompressed*
 arrays total more than ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 1 GiB — Market-1501 with 8
 generated features per image at d = 768 is ~0.5 GiB) are refused with a one-sentence ``ValueError``.
@@ -24,6 +27,7 @@ generated features per image at d = 768 is ~0.5 GiB) are refused with a one-sent
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Mapping
@@ -35,7 +39,8 @@ import numpy as np
 
 from .centralization.centralize import l2_normalize
 
-__all__ = ["DEFAULT_MAX_BYTES", "OPTIONAL_KEYS", "REQUIRED_KEYS", "FeatureSet", "load_feature_npz"]
+__all__ = ["DEFAULT_MAX_BYTES", "OPTIONAL_KEYS", "REQUIRED_KEYS", "FeatureSet", "attach_generated",
+           "load_feature_npz", "read_file_info"]
 
 DEFAULT_MAX_BYTES = 1 << 30
 REQUIRED_KEYS = ("q_feats", "g_feats", "q_pids", "g_pids", "q_camids", "g_camids")
@@ -151,6 +156,67 @@ def load_feature_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES
             if gen.shape[0] != n or gen.shape[2] != d:
                 raise ValueError(f"'{key}' must have shape ({n}, M, {d}), got {gen.shape}")
             out[key] = gen
+    return out
+
+
+def read_file_info(path: str | os.PathLike) -> dict[str, Any]:
+    """``q_paths`` / ``g_paths`` (lists of str, or None when absent) and ``settings`` (a dict, empty when absent
+    or unreadable) of a feature file written by ``extract`` or ``generate``; ``path`` should already have
+    passed :func:`load_feature_npz` (or ``read_generated``)."""
+    out: dict[str, Any] = {"q_paths": None, "g_paths": None, "settings": {}}
+    with np.load(path, allow_pickle=False) as z:
+        for key in ("q_paths", "g_paths"):
+            if key in z.files:
+                arr = _read(z, key)
+                if arr.ndim == 1 and arr.dtype.kind == "U":
+                    out[key] = [str(p) for p in arr]
+        if "settings" in z.files:
+            try:
+                settings = json.loads(str(_read(z, "settings")))
+                out["settings"] = settings if isinstance(settings, dict) else {}
+            except ValueError:
+                pass
+    return out
+
+
+def attach_generated(data: dict[str, np.ndarray], gen: Mapping[str, Any], info: Mapping[str, Any] | None = None,
+                     name: str = "the generated features") -> dict[str, np.ndarray]:
+    """``data`` (:func:`load_feature_npz`'s dict) with ``q_gen`` / ``g_gen`` taken from ``gen`` — a file of
+    generated features as ``pose2id_demo.ipg.precompute.read_generated`` returns it — once they are shown to
+    belong to the same images: one generation set per query and gallery row and the feature dimension, and,
+    where both files record them (:func:`read_file_info`), the same image lists in the same order and the same
+    backbone.
+
+    Raises:
+        ValueError: a sentence naming what does not match (``name`` is the generated file's name).
+    """
+    info = info or {}
+    if "q_gen" in data or "g_gen" in data:
+        raise ValueError(f"the feature file already holds generated features (q_gen / g_gen); {name} would replace "
+                         "them: evaluate it without --gen, or extract it again with --no-generated")
+    out = dict(data)
+    for side, label in (("q", "query"), ("g", "gallery")):
+        key = f"{side}_gen"
+        if gen.get(key) is None:
+            raise ValueError(f"{name} has no {key}")
+        g = _float_array(key, np.asarray(gen[key]), 3)
+        n, d = data[f"{side}_feats"].shape
+        if g.shape[0] != n:
+            raise ValueError(f"{name} has generations of {g.shape[0]} {label} images, the feature file {n}: "
+                             "they were made from another folder")
+        if g.shape[2] != d:
+            raise ValueError(f"{name} has {g.shape[2]}-d features, the feature file {d}-d: they were made with "
+                             "another backbone")
+        mine, theirs = info.get(f"{side}_paths"), gen.get(f"{side}_paths")
+        if mine is not None and theirs is not None and list(mine) != list(theirs):
+            i = next(i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b)
+            raise ValueError(f"{name} lists other {label} images than the feature file (row {i}: {theirs[i]} vs "
+                             f"{mine[i]}): they were made from another folder")
+        out[key] = g
+    ours, theirs = (info.get("settings") or {}).get("backbone"), (gen.get("settings") or {}).get("backbone")
+    if ours and theirs and ours != theirs:
+        raise ValueError(f"{name} holds {theirs} features, the feature file {ours} features: generate with "
+                         f"--backbone {ours}")
     return out
 
 

@@ -36,6 +36,10 @@ the kernel and the final term (not the neighbour sets) and gives somewhat differ
 
 The released code sorts with numpy's default (unstable) ``argsort``; here neighbours are ordered by
 (distance, index) with p first, so results are deterministic (they differ only on exact distance ties).
+The final distances are computed in float64, rounded to :data:`pose2id_demo.metrics.rank.TIE_GRID` and
+returned as float32, so float64 rounding noise (which follows the BLAS thread count) does not reach them
+unless a value lies within that noise of a half step of the grid; equal float32 values rank by gallery index
+in :func:`pose2id_demo.metrics.evaluate`.
 
 Scale: neighbour lists and row maxima come from the blocked top-k of :mod:`.nfc`, V is sparse, the V
 weights are computed in bounded slices and the Jaccard term is accumulated per query chunk with a bounded
@@ -51,6 +55,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .centralize import l2_normalize
+from ..metrics.rank import snap_to_tie_grid
 from .nfc import _as_features, _torch, mutual_mask, topk_neighbors
 
 __all__ = ["k_reciprocal_sets", "rerank"]
@@ -213,7 +218,8 @@ def rerank(
         dots = (torch.from_numpy(q64) @ torch.from_numpy(g64).T).numpy() if torch else q64 @ g64.T
         d_orig = np.maximum(2.0 - 2.0 * dots, 0.0)
         d_orig *= scale[s:e, None]
-        out[s:e] = (1.0 - lambda_value) * d_jac + lambda_value * d_orig
+        final = (1.0 - lambda_value) * d_jac + lambda_value * d_orig
+        out[s:e] = snap_to_tie_grid(final)  # float64 noise removed before float32 (metrics' tie rule)
         s = e
     log.debug("rerank (%s): nq=%d ng=%d k1=%d k2=%d, |R*| %.1f per sample", variant, nq, ng, k1, k2, rstar.nnz / n)
     return out

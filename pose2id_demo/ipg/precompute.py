@@ -96,10 +96,16 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
         done.update({str(p): g for p, d, g in zip(z["paths"], z["digests"], z["images"]) if want.get(str(p)) == str(d)})
         if c == cache and "seconds" in z.files:
             own_seconds = float(z["seconds"])
-    logger.info("%s: %d of %d generations cached", cache.name, len(done), len(paths))
+    logger.info("generation cache %s: %d of %d references already there", cache, len(done), len(paths))
     todo = [p for p in paths if p not in done]
     last_save = time.time()
     t0 = time.time()
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), initial=len(paths) - len(todo), unit="ref",
+                   desc=f"generate ({len(poses)} poses per reference)")
 
     def save() -> None:
         keys = list(done)
@@ -117,14 +123,16 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
         ims = (np.asarray(ims) * 255).round().astype(np.uint8).reshape(len(chunk), len(poses), *ims.shape[1:])
         for p, g in zip(chunk, ims):
             done[p] = g
-        if progress and (s // refs_per_batch) % 10 == 0:
-            rate = (s + len(chunk)) / max(time.time() - t0, 1e-6)
-            logger.info("generated %d/%d references (%.2f refs/s)", s + len(chunk), len(todo), rate)
+        if bar is not None:
+            bar.update(len(chunk))
         if time.time() - last_save > 60:
             save()
             last_save = time.time()
+    if bar is not None:
+        bar.close()
     if todo:
         save()
+        logger.info("generated %d references in %.1f s; cached in %s", len(todo), time.time() - t0, cache)
     return np.stack([done[p] for p in paths])
 
 
@@ -149,7 +157,12 @@ def write_generations(pipe, jobs: Sequence[tuple[str, list[Path]]], poses, steps
     """Generate ``jobs`` (reference, its per-pose output files) whose files are not all there yet, writing each
     image atomically (a killed run leaves whole files only; a rerun resumes). Returns the references generated."""
     todo = [(ref, outs) for ref, outs in jobs if not all(o.is_file() for o in outs)]
-    t0 = time.time()
+    bar = None
+    if todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="ref",
+                   desc=f"generate ({len(poses)} poses per reference, PNG files)")
     for s in range(0, len(todo), refs_per_batch):
         chunk = todo[s:s + refs_per_batch]
         refs = [PIL.Image.open(ref).convert("RGB") for ref, _ in chunk]
@@ -162,9 +175,10 @@ def write_generations(pipe, jobs: Sequence[tuple[str, list[Path]]], poses, steps
                 tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.png")
                 PIL.Image.fromarray(g).save(tmp)
                 os.replace(tmp, out)
-        if (s // refs_per_batch) % 10 == 0:
-            logger.info("generated %d/%d references (%.2f refs/s)", s + len(chunk), len(todo),
-                        (s + len(chunk)) / max(time.time() - t0, 1e-6))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     return len(todo)
 
 
@@ -185,11 +199,11 @@ def generation_cache_path(task: str, mhash: str, steps: int, guidance: float, se
     return cache_dir() / "ipg" / f"gen-{tag}.npz"
 
 
-def gen_features(backbone, gens: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def gen_features(backbone, gens: np.ndarray, batch_size: int = 256, progress: bool = False) -> np.ndarray:
     """Raw features ``(N, P, d)`` of generations ``(N, P, H, W, 3)`` (resized to the backbone's input)."""
     n, p = gens.shape[:2]
     flat = [PIL.Image.fromarray(g) for g in gens.reshape(n * p, *gens.shape[2:])]
-    return backbone.extract(flat, batch_size=batch_size).reshape(n, p, -1)
+    return backbone.extract(flat, batch_size=batch_size, progress=progress).reshape(n, p, -1)
 
 
 def resolve_ipg(ipg: str | Path | None) -> Path:
@@ -364,9 +378,12 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     if shard or state is not None:
         part = split_batches(todo, k, n, refs_per_batch)
         logger.info("part %d of %d: %d of %d references on %s", k, n, len(part), len(todo), device)
-        generate_all(pipe, part, poses, steps, guidance, seed, True,
-                     cache.with_name(f"{cache.stem}-shard{k}of{n}.npz"), refs_per_batch=refs_per_batch)
+        shard_cache = cache.with_name(f"{cache.stem}-shard{k}of{n}.npz")
+        generate_all(pipe, part, poses, steps, guidance, seed, True, shard_cache, refs_per_batch=refs_per_batch)
         if state is None:
+            logger.info("part %d of %d written to %s; when all %d parts are there (POSE2ID_CACHE, %s), run the same "
+                        "command without --shard to merge them into %s", k, n, shard_cache, n, shard_cache.parent,
+                        out)
             return []
         state.wait_for_everyone()  # every part is in its cache file: process 0 merges
         if not state.is_main_process:
@@ -383,7 +400,7 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     written = []
     nq = len(q_paths)
     for bname in backbones:
-        feats = gen_features(get_backbone(bname, device=device), gens)
+        feats = gen_features(get_backbone(bname, device=device), gens, progress=True)
         path = output_path(out, bname, len(backbones))
         arrays = {"q_gen": feats[:nq].astype(np.float16), "q_paths": rel(q_paths), "g_paths": rel(g_paths)}
         mine = {**settings, "backbone": bname}
@@ -411,11 +428,13 @@ def _generate_images(ds, backbones: Sequence[str], out: Path, images_out: Path, 
     logger.info("%d references generated into %s (%d were there already)", done, images_out, len(jobs) - done)
     if part is not None:
         if state is None:
+            logger.info("part %d of %d written to %s; when all %d parts are there, run the same command without "
+                        "--shard to read them into %s", *part, images_out, part[1], out)
             return []
         state.wait_for_everyone()  # every part's files are written: process 0 reads them all
         if not state.is_main_process:
             return []
-    return [extract_features(ds.root, bname, output_path(out, bname, len(backbones)), progress=False, device=device,
+    return [extract_features(ds.root, bname, output_path(out, bname, len(backbones)), progress=True, device=device,
                              gen_root=images_out, extra_settings={"generation": made}) for bname in backbones]
 
 
@@ -522,7 +541,16 @@ def run_generate(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for w in written:
-        print(f"wrote {w}")
+        with np.load(w, allow_pickle=False) as z:
+            whole = "q_feats" in z.files
+        if whole:  # --images-out: a whole feature file
+            print(f"wrote {w} (features and generated features: python -m pose2id_demo eval {w})")
+        else:
+            print(f"wrote {w} (generated features: python -m pose2id_demo eval FEATURES.npz --gen {w}, where "
+                  f"FEATURES.npz is what 'extract --data {args.data}' wrote)")
+    if not written and args.shard:
+        print(f"part {args.shard} done (where it went is in the log above); run once more without --shard to "
+              f"merge the parts into {args.out}")
     return 0
 
 

@@ -6,6 +6,24 @@ ascending distance, ties broken by gallery index (a stable sort); queries withou
 skipped.  AP is the mean precision at the ranks of the valid matches; INP = (#matches) / (rank of the
 hardest match) (Ye et al., TPAMI 2021); CMC(k) = fraction of queries with a match in the top k.
 
+One number per file.  A float32 GEMM rounds differently with 1 or 2 BLAS threads, and feature
+centralization makes exact ties common (after NFC two mutual neighbours with no other mutual neighbour have
+the same feature, z_i + z_j).  So a tie would be broken by rounding noise, and the same file would give other
+numbers in the app (which pins one thread) and the CLI.  :func:`distance_matrix` therefore makes its dot
+products exact: each L2-normalised row u is rounded to integers r = rint(u * 2^26) (:data:`EXACT_SCALE`;
+a step of 1.5e-8, finer than float32 features carry), and R_q @ R_g.T is one float64 GEMM on those
+integers.  Every product is an integer below 2^52 and every partial sum of a row pair is bounded by
+|r_q| |r_g| <= (2^26 + sqrt(d) / 2)^2 < 2^53 (Cauchy-Schwarz, for any d below 10^15), so every addition is
+exact and the result is the same integer whatever order the BLAS sums in — any thread count, any BLAS.  The
+squared distance (|r_q|^2 + |r_g|^2 - 2 r_q.r_g) / 2^52 (the norms are exact sums too) and its square root
+are element-wise IEEE operations, equally reproducible.  Equal distances then rank by gallery index, as
+before.  It is the distance between the rounded unit vectors, each within sqrt(d) / 2^27 of its own, so it
+is within sqrt(d) / 2^26 (4e-7 at d = 768) of the unrounded features' distance, and 0 for equal rows.  ``tests/test_determinism.py`` runs a file with 1 and 2 threads through
+the library, the CLI and the app's engine and compares every cell; the cost at Market-1501 size is printed by
+``bench/bench_evaluate.py``.  Re-ranking rounds its float64 result to :data:`TIE_GRID` instead
+(:mod:`pose2id_demo.centralization.rerank`), and :func:`evaluate_features`, for 10^5-10^6 images, stays in
+float32 (see there).
+
 :func:`evaluate` is vectorised over row chunks: for each query it finds the ranking positions of the
 gallery items with the query's pid — either by sorting the row once, or (cheaper when identities have few
 gallery images, as in Market-1501) by counting the items ranked before each of them — and computes
@@ -28,34 +46,71 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["distance_matrix", "evaluate", "evaluate_features", "evaluate_loop"]
+__all__ = ["EXACT_SCALE", "TIE_GRID", "distance_matrix", "evaluate", "evaluate_features", "evaluate_loop", "per_query_ap",
+           "ranked_lists", "snap_to_tie_grid"]
 
 log = logging.getLogger(__name__)
 
 _COUNT_MAX_ITEMS = 32  # "auto": count when a chunk's queries have at most this many same-pid items on average
 
 
-def distance_matrix(q: np.ndarray, g: np.ndarray, dtype=np.float32) -> np.ndarray:
+#: Re-ranking's float64 distances are rounded to this grid before float32: 2^-32, exact in float64.
+TIE_GRID = 2.0**-32
+
+#: :func:`distance_matrix` rounds unit rows to multiples of 1 / EXACT_SCALE so that its GEMM is exact.
+EXACT_SCALE = 2.0**26
+
+
+def snap_to_tie_grid(sq: np.ndarray) -> np.ndarray:
+    """Round float64 values, in place, to the nearest multiple of :data:`TIE_GRID`: differences of float64
+    rounding noise (~1e-15) vanish unless a value lies within that noise of a half step."""
+    sq *= 1.0 / TIE_GRID
+    np.rint(sq, out=sq)
+    sq *= TIE_GRID
+    return sq
+
+
+def _unit_rows(x: np.ndarray, dtype) -> np.ndarray:
+    x = x.astype(dtype, copy=True)
+    x /= np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x))[:, None], 1e-12)
+    return x
+
+
+def _integer_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalised rows scaled by :data:`EXACT_SCALE` and rounded to integers (held in float64)."""
+    r = _unit_rows(x, np.float64)
+    r *= EXACT_SCALE
+    return np.rint(r, out=r)
+
+
+def distance_matrix(q: np.ndarray, g: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Euclidean distance between the L2-normalised rows of ``q`` (nq, d) and ``g`` (ng, d).
 
-    ``||q/|q| - g/|g| || = sqrt(2 - 2 cos)``, computed with one GEMM in ``dtype`` (in float32 the
-    distance of near-identical rows is only accurate to ~1e-3 because of the square root; use float64 when
-    that matters — rankings are unaffected in practice).
+    ``||q/|q| - g/|g| || = sqrt(2 - 2 cos)``, with one GEMM.  In float64 (the default, what every metric
+    uses) the GEMM multiplies the rows rounded to integers (:data:`EXACT_SCALE`), so its sums are exact and
+    the result — and any ranking by it — is bit for bit the same whatever the BLAS and its thread count (the
+    module docstring has the bound); the distance is within sqrt(d) / 2^26 of the unrounded features'.
+    ``dtype=np.float32`` is the older, faster form: half the memory, but near-ties then depend on the
+    BLAS's rounding, and the distance of near-identical rows is only accurate to ~1e-3 (square root).
 
     Returns:
-        (nq, ng) array of ``dtype`` (float32 by default; values in [0, 2]).
+        (nq, ng) array of ``dtype`` (values in [0, 2]).
     """
     q = np.asarray(q)
     g = np.asarray(g)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f"q and g must be (nq, d) and (ng, d), got {q.shape} and {g.shape}")
-    qn = q.astype(dtype, copy=True)
-    gn = g.astype(dtype, copy=True)
-    qn /= np.maximum(np.linalg.norm(qn, axis=1, keepdims=True), 1e-12)
-    gn /= np.maximum(np.linalg.norm(gn, axis=1, keepdims=True), 1e-12)
-    sim = qn @ gn.T
-    np.multiply(sim, -2.0, out=sim)
-    sim += 2.0
+    if np.dtype(dtype) == np.float64:
+        rq, rg = _integer_rows(q), _integer_rows(g)
+        sim = rq @ rg.T  # exact: integers, every partial sum below 2^53
+        sim *= -2.0
+        sim += np.einsum("ij,ij->i", rq, rq)[:, None]  # |r|^2, exact as well
+        sim += np.einsum("ij,ij->i", rg, rg)[None, :]
+        sim *= 1.0 / (EXACT_SCALE * EXACT_SCALE)  # |r_q - r_g|^2 / S^2: 0 for equal rows
+    else:
+        sim = _unit_rows(q, dtype) @ _unit_rows(g, dtype).T
+        np.multiply(sim, -2.0, out=sim)
+        sim += 2.0
     np.maximum(sim, 0.0, out=sim)
     return np.sqrt(sim, out=sim)
 
@@ -269,6 +324,51 @@ def per_query_ap(
     return ap, first
 
 
+def ranked_lists(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    top: int = 10,
+    chunk: int = 256,
+) -> dict[str, np.ndarray]:
+    """Each query's top-``top`` gallery list under :func:`evaluate`'s protocol, with its AP.
+
+    The list is the ranking :func:`evaluate` scores: ascending distance, ties by gallery index, gallery
+    items with the query's pid *and* camera left out.
+
+    Args:
+        distmat (numpy.ndarray): (num_query, num_gallery) distances.
+        q_pids, g_pids, q_camids, g_camids (numpy.ndarray): labels, as for :func:`evaluate`.
+        top (int): list length (clamped to num_gallery).
+        chunk (int): query rows sorted at once.
+
+    Returns:
+        dict of arrays: ``index`` (num_query, top) gallery indices, -1 past the end of a short list;
+        ``distance`` (num_query, top) float64, NaN past the end; ``match`` (num_query, top) bool (same pid);
+        ``ap`` (num_query,) in [0, 1], NaN for a query without a valid match; ``first`` (num_query,) 1-based
+        rank of the first valid match, 0 without one.
+    """
+    distmat, q_pids, g_pids, q_camids, g_camids = _check(distmat, q_pids, g_pids, q_camids, g_camids)
+    nq, ng = distmat.shape
+    top = int(max(0, min(int(top), ng)))
+    index = np.full((nq, top), -1, np.int64)
+    dist = np.full((nq, top), np.nan)
+    for s in range(0, nq, chunk):
+        d = distmat[s:s + chunk].astype(np.float64)
+        ignored = (g_pids[None, :] == q_pids[s:s + chunk, None]) & (g_camids[None, :] == q_camids[s:s + chunk, None])
+        d[ignored] = np.inf
+        order = np.argsort(d, axis=1, kind="stable")[:, :top]
+        od = np.take_along_axis(d, order, axis=1)
+        ok = np.isfinite(od)
+        index[s:s + chunk] = np.where(ok, order, -1)
+        dist[s:s + chunk] = np.where(ok, od, np.nan)
+    match = (index >= 0) & (g_pids[np.maximum(index, 0)] == q_pids[:, None])
+    ap, first = per_query_ap(distmat, q_pids, g_pids, q_camids, g_camids)
+    return {"index": index, "distance": dist, "match": match, "ap": ap, "first": first}
+
+
 def evaluate_loop(
     distmat: np.ndarray,
     q_pids: np.ndarray,
@@ -314,9 +414,13 @@ def evaluate_features(
 ) -> dict:
     """Market-1501 evaluation of Euclidean distances between L2-normalised features, without the full matrix.
 
-    Ranks by the squared distance 2 - 2 cos (the same order as :func:`distance_matrix`'s Euclidean
-    distance; float32 GEMM), ties by gallery index, and counts for each query the items ranked before each
-    of its positives — the (num_query, num_gallery) matrix never exists.
+    Ranks by the squared distance 2 - 2 cos (the order of :func:`distance_matrix`'s Euclidean distance),
+    ties by gallery index, and counts for each query the items ranked before each of its positives — the
+    (num_query, num_gallery) matrix never exists.  This is the path for galleries of 10^5 to 10^6 images
+    (``bench/bench_scale.py``), and it stays in float32 there: a float64 copy of a 10^6-image gallery would
+    double its 2.9 GiB.  So its dot products are not exact — near-ties follow the float32 GEMM's
+    rounding (torch's, which gave the same neighbours with 1 and 2 threads here, but promises nothing).  The
+    app, the CLI and the paper-table bench rank with :func:`distance_matrix` and :func:`evaluate`.
 
     Args:
         q_feats (numpy.ndarray): (num_query, d) features (any scale).  g_feats: (num_gallery, d).

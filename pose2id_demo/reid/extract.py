@@ -235,6 +235,6 @@ def run(args) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out}")
+    print(f"wrote {out} (python -m pose2id_demo eval {out} [--gen GEN.npz, the file 'generate' writes])")
     return 0
 

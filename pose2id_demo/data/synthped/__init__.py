@@ -72,7 +72,7 @@ Package layout (one file per job)::
 from __future__ import annotations
 
 from pose2id_demo.data.synthped.benchmark import (
-    Item, ensure_benchmark, make_montage, plan, render_benchmark, render_item)
+    DEMO_TEST_IDS, Item, ensure_benchmark, make_montage, plan, render_benchmark, render_item, write_demo_market)
 from pose2id_demo.data.synthped.cameras import (
     BG_BLUR, BG_CONTRAST, BG_DESATURATE, CAMERAS, Camera, Shot, camera_background)
 from pose2id_demo.data.synthped.canvas import Canvas
@@ -102,4 +102,5 @@ __all__ = [
     "Camera", "Canvas", "Identity", "Item", "Rendered", "Shot", "camera_background", "ensure_benchmark",
     "format_statistics", "item_for_file", "main", "make_identities", "make_montage", "market_statistics", "plan",
     "render_benchmark", "render_ground_truth", "render_image", "render_item", "render_person", "split_statistics",
+    "DEMO_TEST_IDS", "write_demo_market",
 ]

@@ -195,6 +195,36 @@ def render_benchmark(out: str | Path, task: str = "standard", seed: int = 0, pro
     return out
 
 
+#: Test identities of :func:`write_demo_market` by default: 4 (18 queries, 62 gallery images with 11 distractors).
+DEMO_TEST_IDS = 4
+
+
+def write_demo_market(out: str | Path, num_test_ids: int = DEMO_TEST_IDS, seed: int = 0,
+                      progress: bool = False) -> Path:
+    """A small Market-1501-layout folder for trying the own-dataset path end to end: images only, as a user's
+    folder would be (no keypoint files, no manifest).
+
+    The first ``num_test_ids`` identities of SynthPed's test split (so the shipped ``synthped-reid`` backbone
+    never trained on them) with their queries (one per camera) and gallery, SynthPed's share of distractors
+    (pid 0) and junk (pid -1), and 4 train identities × 4 images in ``bounding_box_train/``, rendered by the
+    benchmark's own :func:`plan` and :func:`render_benchmark` (a few seconds).  ``out`` must not exist or be
+    empty.
+
+    Returns:
+        ``out``.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} already exists and is not an empty folder")
+    if not 1 <= int(num_test_ids) <= NUM_TEST_IDS:
+        raise ValueError(f"the number of identities must be 1 to {NUM_TEST_IDS}, got {num_test_ids}")
+    items = plan(seed, num_train_ids=4, num_test_ids=int(num_test_ids), train_per_id=4)
+    render_benchmark(out, seed=seed, items=items, progress=progress)
+    for extra in [out / MANIFEST, *out.rglob("*.json")]:
+        extra.unlink(missing_ok=True)
+    return out
+
+
 def _is_complete(root: Path, task: str, seed: int) -> bool:
     try:
         m = json.loads((root / MANIFEST).read_text())
