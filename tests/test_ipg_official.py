@@ -74,6 +74,21 @@ def test_official_loader_real_tensors_small_unet(tmp_path):
         load_official(tmp_path, device="cpu")
 
 
+def test_official_modules_follow_the_sd15_preset():
+    """The official loader builds the registry's ``sd15`` preset: its UNet config, Pose Guider widths, IFR
+    tokens and image size (one registry for training, the builder and the loader)."""
+    from pose2id_demo.ipg import official
+    from pose2id_demo.ipg.configs import PRESETS
+
+    preset = PRESETS["sd15"]
+    assert official.PRESET is preset
+    modules = build_official_modules(device="meta")
+    assert tuple(modules["pose_guider"].config.block_out_channels) == preset.pose_widths
+    assert modules["ifr"].proj_motion.weight.shape == (preset.ifr_tokens * preset.ifr_dim, official.REID_DIM)
+    assert tuple(modules["reference_unet"].config.block_out_channels) == preset.unet["block_out_channels"]
+    assert modules["denoising_unet"].config.cross_attention_dim == preset.unet["cross_attention_dim"] == preset.ifr_dim
+
+
 def test_map_official_state_dict_rules():
     sd = {"module.a.weight": torch.zeros(2, 3, 1, 3, 3), "b": torch.zeros(4)}
     out = map_official_state_dict(sd)
