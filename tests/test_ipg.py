@@ -375,7 +375,7 @@ def test_autoencoder_cli_trains_a_larger_decoder_with_the_encoder_frozen(tmp_pat
 
 @pytest.mark.slow
 def test_load_embedded_generates():
-    from pose2id_demo.ipg import load_embedded
+    from pose2id_demo.ipg.pipeline import load_embedded
 
     emb = load_embedded()
     assert emb.image_size == (64, 32) and emb.reid.name == "synthped-reid"
