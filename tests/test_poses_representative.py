@@ -194,12 +194,11 @@ class _ColourFeatures:
 @pytest.mark.slow
 def test_cli_end_to_end(tmp_path, monkeypatch):
     sp = pytest.importorskip("pose2id_demo.data.synthped")
-    from pose2id_demo import reid
     from pose2id_demo.poses import representative
 
     items = sp.plan(0, num_train_ids=24, num_test_ids=1, train_per_id=6, num_distractors=0)
     root = sp.render_benchmark(tmp_path / "data", items=items)
-    monkeypatch.setattr(reid, "get_backbone", lambda name, device="cpu": _ColourFeatures(), raising=False)
+    monkeypatch.setattr(representative, "get_backbone", lambda name, device="cpu": _ColourFeatures())
     out = tmp_path / "poses"
     assert representative.main(["--data", str(root), "--backbone", "colour-bands", "--out", str(out)]) == 0
     loaded = load_representative_poses(out)

@@ -10,11 +10,8 @@ the benchmark's train split (box-resized to 64×32, random horizontal flips) wit
 + 1e-6 · KL, Adam lr 2e-3 with cosine decay, batch 32; ``scaling_factor`` = 1 / std of the training latents
 (SD's convention).
 
-Why a trained autoencoder and not the lossless pixel-unshuffle space (:mod:`pose2id_demo.ipg.vae`): see that
-module — in pixel space the small UNet never learned to remove low-level noise in the CPU budget. Why not
-diffusers' ``AutoencoderKL`` with a tiny config: measured 1.9 s per batch-32 step here (GroupNorm resnets and
-attention at full resolution), 261 steps in 9 minutes reached only 22.4 dB PSNR with washed-out clothing
-colours, which would cap identity consistency; this plain conv net trains several times faster.
+Why a trained autoencoder, and why this network rather than diffusers' ``AutoencoderKL``:
+``docs/design-notes.md``.
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ from pose2id_demo.ipg.pose_encoder import PoseGuider
 from pose2id_demo.ipg.reference_attention import reference_attention
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
 from pose2id_demo.ipg.vae import PixelUnshuffleVAE
-from pose2id_demo.poses.keypoints import LIMBS, Pose
+from pose2id_demo.paths import MODELS_DIR
+from pose2id_demo.poses.draw import draw_pose
+from pose2id_demo.poses.keypoints import Pose
 
 logger = logging.getLogger(__name__)
 
@@ -98,32 +100,8 @@ class Pose2IDPipelineOutput(BaseOutput):
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
 
 
-def _draw_pose_fallback(pose: Pose, width: int, height: int) -> np.ndarray:
-    """Minimal OpenPose-style renderer (limbs + joints on black), used only if the POSES drawer is absent."""
-    from PIL import ImageDraw
-
-    img = PIL.Image.new("RGB", (width, height))
-    draw = ImageDraw.Draw(img)
-    p = pose.resized(width, height)
-    kp, vis = p.keypoints, p.visible
-    thick = max(1, round(min(width, height) / 32))
-    for i, (a, b) in enumerate(LIMBS):
-        if vis[a] and vis[b]:
-            hue = int(255 * i / len(LIMBS))
-            col = tuple(int(c) for c in np.array(PIL.Image.new("HSV", (1, 1), (hue, 255, 200)).convert("RGB"))[0, 0])
-            draw.line([tuple(kp[a, :2]), tuple(kp[b, :2])], fill=col, width=thick)
-    for j in np.flatnonzero(vis):
-        x, y = kp[j, :2]
-        draw.ellipse([x - thick, y - thick, x + thick, y + thick], fill=(255, 255, 255))
-    return np.asarray(img)
-
-
 def render_pose(pose: Pose, width: int, height: int) -> np.ndarray:
-    """Skeleton render ``(height, width, 3)`` uint8 via ``pose2id_demo.poses.draw.draw_pose``."""
-    try:
-        from pose2id_demo.poses.draw import draw_pose
-    except ImportError:  # the POSES module is not there yet
-        return _draw_pose_fallback(pose, width, height)
+    """Skeleton render ``(height, width, 3)`` uint8 (:func:`pose2id_demo.poses.draw.draw_pose`)."""
     return draw_pose(pose, width, height)
 
 
@@ -404,8 +382,6 @@ class Pose2IDPipeline(DiffusionPipeline):
 
 def load_embedded(device: str | torch.device = "cpu") -> Pose2IDPipeline:
     """The shipped tiny IPG (``assets/models/ipg-tiny``), trained by ``pose2id_demo.ipg.train``."""
-    from pose2id_demo.paths import MODELS_DIR
-
     root = MODELS_DIR / "ipg-tiny"
     if not (root / "model_index.json").exists():
         raise FileNotFoundError(f"{root} has no trained tiny IPG (model_index.json missing)")

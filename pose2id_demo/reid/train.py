@@ -28,6 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
 from pose2id_demo.reid.model import ReIDConfig, SynthPedReID, save_reid
 
@@ -113,8 +116,6 @@ def lr_at(step: int, steps: int, base: float, warmup: int) -> float:
 
 
 def _save_ckpt(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     state = opt.state_dict()
     for pid, st in state["state"].items():
@@ -126,8 +127,6 @@ def _save_ckpt(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
 
 
 def _load_ckpt(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         step = int(f.metadata()["step"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
@@ -208,7 +207,6 @@ def train(data: str | Path, out: str | Path, steps: int = DEFAULTS["steps"], p: 
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=steps, initial=start, desc="train synthped-reid", unit="step")
     model.train()
     t_train = time.time()
