@@ -1,6 +1,6 @@
 """End-to-end in a real headless Chromium (Debian's ``chromium``; Playwright from PyPI drives it, never
-downloads a browser): every tab, the per-query view and the typical start query, and each rough edge of
-issue 15 checked gone by layout (bounding boxes, visibility, text).
+downloads a browser): every tab, the per-query view and the typical start query, and the layout checked by
+bounding boxes, visibility and text.
 
 Screenshots go to ``$POSE2ID_SCREENSHOTS`` (e.g. ``docs``: the README's ``screenshot.png`` and
 ``screenshot-benchmark.png``) or the test's tmp folder.
