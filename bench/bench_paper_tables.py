@@ -91,7 +91,8 @@ def measure_task(eng: Engine, task: str, backbone: str) -> dict[str, list[dict[s
         t1 += [row(f"+IPG (η={APP_ETA:g}, app default)", replace(base, eta=APP_ETA), "+IPG", True),
                row(f"+NFC+IPG (η={APP_ETA:g}, app default)", replace(base, eta=APP_ETA), "+NFC+IPG", True)]
     t3 = [row(f"NFC on {on}", replace(base, nfc_on=on), "+NFC") for on in ("gallery", "query", "both")]
-    t4 = [row(f"IPG on {on} (η={eta:g})", replace(base, ipg_on=on), "+IPG", True) for on in ("gallery", "query", "both")]
+    t4 = [row(f"IPG on {on} (η={eta:g})", replace(base, ipg_on=on), "+IPG", True)
+          for on in ("gallery", "query", "both")]
     out = {"table1": t1, "table3": t3, "table4": t4}
     if backbone == IMAGENET:
         out["table5"] = [row("w/o ReID training", base, "baseline"), row(f"+IPG (η={eta:g})", base, "+IPG", True),
@@ -143,7 +144,8 @@ def readme_markdown(res: dict[str, list[dict[str, Any]]], tasks: list[str], back
                        ["baseline", "+NFC separate", "+NFC joint", "+IPG", "+NFC+IPG"]),
             "table3": ("Table 3, NFC (separate) on", ["NFC on gallery", "NFC on query", "NFC on both"],
                        ["gallery", "query", "both"]),
-            "table4": ("Table 4, IPG on", ["IPG on gallery", "IPG on query", "IPG on both"], ["gallery", "query", "both"])}
+            "table4": ("Table 4, IPG on", ["IPG on gallery", "IPG on query", "IPG on both"],
+                       ["gallery", "query", "both"])}
     for key, (title, prefixes, heads) in cols.items():
         out.append(f"| {title}: task | backbone | " + " | ".join(heads) + " |")
         out.append("|---" * (2 + len(heads)) + "|")

@@ -36,7 +36,8 @@ def test_id2_official_variant_matches_its_description() -> None:
     for n, n_ids, d in [(40, 6, 8), (7, 1, 3), (25, 25, 4)]:
         feats = rng.standard_normal((n, d)) * rng.uniform(0.5, 4, (n, 1))
         pids = rng.integers(1, 1 + n_ids, n)
-        assert id2(feats, pids, variant="official") == pytest.approx(official_loop(feats, pids), abs=1e-6)  # float32 rows
+        # float32 rows
+        assert id2(feats, pids, variant="official") == pytest.approx(official_loop(feats, pids), abs=1e-6)
     with pytest.raises(ValueError):
         id2(f, np.array([1, 1]), variant="unofficial")
 

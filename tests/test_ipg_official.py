@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from pose2id_demo.ipg.configs import SD15_UNET_CONFIG
-from pose2id_demo.ipg.official import (OFFICIAL_FILES, build_official_modules, load_official,
-                                       load_official_modules, map_official_state_dict)
+from pose2id_demo.ipg.official import (
+    OFFICIAL_FILES,
+    build_official_modules,
+    load_official,
+    load_official_modules,
+    map_official_state_dict,
+)
 
 # Official parameter names of modules whose code is simple enough to spell out here (from the release's
 # IFR and PoseGuider definitions): the loader must accept exactly these.

@@ -23,9 +23,6 @@ LONG_FUNCTIONS: set[str] = {
     "pose2id_demo/ui/benchmark_tab.py::build",
     "pose2id_demo/reid/extract.py::extract_features",
     "pose2id_demo/engine/inputs.py::load_image",
-    "pose2id_demo/reid/train.py::train",
-    "pose2id_demo/centralization/rerank.py::rerank",
-    "pose2id_demo/ipg/pipeline.py::__call__",
 }
 #: Modules that still import heavy packages inside functions (the list only shrinks).
 LATE_IMPORTERS: set[str] = {

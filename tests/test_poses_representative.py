@@ -154,7 +154,7 @@ def test_write_and_load_assets(tmp_path):
                                     "num_images": len(names), "num_ids": 12})
     loaded = load_representative_poses(tmp_path)
     assert [d for d, _ in loaded] == [s.direction for s, _ in chosen]
-    for (d, p), (_, q) in zip(loaded, chosen):
+    for (_, p), (_, q) in zip(loaded, chosen):
         np.testing.assert_allclose(p.keypoints, q.keypoints, atol=1e-3)
     assert (tmp_path / "front.png").exists() and "python -m x" in (tmp_path / "README.md").read_text()
     idx = json.loads((tmp_path / "index.json").read_text())

@@ -101,4 +101,5 @@ def test_generated_features_are_shipped_for_every_task_with_the_shipped_generato
         assert data.q_gen is not None and data.g_gen is not None, data.gen_note
         assert data.q_gen.shape[:2] == (len(data.q), 8) and data.g_gen.shape[:2] == (len(data.g), 8)
         s = read_generated(ASSETS / "features" / f"synthped-{task}-{bb}-gen.npz")["settings"]
-        assert (s["model_sha"], s["steps"], s["guidance_scale"], s["seed"], s["use_ifr"]) == (shipped, 20, 3.5, 42, True)
+        recorded = (s["model_sha"], s["steps"], s["guidance_scale"], s["seed"], s["use_ifr"])
+        assert recorded == (shipped, 20, 3.5, 42, True)

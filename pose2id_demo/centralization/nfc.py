@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp

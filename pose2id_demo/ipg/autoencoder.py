@@ -61,7 +61,8 @@ class TinyAutoencoderKL(ModelMixin, ConfigMixin):
             nn.ConvTranspose2d(c1, c0, 4, stride=2, padding=1), act(),
             nn.Conv2d(c0, c0, 3, padding=1), act()]
         for _ in range(decoder_upsample.bit_length() - 1):  # one more ×2 stage each: an output larger than the input
-            layers += [nn.ConvTranspose2d(c0, c0, 4, stride=2, padding=1), act(), nn.Conv2d(c0, c0, 3, padding=1), act()]
+            layers += [nn.ConvTranspose2d(c0, c0, 4, stride=2, padding=1), act(),
+                       nn.Conv2d(c0, c0, 3, padding=1), act()]
         self.decoder = nn.Sequential(*layers, nn.Conv2d(c0, in_channels, 3, padding=1))
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):

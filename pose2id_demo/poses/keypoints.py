@@ -55,7 +55,7 @@ class Pose:
         """Boolean mask (18,) of keypoints with confidence > 0."""
         return self.keypoints[:, 2] > 0
 
-    def resized(self, width: int, height: int) -> "Pose":
+    def resized(self, width: int, height: int) -> Pose:
         """The same pose in pixel coordinates of a ``width`` × ``height`` image."""
         kp = self.keypoints.copy()
         kp[:, 0] *= width / self.width
@@ -67,7 +67,7 @@ class Pose:
                 "keypoints": [[round(float(v), 3) for v in row] for row in self.keypoints]}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Pose":
+    def from_json(cls, obj: dict) -> Pose:
         if not isinstance(obj, dict) or "keypoints" not in obj:
             raise ValueError("pose json must be an object with a 'keypoints' list of 18 [x, y, c] rows")
         fmt = obj.get("format", "openpose18")
