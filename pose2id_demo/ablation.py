@@ -25,7 +25,7 @@ moving η leaves the +NFC row's cache entry valid (the engine passes its bounded
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -73,9 +73,19 @@ class Cache(Protocol):
     def put(self, key: Any, value: Any) -> Any: ...
 
 
+def _knob(default: Any, label: str, *, choices: Sequence[Any] | None = None, limits: tuple[Any, Any] | None = None,
+          step: float | None = None) -> Any:
+    """A settings field with what a control needs to show it: its label, and its choices or its limits and step."""
+    return field(default=default, metadata={"label": label, "choices": choices, "limits": limits, "step": step})
+
+
 @dataclass(frozen=True)
 class Settings:
-    """One ablation setting.
+    """One ablation setting: every parameter of the Table-2 rows, with its default (the paper's, η the app's).
+
+    The one settings object: the CLI, ``bench/`` and the app build it, the engine's sessions take it, and the
+    rows are computed from it. Each field's metadata (:meth:`knob`) gives its label, and its choices or the
+    limits a request may ask for, so that the app's controls show exactly these defaults and ranges.
 
     Attributes:
         eta: η of eq. 9.
@@ -85,34 +95,39 @@ class Settings:
             published setting) or ``joint`` (neighbours in query ∪ gallery).
         rerank: k-reciprocal re-ranking (k1=20, k2=6, λ=0.3) instead of the Euclidean distance.
         id2_variant: ``paper`` or ``official`` (:mod:`pose2id_demo.metrics.id2`).
-        nfc_index: NFC's neighbour search, ``exact`` or ``faiss`` (approximate, for 10^6 images; optional).
         id2_over: ``query+gallery`` (the tables) or ``gallery`` (the set eq. 9's generations centralize in
             ``bench/ipg_quality.py``); pid <= 0 is left out either way.
+        nfc_index: NFC's neighbour search, ``exact`` or ``faiss`` (approximate, for 10^6 images; optional).
     """
 
-    eta: float = 0.5
-    k1: int = 2
-    k2: int = 2
-    nfc_on: str = "both"
-    ipg_on: str = "both"
-    nfc_mode: str = "separate"
-    rerank: bool = False
-    id2_variant: str = "paper"
-    id2_over: str = "query+gallery"
-    nfc_index: str = "exact"
+    eta: float = _knob(0.5, "η (eq. 9)", limits=(0.0, 10.0), step=0.25)
+    k1: int = _knob(2, "k1 (NFC)", limits=(1, 20), step=1)
+    k2: int = _knob(2, "k2 (NFC)", limits=(1, 20), step=1)
+    nfc_on: str = _knob("both", "NFC on", choices=APPLY_CHOICES)
+    ipg_on: str = _knob("both", "IPG on", choices=APPLY_CHOICES)
+    nfc_mode: str = _knob("separate", "NFC neighbours", choices=NFC_MODES)
+    rerank: bool = _knob(False, "k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)")
+    id2_variant: str = _knob("paper", "ID² variant", choices=ID2_VARIANTS)
+    id2_over: str = _knob("query+gallery", "ID² over", choices=("query+gallery", "gallery"))
+    nfc_index: str = _knob("exact", "NFC neighbour search", choices=("exact", "faiss"))
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("nfc_on", self.nfc_on, APPLY_CHOICES), ("ipg_on", self.ipg_on, APPLY_CHOICES),
-                                     ("nfc_mode", self.nfc_mode, NFC_MODES),
-                                     ("nfc_index", self.nfc_index, ("exact", "faiss")),
-                                     ("id2_variant", self.id2_variant, ID2_VARIANTS),
-                                     ("id2_over", self.id2_over, ("query+gallery", "gallery"))):
-            if value not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        for f in fields(self):
+            choices = f.metadata["choices"]
+            if choices is not None and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(self, f.name)!r}")
         if not np.isfinite(self.eta):
             raise ValueError(f"eta must be finite, got {self.eta}")
         if int(self.k1) < 0 or int(self.k2) < 0:
             raise ValueError(f"k1 and k2 must be >= 0, got {self.k1}, {self.k2}")
+
+    @classmethod
+    def knob(cls, name: str) -> dict[str, Any]:
+        """``{"default", "label", "choices", "limits", "step"}`` of field ``name`` (what a control shows)."""
+        f = next((f for f in fields(cls) if f.name == name), None)
+        if f is None:
+            raise KeyError(f"Settings has no field {name!r}")
+        return {"default": f.default, **f.metadata}
 
 
 # ----------------------------------------------------------------------------------------- the stages
@@ -168,13 +183,15 @@ def stage_features(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = 
     if row == "baseline":
         return fs.q, fs.g
     if row == "+NFC":
-        return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(fs.q, fs.g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
+        return _cached(cache, ("feats",) + row_key(s, row),
+                       lambda: _nfc(fs.q, fs.g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
     if row == "+IPG":
         return _cached(cache, ("feats",) + row_key(s, row), lambda: _ipg(fs, s.eta, s.ipg_on))
     if row != "+NFC+IPG":
         raise ValueError(f"row must be one of {', '.join(ROW_NAMES)}; got {row!r}")
     q, g = stage_features(fs, s, "+IPG", cache)
-    return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(q, g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
+    return _cached(cache, ("feats",) + row_key(s, row),
+                   lambda: _nfc(q, g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
 
 
 def distances(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None) -> np.ndarray:
