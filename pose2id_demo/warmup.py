@@ -1,14 +1,17 @@
-"""Warm-up at launch: what a first click would otherwise wait for is prepared in one background thread.
+"""Warm-up at launch: what a first click would otherwise compute is prepared in one background thread.
 
 ``python app.py`` calls :meth:`pose2id_demo.engine.Engine.warm_up` once the page is built. The thread works
 through its steps in order — the default task's features, table and per-query view (what the page asks for
-first), the other benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`), the default t-SNE, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
-recognition of uploaded benchmark queries and the cleansing tiles need them), the ReID backbone, the query
-index and the generator, the default cleansing, then the other tasks' images. (It runs at the process's own
-CPU priority: a lowered one starved it on a busy shared machine — 431 of 4,936 images in 6 minutes at load 15.) Callbacks ask :meth:`WarmUp.preparing` whether what
-they need is ready: while the warm-up is still on it they answer at once with a "preparing …" sentence
-instead of blocking; once the warm-up has finished (or was never started, as in the tests and the CLI)
-they compute as before. A failed step is logged in one line and simply left to the callback that needs it.
+first), the other benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`), the default t-SNE,
+the standard task's SynthPed images (rendered once into the cache; the ranked lists, the recognition of
+uploaded benchmark queries and the cleansing tiles need them), the ReID backbone, the query index and the
+generator, the default cleansing, then the other tasks' images.
+
+Each step holds the app's CPU slot at the lowest priority (:data:`pose2id_demo.engine.scheduler.BACKGROUND`):
+it starts only when no request waits for the CPU, so the warm-up never delays a request by more than the one
+step it is on. A request never waits for the warm-up as such: it computes what it needs itself (the engine
+makes each resource once, so a step and a request never do the same work twice) and answers with the real
+result. A failed step is logged in one line and left to the request that needs it.
 """
 
 from __future__ import annotations
@@ -19,20 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-log = logging.getLogger(__name__)
+from pose2id_demo.engine.scheduler import BACKGROUND, CPU
 
-#: What each step prepares, in the words the UI uses ("preparing …").
-WHAT = {
-    "features": "the benchmark features",
-    "table": "the benchmark table",
-    "per_query": "the per-query view",
-    "render": "the SynthPed images (rendered once, about a minute on 2 cores)",
-    "backbone": "the ReID backbone",
-    "generator": "the embedded generator",
-    "qindex": "the index of the benchmark query images",
-    "tsne": "the t-SNE",
-    "cleansing": "the data cleansing of the train split",
-}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,10 +97,12 @@ class WarmUp:
 
     def _run(self) -> None:
         for step in self.steps.values():
-            step.state = "running"
             t = time.perf_counter()
             try:
-                step.run()
+                with CPU.hold(BACKGROUND, f"the warm-up ({step.name})"):
+                    step.state = "running"
+                    t = time.perf_counter()
+                    step.run()
                 step.state = "done"
             except Exception as exc:  # noqa: BLE001 — the callback that needs it will compute and report
                 step.state, step.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -125,33 +119,6 @@ class WarmUp:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
-
-    # ------------------------------------------------------------------ asking
-    def ready(self, name: str) -> bool:
-        """Whether step ``name`` no longer needs waiting for: done, failed, unknown, or the warm-up is over
-        (or was never started)."""
-        step = self.steps.get(name)
-        return (self._thread is None or step is None or step.state in ("done", "failed") or self.finished)
-
-    def preparing(self, *names: str, wait: float = 0.0) -> str | None:
-        """None when every step in ``names`` is ready (after waiting up to ``wait`` seconds); else one
-        "Preparing …" sentence naming what is still being prepared."""
-        deadline = time.perf_counter() + wait
-        while True:
-            pending = [n for n in names if not self.ready(n)]
-            if not pending or time.perf_counter() >= deadline:
-                break
-            time.sleep(0.1)
-        if not pending:
-            return None
-        what = []
-        for n in pending:
-            w = WHAT.get(n.split(":")[0], n)
-            if w not in what:
-                what.append(w)
-        since = time.perf_counter() - self.started_at
-        return (f"⏳ Preparing {' and '.join(what)} — started at launch {since:.0f} s ago; this fills in by "
-                "itself when ready.")
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {n: {"state": s.state, "seconds": round(s.seconds, 2), **({"error": s.error} if s.error else {})}
@@ -192,13 +159,3 @@ def start(engine: Any, background: bool = True) -> WarmUp:
             _current = WarmUp(engine, tuple(TASKS), list(DEFAULT_BACKBONES), DEFAULT_BACKBONES[0])
             _current.start(background=background)
         return _current
-
-
-def preparing(*names: str, wait: float = 0.0) -> str | None:
-    """:meth:`WarmUp.preparing` of the running warm-up; None when none was started."""
-    return None if _current is None else _current.preparing(*names, wait=wait)
-
-
-def finished() -> bool:
-    """Whether there is nothing (more) to wait for: no warm-up was started, or it is over."""
-    return _current is None or _current.finished

@@ -1,10 +1,12 @@
-"""The launch-time warm-up: steps run in order in the background, callbacks hear "preparing" only while
-the step they need is pending, and a failing step is logged and left to the callback."""
+"""The launch-time warm-up: steps run in order in the background, each holding the CPU slot at the lowest
+priority (so a request that arrives meanwhile goes first), and a failing step is logged and left to the request
+that needs it."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from pose2id_demo.warmup import WarmUp
 
@@ -54,23 +56,39 @@ def _warm(engine) -> WarmUp:
     return w
 
 
-def test_steps_run_in_order_and_preparing_clears() -> None:
+def test_steps_run_in_order_each_holding_the_cpu_at_background_priority() -> None:
+    from pose2id_demo.engine.scheduler import CPU, INTERACTIVE
+
     gate = threading.Event()
     eng = FakeEngine(gate)
+    holders: list[str] = []
+    eng.backbone = lambda bb: holders.append(CPU.running) or eng._step(f"backbone:{bb}")
     w = _warm(eng)
-    assert w.preparing("generator") is None  # not started: callbacks compute as before
     w.start()
-    msg = w.preparing("generator", "cleansing:standard:a", wait=0.2)
-    assert msg is not None and msg.startswith("⏳ Preparing the embedded generator and the data cleansing")
-    assert w.preparing("features:standard:a", wait=5.0) is None  # done before the gate
-    assert w.preparing("no-such-step") is None
+    deadline = time.monotonic() + 10
+    while w.status()["generator"]["state"] != "running":
+        assert time.monotonic() < deadline, w.status()
+        time.sleep(0.01)
+    assert CPU.running == "the warm-up (generator)"
+
+    def request() -> None:  # arrives while the warm-up is in its generator step
+        with CPU.hold(INTERACTIVE, "a request"):
+            eng.calls.append("request")
+
+    req = threading.Thread(target=request)
+    req.start()
+    while not CPU._waiting:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     gate.set()
+    req.join(10)
     assert w.wait(10)
-    assert w.preparing("generator", "cleansing:standard:b") is None
+    # The request waited for the one step the warm-up was on, then went before the rest of the warm-up.
     assert eng.calls == ["features:standard:a", "table:standard:a", "per_query:standard:a", "features:standard:b",
                          "tsne:standard:a", "tsne:standard:b",
                          "render:standard", "backbone:a", "features:standard:a", "qindex:standard:a:q0.jpg",
-                         "generator", "cleansing:standard:a", "cleansing:standard:b"]
+                         "generator", "request", "cleansing:standard:a", "cleansing:standard:b"]
+    assert holders == ["the warm-up (backbone:a)"]
     assert all(s["state"] == "done" for s in w.status().values())
 
 
@@ -83,7 +101,6 @@ def test_failed_step_is_logged_and_released(caplog) -> None:
         w.start()
         assert w.wait(10)
     assert w.status()["tsne:standard:a"]["state"] == "failed"
-    assert w.preparing("tsne:standard:a") is None  # the callback computes (and reports) it itself
     assert eng.calls[-1] == "cleansing:standard:b"  # the steps after it still ran
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "tsne:standard:a" in warnings[0].getMessage()

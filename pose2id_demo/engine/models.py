@@ -26,6 +26,7 @@ from pose2id_demo.paths import cache_dir
 from pose2id_demo.poses import draw, representative
 
 from .errors import DependencyMissing, Pose2IDError
+from .scheduler import CPU
 
 __all__ = ["Models", "folder_key", "needs"]
 
@@ -64,6 +65,7 @@ class Models:
         self.lock = threading.Lock()
         self._key_locks: dict[Any, threading.Lock] = {}
         self.store: dict[Any, Any] = {}
+        self.cpu = CPU  # every heavy computation holds it (taken before any lock here; :mod:`.scheduler`)
         self.gen_lock = threading.Lock()  # one diffusion run at a time (attention processors hold state)
         self.extract_lock = threading.Lock()
         self._pipeline_factory: Callable[[], Any] | None = None
