@@ -197,6 +197,59 @@ def slider_latency(url: str, backbone: str) -> None:
           f"max={lat[-1]:.3f}s")
 
 
+def _hog() -> None:  # an outside CPU hog: one core busy until killed
+    while True:
+        pass
+
+
+def torch_threads(repeats: int, hogs: tuple[int, ...], steps: int = 20) -> dict:
+    """Generation time with torch on 1 and on 2 threads, with ``h`` outside processes spinning on a core each
+    for every ``h`` of ``hogs``: the embedded pipeline called directly (8 poses, IFR on, ``steps`` steps, CFG
+    3.5), median and max wall seconds and the CPU seconds of ``repeats`` runs after one warm-up run. Printed
+    with the machine's load; the app's thread count is chosen from this (:data:`pose2id_demo.ui.app.
+    TORCH_THREADS`)."""
+    import multiprocessing as mp
+
+    import torch
+    from PIL import Image
+
+    from pose2id_demo.engine import get_engine
+    from pose2id_demo.ui.app import EXAMPLES_DIR
+
+    eng = get_engine()
+    pipe, poses = eng.pipeline(), [p for _, p in eng.representative_poses()]
+    with Image.open(sorted(EXAMPLES_DIR.glob("*.jpg"))[0]) as im:
+        ref = im.convert("RGB")
+    out: dict = {}
+    print(f"generation of 8 poses, {steps} steps, CFG 3.5, embedded pipeline; {os.cpu_count()} cores", flush=True)
+    for h in hogs:
+        procs = [mp.Process(target=_hog, daemon=True) for _ in range(h)]
+        for p in procs:
+            p.start()
+        try:
+            for n in (1, 2):
+                torch.set_num_threads(n)
+                pipe(reference_image=ref, poses=poses, num_inference_steps=steps, seed=0)  # warm-up run
+                walls, cpus = [], []
+                for i in range(repeats):
+                    t, c = time.perf_counter(), time.process_time()
+                    pipe(reference_image=ref, poses=poses, num_inference_steps=steps, seed=i)
+                    walls.append(time.perf_counter() - t)
+                    cpus.append(time.process_time() - c)
+                key = f"{h} hog(s), {n} thread(s)"
+                out[key] = {"median_s": round(statistics.median(walls), 2), "max_s": round(max(walls), 2),
+                            "cpu_s": round(statistics.median(cpus), 2), "runs_s": [round(w, 2) for w in walls],
+                            "load": round(os.getloadavg()[0], 2)}
+                print(f"  {key:24s} median {out[key]['median_s']:6.2f} s  max {out[key]['max_s']:6.2f} s  "
+                      f"CPU {out[key]['cpu_s']:6.2f} s  runs {out[key]['runs_s']}  [load {out[key]['load']}]",
+                      flush=True)
+        finally:
+            for p in procs:
+                p.kill()
+                p.join()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", help="a running demo; default: launch one on a free localhost port")
@@ -211,7 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gen-clients", type=int, default=1, help="generating clients (with --gen-under-load)")
     ap.add_argument("--evaluate-market", action="store_true",
                     help="time /evaluate_features on a synthetic Market-1501-size feature file instead")
+    ap.add_argument("--torch-threads", action="store_true",
+                    help="time generation with torch on 1 vs 2 threads, alone and beside outside CPU hogs")
+    ap.add_argument("--hogs", default="0,1,2", help="outside hog processes per --torch-threads round")
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
+    if args.torch_threads:
+        torch_threads(args.repeats, tuple(int(h) for h in args.hogs.split(",")), steps=20)
+        print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return 0
     mix = [m.strip() for m in args.mix.split(",") if m.strip()]
     demo = None
     url = args.url

@@ -294,13 +294,16 @@ def test_feature_file_cli_refuses_pickle(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_upload_beyond_limit_refused(app_client, tmp_path: Path) -> None:
-    """A feature file beyond the documented 100 MB upload limit is refused by the server, which keeps serving."""
+    """A feature file beyond the documented upload limit (the largest feature file the app evaluates) is refused
+    by the server, which keeps serving. (A sparse file: it takes no disk.)"""
     import httpx
     from gradio_client import handle_file
 
+    from pose2id_demo.ui.app import MAX_UPLOAD
+
     big = tmp_path / "huge.npz"
     with open(big, "wb") as f:
-        f.truncate(101 * 2**20)
+        f.truncate(MAX_UPLOAD + 2**20)
     with pytest.raises(ValueError, match="maximum file size"):  # gradio_client checks the app's limit
         app_client.predict(handle_file(str(big)), 2, 2, 1.0, "both", "both", api_name="/evaluate_features")
     with open(big, "rb") as f:  # a raw upload that skips the client's check is refused by the server
@@ -467,17 +470,15 @@ NOT_UPLOADED = "Please upload an image."
 
 
 def _upload(url: str, path: Path) -> str:
-    """Upload ``path`` the way the page does; the server path Gradio gives it."""
-    import httpx
+    from conftest import upload
 
-    with open(path, "rb") as f:
-        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (path.name, f)}, timeout=600)
-    r.raise_for_status()
-    return r.json()[0]
+    return upload(url, path)
 
 
 def _file(path: str, meta: bool) -> dict:
-    return {"path": path, "meta": {"_type": "gradio.FileData"}} if meta else {"path": path}
+    from conftest import file_data
+
+    return file_data(path, meta)
 
 
 def _gen_args(image: object, custom_pose: object = None) -> list:
@@ -643,15 +644,11 @@ def test_feature_file_with_nothing_to_evaluate(app_url: str, tmp_path: Path) -> 
 
 # ------------------------------------------------------------------------------ temp files (issue 14.4)
 @pytest.mark.slow
-def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
     """With short ages (5 s, swept every second), an upload and Gradio's served copy of an export (Gradio's
-    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving.
-
-    Its own Gradio cache folder: a 5-second sweep of the shared one would delete the files of every other app
-    using it meanwhile (another test run on the same machine)."""
+    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving. (The Gradio cache
+    is this process's own folder, so a 5-second sweep touches no other app's files.)"""
     import time
-
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
 
     from conftest import free_port, raw_call
 
@@ -666,7 +663,7 @@ def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.Monke
         assert uploaded.is_file()
         event, out = raw_call(url, "export_features", ["standard", "synthped-reid"])
         assert event == "complete", out
-        exports = [p for p in tempfiles.app_dir().glob("export-*/*.npz")]
+        exports = list((tempfiles.root() / "exports").glob("*/*.npz"))
         assert exports
         served = Path(out[0]["path"])  # Gradio's copy of the export, in its cache
         deadline = time.monotonic() + 120
@@ -676,8 +673,8 @@ def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.Monke
         assert _upload(url, tmp_path / "me.png")  # still serving
     finally:
         demo.close()
-    (tempfiles.app_dir() / "old").mkdir(exist_ok=True)
-    assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.app_dir() / "old").exists()
+    (tempfiles.images_dir() / "old").mkdir(exist_ok=True)
+    assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.images_dir() / "old").exists()
 
 
 # ------------------------------------------------------------------------------ clear sentences (issue 14)
