@@ -2,10 +2,10 @@
 
 ``python app.py`` calls :meth:`pose2id_demo.engine.Engine.warm_up` once the page is built. The thread works
 through its steps in order — the default task's features, table and per-query view (what the page asks for
-first), the other benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`), the default t-SNE,
-the standard task's SynthPed images (rendered once into the cache; the ranked lists, the recognition of
-uploaded benchmark queries and the cleansing tiles need them), the ReID backbone, the query index and the
-generator, the default cleansing, then the other tasks' images.
+first), the generator, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
+recognition of uploaded benchmark queries and the cleansing tiles need them), the ReID backbone and the query
+index (what a first generation needs), the other benchmark features (shipped, see
+:mod:`pose2id_demo.shipped_features`), the default cleansing, the other tasks' images, then the default t-SNE.
 
 Each step holds the app's CPU slot at the lowest priority (:data:`pose2id_demo.engine.scheduler.BACKGROUND`):
 it starts only when no request waits for the CPU, so the warm-up never delays a request by more than the one
@@ -49,22 +49,23 @@ class WarmUp:
         add(f"features:{first}:{default_backbone}", lambda: engine.bench_data(first, default_backbone))
         add(f"table:{first}:{default_backbone}", lambda: engine.benchmark(first, default_backbone))
         add(f"per_query:{first}:{default_backbone}", lambda: engine.per_query(first, default_backbone))
+        # Then what a first generation needs (importing diffusers alone takes seconds): the generator, the
+        # images behind the benchmark queries, the backbone and the index that recognises an uploaded query.
+        add("generator", engine.pipeline)
+        add(f"render:{first}", lambda: self._render(first))
+        add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
+        add(f"qindex:{first}:{default_backbone}", lambda: engine.benchmark_query_index(
+            self._open(engine.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
         for task in tasks:
             for bb in backbones:
                 if (task, bb) != (first, default_backbone):
                     add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench_data(t, b))
-        for bb in backbones:  # features only
-            add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
-        add(f"render:{first}", lambda: self._render(first))
-        add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
-        # Any benchmark query image builds the index that recognises uploads of benchmark queries.
-        add(f"qindex:{first}:{default_backbone}", lambda: engine.benchmark_query_index(
-            self._open(engine.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
-        add("generator", engine.pipeline)
         for bb in backbones:  # the train split's keypoint files and images come with the render
             add(f"cleansing:{first}:{bb}", lambda b=bb: engine.cleansing(first, b))
         for task in rest:
             add(f"render:{task}", lambda t=task: self._render(t))
+        for bb in backbones:  # last: one t-SNE is a single step of seconds that a request arriving would wait for
+            add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
         self.steps = {s.name: s for s in steps}
         self._thread: threading.Thread | None = None
         self._done = threading.Event()

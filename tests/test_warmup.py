@@ -84,10 +84,10 @@ def test_steps_run_in_order_each_holding_the_cpu_at_background_priority() -> Non
     req.join(10)
     assert w.wait(10)
     # The request waited for the one step the warm-up was on, then went before the rest of the warm-up.
-    assert eng.calls == ["features:standard:a", "table:standard:a", "per_query:standard:a", "features:standard:b",
-                         "tsne:standard:a", "tsne:standard:b",
+    assert eng.calls == ["features:standard:a", "table:standard:a", "per_query:standard:a", "generator", "request",
                          "render:standard", "backbone:a", "features:standard:a", "qindex:standard:a:q0.jpg",
-                         "generator", "request", "cleansing:standard:a", "cleansing:standard:b"]
+                         "features:standard:b", "cleansing:standard:a", "cleansing:standard:b",
+                         "tsne:standard:a", "tsne:standard:b"]
     assert holders == ["the warm-up (backbone:a)"]
     assert all(s["state"] == "done" for s in w.status().values())
 
@@ -101,6 +101,6 @@ def test_failed_step_is_logged_and_released(caplog) -> None:
         w.start()
         assert w.wait(10)
     assert w.status()["tsne:standard:a"]["state"] == "failed"
-    assert eng.calls[-1] == "cleansing:standard:b"  # the steps after it still ran
+    assert eng.calls[-1] == "tsne:standard:b"  # the steps after it still ran
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "tsne:standard:a" in warnings[0].getMessage()

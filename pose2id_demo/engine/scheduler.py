@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 __all__ = ["BACKGROUND", "CPU", "GENERATION", "INTERACTIVE", "CpuSlot"]
+
+log = logging.getLogger(__name__)
 
 GENERATION, INTERACTIVE, BACKGROUND = 0, 1, 2
 
@@ -89,7 +92,7 @@ class CpuSlot:
 
     def _take(self, ticket: tuple[int, int], what: str, progress: ProgressFn | None) -> None:
         me = threading.get_ident()
-        said = ""
+        said, behind, t0 = "", set(), time.monotonic()
         with self._cond:
             heapq.heappush(self._waiting, ticket)
         try:
@@ -98,7 +101,11 @@ class CpuSlot:
                     if self._owner is None and self._waiting[0] == ticket:
                         heapq.heappop(self._waiting)
                         self._owner, self._depth, self._held, self._what = me, 1, ticket, what
+                        if time.monotonic() - t0 > 1.0:
+                            log.info("%s waited %.1f s for the CPU (behind %s)", what, time.monotonic() - t0,
+                                     ", ".join(sorted(behind)))
                         return
+                    behind.add(self._what or "a job taking it back")
                     ahead = sum(t < ticket for t in self._waiting)
                     running = self._what
                     self._cond.wait(timeout=1.0)

@@ -70,13 +70,15 @@ def build_demo(delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
 
 
 def limit_threads(torch_threads: int = TORCH_THREADS) -> None:
-    """NumPy's BLAS (OpenBLAS) on one thread and torch on ``torch_threads`` in this process: one job holds the
-    CPU at a time (:mod:`pose2id_demo.engine.scheduler`), and a thread team that waits for a descheduled member
-    loses far more than it gains on a shared 2-core machine (:data:`TORCH_THREADS`)."""
+    """BLAS and OpenMP pools on one thread and torch on ``torch_threads`` in this process: one job holds the CPU
+    at a time (:mod:`pose2id_demo.engine.scheduler`), and a thread team that waits for a descheduled member
+    loses far more than it gains on a shared 2-core machine (:data:`TORCH_THREADS`). Libraries loaded later
+    (scikit-learn's OpenMP for t-SNE) read ``OMP_NUM_THREADS``, set here unless the operator set it."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=1, user_api="blas")
+        threadpool_limits(limits=1)
     except Exception as exc:  # noqa: BLE001 — threadpoolctl missing or an unknown BLAS: leave it
         log.debug("could not limit the BLAS threads: %s", exc)
     try:
