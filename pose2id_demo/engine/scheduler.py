@@ -108,12 +108,14 @@ class CpuSlot:
                     behind.add(self._what or "a job taking it back")
                     ahead = sum(t < ticket for t in self._waiting)
                     running = self._what
-                    self._cond.wait(timeout=1.0)
                 msg = (f"Waiting for the CPU: {running or 'another job'} is running"
                        + (f", {ahead} more job{'s' if ahead > 1 else ''} first" if ahead else "") + " …")
-                if progress is not None and msg != said:
+                if progress is not None and msg != said:  # outside the lock: a progress bar is foreign code
                     progress(0.0, msg)
                     said = msg
+                with self._cond:  # woken at every release; the timeout only refreshes the message
+                    if not (self._owner is None and self._waiting[0] == ticket):
+                        self._cond.wait(timeout=5.0)
         except BaseException:
             with self._cond:
                 if ticket in self._waiting:
