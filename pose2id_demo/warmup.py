@@ -7,7 +7,7 @@ recognition of uploaded benchmark queries and the cleansing tiles need them), th
 index (what a first generation needs), the other benchmark features (shipped, see
 :mod:`pose2id_demo.shipped_features`), the default cleansing, the other tasks' images, then the default t-SNE.
 
-Each step holds the app's CPU slot at the lowest priority (:data:`pose2id_demo.engine.scheduler.BACKGROUND`):
+Each step holds one of the app's CPU slots at the lowest priority (:data:`pose2id_demo.engine.scheduler.BACKGROUND`):
 it starts only when no request waits for the CPU, so the warm-up never delays a request by more than the one
 step it is on. A request never waits for the warm-up as such: it computes what it needs itself (the engine
 makes each resource once, so a step and a request never do the same work twice) and answers with the real

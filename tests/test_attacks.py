@@ -409,28 +409,30 @@ def test_deadline_checked_inside_every_curve(monkeypatch: pytest.MonkeyPatch, bu
 
 # ------------------------------------------------------------------------------------------ no placeholder answers
 def test_requests_during_the_warm_up_get_checks_then_real_results(app_url: str, me: dict, tmp_path: Path) -> None:
-    """While a warm-up step holds the CPU, a bad request is refused at once (its input is checked before it
+    """While warm-up steps hold every CPU slot, a bad request is refused at once (its input is checked before it
     waits) and a good one waits, then returns its real result — never a "preparing" placeholder."""
     from conftest import raw_call
 
-    holding, release = threading.Event(), threading.Event()
+    release = threading.Event()
+    holding = [threading.Event() for _ in range(CPU.size)]
 
-    def warm_up_step() -> None:
+    def warm_up_step(i: int) -> None:
         with CPU.hold(BACKGROUND, "the warm-up (test)"):
-            holding.set()
+            holding[i].set()
             release.wait(HANG_GUARD_S)
 
-    t = threading.Thread(target=warm_up_step)
-    t.start()
+    steps = [threading.Thread(target=warm_up_step, args=(i,)) for i in range(CPU.size)]  # every slot busy
+    for t in steps:
+        t.start()
     try:
-        assert holding.wait(HANG_GUARD_S)
+        assert all(h.wait(HANG_GUARD_S) for h in holding)
         path = tmp_path / "far.json"
         kp = np.asarray(_pose()["keypoints"])
         kp[5, 0] = 1e30
         path.write_text(json.dumps(_pose(keypoints=kp.tolist())))
         event, msg = _generate_with_pose(app_url, me, path)
         assert event == "error" and "lies far outside" in str(msg), msg
-        assert CPU.running == "the warm-up (test)"  # refused while the step still held the CPU
+        assert CPU.running == ["the warm-up (test)"] * CPU.size  # refused while the steps still held the CPU
         result: dict = {}
         good = threading.Thread(target=lambda: result.update(
             answer=raw_call(app_url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False])))
@@ -439,7 +441,8 @@ def test_requests_during_the_warm_up_get_checks_then_real_results(app_url: str, 
         assert "answer" not in result  # it waits for the CPU instead of answering with a placeholder
     finally:
         release.set()
-        t.join(HANG_GUARD_S)
+        for t in steps:
+            t.join(HANG_GUARD_S)
     good.join(HANG_GUARD_S)
     event, out = result["answer"]
     assert event == "complete" and [r[0] for r in out[0]["data"]] == ["baseline", "+NFC", "+IPG", "+NFC+IPG"]

@@ -1,13 +1,13 @@
-"""The app's one CPU slot: a generation is served before every waiting job of lower priority (so it waits for at
-most the one job that holds the slot), jobs of one priority in arrival order, the slot is re-entrant, and a long
-job's checkpoint lets a waiting generation run first."""
+"""The app's CPU pool: a generation is served before every waiting job of lower priority (so it waits at most
+until the first running job ends), jobs of one priority in arrival order, no more jobs than slots at once, a
+slot is re-entrant, and a long job's checkpoint lets a waiting generation run first when every slot is busy."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from pose2id_demo.engine.scheduler import BACKGROUND, GENERATION, INTERACTIVE, CpuSlot
+from pose2id_demo.engine.scheduler import BACKGROUND, GENERATION, INTERACTIVE, CpuPool
 
 HANG_GUARD_S = 60.0
 
@@ -19,77 +19,119 @@ def _wait_until(cond, what: str) -> None:
         time.sleep(0.01)
 
 
-def _queue(slot: CpuSlot, jobs: list[tuple[str, int]], order: list[str]) -> list[threading.Thread]:
-    """Start one thread per job, each asking for the slot after the previous one is waiting."""
+def _queue(pool: CpuPool, jobs: list[tuple[str, int]], order: list[str]) -> list[threading.Thread]:
+    """Start one thread per job, each asking for a slot after the previous one is waiting."""
     threads = []
     for name, priority in jobs:
         def job(name=name, priority=priority) -> None:
-            with slot.hold(priority, name):
+            with pool.hold(priority, name):
                 order.append(name)
         t = threading.Thread(target=job)
-        n_waiting = len(slot._waiting)
+        n_waiting = len(pool._waiting)
         t.start()
-        _wait_until(lambda n=n_waiting: len(slot._waiting) == n + 1, f"{name} queued")
+        _wait_until(lambda n=n_waiting: len(pool._waiting) == n + 1, f"{name} queued")
         threads.append(t)
     return threads
 
 
-def test_generation_waits_only_for_the_running_job() -> None:
-    slot, order, release = CpuSlot(), [], threading.Event()
+def _holder(pool: CpuPool, what: str, priority: int = INTERACTIVE) -> tuple[threading.Thread, threading.Event]:
+    """A thread holding a slot until the returned event is set."""
+    release, holding = threading.Event(), threading.Event()
 
-    def running() -> None:
-        with slot.hold(INTERACTIVE, "a long table"):
-            order.append("running")
+    def run() -> None:
+        with pool.hold(priority, what):
+            holding.set()
             release.wait(HANG_GUARD_S)
 
-    holder = threading.Thread(target=running)
-    holder.start()
-    _wait_until(lambda: order == ["running"], "the first job holds the slot")
-    assert slot.running == "a long table"
-    threads = _queue(slot, [("table 1", INTERACTIVE), ("warm-up", BACKGROUND), ("table 2", INTERACTIVE),
+    t = threading.Thread(target=run)
+    t.start()
+    assert holding.wait(HANG_GUARD_S)
+    return t, release
+
+
+def test_generation_waits_only_for_the_running_job() -> None:
+    pool, order = CpuPool(1), []
+    holder, release = _holder(pool, "a long table")
+    assert pool.running == ["a long table"]
+    threads = _queue(pool, [("table 1", INTERACTIVE), ("warm-up", BACKGROUND), ("table 2", INTERACTIVE),
                             ("generation", GENERATION), ("table 3", INTERACTIVE)], order)
     release.set()
     for t in [holder, *threads]:
         t.join(HANG_GUARD_S)
-    assert order == ["running", "generation", "table 1", "table 2", "table 3", "warm-up"]
-    assert slot.running == "" and not slot._waiting
+    assert order == ["generation", "table 1", "table 2", "table 3", "warm-up"]
+    assert pool.running == [] and not pool._waiting
+
+
+def test_two_slots_run_two_jobs_and_a_generation_takes_the_first_freed() -> None:
+    pool, order = CpuPool(2), []
+    first, release_first = _holder(pool, "a t-SNE")
+    second, release_second = _holder(pool, "a benchmark table")  # a second slot: no wait
+    assert sorted(pool.running) == ["a benchmark table", "a t-SNE"]
+    threads = _queue(pool, [("table", INTERACTIVE), ("generation", GENERATION)], order)
+    release_second.set()  # the first slot freed goes to the generation, though the table came first
+    second.join(HANG_GUARD_S)
+    _wait_until(lambda: order[:1] == ["generation"], "the generation ran in the freed slot")
+    release_first.set()
+    for t in [first, *threads]:
+        t.join(HANG_GUARD_S)
+    assert order == ["generation", "table"]
+
+
+def test_never_more_jobs_than_slots() -> None:
+    pool, lock, now, most = CpuPool(2), threading.Lock(), [0], [0]
+
+    def job(i: int) -> None:
+        with pool.hold(INTERACTIVE if i % 3 else GENERATION, f"job {i}"):
+            with lock:
+                now[0] += 1
+                most[0] = max(most[0], now[0])
+            time.sleep(0.01)
+            with lock:
+                now[0] -= 1
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HANG_GUARD_S)
+    assert most[0] == 2 and pool.running == []
 
 
 def test_reentrant_and_released_on_error() -> None:
-    slot = CpuSlot()
-    with slot.hold(INTERACTIVE, "outer"):
-        with slot.hold(GENERATION, "inner"):  # the same thread: no second wait
-            assert slot.running == "outer"
-        assert slot.running == "outer"
-    assert slot.running == ""
+    pool = CpuPool(1)
+    with pool.hold(INTERACTIVE, "outer"):
+        with pool.hold(GENERATION, "inner"):  # the same thread: no second wait
+            assert pool.running == ["outer"]
+        assert pool.running == ["outer"]
+    assert pool.running == []
     try:
-        with slot.hold(INTERACTIVE, "failing"):
+        with pool.hold(INTERACTIVE, "failing"):
             raise ValueError("bad input")
     except ValueError:
         pass
-    assert slot.running == "" and slot._depth == 0
-    done = threading.Event()
-    threading.Thread(target=lambda: (slot.hold(INTERACTIVE, "next").__enter__(), done.set())).start()
-    assert done.wait(HANG_GUARD_S), "the slot was not released after an exception"
+    assert pool.running == [] and not pool._held
+    t, release = _holder(pool, "next")  # the slot is free again
+    release.set()
+    t.join(HANG_GUARD_S)
 
 
 def test_checkpoint_lets_a_generation_run_first_and_takes_the_slot_back() -> None:
-    slot, order = CpuSlot(), []
+    pool, order = CpuPool(1), []
     step_done, go_on = threading.Event(), threading.Event()
     given_away: list[float] = []
 
     def long_job() -> None:
-        with slot.hold(INTERACTIVE, "a feature file"):
+        with pool.hold(INTERACTIVE, "a feature file"):
             order.append("evaluation step 1")
             step_done.set()
             go_on.wait(HANG_GUARD_S)
-            given_away.append(slot.checkpoint())
+            given_away.append(pool.checkpoint())
             order.append("evaluation step 2")
 
     t = threading.Thread(target=long_job)
     t.start()
     assert step_done.wait(HANG_GUARD_S)
-    threads = _queue(slot, [("table", INTERACTIVE), ("generation", GENERATION)], order)
+    threads = _queue(pool, [("table", INTERACTIVE), ("generation", GENERATION)], order)
     go_on.set()
     for th in [t, *threads]:
         th.join(HANG_GUARD_S)
@@ -99,20 +141,20 @@ def test_checkpoint_lets_a_generation_run_first_and_takes_the_slot_back() -> Non
 
 
 def test_checkpoint_keeps_the_slot_when_no_higher_priority_waits() -> None:
-    slot, order = CpuSlot(), []
+    pool, order = CpuPool(1), []
     ready, go_on = threading.Event(), threading.Event()
 
     def long_job() -> None:
-        with slot.hold(INTERACTIVE, "a feature file"):
+        with pool.hold(INTERACTIVE, "a feature file"):
             ready.set()
             go_on.wait(HANG_GUARD_S)
-            assert slot.checkpoint() == 0.0
+            assert pool.checkpoint() == 0.0
             order.append("evaluation")
 
     t = threading.Thread(target=long_job)
     t.start()
     assert ready.wait(HANG_GUARD_S)
-    threads = _queue(slot, [("table", INTERACTIVE), ("warm-up", BACKGROUND)], order)
+    threads = _queue(pool, [("table", INTERACTIVE), ("warm-up", BACKGROUND)], order)
     go_on.set()
     for th in [t, *threads]:
         th.join(HANG_GUARD_S)
@@ -120,22 +162,17 @@ def test_checkpoint_keeps_the_slot_when_no_higher_priority_waits() -> None:
 
 
 def test_waiting_job_hears_what_it_waits_for() -> None:
-    slot, heard, release = CpuSlot(), [], threading.Event()
-    holding = threading.Event()
+    pool, heard = CpuPool(1), []
+    holder, release = _holder(pool, "a generation", GENERATION)
 
-    def running() -> None:
-        with slot.hold(GENERATION, "a generation"):
-            holding.set()
-            release.wait(HANG_GUARD_S)
+    def waiter() -> None:
+        with pool.hold(INTERACTIVE, "a table", lambda f, d: heard.append(d)):
+            pass
 
-    t = threading.Thread(target=running)
-    t.start()
-    assert holding.wait(HANG_GUARD_S)
-    waiter = threading.Thread(target=lambda: slot.hold(INTERACTIVE, "a table", lambda f, d: heard.append(d))
-                              .__enter__())
-    waiter.start()
+    w = threading.Thread(target=waiter)
+    w.start()
     _wait_until(lambda: heard, "the waiting job was told")
     release.set()
-    t.join(HANG_GUARD_S)
-    waiter.join(HANG_GUARD_S)
-    assert heard[0].startswith("Waiting for the CPU: a generation is running")
+    holder.join(HANG_GUARD_S)
+    w.join(HANG_GUARD_S)
+    assert heard[0] == "Waiting for the CPU: a generation is running …"

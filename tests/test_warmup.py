@@ -1,4 +1,4 @@
-"""The launch-time warm-up: steps run in order in the background, each holding the CPU slot at the lowest
+"""The launch-time warm-up: steps run in order in the background, each holding a CPU slot at the lowest
 priority (so a request that arrives meanwhile goes first), and a failing step is logged and left to the request
 that needs it."""
 
@@ -56,28 +56,31 @@ def _warm(engine) -> WarmUp:
     return w
 
 
-def test_steps_run_in_order_each_holding_the_cpu_at_background_priority() -> None:
-    from pose2id_demo.engine.scheduler import CPU, INTERACTIVE
+def test_steps_run_in_order_each_holding_the_cpu_at_background_priority(monkeypatch) -> None:
+    from pose2id_demo import warmup
+    from pose2id_demo.engine.scheduler import INTERACTIVE, CpuPool
 
+    cpu = CpuPool(1)
+    monkeypatch.setattr(warmup, "CPU", cpu)
     gate = threading.Event()
     eng = FakeEngine(gate)
-    holders: list[str] = []
-    eng.backbone = lambda bb: holders.append(CPU.running) or eng._step(f"backbone:{bb}")
+    holders: list[list[str]] = []
+    eng.backbone = lambda bb: holders.append(cpu.running) or eng._step(f"backbone:{bb}")
     w = _warm(eng)
     w.start()
     deadline = time.monotonic() + 10
     while w.status()["generator"]["state"] != "running":
         assert time.monotonic() < deadline, w.status()
         time.sleep(0.01)
-    assert CPU.running == "the warm-up (generator)"
+    assert cpu.running == ["the warm-up (generator)"]
 
     def request() -> None:  # arrives while the warm-up is in its generator step
-        with CPU.hold(INTERACTIVE, "a request"):
+        with cpu.hold(INTERACTIVE, "a request"):
             eng.calls.append("request")
 
     req = threading.Thread(target=request)
     req.start()
-    while not CPU._waiting:
+    while not cpu._waiting:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     gate.set()
@@ -88,7 +91,7 @@ def test_steps_run_in_order_each_holding_the_cpu_at_background_priority() -> Non
                          "render:standard", "backbone:a", "features:standard:a", "qindex:standard:a:q0.jpg",
                          "features:standard:b", "cleansing:standard:a", "cleansing:standard:b",
                          "tsne:standard:a", "tsne:standard:b"]
-    assert holders == ["the warm-up (backbone:a)"]
+    assert holders == [["the warm-up (backbone:a)"]]
     assert all(s["state"] == "done" for s in w.status().values())
 
 

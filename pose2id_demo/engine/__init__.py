@@ -9,7 +9,7 @@ module                        job
 :mod:`.generation`            the Generate tab: IPG images, and the gallery ranked before/after eq. 9
 :mod:`.user_features`         a user's feature file: rows, Fig. 9 grid, Fig. 8 η curve, Table 6 M curve
 :mod:`.cleansing`             the train split's Mahalanobis outliers (eqs. 29-31) and PoseValid rejects (eq. 32)
-:mod:`.scheduler`              the one CPU slot every heavy call holds, a generation served first
+:mod:`.scheduler`              the CPU pool (a slot per core) every heavy call holds, a generation first
 :mod:`.cache`, :mod:`.errors`  bounded caches; :class:`Pose2IDError` / :class:`DependencyMissing`
 ============================  ===================================================================================
 

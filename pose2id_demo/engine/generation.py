@@ -73,7 +73,7 @@ class Generator:
 
     def _generate(self, ref: Image.Image, poses: list[tuple[str, Any]], use_ifr: str, steps: int, cfg: float,
                   seed: int, eta: float, backbone: str, progress: ProgressFn) -> dict[str, Any]:
-        """:meth:`generate` once its inputs are checked (and the CPU slot is held)."""
+        """:meth:`generate` once its inputs are checked (and a CPU slot is held)."""
         notes: list[str] = []
         skeletons = [(draw.draw_pose(p, 128, 256), n) for n, p in poses]
         if "pipeline" not in self.models.store:

@@ -12,7 +12,7 @@ grid, 9 for η, 3 per value of M — at most :data:`pose2id_demo.ablation.MAX_M_
 random subset of identities when they would exceed :data:`CURVE_WORK`, and say so. Each call stops after
 :data:`TIME_BUDGET_S` seconds of its own computing, checked before every evaluation of the table and of every
 curve: without the table it is refused; curves not finished are left out, with a note. Between evaluations a
-waiting generation takes the CPU first (:meth:`~.scheduler.CpuSlot.checkpoint`; that time does not count).
+waiting generation takes the CPU first (:meth:`~.scheduler.CpuPool.checkpoint`; that time does not count).
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def evaluate_feature_file(npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 
                           ipg_on: str = "both", grid_max: int = 6, id2_variant: str = "paper",
                           progress: ProgressFn = noop_progress) -> dict[str, Any]:
     """Check the parameters and the file — its members, and the price of its arrays from their own headers
-    (:func:`price_headers`) — before anything is decompressed; then, holding the CPU slot, load it (priced
+    (:func:`price_headers`) — before anything is decompressed; then, holding a CPU slot, load it (priced
     again from the headers it reads: :func:`~.inputs.open_feature_file`), check its labels and report on it
     within the app's limits."""
     k1, k2 = check_int("k1", k1, *K_RANGE), check_int("k2", k2, *K_RANGE)

@@ -70,8 +70,8 @@ def build_demo(delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
 
 
 def limit_threads(torch_threads: int = TORCH_THREADS) -> None:
-    """BLAS and OpenMP pools on one thread and torch on ``torch_threads`` in this process: one job holds the CPU
-    at a time (:mod:`pose2id_demo.engine.scheduler`), and a thread team that waits for a descheduled member
+    """BLAS and OpenMP pools on one thread and torch on ``torch_threads`` in this process: there is one job per
+    core at most (:mod:`pose2id_demo.engine.scheduler`), and a thread team that waits for a descheduled member
     loses far more than it gains on a shared 2-core machine (:data:`TORCH_THREADS`). Libraries loaded later
     (scikit-learn's OpenMP for t-SNE) read ``OMP_NUM_THREADS``, set here unless the operator set it."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -91,10 +91,11 @@ def limit_threads(torch_threads: int = TORCH_THREADS) -> None:
 
 def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
     """Queue and launch offline: host/port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, no share link,
-    no analytics; one heavy job runs at a time, a generation first (:mod:`pose2id_demo.engine.scheduler`); at
-    most 64 requests wait. Uploads are bounded before they are read (:class:`.request_files.UploadLimits`);
-    the app's temporary files are swept on the Blocks' ``delete_cache`` schedule and held within a quota
-    (:func:`.tempfiles.lifespan`), and removed when the process ends (:func:`.tempfiles.remove_on_exit`)."""
+    no analytics; at most one heavy job per core runs at a time, a generation first
+    (:mod:`pose2id_demo.engine.scheduler`); at most 64 requests wait. Uploads are bounded before they are read
+    (:class:`.request_files.UploadLimits`); the app's temporary files are swept on the Blocks' ``delete_cache``
+    schedule and held within a quota (:func:`.tempfiles.lifespan`), and removed when the process ends
+    (:func:`.tempfiles.remove_on_exit`)."""
     demo = demo if demo is not None else build_demo()
     frequency, age = demo.delete_cache or CACHE_SWEEP
     opts: dict[str, Any] = dict(

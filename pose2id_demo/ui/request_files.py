@@ -121,6 +121,9 @@ async def _which_refused(block_fn: Any, inputs: list[Any], explicit_call: bool) 
     for block, value in zip(block_fn.inputs, inputs):
         if not isinstance(block, (gr.Image, gr.File)) or value is None:
             continue
+        path = value.get("path") if isinstance(value, dict) else value
+        if isinstance(path, str) and path.lower().startswith(("http://", "https://")):
+            continue  # never fetched again here just to name the input
         try:
             cached = await processing_utils.async_move_files_to_cache(value, block,
                                                                        check_in_upload_folder=not explicit_call)
