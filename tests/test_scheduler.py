@@ -176,3 +176,19 @@ def test_waiting_job_hears_what_it_waits_for() -> None:
     holder.join(HANG_GUARD_S)
     w.join(HANG_GUARD_S)
     assert heard[0] == "Waiting for the CPU: a generation is running …"
+
+
+def test_background_runs_only_on_an_idle_pool() -> None:
+    """The warm-up waits while any job runs, even with a slot free; a request does not wait for it."""
+    pool, order = CpuPool(2), []
+    holder, release = _holder(pool, "a benchmark table")
+    threads = _queue(pool, [("warm-up", BACKGROUND)], order)
+    r, release_r = _holder(pool, "ranks")  # a request takes the free slot at once
+    assert order == [] and sorted(pool.running) == ["a benchmark table", "ranks"]
+    release_r.set()
+    r.join(HANG_GUARD_S)
+    assert order == [] and pool.running == ["a benchmark table"]  # a slot is free, yet the warm-up waits
+    release.set()
+    for t in [holder, *threads]:
+        t.join(HANG_GUARD_S)
+    assert order == ["warm-up"]

@@ -9,7 +9,8 @@ limit_threads``), and a waiting job of higher priority is served before any of l
 =====================  ============================================================================
 :data:`GENERATION`     a generation: it waits at most until the first running job ends
 :data:`INTERACTIVE`    every other request (first come, first served among them)
-:data:`BACKGROUND`     the launch-time warm-up (:mod:`pose2id_demo.warmup`): only when nothing waits
+:data:`BACKGROUND`     the launch-time warm-up (:mod:`pose2id_demo.warmup`): only when nothing waits and
+                       nothing else runs (it would slow down what does)
 =====================  ============================================================================
 
 Requests check their input before they ask for a slot, so a refusal never waits. A slot is re-entrant (an
@@ -102,6 +103,11 @@ class CpuPool:
             self._held[me].depth = mine.depth
         return time.monotonic() - t
 
+    def _free(self, ticket: tuple[int, int]) -> bool:
+        """Whether a job with ``ticket`` may take a slot now (lock held): a free slot, and for the background
+        all of them."""
+        return not self._held if ticket[0] >= BACKGROUND else len(self._held) < self.size
+
     def _take(self, ticket: tuple[int, int], what: str, progress: ProgressFn | None) -> None:
         me = threading.get_ident()
         said, behind, t0 = "", set(), time.monotonic()
@@ -110,7 +116,7 @@ class CpuPool:
         try:
             while True:
                 with self._cond:
-                    if len(self._held) < self.size and self._waiting[0] == ticket:
+                    if self._free(ticket) and self._waiting[0] == ticket:
                         heapq.heappop(self._waiting)
                         self._held[me] = _Held(ticket, what)
                         self._cond.notify_all()  # another slot may be free for the next in line
@@ -128,7 +134,7 @@ class CpuPool:
                     progress(0.0, msg)
                     said = msg
                 with self._cond:  # woken at every release; the timeout only refreshes the message
-                    if not (len(self._held) < self.size and self._waiting[0] == ticket):
+                    if not (self._free(ticket) and self._waiting[0] == ticket):
                         self._cond.wait(timeout=5.0)
         except BaseException:
             with self._cond:
