@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
-from pose2id_demo.engine.scheduler import BACKGROUND, GENERATION, INTERACTIVE, CpuPool
+from pose2id_demo.engine import scheduler
+from pose2id_demo.engine.scheduler import BACKGROUND, GENERATION, INTERACTIVE, LONG, CpuPool
 
 HANG_GUARD_S = 60.0
 
@@ -192,3 +193,47 @@ def test_background_runs_only_on_an_idle_pool() -> None:
     for t in [holder, *threads]:
         t.join(HANG_GUARD_S)
     assert order == ["warm-up"]
+
+
+def test_long_jobs_after_interactive_ones_until_they_have_waited_long(monkeypatch) -> None:
+    """A t-SNE queued first still goes after tables queued later, until it has waited AGE_S seconds: then it is
+    served as one of them (in its arrival order), so a stream of tables never starves it."""
+    pool, order = CpuPool(1), []
+    holder, release = _holder(pool, "running")
+    threads = _queue(pool, [("t-SNE", LONG), ("table 1", INTERACTIVE), ("table 2", INTERACTIVE)], order)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(HANG_GUARD_S)
+    assert order == ["table 1", "table 2", "t-SNE"]
+
+    monkeypatch.setattr(scheduler, "AGE_S", 0.2)
+    order.clear()
+    holder, release = _holder(pool, "running")
+    threads = _queue(pool, [("t-SNE", LONG), ("table 1", INTERACTIVE)], order)
+    time.sleep(0.3)  # the t-SNE has now waited longer than AGE_S (a bound from below: safe on a slow machine)
+    threads += _queue(pool, [("generation", GENERATION), ("table 2", INTERACTIVE)], order)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(HANG_GUARD_S)
+    assert order == ["generation", "t-SNE", "table 1", "table 2"]
+
+
+def test_checkpoint_of_a_long_job_lets_a_table_in_when_every_slot_is_busy() -> None:
+    pool, order = CpuPool(1), []
+    ready, go_on = threading.Event(), threading.Event()
+
+    def long_job() -> None:
+        with pool.hold(LONG, "a feature file"):
+            ready.set()
+            go_on.wait(HANG_GUARD_S)
+            pool.checkpoint()
+            order.append("evaluation")
+
+    t = threading.Thread(target=long_job)
+    t.start()
+    assert ready.wait(HANG_GUARD_S)
+    threads = _queue(pool, [("t-SNE", LONG), ("table", INTERACTIVE)], order)
+    go_on.set()
+    for th in [t, *threads]:
+        th.join(HANG_GUARD_S)
+    assert order == ["table", "evaluation", "t-SNE"]

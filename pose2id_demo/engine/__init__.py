@@ -50,7 +50,7 @@ from .inputs import (APPLY_CHOICES, CFG_RANGE, ETA_RANGE, IFR_CHOICES, K_RANGE, 
                      check_choice, check_float, check_int, image_digest, load_custom_pose, load_image,
                      open_feature_file, resolve_request_file)
 from .models import Models
-from .scheduler import INTERACTIVE
+from .scheduler import LONG
 from .user_features import evaluate_feature_file, evaluate_feature_set
 
 __all__ = [
@@ -206,7 +206,7 @@ class Engine:
         key = ("cleansing", task, backbone, quantile, band)
         if key in self._store:
             return self._store[key]
-        with self.models.cpu.hold(INTERACTIVE, "a data cleansing", progress):
+        with self.models.cpu.hold(LONG, "a data cleansing", progress):
             return self._once(key, lambda: _cleansing.cleanse_train_split(self.models, task, backbone, quantile,
                                                                           progress, band))
 

@@ -34,7 +34,7 @@ from .cache import LRU, ScopedCache
 from .errors import DependencyMissing, Pose2IDError
 from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, BenchSettings, check_choice, check_int, image_digest
 from .models import Models
-from .scheduler import INTERACTIVE
+from .scheduler import INTERACTIVE, LONG
 
 __all__ = ["BenchData", "BenchmarkSession", "ProgressFn", "noop_progress"]
 
@@ -360,7 +360,7 @@ class BenchmarkSession:
                            ipg_on=ipg_on)
         n_ids = check_int("number of identities", n_ids, *N_IDS_RANGE)
         id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
-        with self.models.cpu.hold(INTERACTIVE, "a t-SNE", progress):
+        with self.models.cpu.hold(LONG, "a t-SNE", progress):
             data = self.bench_data(s.task, s.backbone, progress)
             key = (s.task, s.backbone)
             a, cache = self._ablation_settings(s, id2_variant), self._cache(key)
@@ -422,7 +422,7 @@ class BenchmarkSession:
     def export_features(self, task: str, backbone: str, path: str | Path) -> Path:
         """Write the benchmark's features as a feature file (the CLI's keys; ``q_gen``/``g_gen`` if shipped)."""
         task, backbone = check_choice("task", task, TASKS), self.check_backbone(backbone)
-        with self.models.cpu.hold(INTERACTIVE, "an export of the benchmark features"):
+        with self.models.cpu.hold(LONG, "an export of the benchmark features"):
             data = self.bench_data(task, backbone)
             raw = self.models.dataset_features(backbone, task, progress=False)
             # Raw features (as the backbone gave them): evaluating the file repeats exactly the benchmark's steps.

@@ -12,7 +12,7 @@ grid, 9 for η, 3 per value of M — at most :data:`pose2id_demo.ablation.MAX_M_
 random subset of identities when they would exceed :data:`CURVE_WORK`, and say so. Each call stops after
 :data:`TIME_BUDGET_S` seconds of its own computing, checked before every evaluation of the table and of every
 curve: without the table it is refused; curves not finished are left out, with a note. Between evaluations a
-waiting generation takes the CPU first (:meth:`~.scheduler.CpuPool.checkpoint`; that time does not count).
+waiting generation or interactive request takes the CPU first (:meth:`~.scheduler.CpuPool.checkpoint`; that time does not count).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .benchmark import ProgressFn, noop_progress
 from .errors import Pose2IDError
 from .inputs import (APPLY_CHOICES, ETA_RANGE, K_RANGE, MAX_FEATURE_BYTES, check_choice, check_float, check_int,
                      feature_file_path, open_feature_file)
-from .scheduler import CPU, INTERACTIVE
+from .scheduler import CPU, LONG
 
 __all__ = ["CURVE_WORK", "MAX_DIM", "MAX_ROWS", "TABLE_WORK", "TIME_BUDGET_S", "check_cost", "curve_work",
            "evaluate_feature_file", "evaluate_feature_set", "price_headers", "table_work"]
@@ -267,7 +267,7 @@ def evaluate_feature_file(npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 
     except ValueError as exc:
         raise Pose2IDError(f"The feature file cannot be used: {exc}.") from None
     price_headers(headers)
-    with CPU.hold(INTERACTIVE, "an evaluation of a feature file", progress):
+    with CPU.hold(LONG, "an evaluation of a feature file", progress):
         fs = open_feature_file(path, price=price_headers)
         check_labels(fs)
         progress(0.05, "Features loaded")
