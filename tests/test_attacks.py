@@ -510,7 +510,7 @@ def test_temporary_files_removed_when_the_app_is_stopped(tmp_path: Path, sig: in
 
 def test_stale_folders_removed_at_start(tmp_path: Path) -> None:
     """At start: this version's folders whose process is gone go, a live one's stays; an older version's folder
-    goes once untouched for an hour."""
+    goes once untouched for a day."""
     from pose2id_demo.ui import tempfiles
 
     dead = tmp_path / "pose2id-999999-dead"
@@ -521,7 +521,7 @@ def test_stale_folders_removed_at_start(tmp_path: Path) -> None:
     for d in (legacy_old, legacy_new):
         d.mkdir()
         (d / "a.png").write_bytes(b"png")
-    old = time.time() - 7200
+    old = time.time() - 2 * 86400
     for p in (dead, dead / "gradio", dead / "gradio" / "upload.bin", dead / ".lock", legacy_old, legacy_old / "a.png"):
         os.utime(p, (old, old))
     live = tmp_path / "pose2id-1-live"

@@ -18,7 +18,7 @@ How big and how old it may get:
 * **start**: folders of earlier runs whose process is gone are removed (:func:`remove_stale`): each live folder
   holds an exclusive ``flock`` on its ``.lock`` file for the life of its process, which the kernel releases
   however the process ends (SIGKILL included). Folders of older versions of the app (``pose2id-ui-*``,
-  ``pose2id-app-*``, no lock) are removed once their newest file is older than :data:`STALE_AGE_S`.
+  ``pose2id-app-*``, no lock) are removed once their newest file is older than :data:`STALE_AGE_S` (a day).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ log = logging.getLogger("pose2id_demo.ui")
 
 #: Total size of the app's temporary files (uploads, served copies, exports, images).
 QUOTA_BYTES = 2 * 2**30
-#: Folders of older versions of the app (no lock) are removed at start once untouched for this long.
-STALE_AGE_S = 3600.0
+#: Folders of older versions of the app (no lock, so whether their process lives is unknown) are removed at
+#: start once untouched for this long.
+STALE_AGE_S = 24 * 3600.0
 PREFIX = "pose2id-"
 LEGACY_PREFIXES = ("pose2id-ui-", "pose2id-app-")
 
