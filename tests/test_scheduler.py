@@ -237,3 +237,15 @@ def test_checkpoint_of_a_long_job_lets_a_table_in_when_every_slot_is_busy() -> N
     for th in [t, *threads]:
         th.join(HANG_GUARD_S)
     assert order == ["table", "evaluation", "t-SNE"]
+
+
+def test_background_holds_every_slot_while_it_runs() -> None:
+    """A request arriving during a warm-up step waits for that step (even with a slot free), then runs alone."""
+    pool, order = CpuPool(2), []
+    step, release = _holder(pool, "the warm-up (a step)", BACKGROUND)
+    threads = _queue(pool, [("generation", GENERATION)], order)
+    assert order == [] and pool.running == ["the warm-up (a step)"]
+    release.set()
+    for t in [step, *threads]:
+        t.join(HANG_GUARD_S)
+    assert order == ["generation"]

@@ -13,7 +13,8 @@ limit_threads``), and a waiting job of higher priority is served before any of l
                        has waited :data:`AGE_S` seconds is served as an interactive one (it is never
                        starved by a stream of those)
 :data:`BACKGROUND`     the launch-time warm-up (:mod:`pose2id_demo.warmup`): only when nothing waits and
-                       nothing else runs (it would slow down what does)
+                       nothing else runs, and then it holds every slot (beside a request it would slow
+                       the request down)
 =====================  ============================================================================
 
 First come, first served within a priority. Requests check their input before they ask for a slot, so a
@@ -124,9 +125,13 @@ class CpuPool:
         return min(self._waiting, key=lambda t: (self._rank(t, now), t.arrival))
 
     def _may_take(self, ticket: _Ticket) -> bool:
-        """Whether ``ticket`` takes a slot now (lock held): it is first in line and a slot is free — for the
-        background, every slot."""
-        free = not self._held if ticket.priority >= BACKGROUND else len(self._held) < self.size
+        """Whether ``ticket`` takes a slot now (lock held): it is first in line and a slot is free. The background
+        needs every slot free and, while it runs, holds them all: a request waits for its one step, then runs
+        alone instead of sharing the cores with it."""
+        if ticket.priority >= BACKGROUND:
+            free = not self._held
+        else:
+            free = len(self._held) < self.size and all(h.ticket.priority < BACKGROUND for h in self._held.values())
         return free and self._first(time.monotonic()) is ticket
 
     def _take(self, ticket: _Ticket, what: str, progress: ProgressFn | None) -> None:
