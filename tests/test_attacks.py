@@ -22,6 +22,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -396,7 +397,9 @@ def test_deadline_checked_inside_every_curve(monkeypatch: pytest.MonkeyPatch, bu
     fs = featurefile.FeatureSet.from_arrays({**arrays, "q_gen": np.random.default_rng(1).normal(size=(12, 4, 8)),
                                              "g_gen": np.random.default_rng(2).normal(size=(24, 4, 8))})
     clock = iter(range(10**6))
-    monkeypatch.setattr(uf.time, "monotonic", lambda: float(next(clock)))
+    # The module's own clock only (the CPU pool and every other thread keep the real one).
+    monkeypatch.setattr(uf, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)),
+                                                          perf_counter=time.perf_counter))
     calls = _count_evaluations(monkeypatch)
     res = uf.evaluate_feature_set(fs, ablation.Settings(), 2, budget_s=budget)
     note = [n for n in res["notes"] if n.startswith(f"Stopped at the app's {budget}-second limit")]
@@ -409,30 +412,29 @@ def test_deadline_checked_inside_every_curve(monkeypatch: pytest.MonkeyPatch, bu
 
 # ------------------------------------------------------------------------------------------ no placeholder answers
 def test_requests_during_the_warm_up_get_checks_then_real_results(app_url: str, me: dict, tmp_path: Path) -> None:
-    """While warm-up steps hold every CPU slot, a bad request is refused at once (its input is checked before it
-    waits) and a good one waits, then returns its real result — never a "preparing" placeholder."""
+    """While a warm-up step holds the CPU (a warm-up step holds every slot), a bad request is refused at once
+    (its input is checked before it waits) and a good one waits, then returns its real result — never a
+    "preparing" placeholder."""
     from conftest import raw_call
 
-    release = threading.Event()
-    holding = [threading.Event() for _ in range(CPU.size)]
+    release, holding = threading.Event(), threading.Event()
 
-    def warm_up_step(i: int) -> None:
+    def warm_up_step() -> None:
         with CPU.hold(BACKGROUND, "the warm-up (test)"):
-            holding[i].set()
+            holding.set()
             release.wait(HANG_GUARD_S)
 
-    steps = [threading.Thread(target=warm_up_step, args=(i,)) for i in range(CPU.size)]  # every slot busy
-    for t in steps:
-        t.start()
+    step = threading.Thread(target=warm_up_step)
+    step.start()
     try:
-        assert all(h.wait(HANG_GUARD_S) for h in holding)
+        assert holding.wait(HANG_GUARD_S)
         path = tmp_path / "far.json"
         kp = np.asarray(_pose()["keypoints"])
         kp[5, 0] = 1e30
         path.write_text(json.dumps(_pose(keypoints=kp.tolist())))
         event, msg = _generate_with_pose(app_url, me, path)
         assert event == "error" and "lies far outside" in str(msg), msg
-        assert CPU.running == ["the warm-up (test)"] * CPU.size  # refused while the steps still held the CPU
+        assert CPU.running == ["the warm-up (test)"]  # refused while the step still held the CPU
         result: dict = {}
         good = threading.Thread(target=lambda: result.update(
             answer=raw_call(app_url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False])))
@@ -441,8 +443,7 @@ def test_requests_during_the_warm_up_get_checks_then_real_results(app_url: str, 
         assert "answer" not in result  # it waits for the CPU instead of answering with a placeholder
     finally:
         release.set()
-        for t in steps:
-            t.join(HANG_GUARD_S)
+        step.join(HANG_GUARD_S)
     good.join(HANG_GUARD_S)
     event, out = result["answer"]
     assert event == "complete" and [r[0] for r in out[0]["data"]] == ["baseline", "+NFC", "+IPG", "+NFC+IPG"]

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -616,7 +618,8 @@ def test_curves_on_a_subset_and_time_budget(monkeypatch: pytest.MonkeyPatch) -> 
     part, note = uf.curve_subset(fs, 3, uf.curve_work(60, 240, 16, 0, 3) / 4)
     assert len(part.q) < len(fs.q) and set(part.q_pids) <= set(fs.q_pids) and note
     clock = iter(range(10**6))  # one second per look at the clock
-    monkeypatch.setattr(uf.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(uf, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)),
+                                                          perf_counter=time.perf_counter))  # the module's only
     with pytest.raises(Pose2IDError, match="did not finish within the app's 0-second limit"):
         uf.evaluate_feature_set(fs, s, 3, budget_s=0)
     cut = uf.evaluate_feature_set(fs, s, 3, budget_s=4)
@@ -648,7 +651,6 @@ def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
     """With short ages (5 s, swept every second), an upload and Gradio's served copy of an export (Gradio's
     delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving. (The Gradio cache
     is this process's own folder, so a 5-second sweep touches no other app's files.)"""
-    import time
 
     from conftest import free_port, raw_call
 
