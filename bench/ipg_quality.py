@@ -21,9 +21,10 @@ Generation: 20 DDIM steps, CFG 3.5, seed 42, IFR on and off.
 2. Identity: Rank-1 of each generation against the test gallery (no camera filtering), with
    ``synthped-reid`` (IFR's own backbone) and ``imagenet-mobilenetv2`` (independent), beside the real
    queries' own Rank-1 and the ground-truth renders' (at 64×32).
-3. Fidelity: SSIM and PSNR at the generator's 64×32 against the box-downsampled ground truth, and for the
-   baselines "the reference image itself", "the mean training image", and the autoencoder's
-   reconstruction of the ground truth (the ceiling of a latent generator).
+3. Fidelity: SSIM and PSNR at the generations' own size (64×32, or 128×64 when the autoencoder's decoder
+   upsamples) against the box-resized ground truth, and for the baselines "the reference image itself",
+   "the mean training image", and the autoencoder's reconstruction of the ground truth (the ceiling of a
+   latent generator), all at that size.
 4. Time for 8 (IFR on) and 16 (IFR on + off) generations with 1 and 2 torch threads, interleaved, with
    the machine's load.
 
@@ -54,7 +55,7 @@ from pose2id_demo.metrics import distance_matrix
 
 REPO = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("ipg_quality")
-GEN_SIZE = (64, 32)  # (H, W) the embedded generator's output
+GEN_SIZE = (64, 32)  # (H, W) the embedded generator works at (its output is this × the decoder's upsampling)
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -101,6 +102,7 @@ class Context:
     gallery: dict  # backbone -> dict(q_feats, q_pids, g_feats, g_pids)
     backbones: dict
     mean_train: np.ndarray  # (64, 32, 3) float
+    mean_train_full: np.ndarray  # (128, 64, 3) float: the same at the images' own size
 
 
 def direction_index(pose, fw: float) -> int:
@@ -146,11 +148,12 @@ def build_context(ref_every: int, backbones: list[str], estimator_dir: Path | No
         gallery[name] = {k: f[k] for k in ("q_feats", "q_pids", "g_feats", "g_pids", "q_paths")}
         bbs[name] = get_backbone(name)
     mean_train = np.mean([box(PIL.Image.open(r.path)) for r in ds.train[::4]], axis=0)
+    mean_full = np.mean([np.asarray(PIL.Image.open(r.path).convert("RGB")) for r in ds.train[::4]], axis=0)
     return Context(root, refs, [PIL.Image.open(r.path).convert("RGB") for r in refs], [p.keypoints for p in r_poses],
                    np.array([direction_index(p, fw) for p in r_poses]), [p["direction"] for p in index], t_poses,
                    [p.keypoints for p in t_poses], np.array([direction_index(p, fw) for p in t_poses]), gt, gt_canonical,
                    est, fw,
-                   gallery, bbs, mean_train)
+                   gallery, bbs, mean_train, mean_full)
 
 
 def pose_block(ctx: Context, images: np.ndarray) -> dict:
@@ -188,13 +191,15 @@ def identity_block(ctx: Context, images: np.ndarray) -> dict:
 
 
 def fidelity_block(ctx: Context, images: np.ndarray) -> dict:
-    """SSIM / PSNR against the ground truth (the reference's camera and background), and against the
-    canonical-background ground truth (``*_canonical``: what a generator trained on canonical targets draws)."""
+    """SSIM / PSNR at the images' own size against the ground truth (the reference's camera and background),
+    and against the canonical-background ground truth (``*_canonical``: what a generator trained on canonical
+    targets draws)."""
     from pose2id_demo.ipg.quality import psnr, ssim
 
-    out = {}
+    size = images.shape[2:4]
+    out = {"size": [int(v) for v in size]}
     for tag, truth in (("", ctx.gt), ("_canonical", ctx.gt_canonical)):
-        gt = np.stack([[box(g) for g in row] for row in truth])
+        gt = np.stack([[box(g, size) for g in row] for row in truth])
         pairs = list(zip(images.reshape(-1, *images.shape[2:]), gt.reshape(-1, *gt.shape[2:])))
         out[f"ssim{tag}"] = round(float(np.mean([ssim(a, b) for a, b in pairs])), 4)
         out[f"psnr{tag}_db"] = round(float(np.mean([psnr(a, b) for a, b in pairs])), 2)
@@ -214,25 +219,34 @@ def generate(pipe, ctx: Context, use_ifr: bool, steps: int, guidance: float = 3.
 
 def score_generations(ctx: Context, images: np.ndarray) -> dict:
     return {"pose": pose_block(ctx, images), "identity_rank1": identity_block(ctx, images),
-            "fidelity_64x32": fidelity_block(ctx, images)}
+            "fidelity": fidelity_block(ctx, images)}
 
 
 def reconstruct(vae, images: np.ndarray) -> np.ndarray:
-    """``images`` (R, T, 64, 32, 3) uint8 through the autoencoder (posterior mean), same shape and dtype."""
+    """``images`` (R, T, h, w, 3) uint8 through the autoencoder (posterior mean): (R, T, h·u, w·u, 3) uint8,
+    u the decoder's upsampling."""
     import torch
 
     x = torch.from_numpy(images.reshape(-1, *images.shape[2:])).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         rec = vae.decode(vae.encode(x).latent_dist.mean).sample
     rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
-    return rec.reshape(images.shape)
+    return rec.reshape(*images.shape[:2], *rec.shape[1:])
 
 
-def ceiling_images(ctx: Context, vae) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The ground truth at 64×32 (own and canonical background) and both through the autoencoder."""
+def output_size(vae) -> tuple[int, int]:
+    """(H, W) the autoencoder decodes a 64×32 image's latent to."""
+    u = int(getattr(vae.config, "decoder_upsample", 1))
+    return (GEN_SIZE[0] * u, GEN_SIZE[1] * u)
+
+
+def ceiling_images(ctx: Context, vae) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ground truth at 64×32 (own and canonical background), both through the autoencoder, and the
+    own-background ground truth at the autoencoder's output size (what the reconstructions are scored against)."""
     gt64 = np.stack([[box(g) for g in row] for row in ctx.gt])
     gtc64 = np.stack([[box(g) for g in row] for row in ctx.gt_canonical])
-    return gt64, gtc64, reconstruct(vae, gt64), reconstruct(vae, gtc64)
+    gt_out = np.stack([[box(g, output_size(vae)) for g in row] for row in ctx.gt])
+    return gt64, gtc64, reconstruct(vae, gt64), reconstruct(vae, gtc64), gt_out
 
 
 def autoencoder_ceiling(ctx: Context, vae, images: tuple | None = None) -> dict:
@@ -242,13 +256,13 @@ def autoencoder_ceiling(ctx: Context, vae, images: tuple | None = None) -> dict:
     from pose2id_demo.ipg.pipeline import vae_scale_factor
     from pose2id_demo.ipg.quality import psnr, ssim
 
-    gt64, _, rec, recc = images if images is not None else ceiling_images(ctx, vae)
+    gt64, _, rec, recc, gt_out = images if images is not None else ceiling_images(ctx, vae)
     flat = lambda a: a.reshape(-1, *a.shape[2:])  # noqa: E731
     f = vae_scale_factor(vae)
     return {"pose": pose_block(ctx, rec), "identity_rank1": identity_block(ctx, rec),
-            "canonical_identity_rank1": identity_block(ctx, recc),
-            "ssim": round(float(np.mean([ssim(a, b) for a, b in zip(flat(rec), flat(gt64))])), 4),
-            "psnr_db": round(float(np.mean([psnr(a, b) for a, b in zip(flat(rec), flat(gt64))])), 2),
+            "canonical_identity_rank1": identity_block(ctx, recc), "size": list(rec.shape[2:4]),
+            "ssim": round(float(np.mean([ssim(a, b) for a, b in zip(flat(rec), flat(gt_out))])), 4),
+            "psnr_db": round(float(np.mean([psnr(a, b) for a, b in zip(flat(rec), flat(gt_out))])), 2),
             "latent_shape": [int(vae.config.latent_channels), gt64.shape[2] // f, gt64.shape[3] // f],
             "parameters": int(sum(p.numel() for p in vae.parameters()))}
 
@@ -271,7 +285,7 @@ def baselines(ctx: Context, pipe) -> dict:
         s = pose_scores(c, d.argmax(1), kps, dirs, (64, 128))
         real[tag] = {"pck": round(100 * s["pck"], 2), "direction": round(100 * s["direction"], 2), "n": s["n"]}
     images = ceiling_images(ctx, pipe.vae)
-    gt64, gtc64, _, _ = images
+    gt64, gtc64, _, _, _ = images
     ceil = autoencoder_ceiling(ctx, pipe.vae, images)  # its pose and fidelity are the baselines' AE rows
     gt_scores = {"pose_128x64": pose_block(ctx, ctx.gt), "pose_64x32": pose_block(ctx, gt64),
                  "identity_rank1_64x32": identity_block(ctx, gt64)}
@@ -296,13 +310,17 @@ def baselines(ctx: Context, pipe) -> dict:
         sel = [list(map(str, g["q_paths"])).index(str(r.path)) for r in ctx.refs]
         own[name]["bench_references"] = round(100 * consistency_rank1(g["q_feats"][sel][:, None], qp[sel],
                                                                        g["g_feats"], g["g_pids"]), 2)
-    # fidelity baselines at 64×32
-    ref64 = [box(i) for i in ctx.ref_images]
+    # fidelity baselines at the output size
+    size = output_size(pipe.vae)
+    ref_o = [box(i, size) for i in ctx.ref_images]
+    mean_o = ctx.mean_train if size == GEN_SIZE else box(ctx.mean_train_full.round().astype(np.uint8), size)
+    gt_o = np.stack([[box(g, size) for g in row] for row in ctx.gt])
+    gtc_o = np.stack([[box(g, size) for g in row] for row in ctx.gt_canonical])
     fid = {k: {"ssim": [], "psnr_db": []} for k in ("reference_image", "mean_train_image")}
-    for i in range(gt64.shape[0]):
-        for j in range(gt64.shape[1]):
-            for key, im in (("reference_image", ref64[i]), ("mean_train_image", ctx.mean_train)):
-                for tag, truth in (("", gt64), ("_canonical", gtc64)):
+    for i in range(gt_o.shape[0]):
+        for j in range(gt_o.shape[1]):
+            for key, im in (("reference_image", ref_o[i]), ("mean_train_image", mean_o)):
+                for tag, truth in (("", gt_o), ("_canonical", gtc_o)):
                     fid[key].setdefault(f"ssim{tag}", []).append(ssim(im, truth[i, j]))
                     fid[key].setdefault(f"psnr{tag}_db", []).append(psnr(im, truth[i, j]))
     fid = {k: {m: round(float(np.mean(v)), 4 if m.startswith("ssim") else 2) for m, v in d.items()}
@@ -315,7 +333,7 @@ def baselines(ctx: Context, pipe) -> dict:
     gt_scores["canonical_autoencoder_reconstruction_identity_rank1"] = ceil["canonical_identity_rank1"]
     return {"estimator_on_real_test_images": real, "ground_truth_renders": gt_scores,
             "real_gallery_vs_reference_pose": real_copy, "real_queries_identity_rank1": own,
-            "fidelity_baselines_64x32": fid}
+            "fidelity_baselines": {"size": list(size), **fid}}
 
 
 def timing(pipe, ctx: Context, steps: int, reps: int = 3) -> dict:
@@ -404,7 +422,7 @@ def run_probes(pipe, ctx: Context, steps: int) -> dict:
         p = sc["pose"]
         res[name] = {"pck_target": p["pck_target"], "direction_target": p["direction_target"],
                      "pck_reference": p["pck_reference"], "direction_reference": p["direction_reference"],
-                     "identity_rank1": sc["identity_rank1"], "fidelity_64x32": sc["fidelity_64x32"],
+                     "identity_rank1": sc["identity_rank1"], "fidelity": sc["fidelity"],
                      "seconds": round(time.time() - t0, 1)}
         logger.info("probe %s: %s (%s)", name, res[name], load_line())
     return res
@@ -540,7 +558,8 @@ def step_cost(reps: int = 3, batch: int = 16) -> dict:
     from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL
     from pose2id_demo.ipg.configs import build_components
     from pose2id_demo.ipg.pipeline import make_scheduler
-    from pose2id_demo.ipg.train import TRAINED, training_loss
+    from pose2id_demo.ipg.checkpoint import TRAINED
+    from pose2id_demo.ipg.train import training_loss
 
     def setup(hw, pose_widths):
         vae = TinyAutoencoderKL(sample_size=hw)

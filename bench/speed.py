@@ -82,14 +82,15 @@ def _commit() -> str:
 class App:
     """``python app.py`` in a subprocess with its own cache folder and port."""
 
-    def __init__(self, cache: Path, log_path: Path) -> None:
+    def __init__(self, cache: Path, log_path: Path, app_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        env = dict(os.environ, POSE2ID_CACHE=str(cache), GRADIO_SERVER_NAME="127.0.0.1",
+        env = dict(os.environ, **(env or {}), POSE2ID_CACHE=str(cache), GRADIO_SERVER_NAME="127.0.0.1",
                    GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
         self.log = open(log_path, "w")  # noqa: SIM115 — closed in close()
         self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=self.log,
+        self.proc = subprocess.Popen([sys.executable, "app.py", *app_args], cwd=REPO, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
 
     def wait_served(self, timeout: float = 600.0) -> float:

@@ -81,24 +81,41 @@ def _add_dataset_commands(sub) -> None:
     pose2id_demo.ipg.precompute; imported only when run, so ``eval`` does not load torch)."""
     ex = sub.add_parser("extract", help="ReID features of a Market-layout folder into a feature file (resumable)")
     ex.add_argument("--data", required=True, metavar="ROOT", help="Market-layout folder (query/, bounding_box_test/)")
-    ex.add_argument("--backbone", required=True, metavar="NAME", help="registered backbone, e.g. synthped-reid")
+    ex.add_argument("--backbone", required=True, metavar="NAME",
+                    help="registered backbone (synthped-reid, imagenet-mobilenetv2) or hf:<model id or folder> "
+                         "(a transformers image model, e.g. hf:google/vit-base-patch16-224)")
     ex.add_argument("--out", required=True, metavar="FEATURES.npz")
     ex.add_argument("--batch-size", type=_nonneg_int, default=64)
     ex.add_argument("--threads", type=_nonneg_int, default=None, help="torch CPU threads")
+    ex.add_argument("--no-generated", action="store_true",
+                    help="ignore ROOT/query_gen/ and ROOT/bounding_box_test_gen/ (the official pipeline's generated "
+                         "images, read into q_gen / g_gen by default)")
     ge = sub.add_parser("generate", help="IPG features in the 8 representative poses of a Market-layout folder's "
-                                         "queries and gallery (sharded, resumable)")
+                                         "queries and gallery (resumable; several processes/GPUs with "
+                                         "'accelerate launch --multi_gpu --num_processes N -m pose2id_demo generate')")
     ge.add_argument("--data", required=True, metavar="ROOT", help="Market-layout folder (query/, bounding_box_test/)")
-    ge.add_argument("--ipg", default="tiny", metavar="DIR|tiny", help="IPG pipeline folder, or 'tiny' (shipped)")
+    ge.add_argument("--ipg", default="tiny", metavar="tiny|DIR|hub[:REPO@REV]",
+                    help="'tiny' (shipped), a saved pipeline folder, or the official release: its folder or "
+                         "hub[:REPO@REV] (the Hugging Face repo yuanc3/Pose2ID, fetched into the Hub cache)")
     ge.add_argument("--backbone", action="append", metavar="NAME",
                     help="backbone(s) for the generations' features (repeatable; default synthped-reid)")
     ge.add_argument("--out", required=True, metavar="GEN.npz", help="output (several --backbone: GEN-<backbone>.npz)")
     ge.add_argument("--steps", type=_nonneg_int, default=20, help="DDIM steps (paper: 20)")
     ge.add_argument("--guidance", type=_finite_float, default=3.5, help="CFG scale (paper: 3.5)")
-    ge.add_argument("--seed", type=_nonneg_int, default=42)
+    ge.add_argument("--seed", type=_nonneg_int, default=None,
+                    help="default 42; 12580 (the official inference's) with the official weights")
     ge.add_argument("--refs-per-batch", type=_nonneg_int, default=4)
     ge.add_argument("--threads", type=_nonneg_int, default=None, help="torch CPU threads")
+    ge.add_argument("--device", default=None, help="torch device (default: the process's GPU under accelerate "
+                                                   "launch, else cuda if available, else cpu)")
+    ge.add_argument("--images-out", default=None, metavar="DIR",
+                    help="write the generations as PNG files in the official layout (DIR/query_gen/pose1..8/, "
+                         "DIR/bounding_box_test_gen/pose1..8/; resumable) instead of holding them in memory, then "
+                         "extract a whole feature file from them: for the official 512x256 generator on a large "
+                         "dataset (DIR may be ROOT itself)")
     ge.add_argument("--shard", default=None, metavar="K/N",
-                    help="only every N-th reference from K (run N in parallel, then once without --shard)")
+                    help="only part K of N (whole batches, round-robin; run N anywhere, then once without --shard "
+                         "to merge); accelerate launch does this by itself")
 
 
 def run_eval(

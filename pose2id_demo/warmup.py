@@ -7,11 +7,13 @@ recognition of uploaded benchmark queries and the cleansing tiles need them), th
 index (what a first generation needs), the other benchmark features (shipped, see
 :mod:`pose2id_demo.shipped_features`), the default cleansing, the other tasks' images, then the default t-SNE.
 
-Each step holds one of the app's CPU slots at the lowest priority (:data:`pose2id_demo.engine.scheduler.BACKGROUND`):
-it starts only when no request waits for the CPU, so the warm-up never delays a request by more than the one
-step it is on. A request never waits for the warm-up as such: it computes what it needs itself (the engine
-makes each resource once, so a step and a request never do the same work twice) and answers with the real
-result. A failed step is logged in one line and left to the request that needs it.
+Each step holds the app's CPU pool at the lowest priority (:data:`pose2id_demo.engine.scheduler.BACKGROUND`):
+it starts only when no request waits and nothing else runs, and holds every slot while it runs, so the warm-up
+never delays a request by more than the one step it is on. With the official weights still to download
+(``--ipg-weights hub``), the download starts first, in its own thread and holding no CPU slot, and the generator
+is loaded last, once it is done. A request never waits for the warm-up as such: it computes what it needs
+itself (the engine makes each resource once, so a step and a request never do the same work twice) and answers
+with the real result. A failed step is logged in one line and left to the request that needs it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 class Step:
     name: str  # e.g. "render:standard"
     run: Callable[[], Any]
+    before: Callable[[], Any] | None = None  # run first, holding no CPU slot (waiting for a download)
     state: str = "pending"  # pending | running | done | failed
     seconds: float = 0.0
     error: str = ""
@@ -51,7 +54,12 @@ class WarmUp:
         add(f"per_query:{first}:{default_backbone}", lambda: engine.per_query(first, default_backbone))
         # Then what a first generation needs (importing diffusers alone takes seconds): the generator, the
         # images behind the benchmark queries, the backbone and the index that recognises an uploaded query.
-        add("generator", engine.pipeline)
+        # The official weights' download, if any, runs beside the other steps (started first in _run); the
+        # step then waits for it holding no CPU slot, and comes last so that the others do not wait for it.
+        downloading = bool(getattr(engine, "generator_download_pending", False))
+        generator = Step("generator", engine.pipeline, getattr(engine, "fetch_generator", None))
+        if not downloading:
+            steps.append(generator)
         add(f"render:{first}", lambda: self._render(first))
         add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
         add(f"qindex:{first}:{default_backbone}", lambda: engine.benchmark_query_index(
@@ -66,6 +74,8 @@ class WarmUp:
             add(f"render:{task}", lambda t=task: self._render(t))
         for bb in backbones:  # last: one t-SNE is a single step of seconds that a request arriving would wait for
             add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
+        if downloading:
+            steps.append(generator)
         self.steps = {s.name: s for s in steps}
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
@@ -97,9 +107,16 @@ class WarmUp:
         return self
 
     def _run(self) -> None:
+        if "generator" in self.steps and self.steps["generator"].before is not None:
+            try:  # start the official weights' download now (nothing to do with the embedded generator)
+                self.engine.fetch_generator(wait=False)
+            except Exception as exc:  # noqa: BLE001 — the generator step reports it
+                log.warning("could not start the generator's download (%s)", exc)
         for step in self.steps.values():
             t = time.perf_counter()
             try:
+                if step.before is not None:
+                    step.before()
                 with CPU.hold(BACKGROUND, f"the warm-up ({step.name})"):
                     step.state = "running"
                     t = time.perf_counter()

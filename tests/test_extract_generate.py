@@ -116,7 +116,7 @@ class FakePipe:
 def test_generate_sharded_then_merged_equals_one_run(market, tmp_path, monkeypatch):
     pipes = []
 
-    def from_pretrained(path):
+    def from_pretrained(path, **kw):
         pipes.append(FakePipe())
         return pipes[-1]
 
@@ -148,7 +148,7 @@ def test_a_shared_gallery_is_generated_once_and_read_back(market, tmp_path, monk
 
     pipes = []
 
-    def from_pretrained(path):
+    def from_pretrained(path, **kw):
         pipes.append(FakePipe())
         return pipes[-1]
 
@@ -184,3 +184,97 @@ def test_a_shared_gallery_is_generated_once_and_read_back(market, tmp_path, monk
     g = sorted((other / "bounding_box_test").glob("*.jpg"))[-1]
     Image.fromarray(255 - np.asarray(Image.open(g).convert("RGB"))).save(g)
     assert not same_gallery(market, other)
+
+
+def _write_generations(root: Path, skip_distractors: bool = True) -> None:
+    """The official layout: ``query_gen/pose{k}/`` and ``bounding_box_test_gen/pose{k}/`` under each original file
+    name; generation k of an image is the image with its pixels shifted by 20 k (distractors get none)."""
+    ds = load_market(root)
+    for folder, records in (("query_gen", ds.query), ("bounding_box_test_gen", ds.gallery)):
+        for k in range(1, 9):
+            (root / folder / f"pose{k}").mkdir(parents=True)
+            for r in records:
+                if r.pid == 0 and skip_distractors:
+                    continue
+                arr = (np.asarray(Image.open(r.path).convert("RGB")).astype(np.int64) + 20 * k) % 256
+                Image.fromarray(arr.astype(np.uint8)).save(root / folder / f"pose{k}" / Path(r.path).name)
+
+
+def test_extract_reads_the_official_generated_layout(market, tmp_path, capsys):
+    root = tmp_path / "gen-layout"
+    shutil.copytree(market, root)
+    _write_generations(root)
+    out = tmp_path / "f.npz"
+    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out", str(out)]) == 0
+    with np.load(out, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    ds = load_market(root)
+    bb = get_backbone("test-extract-colour")
+    assert d["q_gen"].shape == (len(ds.query), 8, 3) and d["g_gen"].shape == (len(ds.gallery), 8, 3)
+    for split, records, key in (("query_gen", ds.query, "q_gen"), ("bounding_box_test_gen", ds.gallery, "g_gen")):
+        for k in (1, 5, 8):
+            want = bb.extract([Image.open(r.path if r.pid == 0 else root / split / f"pose{k}" / Path(r.path).name)
+                               .convert("RGB") for r in records])
+            np.testing.assert_allclose(d[key][:, k - 1], want, atol=1e-6)
+    distractors = np.flatnonzero(d["g_pids"] == 0)
+    assert len(distractors) == 3  # their own image for every pose, as the official evaluation
+    assert np.allclose(d["g_gen"][distractors], d["g_feats"][distractors][:, None])
+    assert not np.allclose(d["q_gen"][:, 0], d["q_feats"])
+    assert json.loads(str(d["settings"]))["generated"]["poses"] == 8
+    capsys.readouterr()
+    assert cli.main(["eval", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "q_gen M=8, g_gen M=8" in text and "+IPG" in text
+
+    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out",
+                     str(tmp_path / "plain.npz"), "--no-generated"]) == 0
+    with np.load(tmp_path / "plain.npz") as z:
+        assert "q_gen" not in z.files and np.array_equal(z["g_feats"], d["g_feats"])
+    gone = root / "bounding_box_test_gen" / "pose3" / Path(ds.gallery[-1].path).name
+    gone.unlink()
+    capsys.readouterr()
+    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out",
+                     str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 generated images are missing" in err and str(gone) in err
+    shutil.rmtree(root / "bounding_box_test_gen")
+    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out",
+                     str(tmp_path / "x.npz")]) == 2
+    assert "has query_gen/ but no bounding_box_test_gen/" in capsys.readouterr().err
+
+
+def test_generate_images_out_writes_the_official_layout_then_one_feature_file(market, tmp_path, monkeypatch):
+    """--images-out: generations as PNG files in the official layout (sharded, resumable: a rerun generates
+    nothing), then a whole feature file read back from them — the same as reading that layout with extract."""
+    pipes = []
+
+    def from_pretrained(path, **kw):
+        pipes.append(FakePipe())
+        return pipes[-1]
+
+    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    images = tmp_path / "gen-images"
+    args = ["generate", "--data", str(market), "--ipg", "tiny", "--backbone", "test-extract-colour",
+            "--images-out", str(images), "--out", str(tmp_path / "g.npz")]
+    for k in range(2):
+        assert cli.main([*args, "--shard", f"{k}/2"]) == 0
+    assert not (tmp_path / "g.npz").exists()
+    ds = load_market(market)
+    real = [r for r in ds.gallery if r.pid != 0]
+    assert sum(pipes[0].calls) + sum(pipes[1].calls) == len(ds.query) + len(real)  # distractors get none
+    for r in ds.query[:2] + real[:2]:
+        folder = "query_gen" if r in ds.query else "bounding_box_test_gen"
+        assert all((images / folder / f"pose{k}" / (Path(r.path).stem + ".png")).is_file() for k in range(1, 9))
+    assert not list(images.rglob(Path(next(r for r in ds.gallery if r.pid == 0).path).stem + ".png"))
+    assert cli.main(args) == 0 and pipes[2].calls == []  # everything was on disk
+    with np.load(tmp_path / "g.npz") as z:
+        d = {k: z[k] for k in z.files}
+    assert d["q_gen"].shape == (len(ds.query), 8, 3) and d["g_gen"].shape == (len(ds.gallery), 8, 3)
+    assert json.loads(str(d["settings"]))["generation"]["steps"] == 20
+    direct = extract_features(market, "test-extract-colour", tmp_path / "direct.npz", progress=False, gen_root=images)
+    with np.load(direct) as z:
+        assert np.array_equal(z["q_gen"], d["q_gen"]) and np.array_equal(z["g_gen"], d["g_gen"])
+    first = get_backbone("test-extract-colour").extract(
+        [Image.open(images / "query_gen" / "pose1" / (Path(r.path).stem + ".png")) for r in ds.query])
+    np.testing.assert_allclose(d["q_gen"][:, 0], first, atol=1e-6)

@@ -451,7 +451,7 @@ def test_crafted_pickle_checkpoints_refused(tmp_path: Path) -> None:
     a crafted pickle is refused and its code never runs."""
     import pickle
 
-    from pose2id_demo.ipg.official import OFFICIAL_FILES, load_official_modules
+    from pose2id_demo.ipg.official import OFFICIAL_FILES, ReleaseFileError, load_official_modules
     from pose2id_demo.reid.mobilenetv2 import load_imagenet_mobilenetv2
 
     marker = tmp_path / "PWNED"
@@ -462,8 +462,10 @@ def test_crafted_pickle_checkpoints_refused(tmp_path: Path) -> None:
     official.mkdir()
     for name in OFFICIAL_FILES.values():
         _evil_checkpoint(official / name, marker)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ReleaseFileError, match="reference_unet.pth is .* bytes but"):  # refused by size, unread
         load_official_modules(official)
+    with pytest.raises(pickle.UnpicklingError):  # read (the meta device skips the size check): refused by torch.load
+        load_official_modules(official, device="meta")
     assert not marker.exists(), "a pickled checkpoint was executed"
 
 

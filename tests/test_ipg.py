@@ -300,6 +300,79 @@ def test_autoencoder_cli_shape_flags_train_and_save(tmp_path):
     assert z.shape == (4, 4, 16, 8) and trained < untrained
 
 
+def test_upsampling_decoder_keeps_the_latent_space_and_doubles_the_output(tmp_path):
+    """decoder_from: the encoder and the ten shared decoder layers are the trained model's (so a generator
+    trained in its latent space still applies), the output is twice the input; the folder round-trips and
+    a pipeline with it reports the larger output size."""
+    from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL, decoder_from
+    from pose2id_demo.ipg.pipeline import load_vae
+
+    torch.manual_seed(0)
+    ae = TinyAutoencoderKL(latent_channels=4, block_out_channels=(8, 16, 16)).eval()
+    up = decoder_from(ae, 2).eval()
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(up.encode(x).latent_dist.mean, ae.encode(x).latent_dist.mean)
+        z = ae.encode(x).latent_dist.mean
+        assert up.decode(z).sample.shape == (2, 3, 128, 64)
+        assert torch.equal(up.decoder[:10](z), ae.decoder[:10](z))
+    assert torch.equal(up.decoder[-1].weight, ae.decoder[-1].weight)
+    with pytest.raises(ValueError, match="decoder_upsample"):
+        TinyAutoencoderKL(decoder_upsample=3)
+    up.save_pretrained(tmp_path / "up")
+    back = load_vae(tmp_path / "up")
+    assert back.config.decoder_upsample == 2
+    with torch.no_grad():
+        assert torch.equal(back.decode(z).sample, up.decode(z).sample)
+
+
+def test_autoencoder_cli_trains_a_larger_decoder_with_the_encoder_frozen(tmp_path):
+    """``--from AE --decoder-upsample 2``: the saved model's encoder is AE's bit for bit, its decoder maps
+    the 64×32 latent to 128×64 and fits the full-size images better than before training."""
+    import json
+
+    import PIL.Image
+
+    from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL, decoder_from, load_train_images, main
+    from pose2id_demo.ipg.pipeline import load_vae
+
+    rng = np.random.default_rng(4)
+    root = tmp_path / "market"
+    for folder in ("bounding_box_train", "query", "bounding_box_test"):
+        (root / folder).mkdir(parents=True)
+        for k in range(4):
+            img = (rng.random((32, 16, 3)) * 255).astype(np.uint8).repeat(4, 0).repeat(4, 1)
+            PIL.Image.fromarray(img).save(root / folder / f"{k + 1:04d}_c{k % 2 + 1}s1_{k:06d}_00.jpg")
+    torch.manual_seed(0)
+    TinyAutoencoderKL(latent_channels=4, block_out_channels=(8, 12, 16)).save_pretrained(tmp_path / "ae")
+    src = load_vae(tmp_path / "ae")
+    assert main(["--data", str(root), "--out", str(tmp_path / "up"), "--from", str(tmp_path / "ae"),
+                 "--decoder-upsample", "2", "--max-steps", "40", "--batch-size", "4"]) == 0
+    up = load_vae(tmp_path / "up")
+    assert up.config.decoder_upsample == 2
+    for k, v in src.encoder.state_dict().items():
+        assert torch.equal(v, up.encoder.state_dict()[k]), k
+    info = json.loads((tmp_path / "up" / "train_info.json").read_text())
+    assert info["steps"] == 40 and info["decoder_upsample"] == 2
+    x = torch.from_numpy(load_train_images(root)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    y = torch.from_numpy(load_train_images(root, (128, 64))).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        z = src.encode(x).latent_dist.mean
+        trained = torch.nn.functional.mse_loss(up.decode(z).sample, y)
+        before = torch.nn.functional.mse_loss(decoder_from(src, 2).decode(z).sample, y)
+    assert trained < before
+    # a run stopped at step 15 and resumed to 40 on the same schedule ends bit for bit where the straight run did
+    common = ["--data", str(root), "--from", str(tmp_path / "ae"), "--decoder-upsample", "2", "--batch-size", "4",
+              "--schedule-steps", "40"]
+    assert main(common + ["--out", str(tmp_path / "split"), "--max-steps", "15"]) == 0
+    assert json.loads((tmp_path / "split" / "train_info.json").read_text())["steps"] == 15
+    torch.manual_seed(12345)  # the resumed run must take its RNG states from the checkpoint, not from here
+    assert main(common + ["--out", str(tmp_path / "split"), "--max-steps", "40", "--resume"]) == 0
+    resumed = load_vae(tmp_path / "split")
+    for k, v in up.decoder.state_dict().items():
+        assert torch.equal(v, resumed.decoder.state_dict()[k]), k
+
+
 @pytest.mark.slow
 def test_load_embedded_generates():
     from pose2id_demo.ipg import load_embedded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +14,9 @@ from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pipeline import make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
 from pose2id_demo.ipg.reference_attention import reference_attention
-from pose2id_demo.ipg.train import (TRAINED, load_checkpoint, lr_factor, random_erasing, save_checkpoint,
-                                   training_loss)
+from pose2id_demo.ipg.checkpoint import TRAINED, load_checkpoint, save_checkpoint
+from pose2id_demo.ipg.pairs import random_erasing
+from pose2id_demo.ipg.train import lr_factor, training_loss
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
 from pose2id_demo.ipg.vae import PixelUnshuffleVAE
 
@@ -78,7 +81,7 @@ def test_resume_is_bit_exact(tmp_path):
 
 def test_resume_drops_the_loss_rows_after_the_checkpoint(tmp_path):
     # a run stopped after its checkpoint at step 3 had logged steps 4-5; the resumed run trains them again
-    from pose2id_demo.ipg.train import truncate_loss_log
+    from pose2id_demo.ipg.checkpoint import truncate_loss_log
 
     log = tmp_path / "loss.csv"
     log.write_text("step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n5,0.1\n")
@@ -135,7 +138,7 @@ def test_lr_factor_warmup_constant_and_cosine_anneal():
 
 def test_checkpoint_survives_an_interrupted_swap(tmp_path):
     """A save killed between its two renames leaves checkpoint.old/, which resume then uses."""
-    from pose2id_demo.ipg.train import checkpoint_dir
+    from pose2id_demo.ipg.checkpoint import checkpoint_dir
 
     m, ema = tiny_models(), tiny_models()
     opt = torch.optim.AdamW([p for k in TRAINED for p in m[k].parameters()], lr=1e-3)
@@ -166,7 +169,7 @@ def test_training_loss_under_bf16_autocast_is_close_to_fp32():
 
 
 def pair_data(directions, ref_sets, trg_sets, pair_views):
-    from pose2id_demo.ipg.train import PairData
+    from pose2id_demo.ipg.pairs import PairData
 
     d = PairData.__new__(PairData)  # the sampler's state only (no images)
     d.directions = np.asarray(directions)
@@ -296,3 +299,58 @@ def test_identity_loss_adds_the_reid_distance_of_the_implied_clean_image():
     with_id.backward()
     assert m["denoising_unet"].conv_out.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.parameters())
+
+
+@pytest.fixture(scope="module")
+def micro_root(tmp_path_factory):
+    """A SynthPed root with keypoint jsons: 6 train identities × 4 images, one test identity."""
+    from pose2id_demo.data import synthped as sp
+
+    items = sp.plan(0, num_train_ids=6, num_test_ids=1, train_per_id=4, num_distractors=0, num_junk=0)
+    return sp.render_benchmark(tmp_path_factory.mktemp("micro") / "root", items=items)
+
+
+@pytest.fixture()
+def micro_preset(monkeypatch, tmp_path):
+    """A registered preset small enough for a test (32 × 16 images) and a random autoencoder folder."""
+    from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL
+    from pose2id_demo.ipg.configs import PRESETS, TINY
+
+    unet = dict(UNET, sample_size=(8, 4), in_channels=4, out_channels=4)
+    monkeypatch.setitem(PRESETS, "micro", TINY.replace(name="micro", unet=unet, ifr_tokens=2, ifr_dim=16,
+                                                       pose_widths=(8, 16, 16), image_size=(32, 16), batch_size=2))
+    torch.manual_seed(0)
+    ae = TinyAutoencoderKL(latent_channels=4, block_out_channels=(8, 8, 8), sample_size=(32, 16))
+    ae.save_pretrained(tmp_path / "ae")
+    return tmp_path / "ae"
+
+
+@pytest.mark.slow
+def test_main_resumes_bit_exactly_and_keeps_milestones(micro_root, micro_preset, tmp_path):
+    """The script end to end: 4 steps straight equal 2 steps, a stop, and ``--resume`` to 4 — weights, EMA,
+    optimizer, RNG states and loss log; milestones hold the EMA pipeline of their step; the run's state
+    records its preset, so a resume rebuilds the architecture the run started with."""
+    from safetensors.torch import load_file
+
+    from pose2id_demo.ipg.pipeline import Pose2IDPipeline
+    from pose2id_demo.ipg.train import main
+
+    common = ["--data", str(micro_root), "--config", "micro", "--vae", str(micro_preset), "--seed", "3",
+              "--sample-minutes", "0", "--anneal-start", "1", "--anneal-steps", "2", "--identity-weight", "0.5",
+              "--milestone-every", "2", "--log-every", "1"]
+    assert main(common + ["--out", str(tmp_path / "a"), "--max-steps", "4"]) == 0
+    assert main(common + ["--out", str(tmp_path / "b"), "--max-steps", "2"]) == 0
+    assert main(common + ["--out", str(tmp_path / "b"), "--max-steps", "4", "--resume"]) == 0
+    for f in ("model", "ema", "optimizer", "rng"):
+        a, b = (load_file(tmp_path / d / "checkpoint" / f"{f}.safetensors") for d in "ab")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
+    assert (tmp_path / "a" / "loss.csv").read_text() == (tmp_path / "b" / "loss.csv").read_text()
+    state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 4 and [s["last_step"] for s in state["segments"]] == [2, 4]
+    assert state["preset"]["name"] == "micro" and state["preset"]["image_size"] == [32, 16]
+    ema = load_file(tmp_path / "a" / "checkpoint" / "ema.safetensors")
+    pipe = Pose2IDPipeline.from_pretrained(tmp_path / "a" / "milestones" / "step_000004")
+    for k, v in pipe.denoising_unet.state_dict().items():
+        assert torch.equal(v, ema["denoising_unet." + k]), k
+    marks = [json.loads((tmp_path / "a" / "milestones" / f"step_00000{k}" / "milestone.json").read_text()) for k in (2, 4)]
+    assert [m["step"] for m in marks] == [2, 4] and 0 <= marks[0]["cpu_minutes"] <= marks[1]["cpu_minutes"]

@@ -222,6 +222,8 @@ def test_load_official_uses_transformer_20(tmp_path, monkeypatch):
     monkeypatch.setattr(official, "Pose2IDPipeline", FakePipeline)
     (tmp_path / "sd-vae-ft-mse").mkdir()
     (tmp_path / "sd-vae-ft-mse" / "config.json").write_text("{}")
+    for name in official.OFFICIAL_FILES.values():  # the release's other files must be there (their loader is stubbed)
+        (tmp_path / name).write_bytes(b"")
     torch.save(_meta_state_dict(official_transreid_shapes()), tmp_path / official.REID_FILE)
 
     official.load_official(tmp_path, device="meta")

@@ -107,3 +107,36 @@ def test_failed_step_is_logged_and_released(caplog) -> None:
     assert eng.calls[-1] == "tsne:standard:b"  # the steps after it still ran
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "tsne:standard:a" in warnings[0].getMessage()
+
+
+def test_a_download_starts_first_and_the_generator_loads_last_without_holding_the_cpu(monkeypatch) -> None:
+    """Official weights still to download: the download starts before the first step, the other steps run
+    meanwhile, and the generator step waits for it holding no CPU slot (a request arriving then runs at once)."""
+    from pose2id_demo import warmup
+    from pose2id_demo.engine.scheduler import INTERACTIVE, CpuPool
+
+    cpu = CpuPool(1)
+    monkeypatch.setattr(warmup, "CPU", cpu)
+    gate, downloaded, waiting = threading.Event(), threading.Event(), threading.Event()
+    gate.set()
+    eng = FakeEngine(gate)
+    eng.generator_download_pending = True
+
+    def fetch_generator(progress=None, wait=True) -> None:
+        eng.calls.append(f"fetch(wait={wait})")
+        if wait:
+            waiting.set()
+            assert downloaded.wait(10)
+
+    eng.fetch_generator = fetch_generator
+    w = _warm(eng)
+    assert list(w.steps)[-1] == "generator"
+    w.start()
+    assert waiting.wait(10) and cpu.running == []  # the generator step waits for the download, no slot held
+    with cpu.hold(INTERACTIVE, "a request"):  # taken at once
+        eng.calls.append("request")
+    downloaded.set()
+    assert w.wait(10)
+    assert eng.calls[:2] == ["fetch(wait=False)", "features:standard:a"]
+    assert eng.calls[-4:] == ["tsne:standard:b", "fetch(wait=True)", "request", "generator"]
+    assert all(s["state"] == "done" for s in w.status().values())

@@ -104,9 +104,35 @@ class Engine:
         """The loaded backbone ``name`` (once)."""
         return self.models.backbone(self._check_backbone(name))
 
-    def use_official_ipg(self, directory: str | Path, reid_extractor: str | None = None) -> None:
-        """Serve generations from the official Pose2ID release in ``directory`` (:meth:`.models.Models.use_official_ipg`)."""
-        self.models.use_official_ipg(directory, reid_extractor)
+    def add_backbone(self, name: str) -> str:
+        """Offer another backbone everywhere (``python app.py --backbone hf:<model id or folder>``;
+        :func:`pose2id_demo.reid.backbones.resolve_backbone`): checked now, loaded on first use. Requests can only
+        choose among the backbones added here, so no request makes the server load a model nobody chose."""
+        return self.models.add_backbone(name)
+
+    def use_official_ipg(self, source: str | Path, reid_extractor: str | None = None) -> None:
+        """Serve generations from the official Pose2ID release: ``hub[:REPO[@REVISION]]`` or a folder
+        (:meth:`.models.Models.use_official_ipg`)."""
+        self.models.use_official_ipg(source, reid_extractor)
+
+    def fetch_generator(self, progress: ProgressFn = noop_progress, wait: bool = True) -> None:
+        """Start (and with ``wait`` wait for) the official weights' download, holding no CPU slot
+        (:meth:`.models.Models.fetch_generator`); nothing to do with the embedded generator."""
+        self.models.fetch_generator(progress, wait)
+
+    @property
+    def generator_download_pending(self) -> bool:
+        """Whether the official weights still have bytes to download."""
+        return self.models.generator_download_pending
+
+    def generator_status(self) -> str | None:
+        """How far the official weights' download is (a sentence), or None (:meth:`.models.Models.generator_status`)."""
+        return self.models.generator_status()
+
+    @property
+    def default_seed(self) -> int:
+        """The generator's default seed: 12580 (the official inference's) with the official weights, else 42."""
+        return self.models.default_seed
 
     @property
     def generator_is_embedded(self) -> bool:
@@ -211,11 +237,12 @@ class Engine:
                                                                           progress, band))
 
     # ---------------------------------------------------------------- generation
-    def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int = 42,
+    def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int | None = None,
                  eta: float = 0.5, custom_pose: Any = None, backbone: str = "synthped-reid",
                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """The reference person in the 8 representative poses (+ a custom pose), and the ranked lists of a
-        benchmark query before/after eq. 9 (:meth:`.generation.Generator.generate`)."""
+        benchmark query before/after eq. 9 (:meth:`.generation.Generator.generate`); ``seed=None`` is
+        :attr:`default_seed`."""
         return self.generator.generate(image, use_ifr, steps, cfg, seed, eta, custom_pose, backbone, progress)
 
     def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = 0.5,

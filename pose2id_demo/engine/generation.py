@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from typing import Any, Callable
 
@@ -22,6 +24,25 @@ from .scheduler import GENERATION, INTERACTIVE
 
 __all__ = ["Generator"]
 
+log = logging.getLogger(__name__)
+
+
+def _log_timing(mode: str, n_images: int, size: tuple[int, int], start: float, step_ends: list[float],
+                end: float) -> None:
+    """One INFO line per pipeline call: the denoising steps' time (steady state: between the first and the last
+    step's end, so the encoders and the reference pass are not in it), the time before the first step ends and
+    after the last, and the process's peak GPU memory on CUDA (``bench/official_smoke.py`` reads this line)."""
+    if not step_ends:
+        return
+    per_step = (step_ends[-1] - step_ends[0]) / (len(step_ends) - 1) if len(step_ends) > 1 else step_ends[0] - start
+    gpu = ""
+    torch = sys.modules.get("torch")  # loaded with the pipeline
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        gpu = f"; peak GPU memory so far {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+    log.info("generated %d images of %dx%d (IFR %s): %d steps, %.3f s/step, first step done after %.2f s, "
+             "decoding %.2f s, %.2f s in all%s", n_images, size[1], size[0], mode, len(step_ends), per_step,
+             step_ends[0] - start, end - step_ends[-1], end - start, gpu)
+
 
 class Generator:
     """Runs the pipeline for the UI's Generate tab.
@@ -35,7 +56,7 @@ class Generator:
     def __init__(self, models: Models, bench: BenchmarkSession, load_backbone: Callable[[str], Any]) -> None:
         self.models, self.bench, self.load_backbone = models, bench, load_backbone
 
-    def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int = 42,
+    def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int | None = None,
                  eta: float = 0.5, custom_pose: Any = None, backbone: str = "synthped-reid",
                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """Generate the reference person in the 8 representative poses (+ a custom pose) and, for a
@@ -44,7 +65,8 @@ class Generator:
         Args:
             image: the reference image (path, bytes, PIL or array) — validated by :func:`load_image`.
             use_ifr: ``on``, ``off`` or ``both`` (IFR ablation, Fig. 5: same seed, side by side).
-            steps, cfg, seed: denoising steps, classifier-free guidance scale, seed.
+            steps, cfg, seed: denoising steps, classifier-free guidance scale, seed (None: the generator's default,
+                12580 with the official weights, 42 with the embedded one).
             eta: η of eq. 9 for the ranked lists.
             custom_pose: optional keypoint json / skeleton image / photo (:func:`load_custom_pose`).
             backbone: ReID backbone used for the ranked lists.
@@ -52,12 +74,12 @@ class Generator:
         Returns:
             ``{"images": {"on"|"off": [PIL]}, "poses": [name], "skeletons": [(array, name)],
             "reference": PIL, "query_index": int | None, "ranks": dict | None, "gen_feats": (M, d) | None,
-            "seconds": float, "notes": [str]}``.
+            "seconds": float, "notes": [str], "seed": int}``.
         """
         use_ifr = check_choice("IFR", use_ifr, IFR_CHOICES)
         steps = check_int("steps", steps, *STEPS_RANGE)
         cfg = check_float("CFG scale", cfg, *CFG_RANGE)
-        seed = check_int("seed", seed, *SEED_RANGE)
+        seed = check_int("seed", self.models.default_seed if seed is None else seed, *SEED_RANGE)
         eta = check_float("η", eta, *ETA_RANGE)
         if backbone not in self.models.backbones():  # checked before any work, not after generating
             raise Pose2IDError(f"Unknown backbone {str(backbone)[:40]!r}; available: "
@@ -67,7 +89,9 @@ class Generator:
         if custom_pose is not None:
             pose, how = load_custom_pose(custom_pose)
             poses.append((f"custom ({how})", pose))
-        # Every input is checked: now wait for the CPU (a generation goes first), then for the models.
+        # Every input is checked: now wait for the official weights' download if one runs (no CPU slot held),
+        # then for the CPU (a generation goes first), then for the models.
+        self.models.fetch_generator(progress)
         with self.models.cpu.hold(GENERATION, "a generation", progress):
             return self._generate(ref, poses, use_ifr, steps, cfg, seed, eta, backbone, progress)
 
@@ -84,18 +108,24 @@ class Generator:
         t0 = time.perf_counter()
         with self.models.gen_lock:
             for mi, mode in enumerate(modes):
-                def cb(_pipe: Any, step: int, _t: Any, kw: dict, mi: int = mi, mode: str = mode) -> dict:
+                step_ends: list[float] = []
+
+                def cb(_pipe: Any, step: int, _t: Any, kw: dict, mi: int = mi, mode: str = mode,
+                       step_ends: list[float] = step_ends) -> dict:
+                    step_ends.append(time.perf_counter())
                     progress((mi + (step + 1) / steps) / len(modes), f"Generating (IFR {mode}) step {step + 1}/{steps}")
                     return kw
 
                 progress(mi / len(modes), f"Generating (IFR {mode}) …")
+                t_mode = time.perf_counter()
                 out = pipe(reference_image=ref, poses=[p for _, p in poses], num_inference_steps=steps,
                            guidance_scale=cfg, seed=seed, use_ifr=(mode == "on"), callback_on_step_end=cb)
                 images[mode] = list(out.images)
+                _log_timing(mode, len(poses), out.images[0].size, t_mode, step_ends, time.perf_counter())
         seconds = time.perf_counter() - t0
         result: dict[str, Any] = {"images": images, "poses": [n for n, _ in poses], "skeletons": skeletons,
                                   "reference": ref, "query_index": None, "ranks": None, "gen_feats": None,
-                                  "seconds": round(seconds, 2), "notes": notes, "backbone": backbone}
+                                  "seconds": round(seconds, 2), "notes": notes, "backbone": backbone, "seed": seed}
         qi = None
         try:
             if ("qindex", "standard", backbone) not in self.models.store:

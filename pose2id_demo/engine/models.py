@@ -28,9 +28,12 @@ from pose2id_demo.poses import draw, representative
 from .errors import DependencyMissing, Pose2IDError
 from .scheduler import CPU
 
-__all__ = ["Models", "folder_key", "needs"]
+__all__ = ["EMBEDDED_SEED", "Models", "folder_key", "needs"]
 
 log = logging.getLogger(__name__)
+
+#: The default seed of the embedded generator (with the official weights: their inference's 12580).
+EMBEDDED_SEED = 42
 
 
 @contextmanager
@@ -57,6 +60,23 @@ def folder_key(root: str | Path) -> str:
     return h.hexdigest()
 
 
+class _Download:
+    """One run of ``fetch`` in its own thread: every caller waits on the same download (none starts a second)."""
+
+    def __init__(self, fetch: Callable[[], Any]) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        threading.Thread(target=self._run, args=(fetch,), name="pose2id-download", daemon=True).start()
+
+    def _run(self, fetch: Callable[[], Any]) -> None:
+        try:
+            fetch()
+        except BaseException as exc:  # noqa: BLE001 — handed to every caller that waits for it
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 class Models:
     """The loaded resources, each made once per key even under concurrent callers (:meth:`once`)."""
 
@@ -69,6 +89,11 @@ class Models:
         self.gen_lock = threading.Lock()  # one diffusion run at a time (attention processors hold state)
         self.extract_lock = threading.Lock()
         self._pipeline_factory: Callable[[], Any] | None = None
+        self.official: Any = None  # the official release's handle (use_official_ipg)
+        self._download: _Download | None = None  # its download (fetch_generator)
+        #: The seed generation uses when none is given: 42 with the embedded generator (the setting it was
+        #: trained and benchmarked with), the official inference's 12580 with the official weights.
+        self.default_seed = EMBEDDED_SEED
 
     def once(self, key: Any, factory: Callable[[], Any]) -> Any:
         """Compute ``factory()`` once per key, even under concurrent callers (per-key lock)."""
@@ -101,6 +126,15 @@ class Models:
             from pose2id_demo import reid
         return list(reid.list_backbones())
 
+    def add_backbone(self, name: str) -> str:
+        """Register ``name`` (``hf:<model id or folder>``, or an already registered name) with the ReID registry."""
+        with needs("The ReID backbones"):
+            from pose2id_demo import reid
+        try:
+            return reid.resolve_backbone(str(name).strip())
+        except ValueError as exc:
+            raise Pose2IDError(f"--backbone: {exc}") from None
+
     def backbone(self, name: str) -> Any:
         """The loaded backbone ``name`` (once; ``name`` already checked)."""
 
@@ -129,14 +163,16 @@ class Models:
         absolute, in the reader's order.
         """
         with needs("The ReID backbones"):
+            from pose2id_demo import reid
             from pose2id_demo.reid import extract, features
         bb = self.backbone(backbone)
         root = Path(root)
-        out = cache_dir() / "datasets" / f"{name}-{folder_key(root)[:20]}-{backbone}-{bb.weights_id[:16]}.npz"
+        slug = reid.backbone_slug(backbone)
+        out = cache_dir() / "datasets" / f"{name}-{folder_key(root)[:20]}-{slug}-{bb.weights_id[:16]}.npz"
         with self.extract_lock:
             if not out.is_file():
                 log.info("dataset %s: extracting %s features into %s", name, backbone, out)
-                extract.extract_features(root, backbone, out, progress=progress, device=self.device)
+                extract.extract_features(root, backbone, out, progress=progress, device=self.device, generated=False)
         d = features.load_feature_file(out)
         for s in ("q", "g"):
             d[f"{s}_paths"] = np.array([str(root / p) for p in d[f"{s}_paths"]])
@@ -150,39 +186,91 @@ class Models:
             return np.asarray(features.features_for_paths(backbone, list(paths), progress=True), np.float32)
 
     # ---------------------------------------------------------------- generation
-    def use_official_ipg(self, directory: str | Path, reid_extractor: str | None = None) -> None:
-        """Serve generations from the official Pose2ID release in ``directory`` instead of the tiny IPG.
+    def use_official_ipg(self, source: str | Path, reid_extractor: str | None = None) -> None:
+        """Serve generations from the official Pose2ID release instead of the tiny IPG.
 
-        IFR's 3840-d ReID feature comes from ``directory/transformer_20.pth`` (TransReID, built in). Optionally
-        ``reid_extractor`` is ``"module:callable"``: a factory returning another extractor to use instead
-        (see :func:`pose2id_demo.ipg.official.load_official`). The folder is checked now; the weights load
-        lazily on the first generation, like the embedded model.
+        ``source`` is ``hub[:REPO[@REVISION]]`` (the Hugging Face Hub, fetched into its cache on first use) or a
+        folder (:func:`pose2id_demo.ipg.official.open_release`). It is checked now — a folder completely, the Hub
+        for which files exist and how large they are (offline: the cache) — so that a bad source stops the app at
+        start with one sentence; the download, if any, and the weights' loading happen lazily on the first
+        generation (or in the launch-time warm-up), with :meth:`generator_status` saying how far the download is.
+
+        IFR's 3840-d ReID feature comes from the release's ``transformer_20.pth`` (TransReID, built in). Optionally
+        ``reid_extractor`` is ``"module:callable"``: a factory returning another extractor to use instead.
         """
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise Pose2IDError(f"--ipg-weights: {directory} is not a folder.")
-        with needs("The official Pose2ID loader"):
-            from pose2id_demo.ipg import official
-
-        missing = [f for f in official.OFFICIAL_FILES.values() if not (directory / f).exists()]
-        if missing:
-            raise Pose2IDError(f"--ipg-weights: {directory} lacks {', '.join(missing)}.")
         if reid_extractor and ":" not in reid_extractor:
             raise Pose2IDError("--reid-extractor must be MODULE:CALLABLE (a factory of the 3840-d extractor).")
-        if not reid_extractor and not (directory / official.REID_FILE).exists():
-            raise Pose2IDError(f"--ipg-weights: {directory} lacks {official.REID_FILE} (the TransReID weights "
-                               "feeding IFR); add it or pass --reid-extractor MODULE:CALLABLE.")
+        with needs("The official Pose2ID loader"):
+            from pose2id_demo.ipg import hub, official
+        try:
+            handle = official.open_release(source, need_reid=not reid_extractor)
+        except (official.ReleaseFileError, hub.HubError) as exc:
+            raise Pose2IDError(f"--ipg-weights: {exc}") from None
+        if handle.download_bytes:
+            log.info("official Pose2ID weights: %s to download on first use", hub.human_bytes(handle.download_bytes))
 
         def load() -> Any:
             reid = None
             if reid_extractor:
                 module_name, attr = reid_extractor.split(":", 1)
                 reid = getattr(importlib.import_module(module_name), attr)()  # the operator's own module
-            return official.load_official(directory, device=self.device, reid=reid)
+            self.fetch_generator()  # the shared download (at once when it is done)
+            t = time.perf_counter()
+            try:
+                release = handle.fetch()
+                pipe = official.load_official(release, device=self.device, reid=reid)
+            except (official.ReleaseFileError, hub.HubError) as exc:
+                raise Pose2IDError(f"The official Pose2ID weights are not usable: {exc}") from None
+            pipe.set_progress_bar_config(disable=True)
+            log.info("loaded the official Pose2ID IPG (%s) in %.1f s", release.source, time.perf_counter() - t)
+            return pipe
 
         with self.lock:
             self.store.pop("pipeline", None)
             self._pipeline_factory = load
+            self.official, self._download = handle, None
+            self.default_seed = official.OFFICIAL_SEED
+
+    def fetch_generator(self, progress: Callable[[float, str], None] | None = None, wait: bool = True) -> None:
+        """Make sure the official weights are on disk before the generator loads: start their download (in its own
+        thread, holding no CPU slot: it is the network's time, not the CPU's) unless it runs or is done, and with
+        ``wait`` wait for it, telling ``progress`` every second how far it is. Nothing to do with the embedded
+        generator or a release already on disk. A failed download raises one sentence; the next call starts it
+        again (it resumes)."""
+        handle = self.official
+        if handle is None:
+            return
+        with self.lock:
+            dl = self._download
+            if dl is None or (dl.done.is_set() and dl.error is not None):
+                dl = self._download = _Download(handle.fetch)
+        if not wait:
+            return
+        said = ""
+        while not dl.done.wait(1.0):
+            msg = f"Waiting for the generator: {handle.progress.describe() or 'checking the official weights'} …"
+            if progress is not None and msg != said:
+                progress(0.0, msg)
+                said = msg
+        if dl.error is not None:
+            from pose2id_demo.ipg import hub, official
+
+            if isinstance(dl.error, (official.ReleaseFileError, hub.HubError)):
+                raise Pose2IDError(f"The official Pose2ID weights are not usable: {dl.error}") from None
+            raise dl.error
+
+    @property
+    def generator_download_pending(self) -> bool:
+        """Whether the official weights still have bytes to download (the warm-up then loads the generator last)."""
+        handle = self.official
+        return handle is not None and bool(handle.download_bytes) and not (
+            self._download is not None and self._download.done.is_set() and self._download.error is None)
+
+    def generator_status(self) -> str | None:
+        """While the official weights download: ``"downloading the official Pose2ID weights: 1.2 GB of 7.8 GB
+        (15 %)"``; else None."""
+        handle = self.official
+        return None if handle is None else handle.progress.describe()
 
     def pipeline(self) -> Any:
         """The identity-guided generation pipeline, loaded once: the embedded tiny IPG (assets/models/ipg-tiny)

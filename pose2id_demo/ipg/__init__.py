@@ -2,7 +2,9 @@
 
 Public API (imported lazily so that ``import pose2id_demo.ipg`` does not pull in diffusers):
 ``Pose2IDPipeline``, ``Pose2IDPipelineOutput``, ``load_embedded(device)`` (the shipped tiny model),
-``load_official(dir, device, reid=...)`` (the released SD1.5-based weights), ``IFR``, ``PoseGuider``.
+``load_official(source, device, reid=...)`` (the released SD1.5-based weights: ``"hub"`` — fetched from the
+Hugging Face repo yuanc3/Pose2ID into the Hub cache, :mod:`pose2id_demo.ipg.hub` — or a folder), ``IFR``,
+``PoseGuider``.
 """
 
 from __future__ import annotations

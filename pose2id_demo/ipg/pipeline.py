@@ -172,8 +172,17 @@ class Pose2IDPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ helpers
     @property
     def image_size(self) -> tuple[int, int]:
-        """(height, width) of generated images."""
+        """(height, width) the model works at: the reference is resized to it, the latents are it divided by
+        the VAE's downsampling."""
         return tuple(self.config.image_size)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(height, width) of the generated images: ``image_size`` times the VAE decoder's upsampling (1 for
+        SD's VAE; 2 for a tiny autoencoder whose decoder maps the 64 × 32 model's latent to 128 × 64)."""
+        u = int(getattr(self.vae.config, "decoder_upsample", 1))
+        h, w = self.image_size
+        return (h * u, w * u)
 
     @property
     def pose_size(self) -> tuple[int, int]:

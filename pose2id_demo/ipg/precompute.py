@@ -4,33 +4,53 @@
     python -m pose2id_demo.ipg.precompute --task standard --backbones synthped-reid [--steps 20]
 
 The first form works on any Market-layout folder (:func:`generate_features`); the second renders the
-SynthPed task if needed and writes ``assets/features/synthped-<task>-<backbone>-gen.npz``. SynthPed's three
+SynthPed task if needed and writes ``assets/features/synthped-<task>-<backbone>-gen.npz``.
+
+Several processes, GPUs or machines (the convention of diffusers' distributed inference)::
+
+    accelerate launch --multi_gpu --num_processes N -m pose2id_demo generate --data ROOT --ipg hub ...
+
+splits the references between the N processes (whole batches, dealt round-robin, so every batch is the one a
+single process would run), each generating into its own cache file on its own device; after a barrier the
+first process merges the caches and writes the one feature file — byte for byte the file of a
+single-process run (the ``.npz`` is written with fixed zip timestamps and no timing in it). Without a GPU the
+processes run on the CPU and talk over gloo. ``--shard K/N`` does the same split by hand (run the N shards
+anywhere, then once without ``--shard`` to merge). SynthPed's three
 tasks share one gallery: the standard task's files hold its generations, and the occluded and infrared files
 hold their queries' only and name the standard file as their gallery source (:func:`read_generated`).
 
 For every query and gallery image (the reader's order, as in
-``pose2id_demo.reid.features.dataset_features``: distractors in, junk out), the IPG (default the shipped
-tiny one) generates the person in the 8 representative poses (``pose2id_demo.poses.representative.load_representative_poses``; paper §3.2.3) with
-IFR on, CFG 3.5 and seed 42 (paper §4.1; the number of DDIM steps is a flag and is recorded). The generated
+``pose2id_demo.reid.features.dataset_features``: distractors in, junk out), the IPG — the shipped tiny one,
+another saved pipeline folder, or the official release (``--ipg hub[:REPO@REV]`` or its folder,
+:mod:`pose2id_demo.ipg.official`) — generates the person in the 8 representative poses
+(``pose2id_demo.poses.representative.load_representative_poses``; paper §3.2.3) with IFR on, CFG 3.5 and seed
+42 (paper §4.1; 12580, the official inference's, with the official weights; the number of DDIM steps is a flag
+and is recorded). The generated
 images are cached (uint8 npz under ``cache_dir()/ipg/``) so that further backbones or the quality bench can
 reuse them, and for each backbone ``assets/features/<task-file>-<backbone>-gen.npz`` is written with
 
 - ``q_gen (nq, 8, d)``, ``g_gen (ng, 8, d)`` — float16 raw features of the generations (same order as
   ``q_paths`` / ``g_paths``, poses in ``pose_names`` order);
 - ``q_paths``, ``g_paths`` — the images they were made from, relative to the benchmark root;
-- ``settings`` — a JSON string (model, steps, guidance, seed, use_ifr, pose names, image size).
+- ``settings`` — a JSON string (model, steps, guidance, seed, use_ifr, pose names, image size). The
+  generation time is logged, not stored, so that the file depends on its inputs only.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import logging
+import os
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -108,6 +128,46 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
     return np.stack([done[p] for p in paths])
 
 
+def generation_files(ds, images_out: Path, n_poses: int) -> list[tuple[str, list[Path]]]:
+    """For ``--images-out``: every query and non-distractor gallery image with the files its generations go to, in
+    the official layout (``query_gen/pose{k}/``, ``bounding_box_test_gen/pose{k}/``; PNG under the original's
+    stem, lossless). Distractors get none: the official evaluation, and ``extract``, use their own image."""
+    from pose2id_demo.reid.extract import GEN_FOLDERS
+
+    jobs = []
+    for split, records in (("query", ds.query), ("gallery", ds.gallery)):
+        for r in records:
+            if r.pid != 0:
+                stem = Path(r.path).stem + ".png"
+                jobs.append((r.path, [images_out / GEN_FOLDERS[split] / f"pose{k}" / stem
+                                      for k in range(1, n_poses + 1)]))
+    return jobs
+
+
+def write_generations(pipe, jobs: Sequence[tuple[str, list[Path]]], poses, steps: int, guidance: float, seed: int,
+                      refs_per_batch: int = 4) -> int:
+    """Generate ``jobs`` (reference, its per-pose output files) whose files are not all there yet, writing each
+    image atomically (a killed run leaves whole files only; a rerun resumes). Returns the references generated."""
+    todo = [(ref, outs) for ref, outs in jobs if not all(o.is_file() for o in outs)]
+    t0 = time.time()
+    for s in range(0, len(todo), refs_per_batch):
+        chunk = todo[s:s + refs_per_batch]
+        refs = [PIL.Image.open(ref).convert("RGB") for ref, _ in chunk]
+        ims = pipe(refs, poses, num_inference_steps=steps, guidance_scale=guidance, seed=seed, use_ifr=True,
+                   output_type="np").images
+        ims = (np.asarray(ims) * 255).round().astype(np.uint8).reshape(len(chunk), len(poses), *ims.shape[1:])
+        for (_, outs), gens in zip(chunk, ims):
+            for out, g in zip(outs, gens):
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.png")
+                PIL.Image.fromarray(g).save(tmp)
+                os.replace(tmp, out)
+        if (s // refs_per_batch) % 10 == 0:
+            logger.info("generated %d/%d references (%.2f refs/s)", s + len(chunk), len(todo),
+                        (s + len(chunk)) / max(time.time() - t0, 1e-6))
+    return len(todo)
+
+
 def generation_seconds(cache: Path) -> float:
     """Generation time recorded in ``cache`` and its ``--shard`` files, summed (shards may have run in
     parallel, so this is processor time spent generating, not wall-clock time)."""
@@ -140,21 +200,109 @@ def resolve_ipg(ipg: str | Path | None) -> Path:
         return MODELS_DIR / "ipg-tiny"
     path = Path(ipg)
     if not path.is_dir():
-        raise ValueError(f"IPG folder {path} does not exist (give a pipeline folder or 'tiny')")
+        raise ValueError(f"IPG folder {path} does not exist (give a pipeline folder, the official release's folder, "
+                         "hub[:REPO@REV] or 'tiny')")
     return path
 
 
+def is_official(ipg: str | Path | None) -> bool:
+    """Whether ``ipg`` names the official release: ``hub[:REPO@REV]``, or a folder holding its ``.pth`` files."""
+    from pose2id_demo.ipg import hub
+    from pose2id_demo.ipg.official import OFFICIAL_FILES
+
+    if ipg is None or str(ipg) == "tiny":
+        return False
+    if hub.parse_hub_spec(ipg) is not None:
+        return True
+    folder = Path(ipg)
+    return all((folder / f).is_file() or (folder / "pretrained" / f).is_file() for f in OFFICIAL_FILES.values())
+
+
+def load_generator(ipg: str | Path | None, device: str = "cpu") -> tuple[Any, str, str]:
+    """The pipeline named by ``ipg`` (:func:`resolve_ipg`, or the official release) on ``device``, its short
+    hash (caches are keyed by it) and its name for the settings."""
+    from pose2id_demo.ipg import hub
+    from pose2id_demo.ipg.pipeline import Pose2IDPipeline
+
+    if is_official(ipg):
+        from pose2id_demo.ipg import official
+
+        try:
+            release = official.open_release(ipg).fetch()
+        except (official.ReleaseFileError, hub.HubError) as exc:
+            raise ValueError(str(exc)) from None
+        pipe = official.load_official(release, device=device)
+        name, mhash = f"official {release.source}", "official-" + release.identity()
+    else:
+        model_dir = resolve_ipg(ipg)
+        pipe = Pose2IDPipeline.from_pretrained(model_dir, device=device)
+        name, mhash = str(Path(model_dir).name), model_hash(Path(model_dir))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, mhash, name
+
+
+def default_seed(ipg: str | Path | None) -> int:
+    """42 (paper §4.1) for the tiny or a saved generator, 12580 (the official inference's) for the official one."""
+    from pose2id_demo.ipg.official import OFFICIAL_SEED
+
+    return OFFICIAL_SEED if is_official(ipg) else 42
+
+
+def split_batches(items: Sequence[str], k: int, n: int, batch: int) -> list[str]:
+    """Part ``k`` of ``n``: whole batches of ``batch`` items dealt round-robin, so that each batch is exactly one a
+    single process would run (same references together: the same numbers, bit for bit)."""
+    batches = [list(items[s:s + batch]) for s in range(0, len(items), batch)]
+    return [x for b in batches[k::n] for x in b]
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """A compressed ``.npz`` that depends on the arrays only (``np.savez_compressed`` stamps the current time into
+    every zip entry), written to a temporary sibling and renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+    os.replace(tmp, path)
+
+
+def _distributed() -> Any:
+    """accelerate's process state when started by ``accelerate launch`` with several processes, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True without a GPU: accelerate then uses gloo between CPU processes. Generation per process can take
+    # hours, so the barrier waits long.
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=48))
+
+
 def generate_features(root: str | Path, backbones: Sequence[str], out: str | Path, ipg: str | Path | None = None,
-                      steps: int = 20, guidance: float = 3.5, seed: int = 42, shard: str | None = None,
+                      steps: int = 20, guidance: float = 3.5, seed: int | None = None, shard: str | None = None,
                       refs_per_batch: int = 4, threads: int | None = None, name: str | None = None,
-                      extra_settings: dict | None = None, gallery_from: str | Path | None = None) -> list[Path]:
+                      extra_settings: dict | None = None, gallery_from: str | Path | None = None,
+                      device: str | None = None, images_out: str | Path | None = None) -> list[Path]:
     """IPG generations in the 8 representative poses for every query and gallery image of the
     Market-layout ``root`` (distractors included, junk dropped), and their features per backbone.
 
     Generations are cached (resumable, keyed by reference path and digest) under ``cache_dir()/ipg/``,
-    named after ``name`` (default: the folder's name). ``shard="K/N"`` only generates every N-th reference
-    starting at K into a shard cache and returns ``[]``: run N of these in parallel, then once without
-    ``shard`` to merge them and write the features. ``out``: the ``.npz`` for one backbone; with several,
+    named after ``name`` (default: the folder's name). ``shard="K/N"`` only generates part K of N (whole
+    batches dealt round-robin, :func:`split_batches`) into a shard cache and returns ``[]``: run N of these in
+    parallel, then once without ``shard`` to merge them and write the features. Under ``accelerate launch``
+    with several processes the same happens by itself: process K generates part K on its device, and after a
+    barrier process 0 merges and writes (the others return ``[]``). ``seed=None``: 42, or 12580 with the
+    official weights (:func:`default_seed`). ``device``: default the process's accelerator, else the CPU.
+
+    ``images_out``: instead of the in-memory cache (which holds every generation: fine at 64 × 32, some 70 GB
+    for Market-1501 at the official 512 × 256), write the generations as PNG files in the official layout under
+    ``images_out`` (:func:`generation_files`; resumable file by file) and, once they are all there, read them
+    back with ``extract`` (:func:`pose2id_demo.reid.extract.extract_features`): the file written per backbone is
+    then a whole feature file — ``q_feats`` … ``g_camids``, ``q_gen``, ``g_gen`` — that ``eval`` reads as it is. ``out``: the ``.npz`` for one backbone; with several,
     ``<out stem>-<backbone>.npz`` each (or ``out`` with its ``{backbone}`` placeholder filled in).
 
     ``gallery_from``: a generated-feature file of another folder with *the same gallery* (``{backbone}``
@@ -172,64 +320,113 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     ds = load_market(root, strict=True)  # a bad folder fails before torch and the model load
     import torch
 
-    from pose2id_demo.ipg.pipeline import Pose2IDPipeline
     from pose2id_demo.poses.representative import load_representative_poses
-    from pose2id_demo.reid import get_backbone, list_backbones
+    from pose2id_demo.reid import get_backbone, resolve_backbone
 
-    unknown = [b for b in backbones if b not in list_backbones()]
-    if unknown:
-        raise ValueError(f"unknown backbone(s) {unknown}; available: {', '.join(list_backbones())}")
-    model_dir = resolve_ipg(ipg)
-    if threads:
-        torch.set_num_threads(int(threads))
-    pipe = Pose2IDPipeline.from_pretrained(model_dir)
-    pipe.set_progress_bar_config(disable=True)
-    q_paths, g_paths = [r.path for r in ds.query], [r.path for r in ds.gallery]
-    named = load_representative_poses()
-    names, poses = [n for n, _ in named], [p for _, p in named]
-    mhash = model_hash(Path(model_dir))
-    cache = generation_cache_path(name or Path(ds.root).name, mhash, steps, guidance, seed, True)
-    rel = lambda ps: np.array([str(Path(p).relative_to(ds.root)) for p in ps])  # noqa: E731
-    made = {"model_sha": mhash, "steps": steps, "guidance_scale": guidance, "seed": seed}
-    shared = {b: _check_gallery_source(_per_backbone(gallery_from, b), b, made, rel(g_paths))
-              for b in backbones} if gallery_from is not None else None
-    todo = q_paths if shared else q_paths + g_paths
+    for b in backbones:
+        resolve_backbone(b)  # a registered name, or hf:<model id or folder>
     if shard:
         try:
             k, n = (int(v) for v in shard.split("/"))
             assert 0 <= k < n
         except (ValueError, AssertionError):
             raise ValueError(f"--shard must be K/N with 0 <= K < N, got {shard!r}") from None
-        generate_all(pipe, todo[k::n], poses, steps, guidance, seed, True,
+    if not is_official(ipg):
+        resolve_ipg(ipg)  # a missing folder fails before anything loads
+    seed = default_seed(ipg) if seed is None else int(seed)
+    state = _distributed()
+    if state is not None:
+        if shard:
+            raise ValueError("--shard and accelerate launch both split the work: use one of them")
+        k, n = state.process_index, state.num_processes
+        device = device or str(state.device)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if threads:
+        torch.set_num_threads(int(threads))
+    pipe, mhash, model_name = load_generator(ipg, device)
+    q_paths, g_paths = [r.path for r in ds.query], [r.path for r in ds.gallery]
+    named = load_representative_poses()
+    names, poses = [pose_name for pose_name, _ in named], [pose for _, pose in named]
+    cache = generation_cache_path(name or Path(ds.root).name, mhash, steps, guidance, seed, True)
+    rel = lambda ps: np.array([str(Path(p).relative_to(ds.root)) for p in ps])  # noqa: E731
+    made = {"model_sha": mhash, "steps": steps, "guidance_scale": guidance, "seed": seed}
+    shared = {b: _check_gallery_source(_per_backbone(gallery_from, b), b, made, rel(g_paths))
+              for b in backbones} if gallery_from is not None else None
+    if images_out is not None:
+        if shared:
+            raise ValueError("--images-out writes the gallery's generations too: it does not take a gallery source")
+        return _generate_images(ds, backbones, Path(out), Path(images_out), pipe, poses, steps, guidance, seed,
+                                refs_per_batch, (k, n) if (shard or state is not None) else None, state, device,
+                                {"model": model_name, "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
+                                 "seed": seed, "use_ifr": True, "pose_names": names,
+                                 "image_size": list(pipe.image_size), **(extra_settings or {})})
+    todo = q_paths if shared else q_paths + g_paths
+    if shard or state is not None:
+        part = split_batches(todo, k, n, refs_per_batch)
+        logger.info("part %d of %d: %d of %d references on %s", k, n, len(part), len(todo), device)
+        generate_all(pipe, part, poses, steps, guidance, seed, True,
                      cache.with_name(f"{cache.stem}-shard{k}of{n}.npz"), refs_per_batch=refs_per_batch)
-        return []
+        if state is None:
+            return []
+        state.wait_for_everyone()  # every part is in its cache file: process 0 merges
+        if not state.is_main_process:
+            return []
     gens = generate_all(pipe, todo, poses, steps, guidance, seed, True, cache, refs_per_batch=refs_per_batch)
-    settings = {"model": str(Path(model_dir).name), "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
+    logger.info("%d generations; generation time in the caches %.1f s (summed over parts)", len(todo) * len(poses),
+                generation_seconds(cache))
+    settings = {"model": model_name, "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
                 "seed": seed, "use_ifr": True, "pose_names": names, "image_size": list(pipe.image_size),
                 **(extra_settings or {}), "scheduler": "DDIM v-pred zero-SNR trailing",
-                "generation_seconds": round(generation_seconds(cache), 1),
                 "generations": len(todo) * len(poses)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
     nq = len(q_paths)
     for bname in backbones:
-        feats = gen_features(get_backbone(bname), gens)
-        if "{backbone}" in str(out):
-            path = Path(str(out).format(backbone=bname))
-        else:
-            path = out if len(backbones) == 1 else out.with_name(f"{out.stem}-{bname}{out.suffix or '.npz'}")
+        feats = gen_features(get_backbone(bname, device=device), gens)
+        path = output_path(out, bname, len(backbones))
         arrays = {"q_gen": feats[:nq].astype(np.float16), "q_paths": rel(q_paths), "g_paths": rel(g_paths)}
         mine = {**settings, "backbone": bname}
         if shared:
             mine["gallery_from"] = shared[bname].name
         else:
             arrays["g_gen"] = feats[nq:].astype(np.float16)
-        np.savez_compressed(path, **arrays, pose_names=np.array(names), settings=np.array(json.dumps(mine)))
+        write_npz(path, {**arrays, "pose_names": np.array(names), "settings": np.array(json.dumps(mine))})
         logger.info("wrote %s (q_gen %s, gallery %s)", path, feats[:nq].shape,
                     f"from {shared[bname].name}" if shared else feats[nq:].shape)
         written.append(path)
     return written
+
+
+def _generate_images(ds, backbones: Sequence[str], out: Path, images_out: Path, pipe, poses, steps: int, guidance: float, seed: int, refs_per_batch: int, part: tuple[int, int] | None,
+                     state: Any, device: str, made: dict) -> list[Path]:
+    """The ``images_out`` branch of :func:`generate_features`: files in the official layout, then ``extract``."""
+    from pose2id_demo.reid.extract import extract_features
+
+    jobs = generation_files(ds, images_out, len(poses))
+    if part is not None:
+        mine = set(split_batches([ref for ref, _ in jobs], *part, refs_per_batch))
+        jobs = [job for job in jobs if job[0] in mine]
+    done = write_generations(pipe, jobs, poses, steps, guidance, seed, refs_per_batch)
+    logger.info("%d references generated into %s (%d were there already)", done, images_out, len(jobs) - done)
+    if part is not None:
+        if state is None:
+            return []
+        state.wait_for_everyone()  # every part's files are written: process 0 reads them all
+        if not state.is_main_process:
+            return []
+    return [extract_features(ds.root, bname, output_path(out, bname, len(backbones)), progress=False, device=device,
+                             gen_root=images_out, extra_settings={"generation": made}) for bname in backbones]
+
+
+def output_path(out: Path, backbone: str, n_backbones: int) -> Path:
+    """The file for ``backbone``: ``out`` with its ``{backbone}`` placeholder filled in; else ``out`` itself for one
+    backbone, ``<out stem>-<backbone>.npz`` for several (``hf:org/model`` → ``hf_org_model``)."""
+    from pose2id_demo.reid import backbone_slug
+
+    if "{backbone}" in str(out):
+        return Path(str(out).format(backbone=backbone))
+    return out if n_backbones == 1 else out.with_name(f"{out.stem}-{backbone_slug(backbone)}{out.suffix or '.npz'}")
 
 
 #: Settings that must agree between a file and the one it takes its gallery from.
@@ -319,7 +516,8 @@ def run_generate(args) -> int:
     try:
         written = generate_features(args.data, args.backbone or ["synthped-reid"], args.out, ipg=args.ipg,
                                     steps=args.steps, guidance=args.guidance, seed=args.seed, shard=args.shard,
-                                    refs_per_batch=args.refs_per_batch, threads=args.threads)
+                                    refs_per_batch=args.refs_per_batch, threads=args.threads, device=args.device,
+                                    images_out=args.images_out)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -20,11 +20,16 @@ Plugging in an external model (TransReID, CLIP-ReID, a torchreid OSNet, …)::
 ``model`` is any ``nn.Module`` mapping a normalised (B, 3, H, W) batch to (B, dim) features. A
 registered backbone works everywhere a built-in one does (feature cache, benchmark, UI). Features
 computed elsewhere can be used without any model: see :func:`pose2id_demo.reid.features.load_feature_file`.
+
+Families of names are registered on demand through a prefix (:func:`register_prefix`,
+:func:`resolve_backbone`): ``hf:<model id or local folder>`` is any ``transformers`` image model
+(:mod:`pose2id_demo.reid.hf_backbone`; e.g. ``hf:google/vit-base-patch16-224``, the paper's Table 5 ViT).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -146,6 +151,34 @@ _REGISTRY: dict[str, Callable[..., Backbone]] = {
 }
 _CACHE: dict[tuple[str, str], Backbone] = {}
 _LOCK = threading.Lock()
+#: Name prefix → maker of the registry factory of a name with that prefix (``hf:``).
+_PREFIXES: dict[str, Callable[[str], Callable[..., Backbone]]] = {}
+
+
+def register_prefix(prefix: str, make_factory: Callable[[str], Callable[..., Backbone]]) -> None:
+    """Names starting with ``prefix`` are backbones: ``make_factory(name)`` checks the name (ValueError with a
+    sentence) and returns its ``factory(device="cpu") -> Backbone`` (:func:`resolve_backbone` registers it)."""
+    _PREFIXES[prefix] = make_factory
+
+
+def resolve_backbone(name: str) -> str:
+    """``name`` if it is registered; a name with a registered prefix (``hf:…``) is checked and registered now
+    (its model loads on first use). Raises ValueError naming the available backbones otherwise."""
+    if name in _REGISTRY:
+        return name
+    for prefix, make_factory in _PREFIXES.items():
+        if name.startswith(prefix):
+            register_backbone(name, make_factory(name))
+            return name
+    raise ValueError(f"unknown backbone {name!r}; available: {', '.join(_REGISTRY)}, or "
+                     f"{' / '.join(p + '…' for p in _PREFIXES)}")
+
+
+def backbone_slug(name: str) -> str:
+    """``name`` as one safe file-name component (cache folders and files): the built-in names unchanged,
+    ``hf:google/vit-base-patch16-224`` → ``hf_google_vit-base-patch16-224``."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")
+    return slug[:120] or "backbone"
 
 
 def register_backbone(name: str, factory: Callable[..., Backbone], overwrite: bool = False) -> None:

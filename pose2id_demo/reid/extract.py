@@ -12,6 +12,18 @@ relative to ``ROOT``) plus ``settings`` (a JSON string: backbone, weights id, im
 ``python -m pose2id_demo eval FEATURES.npz`` evaluates it. The run is resumable: every ``--chunk``
 images the features so far go to ``FEATURES.partial.npz`` (keyed by path and file digest, and by the
 backbone's weights), which a rerun picks up and the finished run removes.
+
+Generated images in the official layout. The official Pose2ID inference writes, beside the dataset, the 8
+generations of every test image under its own file name (:func:`generated_layout`)::
+
+    ROOT/query_gen/pose1/ … pose8/<query file name>
+    ROOT/bounding_box_test_gen/pose1/ … pose8/<gallery file name>
+
+When both folders are there (``--no-generated`` ignores them), their features become ``q_gen (nq, M, d)`` and
+``g_gen (ng, M, d)`` in the same file (poses in folder order), so ``eval`` shows the +IPG rows of eq. 9 with
+the generations someone made on their own GPUs; put the file in ``ROOT`` and ``python app.py --dataset`` uses
+it too. As in the official evaluation, a distractor (pid 0) has no generations and its own image stands in
+for every pose; any other missing generated image stops the run with an error naming it.
 """
 
 from __future__ import annotations
@@ -20,12 +32,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pose2id_demo.data.market import load_market
+from pose2id_demo.data.market import IMAGE_SUFFIXES, load_market
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +55,69 @@ def _save_npz(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
+#: Where the official inference puts the generations of each split, beside the split's own folder.
+GEN_FOLDERS = {"query": "query_gen", "gallery": "bounding_box_test_gen"}
+_POSE_DIR = re.compile(r"^pose(\d+)$")
+
+
+def _pose_folders(folder: Path) -> list[Path]:
+    """``folder/pose1 … poseM`` (exactly those, consecutive from 1); ValueError otherwise."""
+    found = {int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := _POSE_DIR.match(p.name))}
+    if not found or sorted(found) != list(range(1, len(found) + 1)):
+        raise ValueError(f"{folder} should hold pose1/ … poseM/ (the official layout), found "
+                         f"{sorted(p.name for p in found.values()) or 'none'}")
+    return [found[i] for i in range(1, len(found) + 1)]
+
+
+def _generated_image(pose_dir: Path, original: str) -> Path | None:
+    """The generation of ``original`` in ``pose_dir``: the same file name, or the same stem as another image type."""
+    name = Path(original).name
+    if (pose_dir / name).is_file():
+        return pose_dir / name
+    return next((q for q in (pose_dir / (Path(name).stem + s) for s in IMAGE_SUFFIXES) if q.is_file()), None)
+
+
+def generated_layout(ds, gen_root: str | Path | None = None) -> tuple[list[list[str]], list[list[str]]] | None:
+    """The official pipeline's generated images of a Market-layout dataset (see the module docstring), under
+    ``gen_root`` (default: the dataset's root): ``(query paths (nq, M), gallery paths (ng, M))``, or None when
+    neither folder exists.
+
+    Raises:
+        ValueError: one folder without the other, pose folders that differ or are not pose1…poseM, or a
+            missing generated image (named).
+    """
+    root = Path(gen_root if gen_root is not None else ds.root)
+    dirs = {split: root / sub for split, sub in GEN_FOLDERS.items()}
+    present = [d for d in dirs.values() if d.is_dir()]
+    if not present:
+        return None
+    if len(present) != len(dirs):
+        absent = next(d.name for d in dirs.values() if not d.is_dir())
+        raise ValueError(f"{root} has {present[0].name}/ but no {absent}/: eq. 9 needs the generations of the queries "
+                         "and of the gallery (pass --no-generated to ignore them)")
+    poses = {split: _pose_folders(d) for split, d in dirs.items()}
+    if len(poses["query"]) != len(poses["gallery"]):
+        raise ValueError(f"{root}: {GEN_FOLDERS['query']}/ has {len(poses['query'])} pose folders but "
+                         f"{GEN_FOLDERS['gallery']}/ has {len(poses['gallery'])}")
+    out: dict[str, list[list[str]]] = {}
+    missing: list[Path] = []
+    for split, records in (("query", ds.query), ("gallery", ds.gallery)):
+        rows = []
+        for r in records:
+            row = []
+            for pose_dir in poses[split]:
+                found = Path(r.path) if r.pid == 0 else _generated_image(pose_dir, r.path)  # distractor: itself
+                if found is None:
+                    missing.append(pose_dir / Path(r.path).name)
+                row.append(str(found))
+            rows.append(row)
+        out[split] = rows
+    if missing:
+        raise ValueError(f"{len(missing)} generated images are missing, e.g. {missing[0]} (the official layout: one "
+                         "generation per pose folder under the original file name)")
+    return out["query"], out["gallery"]
+
+
 def partial_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".partial.npz")
@@ -49,8 +125,11 @@ def partial_path(out: str | Path) -> Path:
 
 def extract_features(root: str | Path, backbone: str, out: str | Path, batch_size: int = 64,
                      threads: int | None = None, chunk: int = 512, progress: bool = True,
-                     device: str = "cpu") -> Path:
-    """Extract query + gallery features of the Market-layout ``root`` with ``backbone`` into ``out``.
+                     device: str = "cpu", generated: bool = True, gen_root: str | Path | None = None,
+                     extra_settings: dict | None = None) -> Path:
+    """Extract query + gallery features of the Market-layout ``root`` with ``backbone`` into ``out`` (and, with
+    ``generated`` and the official layout beside it — or under ``gen_root`` — the generations' features ``q_gen``
+    / ``g_gen``). ``extra_settings`` are added to the file's ``settings``.
 
     Args:
         root: dataset folder (``query/``, ``bounding_box_test/``).
@@ -68,18 +147,20 @@ def extract_features(root: str | Path, backbone: str, out: str | Path, batch_siz
             it), or an unknown backbone.
     """
     ds = load_market(root, strict=True)  # a bad folder fails before torch loads
+    gen = generated_layout(ds, gen_root) if generated else None
     import torch
     from PIL import Image
 
-    from pose2id_demo.reid import get_backbone, list_backbones
+    from pose2id_demo.reid import get_backbone, resolve_backbone
 
-    if backbone not in list_backbones():
-        raise ValueError(f"unknown backbone {backbone!r}; available: {', '.join(list_backbones())}")
+    resolve_backbone(backbone)  # a registered name, or hf:<model id or folder> (registered now)
     if threads:
         torch.set_num_threads(int(threads))
     out = Path(out)
     records = [("q", r) for r in ds.query] + [("g", r) for r in ds.gallery]
     paths = [r.path for _, r in records]
+    if gen is not None:  # then every generation, reference-major, poses in folder order
+        paths += [p for rows in gen for row in rows for p in row]
     digests = [_digest(p) for p in paths]
     bb = get_backbone(backbone, device=device)
     part = partial_path(out)
@@ -92,11 +173,14 @@ def extract_features(root: str | Path, backbone: str, out: str | Path, batch_siz
         except (OSError, KeyError, ValueError) as e:
             logger.warning("ignoring unreadable partial file %s (%s)", part, e)
         logger.info("%s: resuming, %d of %d images already extracted", part.name, len(done), len(paths))
-    todo = [i for i, (p, d) in enumerate(zip(paths, digests)) if (p, d) not in done]
+    first = {}  # each distinct (path, digest) once: a distractor's own image stands in for all its poses
+    for i, key in enumerate(zip(paths, digests)):
+        first.setdefault(key, i)
+    todo = [i for key, i in first.items() if key not in done]
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"extract {backbone}", unit="img")
+        bar = tqdm(total=len(first), initial=len(first) - len(todo), desc=f"extract {backbone}", unit="img")
     t0 = time.time()
     for s in range(0, len(todo), chunk):
         idx = todo[s:s + chunk]
@@ -115,18 +199,27 @@ def extract_features(root: str | Path, backbone: str, out: str | Path, batch_siz
     if bar is not None:
         bar.close()
     feats = np.stack([done[(p, d)] for p, d in zip(paths, digests)]).astype(np.float32)
-    nq = len(ds.query)
+    nq, n = len(ds.query), len(records)
     rel = lambda rs: np.array([str(Path(r.path).relative_to(ds.root)) for r in rs])  # noqa: E731
     settings = {"backbone": backbone, "weights_id": bb.weights_id, "data": str(ds.root), "num_query": nq,
-                "num_gallery": len(ds.gallery), "seconds": round(time.time() - t0, 1)}
-    _save_npz(out, q_feats=feats[:nq], g_feats=feats[nq:],
+                "num_gallery": len(ds.gallery), "seconds": round(time.time() - t0, 1), **(extra_settings or {})}
+    extra = {}
+    if gen is not None:
+        m = len(gen[0][0]) if gen[0] else len(gen[1][0])
+        g = feats[n:].reshape(n, m, -1)
+        extra = {"q_gen": g[:nq], "g_gen": g[nq:]}
+        settings["generated"] = {"poses": m, "folders": list(GEN_FOLDERS.values()),
+                                 "distractors": "their own image for every pose, as the official evaluation"}
+    feats = feats[:n]
+    _save_npz(out, **extra, q_feats=feats[:nq], g_feats=feats[nq:],
               q_pids=np.array([r.pid for r in ds.query], np.int64),
               g_pids=np.array([r.pid for r in ds.gallery], np.int64),
               q_camids=np.array([r.camid for r in ds.query], np.int64),
               g_camids=np.array([r.camid for r in ds.gallery], np.int64),
               q_paths=rel(ds.query), g_paths=rel(ds.gallery), settings=np.array(json.dumps(settings)))
     part.unlink(missing_ok=True)
-    logger.info("wrote %s: %d queries, %d gallery, d=%d", out, nq, len(ds.gallery), feats.shape[1])
+    logger.info("wrote %s: %d queries, %d gallery, d=%d%s", out, nq, len(ds.gallery), feats.shape[1],
+                f", {extra['q_gen'].shape[1]} generations each" if extra else "")
     return out
 
 
@@ -137,7 +230,8 @@ def run(args) -> int:
 
     logging.getLogger("pose2id_demo").setLevel(logging.INFO)
     try:
-        out = extract_features(args.data, args.backbone, args.out, batch_size=args.batch_size, threads=args.threads)
+        out = extract_features(args.data, args.backbone, args.out, batch_size=args.batch_size, threads=args.threads,
+                               generated=not args.no_generated)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

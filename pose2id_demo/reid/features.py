@@ -59,11 +59,11 @@ def _atomic_save(path: Path, arr: np.ndarray) -> None:
 def features_for_paths(backbone_name: str, paths: Sequence[str | Path], batch_size: int = 64,
                        progress: bool = True, use_cache: bool = True, device: str = "cpu") -> np.ndarray:
     """Raw features (N, dim) of the images at ``paths``, from the disk cache when present."""
-    from pose2id_demo.reid import get_backbone
+    from pose2id_demo.reid import backbone_slug, get_backbone
 
     backbone = get_backbone(backbone_name, device=device)
     key = hashlib.sha256(f"{backbone_name}|{backbone.weights_id}|{image_list_digest(paths)}".encode()).hexdigest()
-    cache = cache_dir() / "features" / backbone_name / f"{key[:32]}.npy"
+    cache = cache_dir() / "features" / backbone_slug(backbone_name) / f"{key[:32]}.npy"
     if use_cache and cache.exists():
         feats = np.load(cache, allow_pickle=False)
         if feats.shape == (len(paths), backbone.dim):

@@ -44,7 +44,9 @@ On Market-1501 with TransReID the paper reports mAP 79.88 → 90.39 and Rank-1 9
 ## Official weights
 The same pipeline class loads the official SD1.5-based Pose2ID weights (`reference_unet.pth`,
 `denoising_unet.pth`, `pose_guider.pth`, `IFR.pth`, `transformer_20.pth`) on a GPU with
-`pose2id_demo.ipg.official` — see the README. They are not bundled and never downloaded by the app.
+`pose2id_demo.ipg.official` — see the README. They are not bundled: `python app.py --ipg-weights hub` fetches them
+from the Hugging Face repo `yuanc3/Pose2ID` into the Hub cache when the operator asks for them (never on a
+user's request), `--ipg-weights DIR` reads a folder.
 
 ## Limits and safety
 {limits}

@@ -55,6 +55,13 @@ def _generate_on_device(*args: Any, **kwargs: Any) -> dict:
     return get_engine().generate(*args, **kwargs)
 
 
+def _seed_note() -> str | None:
+    """Next to the seed box when the official weights generate: why its default is 12580."""
+    if get_engine().generator_is_embedded:
+        return None
+    return f"{get_engine().default_seed}: the official inference's seed (IPG/configs/inference.yaml)"
+
+
 #: Said next to the generations when the upload is not a benchmark image (issue: real photos).
 OUT_OF_DOMAIN = ("ℹ️ Real photos are outside the embedded generator's domain (the tiny IPG was trained on SynthPed "
                  "only, at 64 × 32): expect a SynthPed-like figure. For real photos run the official Pose2ID "
@@ -84,7 +91,7 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     off = [(render.image_file(im), n) for im, n in zip(res["images"].get("off", []), names)]
     ranks = res["ranks"]
     lines = [f"Generated {len(names)} poses × {len(res['images'])} IFR setting(s) in {res['seconds']:.1f} s "
-             f"(steps {int(steps)}, CFG {float(cfg):g}, seed {int(seed)})."]
+             f"(steps {int(steps)}, CFG {float(cfg):g}, seed {res['seed']})."]
     if res["query_index"] is None and getattr(get_engine(), "generator_is_embedded", True):
         lines.append(OUT_OF_DOMAIN)
     if ranks:
@@ -170,7 +177,8 @@ def build(ctx: TabContext) -> None:
                     steps = controls.slider(*STEPS_RANGE, value=20, step=1, label="Steps", elem_id="steps")
                     cfg = controls.slider(1.0, 10.0, value=3.5, step=0.5, label="CFG scale")
                 with gr.Row():
-                    seed = controls.number(42, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    seed = controls.number(get_engine().default_seed, precision=0, label="Seed", minimum=0,
+                                           maximum=2**32 - 1, info=_seed_note(), elem_id="seed")
                     g_eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="g-eta")
                 gen_btn = gr.Button("Generate 8 poses", variant="primary", elem_id="generate-btn")
             with gr.Column(scale=2):
