@@ -47,6 +47,7 @@ __all__ = [
     "has_generated",
     "k_grid",
     "m_curve",
+    "m_points",
     "metric_row",
     "percent_row",
     "per_query",
@@ -61,6 +62,8 @@ APPLY_CHOICES = ("none", "query", "gallery", "both")
 NFC_MODES = ("separate", "joint")
 #: The η values of the Fig. 8 curve.
 ETAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: Most values of M the Table 6 curve evaluates (every M from 0 when there are at most this many).
+MAX_M_POINTS = 12
 #: k-reciprocal re-ranking parameters (Zhong et al. 2017, as the paper uses them).
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
 
@@ -281,33 +284,53 @@ def k_grid(fs: FeatureSet, s: Settings, ks: Sequence[int], progress: ProgressFn 
         d = np.asarray(distance_matrix(l2_normalize(qn), l2_normalize(gn)), dtype=np.float32)
         r = evaluate(d, fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
         grid[n // len(ks), n % len(ks)] = round(float(r["mAP"]) * 100.0, 2)
-        if progress is not None and (n + 1) % len(ks) == 0:
-            progress((n + 1) / len(pairs), f"k1 × k2 grid: row {(n + 1) // len(ks)}/{len(ks)}")
+        if progress is not None:  # after every pair: a caller's time limit is checked this often
+            progress((n + 1) / len(pairs), f"k1 × k2 grid: {n + 1}/{len(pairs)}")
     return {"k": ks, "map": grid, "apply": apply}
 
 
-def eta_curve(fs: FeatureSet, s: Settings, etas: Sequence[float] = ETAS) -> dict[str, Any] | None:
+def eta_curve(fs: FeatureSet, s: Settings, etas: Sequence[float] = ETAS, progress: ProgressFn | None = None
+              ) -> dict[str, Any] | None:
     """Fig. 8: mAP and Rank-1 (%) of +IPG against η (on ``s.ipg_on``, or both sets when it is off);
-    None without generated features."""
+    None without generated features. ``progress`` is called before each η."""
     apply = s.ipg_on if s.ipg_on != "none" else "both"
     if not has_generated(fs, apply):
         return None
-    rows = [percent_row(metric_row(fs, replace(s, eta=float(e), ipg_on=apply, rerank=False), "+IPG", with_id2=False))
-            for e in etas]
+    rows = []
+    for i, e in enumerate(etas):
+        if progress is not None:
+            progress(i / len(etas), f"η curve: η = {e:g} …")
+        rows.append(percent_row(metric_row(fs, replace(s, eta=float(e), ipg_on=apply, rerank=False), "+IPG",
+                                           with_id2=False)))
     return {"eta": [float(e) for e in etas], "mAP": [r["mAP"] for r in rows], "Rank-1": [r["Rank-1"] for r in rows],
             "apply": apply}
 
 
-def m_curve(fs: FeatureSet, s: Settings) -> dict[str, Any] | None:
-    """Table 6: mAP, Rank-1 (%) and ID² of +IPG at η = ``s.eta`` using the first M = 0 … M_max generated images,
-    eq. 9 on the gallery, the query and both; None unless both sets have generated features."""
+def m_points(m_max: int, n: int = MAX_M_POINTS) -> list[int]:
+    """The values of M the Table 6 curve evaluates: 0 … ``m_max`` when that is at most ``n`` values, else 0 and
+    ``n - 1`` values spread geometrically from 1 to ``m_max`` (both included), so that the work stays bounded
+    whatever M a file holds."""
+    m_max = max(0, int(m_max))
+    if m_max < n:
+        return list(range(m_max + 1))
+    return [0] + sorted({int(round(x)) for x in np.geomspace(1, m_max, n - 1)})
+
+
+def m_curve(fs: FeatureSet, s: Settings, ms: Sequence[int] | None = None, progress: ProgressFn | None = None
+            ) -> dict[str, Any] | None:
+    """Table 6: mAP, Rank-1 (%) and ID² of +IPG at η = ``s.eta`` using the first M generated images for each M
+    of ``ms`` (default :func:`m_points` of the smaller M_max), eq. 9 on the gallery, the query and both; None
+    unless both sets have generated features. ``progress`` is called before each evaluation."""
     if fs.q_gen is None or fs.g_gen is None:
         return None
-    ms = list(range(min(fs.q_gen.shape[1], fs.g_gen.shape[1]) + 1))
+    m_max = min(fs.q_gen.shape[1], fs.g_gen.shape[1])
+    ms = m_points(m_max) if ms is None else [int(m) for m in ms if 0 <= int(m) <= m_max]
     out: dict[str, Any] = {"M": ms, "eta": s.eta}
-    for apply in ("gallery", "query", "both"):
+    for a, apply in enumerate(("gallery", "query", "both")):
         rows = []
-        for m in ms:
+        for i, m in enumerate(ms):
+            if progress is not None:
+                progress((a * len(ms) + i) / (3 * len(ms)), f"M curve: IPG on {apply}, M = {m} …")
             q, g = _ipg(fs, s.eta, apply, m)
             res = evaluate(distance_matrix(q, g), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
             res["setting"] = f"+IPG M={m}"

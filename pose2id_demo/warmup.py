@@ -1,14 +1,19 @@
-"""Warm-up at launch: what a first click would otherwise wait for is prepared in one background thread.
+"""Warm-up at launch: what a first click would otherwise compute is prepared in one background thread.
 
 ``python app.py`` calls :meth:`pose2id_demo.engine.Engine.warm_up` once the page is built. The thread works
 through its steps in order — the default task's features, table and per-query view (what the page asks for
-first), the other benchmark features (shipped, see :mod:`pose2id_demo.shipped_features`), the default t-SNE, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
-recognition of uploaded benchmark queries and the cleansing tiles need them), the ReID backbone, the query
-index and the generator, the default cleansing, then the other tasks' images. (It runs at the process's own
-CPU priority: a lowered one starved it on a busy shared machine — 431 of 4,936 images in 6 minutes at load 15.) Callbacks ask :meth:`WarmUp.preparing` whether what
-they need is ready: while the warm-up is still on it they answer at once with a "preparing …" sentence
-instead of blocking; once the warm-up has finished (or was never started, as in the tests and the CLI)
-they compute as before. A failed step is logged in one line and simply left to the callback that needs it.
+first), the generator, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
+recognition of uploaded benchmark queries and the cleansing tiles need them), the ReID backbone and the query
+index (what a first generation needs), the other benchmark features (shipped, see
+:mod:`pose2id_demo.shipped_features`), the default cleansing, the other tasks' images, then the default t-SNE.
+
+Each step holds the app's CPU pool at the lowest priority (:data:`pose2id_demo.engine.scheduler.BACKGROUND`):
+it starts only when no request waits and nothing else runs, and holds every slot while it runs, so the warm-up
+never delays a request by more than the one step it is on. With the official weights still to download
+(``--ipg-weights hub``), the download starts first, in its own thread and holding no CPU slot, and the generator
+is loaded last, once it is done. A request never waits for the warm-up as such: it computes what it needs
+itself (the engine makes each resource once, so a step and a request never do the same work twice) and answers
+with the real result. A failed step is logged in one line and left to the request that needs it.
 """
 
 from __future__ import annotations
@@ -19,26 +24,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-log = logging.getLogger(__name__)
+from pose2id_demo.engine.scheduler import BACKGROUND, CPU
 
-#: What each step prepares, in the words the UI uses ("preparing …").
-WHAT = {
-    "features": "the benchmark features",
-    "table": "the benchmark table",
-    "per_query": "the per-query view",
-    "render": "the SynthPed images (rendered once, about a minute on 2 cores)",
-    "backbone": "the ReID backbone",
-    "generator": "the generator",
-    "qindex": "the index of the benchmark query images",
-    "tsne": "the t-SNE",
-    "cleansing": "the data cleansing of the train split",
-}
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Step:
     name: str  # e.g. "render:standard"
     run: Callable[[], Any]
+    before: Callable[[], Any] | None = None  # run first, holding no CPU slot (waiting for a download)
     state: str = "pending"  # pending | running | done | failed
     seconds: float = 0.0
     error: str = ""
@@ -57,22 +52,30 @@ class WarmUp:
         add(f"features:{first}:{default_backbone}", lambda: engine.bench_data(first, default_backbone))
         add(f"table:{first}:{default_backbone}", lambda: engine.benchmark(first, default_backbone))
         add(f"per_query:{first}:{default_backbone}", lambda: engine.per_query(first, default_backbone))
+        # Then what a first generation needs (importing diffusers alone takes seconds): the generator, the
+        # images behind the benchmark queries, the backbone and the index that recognises an uploaded query.
+        # The official weights' download, if any, runs beside the other steps (started first in _run); the
+        # step then waits for it holding no CPU slot, and comes last so that the others do not wait for it.
+        downloading = bool(getattr(engine, "generator_download_pending", False))
+        generator = Step("generator", engine.pipeline, getattr(engine, "fetch_generator", None))
+        if not downloading:
+            steps.append(generator)
+        add(f"render:{first}", lambda: self._render(first))
+        add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
+        add(f"qindex:{first}:{default_backbone}", lambda: engine.benchmark_query_index(
+            self._open(engine.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
         for task in tasks:
             for bb in backbones:
                 if (task, bb) != (first, default_backbone):
                     add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench_data(t, b))
-        for bb in backbones:  # features only
-            add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
-        add(f"render:{first}", lambda: self._render(first))
-        add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
-        # Any benchmark query image builds the index that recognises uploads of benchmark queries.
-        add(f"qindex:{first}:{default_backbone}", lambda: engine.benchmark_query_index(
-            self._open(engine.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
-        add("generator", engine.pipeline)
         for bb in backbones:  # the train split's keypoint files and images come with the render
             add(f"cleansing:{first}:{bb}", lambda b=bb: engine.cleansing(first, b))
         for task in rest:
             add(f"render:{task}", lambda t=task: self._render(t))
+        for bb in backbones:  # last: one t-SNE is a single step of seconds that a request arriving would wait for
+            add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
+        if downloading:
+            steps.append(generator)
         self.steps = {s.name: s for s in steps}
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
@@ -104,11 +107,20 @@ class WarmUp:
         return self
 
     def _run(self) -> None:
+        if "generator" in self.steps and self.steps["generator"].before is not None:
+            try:  # start the official weights' download now (nothing to do with the embedded generator)
+                self.engine.fetch_generator(wait=False)
+            except Exception as exc:  # noqa: BLE001 — the generator step reports it
+                log.warning("could not start the generator's download (%s)", exc)
         for step in self.steps.values():
-            step.state = "running"
             t = time.perf_counter()
             try:
-                step.run()
+                if step.before is not None:
+                    step.before()
+                with CPU.hold(BACKGROUND, f"the warm-up ({step.name})"):
+                    step.state = "running"
+                    t = time.perf_counter()
+                    step.run()
                 step.state = "done"
             except Exception as exc:  # noqa: BLE001 — the callback that needs it will compute and report
                 step.state, step.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -125,33 +137,6 @@ class WarmUp:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
-
-    # ------------------------------------------------------------------ asking
-    def ready(self, name: str) -> bool:
-        """Whether step ``name`` no longer needs waiting for: done, failed, unknown, or the warm-up is over
-        (or was never started)."""
-        step = self.steps.get(name)
-        return (self._thread is None or step is None or step.state in ("done", "failed") or self.finished)
-
-    def preparing(self, *names: str, wait: float = 0.0) -> str | None:
-        """None when every step in ``names`` is ready (after waiting up to ``wait`` seconds); else one
-        "Preparing …" sentence naming what is still being prepared."""
-        deadline = time.perf_counter() + wait
-        while True:
-            pending = [n for n in names if not self.ready(n)]
-            if not pending or time.perf_counter() >= deadline:
-                break
-            time.sleep(0.1)
-        if not pending:
-            return None
-        what = []
-        for n in pending:
-            w = WHAT.get(n.split(":")[0], n)
-            if w not in what:
-                what.append(w)
-        since = time.perf_counter() - self.started_at
-        return (f"⏳ Preparing {' and '.join(what)} — started at launch {since:.0f} s ago; this fills in by "
-                "itself when ready.")
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {n: {"state": s.state, "seconds": round(s.seconds, 2), **({"error": s.error} if s.error else {})}
@@ -192,13 +177,3 @@ def start(engine: Any, background: bool = True) -> WarmUp:
             _current = WarmUp(engine, tuple(TASKS), list(DEFAULT_BACKBONES), DEFAULT_BACKBONES[0])
             _current.start(background=background)
         return _current
-
-
-def preparing(*names: str, wait: float = 0.0) -> str | None:
-    """:meth:`WarmUp.preparing` of the running warm-up; None when none was started."""
-    return None if _current is None else _current.preparing(*names, wait=wait)
-
-
-def finished() -> bool:
-    """Whether there is nothing (more) to wait for: no warm-up was started, or it is over."""
-    return _current is None or _current.finished

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -294,13 +296,16 @@ def test_feature_file_cli_refuses_pickle(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_upload_beyond_limit_refused(app_client, tmp_path: Path) -> None:
-    """A feature file beyond the documented 100 MB upload limit is refused by the server, which keeps serving."""
+    """A feature file beyond the documented upload limit (the largest feature file the app evaluates) is refused
+    by the server, which keeps serving. (A sparse file: it takes no disk.)"""
     import httpx
     from gradio_client import handle_file
 
+    from pose2id_demo.ui.app import MAX_UPLOAD
+
     big = tmp_path / "huge.npz"
     with open(big, "wb") as f:
-        f.truncate(101 * 2**20)
+        f.truncate(MAX_UPLOAD + 2**20)
     with pytest.raises(ValueError, match="maximum file size"):  # gradio_client checks the app's limit
         app_client.predict(handle_file(str(big)), 2, 2, 1.0, "both", "both", api_name="/evaluate_features")
     with open(big, "rb") as f:  # a raw upload that skips the client's check is refused by the server
@@ -469,17 +474,15 @@ NOT_UPLOADED = "Please upload an image."
 
 
 def _upload(url: str, path: Path) -> str:
-    """Upload ``path`` the way the page does; the server path Gradio gives it."""
-    import httpx
+    from conftest import upload
 
-    with open(path, "rb") as f:
-        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (path.name, f)}, timeout=600)
-    r.raise_for_status()
-    return r.json()[0]
+    return upload(url, path)
 
 
 def _file(path: str, meta: bool) -> dict:
-    return {"path": path, "meta": {"_type": "gradio.FileData"}} if meta else {"path": path}
+    from conftest import file_data
+
+    return file_data(path, meta)
 
 
 def _gen_args(image: object, custom_pose: object = None) -> list:
@@ -617,7 +620,8 @@ def test_curves_on_a_subset_and_time_budget(monkeypatch: pytest.MonkeyPatch) -> 
     part, note = uf.curve_subset(fs, 3, uf.curve_work(60, 240, 16, 0, 3) / 4)
     assert len(part.q) < len(fs.q) and set(part.q_pids) <= set(fs.q_pids) and note
     clock = iter(range(10**6))  # one second per look at the clock
-    monkeypatch.setattr(uf.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(uf, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)),
+                                                          perf_counter=time.perf_counter))  # the module's only
     with pytest.raises(Pose2IDError, match="did not finish within the app's 0-second limit"):
         uf.evaluate_feature_set(fs, s, 3, budget_s=0)
     cut = uf.evaluate_feature_set(fs, s, 3, budget_s=4)
@@ -645,15 +649,10 @@ def test_feature_file_with_nothing_to_evaluate(app_url: str, tmp_path: Path) -> 
 
 # ------------------------------------------------------------------------------ temp files (issue 14.4)
 @pytest.mark.slow
-def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
     """With short ages (5 s, swept every second), an upload and Gradio's served copy of an export (Gradio's
-    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving.
-
-    Its own Gradio cache folder: a 5-second sweep of the shared one would delete the files of every other app
-    using it meanwhile (another test run on the same machine)."""
-    import time
-
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving. (The Gradio cache
+    is this process's own folder, so a 5-second sweep touches no other app's files.)"""
 
     from conftest import free_port, raw_call
 
@@ -668,7 +667,7 @@ def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.Monke
         assert uploaded.is_file()
         event, out = raw_call(url, "export_features", ["standard", "synthped-reid"])
         assert event == "complete", out
-        exports = [p for p in tempfiles.app_dir().glob("export-*/*.npz")]
+        exports = list((tempfiles.root() / "exports").glob("*/*.npz"))
         assert exports
         served = Path(out[0]["path"])  # Gradio's copy of the export, in its cache
         deadline = time.monotonic() + 120
@@ -678,8 +677,8 @@ def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.Monke
         assert _upload(url, tmp_path / "me.png")  # still serving
     finally:
         demo.close()
-    (tempfiles.app_dir() / "old").mkdir(exist_ok=True)
-    assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.app_dir() / "old").exists()
+    (tempfiles.images_dir() / "old").mkdir(exist_ok=True)
+    assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.images_dir() / "old").exists()
 
 
 # ------------------------------------------------------------------------------ clear sentences (issue 14)

@@ -9,13 +9,15 @@ module                        job
 :mod:`.generation`            the Generate tab: IPG images, and the gallery ranked before/after eq. 9
 :mod:`.user_features`         a user's feature file: rows, Fig. 9 grid, Fig. 8 η curve, Table 6 M curve
 :mod:`.cleansing`             the train split's Mahalanobis outliers (eqs. 29-31) and PoseValid rejects (eq. 32)
+:mod:`.scheduler`              the CPU pool (a slot per core) every heavy call holds, a generation first
 :mod:`.cache`, :mod:`.errors`  bounded caches; :class:`Pose2IDError` / :class:`DependencyMissing`
 ============================  ===================================================================================
 
 The maths lives in the modules named after the paper's concepts (:mod:`pose2id_demo.centralization`,
 :mod:`pose2id_demo.metrics`, :mod:`pose2id_demo.cleansing`, :mod:`pose2id_demo.visualize`) and the ablation
 that combines them (:mod:`pose2id_demo.ablation`); the engine validates, loads, caches and calls them.
-Every public method raises :class:`Pose2IDError` with a sentence for the user on bad input. State here is
+Every public method checks its input first — raising :class:`Pose2IDError` with a sentence for the user on bad
+input — and only then waits for the CPU (:mod:`.scheduler`) and for the models it needs. State here is
 shared and read-mostly (models, features, caches keyed by the full settings); per-user state lives in the
 UI's ``gr.State``.
 """
@@ -48,6 +50,7 @@ from .inputs import (APPLY_CHOICES, CFG_RANGE, ETA_RANGE, IFR_CHOICES, K_RANGE, 
                      check_choice, check_float, check_int, image_digest, load_custom_pose, load_image,
                      open_feature_file, resolve_request_file)
 from .models import Models
+from .scheduler import LONG
 from .user_features import evaluate_feature_file, evaluate_feature_set
 
 __all__ = [
@@ -112,6 +115,16 @@ class Engine:
         (:meth:`.models.Models.use_official_ipg`)."""
         self.models.use_official_ipg(source, reid_extractor)
 
+    def fetch_generator(self, progress: ProgressFn = noop_progress, wait: bool = True) -> None:
+        """Start (and with ``wait`` wait for) the official weights' download, holding no CPU slot
+        (:meth:`.models.Models.fetch_generator`); nothing to do with the embedded generator."""
+        self.models.fetch_generator(progress, wait)
+
+    @property
+    def generator_download_pending(self) -> bool:
+        """Whether the official weights still have bytes to download."""
+        return self.models.generator_download_pending
+
     def generator_status(self) -> str | None:
         """How far the official weights' download is (a sentence), or None (:meth:`.models.Models.generator_status`)."""
         return self.models.generator_status()
@@ -128,8 +141,8 @@ class Engine:
 
     # ---------------------------------------------------------------- launch-time warm-up
     def warm_up(self, background: bool = True) -> Any:
-        """Prepare, in one background thread, what first clicks would wait for (:mod:`pose2id_demo.warmup`);
-        views ask :func:`pose2id_demo.warmup.preparing` and say "preparing …" instead of blocking."""
+        """Prepare, in one background thread and only while no request needs the CPU, what first clicks would
+        otherwise compute (:mod:`pose2id_demo.warmup`)."""
         from pose2id_demo import warmup
 
         return warmup.start(self, background=background)
@@ -216,9 +229,12 @@ class Engine:
         backbone = self._check_backbone(backbone)
         quantile = check_float("quantile p", quantile, 0.0, 0.5)  # keeps [Q_p, Q_1-p] (eq. 31; paper: 0.005)
         band = check_choice("cleansing band", band, CLEANSING_BANDS)
-        return self._once(("cleansing", task, backbone, quantile, band),
-                          lambda: _cleansing.cleanse_train_split(self.models, task, backbone, quantile, progress,
-                                                                 band))
+        key = ("cleansing", task, backbone, quantile, band)
+        if key in self._store:
+            return self._store[key]
+        with self.models.cpu.hold(LONG, "a data cleansing", progress):
+            return self._once(key, lambda: _cleansing.cleanse_train_split(self.models, task, backbone, quantile,
+                                                                          progress, band))
 
     # ---------------------------------------------------------------- generation
     def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int | None = None,

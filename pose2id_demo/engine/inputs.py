@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pose2id_demo import poses
-from pose2id_demo.featurefile import FeatureSet, load_feature_npz
+from pose2id_demo.featurefile import ArrayHeader, FeatureSet, load_feature_npz
 
 from .errors import Pose2IDError
 
@@ -236,17 +236,25 @@ def resolve_request_file(value: Any, what: str = "file") -> Path:
     return allowed
 
 
-def open_feature_file(value: Any) -> FeatureSet:
+def feature_file_path(value: Any) -> Path:
+    """The path of the feature file a request names (:func:`resolve_request_file`)."""
+    if value is None or (isinstance(value, dict) and not (value.get("path") or value.get("name"))):
+        raise Pose2IDError(NOT_UPLOADED["feature"])
+    return resolve_request_file(value, "feature")
+
+
+def open_feature_file(value: Any, price: Callable[[dict[str, ArrayHeader]], None] | None = None) -> FeatureSet:
     """A user's feature file (``.npz``) as a :class:`~pose2id_demo.featurefile.FeatureSet`.
 
-    Read by :func:`pose2id_demo.featurefile.load_feature_npz` (no pickles; keys, dtypes, shapes, finiteness
-    checked) with a limit of :data:`MAX_FEATURE_BYTES` on the file and on its uncompressed arrays.
+    Read by :func:`pose2id_demo.featurefile.load_feature_npz` (member names checked exactly, no pickles; keys,
+    dtypes, shapes, finiteness checked) with a limit of :data:`MAX_FEATURE_BYTES` on the file and on its
+    uncompressed arrays; ``price`` sees the arrays' headers before any array is decompressed and may refuse.
     """
-    if value is None or (isinstance(value, dict) and not (value.get("path") or value.get("name"))):
-        raise Pose2IDError("Please upload a feature file (.npz).")
-    path = resolve_request_file(value, "feature")
+    path = feature_file_path(value)
     try:
-        return FeatureSet.from_arrays(load_feature_npz(path, max_bytes=MAX_FEATURE_BYTES))
+        return FeatureSet.from_arrays(load_feature_npz(path, max_bytes=MAX_FEATURE_BYTES, price=price))
+    except Pose2IDError:
+        raise
     except ValueError as exc:
         raise Pose2IDError(f"The feature file cannot be used: {exc}.") from None
 

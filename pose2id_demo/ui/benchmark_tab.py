@@ -2,8 +2,8 @@
 query, every query's AP before/after (sortable; the page starts on the typical query), t-SNE (Fig. 4) and data
 cleansing (Supplementary 7.1). API: ``benchmark``, ``per_query``, ``ranks``, ``tsne``, ``cleansing``.
 
-While the launch-time warm-up (:mod:`pose2id_demo.warmup`) is still preparing what a view needs, the view says
-"⏳ Preparing …" at once, and a timer fills it in when it is ready."""
+Every view answers with its real result (or a sentence saying why not): the engine checks the input, then waits
+for the CPU and for what the view needs — the progress bar says what it waits for."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import gradio as gr
 
-from pose2id_demo import warmup
 from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, N_IDS_RANGE, TASKS, get_engine
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
@@ -19,12 +18,9 @@ from pose2id_demo.ui.common import (
     COLUMNS,
     LEGEND,
     TabContext,
-    preparing,
     progress_fn,
     user_errors,
 )
-
-PREP = "⏳"  # how a "preparing" message starts (the refresh timer looks for it)
 
 
 # ---------------------------------------------------------------------------------------- callbacks
@@ -50,20 +46,11 @@ def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on
 def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k2: float, nfc_on: str,
           ipg_on: str, rerank: bool) -> tuple:
     """Top-10 gallery list of one query before and after centralization (green = same identity)."""
-    wait = preparing(f"render:{task}")
-    if wait:  # the gallery images are still being rendered: answer now, the timer fills the lists in
-        return None, None, wait
     r = get_engine().ranks(task=task, backbone=backbone, query_index=query_index, eta=eta, k1=k1, k2=k2,
                            nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
     msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
            f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
     return *render.ranked_strip_files(r), msg
-
-
-def _strips_shown(msg: str) -> tuple:
-    """The ranked-list images are hidden while they are being prepared (no empty boxes)."""
-    shown = not (msg or "").startswith(PREP)
-    return gr.update(visible=shown), gr.update(visible=shown)
 
 
 @user_errors
@@ -113,9 +100,6 @@ def _pick_query(evt: gr.SelectData) -> Any:
 def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str, n_ids: float,
          progress: gr.Progress = gr.Progress()) -> Any:
     """t-SNE of ~10 identities before/after centralization (paper Fig. 4)."""
-    wait = preparing(f"tsne:{task}:{backbone}")
-    if wait:
-        return gr.skip(), wait
     res = get_engine().tsne(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on,
                             n_ids=n_ids, progress=progress_fn(progress))
     return render.tsne_figure(res), (f"{int(n_ids)} identities, before (baseline) and after "
@@ -125,9 +109,6 @@ def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str
 @user_errors
 def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """Mahalanobis outliers and PoseValid rejects of the train split (Supplementary 7.1)."""
-    wait = preparing(f"render:{task}", f"cleansing:{task}:{backbone}")
-    if wait:
-        return gr.skip(), gr.skip(), wait, gr.skip()
     res = get_engine().cleansing(task=task, backbone=backbone, progress=progress_fn(progress))
     outl = render.image_file(render.tile_grid([(o["path"], render.RED, f"id {o['pid']} d={o['distance']:.1f}")
                                                for o in res["outliers"][:36]]))
@@ -155,7 +136,7 @@ def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(trac
 
 def _rejects_shown(msg: str) -> Any:
     """No empty placeholder: the PoseValid panel shows only when there are rejects (the message counts them)."""
-    return gr.update(visible=bool(msg) and not msg.startswith(PREP) and "nothing to show" not in msg)
+    return gr.update(visible=bool(msg) and "nothing to show" not in msg)
 
 
 def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
@@ -167,24 +148,6 @@ def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
     for o in res["outliers"]:
         out[int(o["pid"])] = out.get(int(o["pid"]), 0) + 1
     return out
-
-
-def _refresh(task: str, backbone: str, query_index: float, eta: float, k1: float, k2: float, nfc_on: str,
-             ipg_on: str, rerank: bool, n_ids: float, rank_msg: str, tsne_msg: str, clean_msg: str) -> tuple:
-    """Timer tick while the warm-up runs: views that said "preparing" are filled in once ready; the timer
-    stops when the warm-up is over (or was never started)."""
-    skip3, skip4 = (gr.skip(),) * 3, (gr.skip(),) * 4
-    rank_out = skip3
-    if (rank_msg or "").startswith(PREP) and not preparing(f"render:{task}"):
-        before, after, msg = ranks(task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank)
-        rank_out = (gr.update(value=before, visible=True), gr.update(value=after, visible=True), msg)
-    tsne_out = (tsne(task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids)
-                if (tsne_msg or "").startswith(PREP) and not preparing(f"tsne:{task}:{backbone}") else (gr.skip(),) * 2)
-    clean_out = skip4
-    if (clean_msg or "").startswith(PREP) and not preparing(f"render:{task}", f"cleansing:{task}:{backbone}"):
-        outl, rej, msg, per_id = cleansing(task, backbone)
-        clean_out = (outl, gr.update(value=rej, visible=rej is not None), msg, per_id)
-    return (*rank_out, *tsne_out, *clean_out, gr.Timer(active=not warmup.finished()))
 
 
 # ------------------------------------------------------------------------------------------- layout
@@ -244,7 +207,6 @@ def build(ctx: TabContext) -> None:
                                  visible=False, elem_id="clean-rej")
             clean_ids = gr.Dataframe(headers=["id", "removed"], interactive=False, max_height=240,
                                      label="images removed per identity (ids with none left out)", elem_id="clean-ids")
-        ticker = gr.Timer(2.0, active=False)
 
         bench_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank]
         rank_inputs = [task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank]
@@ -257,22 +219,16 @@ def build(ctx: TabContext) -> None:
         # A new task first sets the query slider's range (its index may be past the new task's last query).
         rank_changed = [c.change for c in (backbone, nfc_on, ipg_on, rerank)] + [c.release for c in (eta, k1, k2)]
         gr.on(rank_changed + [query_index.release], ranks, rank_inputs,
-              [r_before, r_after, rank_msg], api_name="ranks", **common).then(
-            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+              [r_before, r_after, rank_msg], api_name="ranks", **common)
         task.change(_query_range, [task, query_index], query_index, api_visibility="private").then(
-            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common).then(
-            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common)
         pq_table.select(_pick_query, None, query_index, api_visibility="private").then(
-            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common).then(
-            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common)
         tsne_btn.click(tsne, tsne_inputs, [tsne_plot, tsne_msg], api_name="tsne", concurrency_limit=2,
                        concurrency_id="tsne")
         clean_btn.click(cleansing, [task, backbone], [clean_out, clean_rej, clean_msg, clean_ids],
                         api_name="cleansing", concurrency_limit=1, concurrency_id="cleansing").then(
             _rejects_shown, clean_msg, clean_rej, api_visibility="private")
-        ticker.tick(_refresh, rank_inputs + [n_ids, rank_msg, tsne_msg, clean_msg],
-                    [r_before, r_after, rank_msg, tsne_plot, tsne_msg, clean_out, clean_rej, clean_msg, clean_ids,
-                     ticker], api_visibility="private", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
 
     # Fill the tab once the page is open: the table, the per-query view, then the typical query's ranked lists.
     ctx.demo.load(benchmark, bench_inputs, [table, bench_msg], api_visibility="private",
@@ -280,10 +236,7 @@ def build(ctx: TabContext) -> None:
     ctx.demo.load(_start_view, bench_inputs, [pq_table, pq_plot, pq_msg, query_index, start_msg],
                   api_visibility="private", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench").then(
         ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private",
-        concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench").then(
-        _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
-    ctx.demo.load(lambda: gr.Timer(active=not warmup.finished()), None, ticker,
-                  api_visibility="private")
+        concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
     # Enter in any slider's number box commits the value (Gradio fires "release" only on blur), on every tab.
     ctx.demo.load(None, None, None, js=ENTER_COMMITS)
 

@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from pose2id_demo import warmup
 from pose2id_demo.engine import Pose2IDError, get_engine
 
 log = logging.getLogger("pose2id_demo.ui")
@@ -69,12 +68,6 @@ def user_errors(fn: Callable) -> Callable:
                            "running; please try again or change the input.") from None
 
     return wrapper
-
-
-def preparing(*steps: str) -> str | None:
-    """"⏳ Preparing …" while the launch-time warm-up is still on one of ``steps`` (:mod:`pose2id_demo.warmup`);
-    None when they are ready or no warm-up runs (then callbacks compute as usual)."""
-    return warmup.preparing(*steps)
 
 
 def payload_path(value: Any) -> str | None:

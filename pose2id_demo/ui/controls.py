@@ -16,6 +16,9 @@ import gradio as gr
 
 log = logging.getLogger("pose2id_demo.ui")
 
+#: Whole numbers beyond this are refused before any comparison or conversion (every input's range is far below).
+MAX_WHOLE = 2**64
+
 
 def _param_name(label: str | None) -> str:
     """``"k1 (NFC)"`` → ``"k1"``: the label without its explanation."""
@@ -33,6 +36,9 @@ def _checked_number(label: str | None, payload: Any) -> float | int:
         raise _refuse(f"{name} is missing: send a number.")
     if isinstance(payload, bool) or not isinstance(payload, (int, float)):
         raise _refuse(f"{name} must be a number, not {type(payload).__name__} {str(payload)[:40]!r}.")
+    if isinstance(payload, int) and abs(payload) > MAX_WHOLE:  # e.g. 10**400: no float holds it
+        digits = int(payload.bit_length() * math.log10(2)) + 1
+        raise _refuse(f"{name} is far out of range: a whole number of about {digits} digits was sent.")
     if not math.isfinite(payload):
         raise _refuse(f"{name} must be a finite number, got {payload!r}.")
     return payload

@@ -9,7 +9,7 @@ import gradio as gr
 from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, TASKS, get_engine
 from pose2id_demo.ui import controls, render, tempfiles
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
-from pose2id_demo.ui.request_files import guarded
+from pose2id_demo.ui.request_files import file_input, guarded
 
 
 # ---------------------------------------------------------------------------------------- callbacks
@@ -36,8 +36,9 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
 @user_errors
 def export_features(task: str, backbone: str) -> str:
     """Write the benchmark's features (+ generated features) as a feature file to try the tab with."""
-    path = tempfiles.new_folder("export-") / f"synthped-{task}-{backbone}.npz"
-    get_engine().export_features(task, backbone, path)
+    with tempfiles.new_export(f"synthped-{task}-{backbone}.npz") as path:
+        get_engine().export_features(task, backbone, path)
+    tempfiles.enforce_quota()  # the oldest temporary files go if the export took the app over its quota
     return str(path)
 
 
@@ -51,7 +52,7 @@ def build(ctx: TabContext) -> None:
                     "unpickling. No file at hand? Export the benchmark's own.")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                npz = gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz")
+                npz = file_input(gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz"), "feature")
                 with gr.Row():
                     f_k1 = controls.slider(*K_RANGE, value=2, step=1, label="k1")
                     f_k2 = controls.slider(*K_RANGE, value=2, step=1, label="k2")
