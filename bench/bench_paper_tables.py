@@ -67,7 +67,7 @@ def _na(note: str) -> str:
 
 def measure_task(eng: Engine, task: str, backbone: str) -> dict[str, list[dict[str, Any]]]:
     """The rows of Tables 1/2, 3 and 4 (and 5 for the ImageNet backbone) of one task × backbone."""
-    fs = eng.bench_data(task, backbone)
+    fs = eng.bench.bench_data(task, backbone)
     eta = PAPER_ETA[task]
     base = ablation.Settings(eta=eta, k1=K, k2=K, nfc_on="both", ipg_on="both", nfc_mode="separate")
     has_gen = fs.q_gen is not None and fs.g_gen is not None
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         for bb in args.backbones:
             for k, rows in measure_task(eng, task, bb).items():
                 res[k] += rows
-            notes[f"{task}/{bb}"] = eng.bench_data(task, bb).gen_note or "generated features attached"
+            notes[f"{task}/{bb}"] = eng.bench.bench_data(task, bb).gen_note or "generated features attached"
     md = markdown(res)
     print(f"\nSynthPed v{VERSION}; Market-1501 protocol, metrics in %; ID² over query + gallery without pid <= 0 "
           "(paper: eqs. 20-21; official: ID2.py), lower = denser")

@@ -138,7 +138,8 @@ def _p50_p95(v: list[float]) -> tuple[float, float]:
 def gen_under_load(url: str, bench_clients: int, args: argparse.Namespace) -> None:
     """Generation p50/p95 alone, then while ``bench_clients`` benchmark clients run (one run, interleaved)."""
     gen = [(args.gen_clients, ["generate"])]
-    phases = (("alone", gen), (f"with {bench_clients} benchmark clients", gen + [(bench_clients, ["benchmark", "ranks"])]))
+    others = gen + [(bench_clients, ["benchmark", "ranks"])]
+    phases = (("alone", gen), (f"with {bench_clients} benchmark clients", others))
     out = {}
     for name, groups in phases:
         print(f"[{name}] load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -373,15 +374,17 @@ def mixed(args: argparse.Namespace) -> dict:
             res = _mixed_phase(app.url, g, o, secs, exported)
             out["phases"][name] = res
             e2e, own = _p(res["lat"].get("generate", [])), _p(res["gen_s"])
+            e2e_s = "{:.1f} / {:.1f} s".format(*e2e) if e2e else "none"
+            own_s = "{:.1f} / {:.1f} s".format(*own) if own else "none"
             print(f"  generations: {len(res['lat'].get('generate', []))}; end-to-end p50 / p95 "
-                  f"{'%.1f / %.1f s' % e2e if e2e else 'none'}; the app's own generation time p50 / p95 "
-                  f"{'%.1f / %.1f s' % own if own else 'none'}; load {res['load_start']} -> {res['load_end']}",
+                  f"{e2e_s}; the app's own generation time p50 / p95 "
+                  f"{own_s}; load {res['load_start']} -> {res['load_end']}",
                   flush=True)
             for ep in OTHERS:
                 v = res["lat"].get(ep, [])
                 if v or res["fails"].get(ep):
                     print(f"  {ep:18s} served {len(v):4d}, failed {len(res['fails'].get(ep, [])):3d}"
-                          + (", p50 / p95 %.1f / %.1f s" % _p50_p95(v) if v else ""), flush=True)
+                          + (", p50 / p95 {:.1f} / {:.1f} s".format(*_p50_p95(v)) if v else ""), flush=True)
             for ep, msgs in res["fails"].items():
                 print(f"  e.g. {ep} failed: {msgs[0]}", flush=True)
         for name, g, o, _ in phases:
@@ -437,7 +440,8 @@ def attack_costs(cases: list[str], workdir: str) -> None:
 
     rng = np.random.default_rng(0)
     valid = dict(q_feats=rng.normal(size=(6, 8)).astype(np.float32),
-                 g_feats=rng.normal(size=(12, 8)).astype(np.float32), q_pids=np.arange(6), g_pids=np.arange(12) % 6, q_camids=np.zeros(6, int), g_camids=np.ones(12, int))
+                 g_feats=rng.normal(size=(12, 8)).astype(np.float32), q_pids=np.arange(6), g_pids=np.arange(12) % 6,
+                 q_camids=np.zeros(6, int), g_camids=np.ones(12, int))
 
     def make(case: str) -> tuple[str, object]:
         path = os.path.join(workdir, case.replace(" ", "_"))

@@ -66,7 +66,7 @@ def machine() -> dict[str, Any]:
     """Core count (usable by this process) and the 1/5/15-minute load averages."""
     return {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "cpu_count": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()], "nice": os.nice(0),
-            "time_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+            "time_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def _commit() -> str:

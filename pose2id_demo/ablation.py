@@ -76,10 +76,12 @@ class Cache(Protocol):
     def put(self, key: Any, value: Any) -> Any: ...
 
 
-def _knob(default: Any, label: str, *, choices: Sequence[Any] | None = None, limits: tuple[Any, Any] | None = None,
-          step: float | None = None) -> Any:
-    """A settings field with what a control needs to show it: its label, and its choices or its limits and step."""
-    return field(default=default, metadata={"label": label, "choices": choices, "limits": limits, "step": step})
+def _knob(default: Any, label: str, name: str, *, choices: Sequence[Any] | None = None,
+          limits: tuple[Any, Any] | None = None, step: float | None = None) -> Any:
+    """A settings field with what a control needs to show it: its label, the short name sentences about it
+    use, and its choices or its limits and step."""
+    return field(default=default, metadata={"label": label, "name": name, "choices": choices, "limits": limits,
+                                            "step": step})
 
 
 @dataclass(frozen=True)
@@ -103,16 +105,17 @@ class Settings:
         nfc_index: NFC's neighbour search, ``exact`` or ``faiss`` (approximate, for 10^6 images; optional).
     """
 
-    eta: float = _knob(0.5, "η (eq. 9)", limits=(0.0, 10.0), step=0.25)
-    k1: int = _knob(2, "k1 (NFC)", limits=(1, 20), step=1)
-    k2: int = _knob(2, "k2 (NFC)", limits=(1, 20), step=1)
-    nfc_on: str = _knob("both", "NFC on", choices=APPLY_CHOICES)
-    ipg_on: str = _knob("both", "IPG on", choices=APPLY_CHOICES)
-    nfc_mode: str = _knob("separate", "NFC neighbours", choices=NFC_MODES)
-    rerank: bool = _knob(False, "k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)")
-    id2_variant: str = _knob("paper", "ID² variant", choices=ID2_VARIANTS)
-    id2_over: str = _knob("query+gallery", "ID² over", choices=("query+gallery", "gallery"))
-    nfc_index: str = _knob("exact", "NFC neighbour search", choices=("exact", "faiss"))
+    eta: float = _knob(0.5, "η (eq. 9)", "η", limits=(0.0, 10.0), step=0.25)
+    k1: int = _knob(2, "k1 (NFC)", "k1", limits=(1, 20), step=1)
+    k2: int = _knob(2, "k2 (NFC)", "k2", limits=(1, 20), step=1)
+    nfc_on: str = _knob("both", "NFC on", "NFC on", choices=APPLY_CHOICES)
+    ipg_on: str = _knob("both", "IPG on", "IPG on", choices=APPLY_CHOICES)
+    nfc_mode: str = _knob("separate", "NFC neighbours (separate: within query / gallery, as published; "
+                          "joint: query ∪ gallery)", "NFC mode", choices=NFC_MODES)
+    rerank: bool = _knob(False, "k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)", "re-ranking")
+    id2_variant: str = _knob("paper", "ID² variant", "ID² variant", choices=ID2_VARIANTS)
+    id2_over: str = _knob("query+gallery", "ID² over", "ID² over", choices=("query+gallery", "gallery"))
+    nfc_index: str = _knob("exact", "NFC neighbour search", "NFC index", choices=("exact", "faiss"))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -126,7 +129,8 @@ class Settings:
 
     @classmethod
     def knob(cls, name: str) -> dict[str, Any]:
-        """``{"default", "label", "choices", "limits", "step"}`` of field ``name`` (what a control shows)."""
+        """``{"default", "label", "name", "choices", "limits", "step"}`` of field ``name`` (what a control
+        shows, and the name a sentence about it uses)."""
         f = next((f for f in fields(cls) if f.name == name), None)
         if f is None:
             raise KeyError(f"Settings has no field {name!r}")

@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from pose2id_demo.ablation import Settings
 from pose2id_demo.engine import get_engine, shipped_assets
 from pose2id_demo.ui import render
 from pose2id_demo.ui.app import EXAMPLES_DIR
@@ -74,7 +75,7 @@ def test_api_refuses_out_of_range_parameters(client: Client) -> None:
 def test_ranks_and_tsne(client: Client) -> None:
     before, after, msg = client.predict(*BENCH, 5, 1.0, 2, 2, "both", "both", False, api_name="/ranks")
     assert "correct in the top-10" in msg
-    ref = get_engine().ranks(*BENCH, query_index=5, eta=1.0, k1=2, k2=2)
+    ref = get_engine().bench.ranks(*BENCH, query_index=5, settings=Settings(eta=1.0, k1=2, k2=2))
     for path, which in ((before, "before"), (after, "after")):
         strip = np.asarray(Image.open(path).convert("RGB"))
         for i, r in enumerate(ref[which], 1):  # the border colour of each tile is its match flag
@@ -87,7 +88,7 @@ def test_ranks_and_tsne(client: Client) -> None:
 @pytest.mark.slow
 def test_per_query_view(client: Client) -> None:
     table, fig, msg = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/per_query")
-    ref = get_engine().per_query(*BENCH, eta=1.0, k1=2, k2=2)
+    ref = get_engine().bench.per_query(*BENCH, settings=Settings(eta=1.0, k1=2, k2=2))
     assert table["headers"] == render.PER_QUERY_COLUMNS and len(table["data"]) == len(ref["rows"])
     for row, r in zip(table["data"], ref["rows"]):
         assert row[0] == r["query"] and row[5:] == [r["rank before"], r["rank after"]]

@@ -22,8 +22,8 @@ import sys
 import textwrap
 import threading
 import time
-import types
 import tracemalloc
+import types
 import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -177,7 +177,6 @@ def test_too_few_inputs_get_a_sentence(app_url: str) -> None:
 def test_refusals_reach_the_queue_route_too(app_url: str) -> None:
     """The page's own route (``/gradio_api/queue/join`` + its event stream) carries the same sentence."""
     import httpx
-
     from gradio_client import Client
 
     base = app_url.rstrip("/")

@@ -175,7 +175,7 @@ def test_benchmark_tab(page, out: Path) -> None:
     open_tab(page, "Benchmark")
     cell(page, "#metrics-table", "+NFC").wait_for()
     # The page starts on the typical query and says which rule picked it.
-    pq = get_engine().per_query("standard", "synthped-reid")
+    pq = get_engine().bench.per_query('standard', 'synthped-reid')
     t = pq["typical"]
     page.get_by_text("typical of the measured mean change").wait_for()
     assert pq["rule"] in page.locator("#start-msg").inner_text()

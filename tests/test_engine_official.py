@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from huggingface_hub import constants as hub_constants
 from hub_cache import release_file, write_hub_cache
+from huggingface_hub import constants as hub_constants
 
 import pose2id_demo.ipg.official as official
 from pose2id_demo.engine import Engine, Pose2IDError

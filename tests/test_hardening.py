@@ -20,13 +20,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pose2id_demo.ablation import Settings
 from pose2id_demo.engine import (
     MAX_IMAGE_PIXELS,
-    BenchSettings,
     Engine,
     Pose2IDError,
+    check_choice,
     check_float,
     check_int,
+    check_settings,
     load_custom_pose,
     load_image,
 )
@@ -169,11 +171,16 @@ def test_float_params_refused() -> None:
         with pytest.raises(Pose2IDError):
             check_float("η", v, 0.0, 10.0)
     assert check_float("η", "2.5", 0.0, 10.0) == 2.5
-    s = BenchSettings.make(task="OCCLUDED", k1=3.0, rerank="true")
-    assert (s.task, s.k1, s.rerank) == ("occluded", 3, True)
-    for bad in ({"task": "mars"}, {"nfc_on": "everything"}, {"eta": float("nan")}, {"k2": 0}):
+    assert check_choice("task", "OCCLUDED", ("standard", "occluded", "infrared")) == "occluded"
+    s = check_settings(k1=3.0, rerank="true", nfc_on="QUERY")
+    assert isinstance(s, Settings) and (s.k1, s.rerank, s.nfc_on) == (3, True, "query")
+    with pytest.raises(Pose2IDError):
+        check_choice("task", "mars", ("standard", "occluded", "infrared"))
+    with pytest.raises(Pose2IDError, match="task"):  # the session checks the task before any work
+        Engine().bench.benchmark("mars", "synthped-reid")
+    for bad in ({"nfc_on": "everything"}, {"eta": float("nan")}, {"k2": 0}, {"nfc_mode": "both"}):
         with pytest.raises(Pose2IDError):
-            BenchSettings.make(**bad)
+            check_settings(**bad)
 
 
 def test_engine_generate_refuses_bad_parameters_before_work(tmp_path: Path) -> None:
@@ -361,11 +368,12 @@ def test_eight_concurrent_sessions_get_their_own_results(app_client) -> None:
     assert not errors and len(results) == 8
     eng = __import__("pose2id_demo.engine", fromlist=["get_engine"]).get_engine()
     for i, s in enumerate(settings):
-        ref = eng.benchmark("standard", "synthped-reid", eta=s["eta"], k1=s["k1"], k2=s["k2"])
+        ref = eng.bench.benchmark('standard', 'synthped-reid', settings=Settings(eta=s['eta'], k1=s['k1'], k2=s['k2']))
         table, after_strip, msg = results[i]
         assert [r[1] for r in table] == [r["mAP"] for r in ref["rows"]], i
         assert f"Query #{s['q']} " in msg, (i, msg)
-        rr = eng.ranks("standard", "synthped-reid", query_index=s["q"], eta=s["eta"], k1=s["k1"], k2=s["k2"])
+        rr = eng.bench.ranks("standard", "synthped-reid", query_index=s["q"],
+                             settings=Settings(eta=s["eta"], k1=s["k1"], k2=s["k2"]))
         assert np.array_equal(after_strip, render.ranked_strip(rr, "after")), i
     assert _rss_mb() - rss0 < 500  # caches are bounded (LRU); 8 sessions do not blow memory up
 
@@ -373,7 +381,7 @@ def test_eight_concurrent_sessions_get_their_own_results(app_client) -> None:
 def test_metrics_deterministic(app_client) -> None:
     """The app's answer equals a recomputation from scratch in a fresh engine (no shared caches)."""
     m1 = app_client.predict("standard", "synthped-reid", 2.0, 3, 3, "both", "both", True, api_name="/benchmark")
-    fresh = Engine().benchmark("standard", "synthped-reid", eta=2.0, k1=3, k2=3, rerank=True)
+    fresh = Engine().bench.benchmark('standard', 'synthped-reid', settings=Settings(eta=2.0, k1=3, k2=3, rerank=True))
     assert [r[1:] for r in m1[0]["data"]] == [[r[c] for c in m1[0]["headers"][1:]] for r in fresh["rows"]]
 
 
@@ -641,7 +649,8 @@ def test_feature_file_with_nothing_to_evaluate(app_url: str, tmp_path: Path) -> 
     same_cam = _npz(tmp_path / "samecam.npz", **base)
     junk = _npz(tmp_path / "junk.npz", **{**base, "g_camids": np.ones(12, int), "q_pids": -np.ones(6, int),
                                           "g_pids": -np.ones(12, int)})
-    for path, frag in ((same_cam, "No query has a valid match"), (junk, "is −1 (junk), so there is nothing to evaluate")):
+    for path, frag in ((same_cam, "No query has a valid match"),
+                       (junk, "is −1 (junk), so there is nothing to evaluate")):
         msg = _app_error(client, handle_file(str(path)), 2, 2, 0.5, "both", "both", api_name="/evaluate_features")
         assert frag in msg, msg
     _still_serving(app_url)
@@ -671,7 +680,8 @@ def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
         assert exports
         served = Path(out[0]["path"])  # Gradio's copy of the export, in its cache
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (uploaded.exists() or served.exists() or any(p.exists() for p in exports)):
+        while time.monotonic() < deadline and (uploaded.exists() or served.exists()
+                                               or any(p.exists() for p in exports)):
             time.sleep(0.5)
         assert not uploaded.exists() and not served.exists() and not any(p.exists() for p in exports)
         assert _upload(url, tmp_path / "me.png")  # still serving
@@ -689,7 +699,8 @@ def test_raw_api_numbers_named(app_url: str, caplog: pytest.LogCaptureFixture) -
 
     caplog.set_level("WARNING", logger="pose2id_demo")
     bench = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False]
-    for i, value, sentence in ((2, "abc", "η must be a number, not str 'abc'."), (2, None, "η is missing: send a number."),
+    for i, value, sentence in ((2, "abc", "η must be a number, not str 'abc'."),
+                               (2, None, "η is missing: send a number."),
                                (3, "3", "k1 must be a number, not str '3'."),
                                (3, 99, "k1: Value 99 is greater than maximum value 20.")):
         args = list(bench)

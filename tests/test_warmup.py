@@ -8,12 +8,13 @@ import logging
 import threading
 import time
 
-from pose2id_demo.warmup import WarmUp
+from pose2id_demo.engine.warmup import WarmUp
 
 
 class FakeEngine:
     def __init__(self, gate: threading.Event, fail: str = "") -> None:
         self.gate, self.fail, self.calls = gate, fail, []
+        self.bench = self  # the benchmark session's methods (bench_data, benchmark, per_query, tsne, …) are here too
 
     def _step(self, name: str) -> str:
         self.calls.append(name)
@@ -57,7 +58,7 @@ def _warm(engine) -> WarmUp:
 
 
 def test_steps_run_in_order_each_holding_the_cpu_at_background_priority(monkeypatch) -> None:
-    from pose2id_demo import warmup
+    from pose2id_demo.engine import warmup
     from pose2id_demo.engine.scheduler import INTERACTIVE, CpuPool
 
     cpu = CpuPool(1)
@@ -100,7 +101,7 @@ def test_failed_step_is_logged_and_released(caplog) -> None:
     gate.set()
     eng = FakeEngine(gate, fail="tsne:standard:a")
     w = _warm(eng)
-    with caplog.at_level(logging.WARNING, logger="pose2id_demo.warmup"):
+    with caplog.at_level(logging.WARNING, logger="pose2id_demo.engine.warmup"):
         w.start()
         assert w.wait(10)
     assert w.status()["tsne:standard:a"]["state"] == "failed"
@@ -112,7 +113,7 @@ def test_failed_step_is_logged_and_released(caplog) -> None:
 def test_a_download_starts_first_and_the_generator_loads_last_without_holding_the_cpu(monkeypatch) -> None:
     """Official weights still to download: the download starts before the first step, the other steps run
     meanwhile, and the generator step waits for it holding no CPU slot (a request arriving then runs at once)."""
-    from pose2id_demo import warmup
+    from pose2id_demo.engine import warmup
     from pose2id_demo.engine.scheduler import INTERACTIVE, CpuPool
 
     cpu = CpuPool(1)

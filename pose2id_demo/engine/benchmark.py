@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,13 +27,13 @@ from pose2id_demo.data import load_market
 from pose2id_demo.data.synthped import ensure_benchmark
 from pose2id_demo.featurefile import DEFAULT_MAX_BYTES, FeatureSet
 from pose2id_demo.ipg.precompute import read_generated
-from pose2id_demo.metrics import ID2_VARIANTS, id2, id2_label
+from pose2id_demo.metrics import id2, id2_label
 from pose2id_demo.paths import ASSETS
 from pose2id_demo.visualize import tsne_2d
 
 from .cache import LRU, ScopedCache
 from .errors import DependencyMissing, Pose2IDError
-from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, BenchSettings, check_choice, check_int, image_digest
+from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, check_choice, check_int, image_digest
 from .models import Models
 from .scheduler import INTERACTIVE, LONG
 
@@ -131,16 +132,14 @@ class BenchmarkSession:
         if task in TASKS:
             self.models.once(("images", task), lambda: ensure_benchmark(task, progress=False))
 
-    def _settings(self, **kw: Any) -> BenchSettings:
-        return BenchSettings.make(tasks=self.tasks(), **kw)
+    def _request(self, task: str, backbone: str, settings: ablation.Settings | None) -> tuple[str, str,
+                                                                                             ablation.Settings]:
+        """``(task, backbone, settings)`` with the task checked; ``settings`` default to Settings' defaults (a
+        request's raw values are checked once, by :func:`.inputs.check_settings`, where they come in)."""
+        return check_choice("task", task, self.tasks()), str(backbone)[:64], settings or ablation.Settings()
 
     def _cache(self, key: tuple) -> ScopedCache:
         return ScopedCache(key, {"row": self.results, "feats": self.feats, "dist": self.dists})
-
-    @staticmethod
-    def _ablation_settings(s: BenchSettings, id2_variant: str = "paper") -> ablation.Settings:
-        return ablation.Settings(eta=s.eta, k1=s.k1, k2=s.k2, nfc_on=s.nfc_on, ipg_on=s.ipg_on, rerank=s.rerank,
-                                 id2_variant=id2_variant)
 
     def bench_data(self, task: str, backbone: str, progress: ProgressFn = noop_progress) -> BenchData:
         """Benchmark features of ``(task, backbone)``: extracted once (disk-cached by DATA), kept here."""
@@ -233,25 +232,21 @@ class BenchmarkSession:
                          f"Make them with: python -m pose2id_demo generate --data {root} --backbone {backbone} "
                          f"--out {root / f'gen-{backbone}.npz'} (then restart the app).")
 
-    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5,
-                  k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
-                  rerank: bool = False, id2_variant: str = "paper",
-                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
-        """The ablation table of Table 2 on a SynthPed task: baseline, +NFC, +IPG, +NFC+IPG
-        (:func:`pose2id_demo.ablation.table`).
+    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid",
+                  settings: ablation.Settings | None = None, progress: ProgressFn = noop_progress) -> dict[str, Any]:
+        """The ablation table of Table 2 on a task: baseline, +NFC, +IPG, +NFC+IPG
+        (:func:`pose2id_demo.ablation.table`) at ``settings`` (default: :class:`~pose2id_demo.ablation.Settings`'s).
 
         Returns:
             ``{"rows": [dict(setting, mAP, Rank-1, Rank-5, Rank-10, mINP, ID²)], "notes": [str],
-            "settings": dict, "n_query": int, "n_gallery": int, "id2_variant": str, "id2_label": str}``;
-            metrics in percent, ID² in the variant named (``paper``: eqs. 20-21; ``official``: ID2.py).
-            Rows that cannot be computed (no generated features for the task) are left out and a note
-            says why.
+            "task": str, "backbone": str, "settings": Settings (as checked), "n_query": int, "n_gallery": int,
+            "id2_variant": str, "id2_label": str}``; metrics in percent, ID² in the variant the settings name
+            (``paper``: eqs. 20-21; ``official``: ID2.py). Rows that cannot be computed (no generated features
+            for the task) are left out and a note says why.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on, rerank=rerank)
-        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
+        task, backbone, s = self._request(task, backbone, settings)
         with self.models.cpu.hold(INTERACTIVE, "a benchmark table", progress):
-            data = self.bench_data(s.task, s.backbone, progress)
+            data = self.bench_data(task, backbone, progress)
             notes = []
             if s.nfc_on == "none":
                 notes.append("NFC is switched off: the +NFC rows are left out.")
@@ -259,15 +254,13 @@ class BenchmarkSession:
                 notes.append("IPG is switched off: the +IPG rows are left out.")
             elif data.q_gen is None:
                 notes.append(data.gen_note)
-            rows = ablation.table(data, self._ablation_settings(s, id2_variant), self._cache((s.task, s.backbone)),
-                                  progress)
-            return {"rows": [ablation.percent_row(r) for r in rows], "notes": notes, "settings": asdict(s),
-                    "n_query": int(len(data.q)), "n_gallery": int(len(data.g)), "id2_variant": id2_variant,
-                    "id2_label": id2_label(id2_variant)}
+            rows = ablation.table(data, s, self._cache((task, backbone)), progress)
+            return {"rows": [ablation.percent_row(r) for r in rows], "notes": notes, "task": task,
+                    "backbone": backbone, "settings": s, "n_query": int(len(data.q)), "n_gallery": int(len(data.g)),
+                    "id2_variant": s.id2_variant, "id2_label": id2_label(s.id2_variant)}
 
     def ranks(self, task: str = "standard", backbone: str = "synthped-reid", query_index: int = 0,
-              eta: float = 0.5, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
-              rerank: bool = False, top: int = QUERY_TOP) -> dict[str, Any]:
+              settings: ablation.Settings | None = None, top: int = QUERY_TOP) -> dict[str, Any]:
         """Top-``top`` gallery list of one query before (baseline) and after (+NFC+IPG, or what is on).
 
         Gallery images of the query's identity from the query's camera are left out, as in the
@@ -277,18 +270,17 @@ class BenchmarkSession:
             ``{"query": dict(path, pid, camid), "before": [dict(path, pid, camid, distance, match)],
             "after": [...], "after_setting": str}``.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on, rerank=rerank)
-        check_int("query index", query_index, 0, self.n_queries(s.task) - 1)
+        task, backbone, s = self._request(task, backbone, settings)
+        check_int("query index", query_index, 0, self.n_queries(task) - 1)
         top = check_int("top", top, 1, 50)
         with self.models.cpu.hold(INTERACTIVE, "ranked lists"):
-            return self._ranks(s, query_index, top)
+            return self._ranks(task, backbone, s, query_index, top)
 
-    def _ranks(self, s: BenchSettings, query_index: int, top: int) -> dict[str, Any]:
-        data = self.bench_data(s.task, s.backbone)
+    def _ranks(self, task: str, backbone: str, s: ablation.Settings, query_index: int, top: int) -> dict[str, Any]:
+        data = self.bench_data(task, backbone)
         qi = check_int("query index", query_index, 0, len(data.q) - 1)
-        a, cache = self._ablation_settings(s), self._cache((s.task, s.backbone))
-        self.images(s.task)
+        a, cache = replace(s, id2_variant="paper"), self._cache((task, backbone))
+        self.images(task)
         after_row = ablation.after_row(data, a)
         out = {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
                "after_setting": after_row}
@@ -301,9 +293,8 @@ class BenchmarkSession:
             out[name] = self.top_list(data, qi, dist, top)
         return out
 
-    def per_query(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
-                  k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", rerank: bool = False,
-                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
+    def per_query(self, task: str = "standard", backbone: str = "synthped-reid",
+                  settings: ablation.Settings | None = None, progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """Every query's AP (%) and first-correct rank under the baseline and under the current setting
         (:func:`pose2id_demo.ablation.per_query`), and the typical query of that change
         (:func:`pose2id_demo.ablation.typical_query`: AP change closest to the mean change; ties → the
@@ -313,11 +304,10 @@ class BenchmarkSession:
             ``{"rows": [dict(query, pid, AP before, AP after, ΔAP, rank before, rank after)],
             "typical": int | None, "mean_delta_ap": float, "after_setting": str, "rule": str}``.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on, rerank=rerank)
+        task, backbone, s = self._request(task, backbone, settings)
         with self.models.cpu.hold(INTERACTIVE, "the per-query view", progress):
-            data = self.bench_data(s.task, s.backbone, progress)
-            a, key = self._ablation_settings(s), (s.task, s.backbone)
+            data = self.bench_data(task, backbone, progress)
+            a, key = replace(s, id2_variant="paper"), (task, backbone)
             ck = ("per_query", key) + ablation.row_key(a, ablation.after_row(data, a)) + (s.rerank,)
             hit = self.results.get(ck)
             if hit is not None:
@@ -343,9 +333,8 @@ class BenchmarkSession:
                  "distance": round(float(dist[j]), 4), "match": bool(data.g_pids[j] == data.q_pids[qi])}
                 for j in order]
 
-    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
-             k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10, id2_variant: str = "paper",
-             progress: ProgressFn = noop_progress) -> dict[str, Any]:
+    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", settings: ablation.Settings | None = None,
+             n_ids: int = 10, progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """2-D t-SNE of ``n_ids`` identities' query+gallery features before and after centralization (Fig. 4).
 
         PCA to at most 50 dimensions first; perplexity clamped below the number of samples; fixed
@@ -356,14 +345,13 @@ class BenchmarkSession:
             ``{"before": (n, 2), "after": (n, 2), "pids": (n,), "is_query": (n,), "after_setting": str,
             "id2_before": float, "id2_after": float}``.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on)
+        task, backbone, s = self._request(task, backbone, settings)
         n_ids = check_int("number of identities", n_ids, *N_IDS_RANGE)
-        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
+        id2_variant = s.id2_variant
         with self.models.cpu.hold(LONG, "a t-SNE", progress):
-            data = self.bench_data(s.task, s.backbone, progress)
-            key = (s.task, s.backbone)
-            a, cache = self._ablation_settings(s, id2_variant), self._cache(key)
+            data = self.bench_data(task, backbone, progress)
+            key = (task, backbone)
+            a, cache = replace(s, rerank=False), self._cache(key)
             after_row = ablation.after_row(data, a)
             ck = ("tsne", key, n_ids, id2_variant) + ablation.row_key(a, after_row)
             hit = self.tsne_cache.get(ck)

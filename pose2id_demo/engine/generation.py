@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -17,8 +18,19 @@ from pose2id_demo.poses import draw
 
 from .benchmark import BenchmarkSession, ProgressFn, noop_progress
 from .errors import Pose2IDError
-from .inputs import (CFG_RANGE, ETA_RANGE, IFR_CHOICES, QUERY_TOP, SEED_RANGE, STEPS_RANGE, check_choice,
-                     check_float, check_int, load_custom_pose, load_image)
+from .inputs import (
+    CFG_RANGE,
+    ETA_RANGE,
+    IFR_CHOICES,
+    QUERY_TOP,
+    SEED_RANGE,
+    STEPS_RANGE,
+    check_choice,
+    check_float,
+    check_int,
+    load_custom_pose,
+    load_image,
+)
 from .models import Models
 from .scheduler import GENERATION, INTERACTIVE
 

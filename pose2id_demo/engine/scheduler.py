@@ -12,7 +12,7 @@ limit_threads``), and a waiting job of higher priority is served before any of l
 :data:`LONG`           t-SNE, cleansing, an export, a user's feature file: seconds to minutes; one that
                        has waited :data:`AGE_S` seconds is served as an interactive one (it is never
                        starved by a stream of those)
-:data:`BACKGROUND`     the launch-time warm-up (:mod:`pose2id_demo.warmup`): only when nothing waits and
+:data:`BACKGROUND`     the launch-time warm-up (:mod:`pose2id_demo.engine.warmup`): only when nothing waits and
                        nothing else runs, and then it holds every slot (beside a request it would slow
                        the request down)
 =====================  ============================================================================
@@ -31,9 +31,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 __all__ = ["AGE_S", "BACKGROUND", "CPU", "GENERATION", "INTERACTIVE", "LONG", "CpuPool"]
 

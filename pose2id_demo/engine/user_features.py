@@ -12,7 +12,8 @@ grid, 9 for η, 3 per value of M — at most :data:`pose2id_demo.ablation.MAX_M_
 random subset of identities when they would exceed :data:`CURVE_WORK`, and say so. Each call stops after
 :data:`TIME_BUDGET_S` seconds of its own computing, checked before every evaluation of the table and of every
 curve: without the table it is refused; curves not finished are left out, with a note. Between evaluations a
-waiting generation or interactive request takes the CPU first (:meth:`~.scheduler.CpuPool.checkpoint`; that time does not count).
+waiting generation or interactive request takes the CPU first (:meth:`~.scheduler.CpuPool.checkpoint`; that time
+does not count).
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ import numpy as np
 
 from pose2id_demo import ablation
 from pose2id_demo.featurefile import ArrayHeader, FeatureSet, read_headers
-from pose2id_demo.metrics import ID2_VARIANTS, id2_label
+from pose2id_demo.metrics import id2_label
 
 from .benchmark import ProgressFn, noop_progress
 from .errors import Pose2IDError
-from .inputs import (APPLY_CHOICES, ETA_RANGE, K_RANGE, MAX_FEATURE_BYTES, check_choice, check_float, check_int,
-                     feature_file_path, open_feature_file)
+from .inputs import (
+    MAX_FEATURE_BYTES,
+    check_int,
+    feature_file_path,
+    open_feature_file,
+)
 from .scheduler import CPU, LONG
 
 __all__ = ["CURVE_WORK", "MAX_DIM", "MAX_ROWS", "TABLE_WORK", "TIME_BUDGET_S", "check_cost", "curve_work",
@@ -248,19 +253,14 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
             "id2_label": id2_label(s.id2_variant)}
 
 
-def evaluate_feature_file(npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 0.5, nfc_on: str = "both",
-                          ipg_on: str = "both", grid_max: int = 6, id2_variant: str = "paper",
+def evaluate_feature_file(npz_path: Any, settings: ablation.Settings | None = None, grid_max: int = 6,
                           progress: ProgressFn = noop_progress) -> dict[str, Any]:
-    """Check the parameters and the file — its members, and the price of its arrays from their own headers
-    (:func:`price_headers`) — before anything is decompressed; then, holding a CPU slot, load it (priced
-    again from the headers it reads: :func:`~.inputs.open_feature_file`), check its labels and report on it
-    within the app's limits."""
-    k1, k2 = check_int("k1", k1, *K_RANGE), check_int("k2", k2, *K_RANGE)
-    eta = check_float("η", eta, *ETA_RANGE)
-    nfc_on, ipg_on = check_choice("NFC on", nfc_on, APPLY_CHOICES), check_choice("IPG on", ipg_on, APPLY_CHOICES)
+    """Check the file — its members, and the price of its arrays from their own headers (:func:`price_headers`)
+    — before anything is decompressed; then, holding a CPU slot, load it (priced again from the headers it
+    reads: :func:`~.inputs.open_feature_file`), check its labels and report on it at ``settings`` (a request's,
+    checked by :func:`~.inputs.check_settings`) within the app's limits."""
+    s = settings or ablation.Settings()
     grid_max = check_int("grid size", grid_max, 1, 10)
-    s = ablation.Settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on,
-                          id2_variant=check_choice("ID² variant", id2_variant, ID2_VARIANTS))
     path = feature_file_path(npz_path)
     try:
         headers = read_headers(path, MAX_FEATURE_BYTES)

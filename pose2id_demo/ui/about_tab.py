@@ -9,9 +9,10 @@ from typing import Any
 
 import gradio as gr
 
-from pose2id_demo.engine import TASKS, get_engine
+from pose2id_demo.engine import TASKS, get_engine, inputs, user_features
 from pose2id_demo.paths import REPO_ROOT
-from pose2id_demo.ui.common import TabContext, backbone_choices, user_errors
+from pose2id_demo.ui import tempfiles
+from pose2id_demo.ui.common import CACHE_SWEEP, MAX_UPLOAD, TabContext, backbone_choices, user_errors
 
 ABOUT = """
 ## What the paper claims
@@ -67,7 +68,7 @@ def summary(progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Any:
     combos = [(t, b) for b in backbone_choices() for t in TASKS]
     for i, (task, bb) in enumerate(combos):
         progress(i / len(combos), desc=f"{task} · {bb}")
-        res = eng.benchmark(task=task, backbone=bb)
+        res = eng.bench.benchmark(task=task, backbone=bb)
         by_name = {r["setting"]: r for r in res["rows"]}
         for name in ("baseline", "+NFC+IPG" if "+NFC+IPG" in by_name else "+NFC"):
             r = by_name[name]
@@ -125,10 +126,6 @@ def api_line(demo: gr.Blocks) -> str:
 
 def limits_lines() -> str:
     """The request limits, from the constants the engine and the app enforce."""
-    from pose2id_demo.engine import inputs, user_features
-    from pose2id_demo.ui import tempfiles
-    from pose2id_demo.ui.app import CACHE_SWEEP, MAX_UPLOAD
-
     every, age = CACHE_SWEEP
     return (f"Uploads: images up to {inputs.MAX_IMAGE_BYTES // 2**20} MB and {inputs.MAX_IMAGE_PIXELS / 1e6:g} "
             "megapixels (bigger JPEGs are decoded at reduced scale; other formats are refused). A request may "

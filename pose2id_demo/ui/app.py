@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
-
+import torch
 from starlette.middleware import Middleware
 
-from pose2id_demo import warmup
-from pose2id_demo.engine.inputs import MAX_FEATURE_BYTES
+from pose2id_demo.engine import get_engine
 from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab, request_files, tempfiles
-from pose2id_demo.ui.common import DEFAULT_BACKBONE, EXAMPLES_DIR, TabContext, backbone_choices
+from pose2id_demo.ui.common import CACHE_SWEEP, DEFAULT_BACKBONE, EXAMPLES_DIR, MAX_UPLOAD, TabContext, backbone_choices
 
 __all__ = ["EXAMPLES_DIR", "MAX_UPLOAD", "TABS", "TORCH_THREADS", "build_demo", "launch"]
 
@@ -36,14 +36,9 @@ TABS: tuple[Callable[[TabContext], None], ...] = (
     features_tab.build,
     about_tab.build,
 )
-#: Uploads above this many bytes are refused before they are read (documented in About): the largest input the
-#: app evaluates, a feature file whose arrays total MAX_FEATURE_BYTES uncompressed (+ its zip and .npy headers).
-MAX_UPLOAD = MAX_FEATURE_BYTES + 2**20
 #: Torch threads in the served process: generation on 1 thread kept its speed beside outside CPU load, where 2
 #: threads collapsed (``python -m bench.load --torch-threads``; README, "App").
 TORCH_THREADS = 1
-#: (frequency, age) in seconds: every 10 minutes, uploads, served copies and exports older than an hour go.
-CACHE_SWEEP = (600, 3600)
 
 CSS = """
 .p2i-small .wrap { min-height: 0 !important; }
@@ -81,12 +76,7 @@ def limit_threads(torch_threads: int = TORCH_THREADS) -> None:
         threadpool_limits(limits=1)
     except Exception as exc:  # noqa: BLE001 — threadpoolctl missing or an unknown BLAS: leave it
         log.debug("could not limit the BLAS threads: %s", exc)
-    try:
-        import torch
-
-        torch.set_num_threads(torch_threads)
-    except ImportError:
-        pass
+    torch.set_num_threads(torch_threads)
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
@@ -110,6 +100,6 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
     opts.update(kwargs)
     tempfiles.remove_on_exit()
     limit_threads()
-    warmup.preload()  # the first table's imports, before the page is served
+    get_engine().preload()  # the first table's imports, before the page is served
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo.launch(**opts)

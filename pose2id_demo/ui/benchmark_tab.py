@@ -11,7 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, N_IDS_RANGE, TASKS, get_engine
+from pose2id_demo.ablation import Settings
+from pose2id_demo.engine import N_IDS_RANGE, TASKS, check_settings, get_engine
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
@@ -28,16 +29,16 @@ from pose2id_demo.ui.common import (
 def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
               rerank: bool, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """The Table 2 ablation on a SynthPed task (metrics in %, ID² lower is better)."""
-    res = get_engine().benchmark(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                                 ipg_on=ipg_on, rerank=rerank, progress=progress_fn(progress))
-    s = res["settings"]
-    if s["rerank"]:  # every row's distances are re-ranked, the baseline's too: the labels say so
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    res = get_engine().bench.benchmark(task, backbone, settings, progress=progress_fn(progress))
+    s: Settings = res["settings"]
+    if s.rerank:  # every row's distances are re-ranked, the baseline's too: the labels say so
         for r in res["rows"]:
             r["setting"] = f"{r['setting']} + re-ranking"
-    name = f"SynthPed-{s['task']}" if s["task"] in TASKS else s["task"]  # else a `--dataset` folder
-    head = (f"**{name}**, {s['backbone']}: {res['n_query']} queries, {res['n_gallery']} gallery "
-            f"images · η={s['eta']:g}, k1={s['k1']}, k2={s['k2']}, NFC on {s['nfc_on']} (separate sets), "
-            f"IPG on {s['ipg_on']}, re-ranking {'on' if s['rerank'] else 'off'}.")
+    name = f"SynthPed-{res['task']}" if res["task"] in TASKS else res["task"]  # else a `--dataset` folder
+    head = (f"**{name}**, {res['backbone']}: {res['n_query']} queries, {res['n_gallery']} gallery "
+            f"images · η={s.eta:g}, k1={s.k1}, k2={s.k2}, NFC on {s.nfc_on} ({s.nfc_mode} sets), "
+            f"IPG on {s.ipg_on}, re-ranking {'on' if s.rerank else 'off'}.")
     notes = "\n\n".join([head] + [f"⚠️ {n}" for n in res["notes"]])
     return render.metrics_frame(res["rows"]), notes
 
@@ -46,8 +47,8 @@ def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on
 def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k2: float, nfc_on: str,
           ipg_on: str, rerank: bool) -> tuple:
     """Top-10 gallery list of one query before and after centralization (green = same identity)."""
-    r = get_engine().ranks(task=task, backbone=backbone, query_index=query_index, eta=eta, k1=k1, k2=k2,
-                           nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    r = get_engine().bench.ranks(task, backbone, query_index, settings)
     msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
            f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
     return *render.ranked_strip_files(r), msg
@@ -57,8 +58,8 @@ def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k
 def per_query(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
               rerank: bool) -> tuple:
     """Every query's AP (%) and first-correct rank before (baseline) and after the current setting."""
-    res = get_engine().per_query(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                                 ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    res = get_engine().bench.per_query(task, backbone, settings)
     d = [r["ΔAP"] for r in res["rows"] if r["ΔAP"] == r["ΔAP"]]
     up, down = sum(x > 0 for x in d), sum(x < 0 for x in d)
     t = res["typical"]
@@ -75,8 +76,8 @@ def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_
                 rerank: bool) -> tuple:
     """When the page opens: the per-query view, and the ranked lists start on the typical query."""
     table, fig, msg = per_query(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank)
-    res = get_engine().per_query(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                                 ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    res = get_engine().bench.per_query(task, backbone, settings)
     t = res["typical"]
     start = (f"Starting on query **#{t}**, typical of the measured mean change ({res['rule']})."
              if t is not None else "")
@@ -86,7 +87,7 @@ def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_
 @user_errors
 def _query_range(task: str, query_index: float) -> Any:
     """The query slider spans the chosen task's queries (an added dataset has its own count)."""
-    n = get_engine().n_queries(task)
+    n = get_engine().bench.n_queries(task)
     return gr.Slider(maximum=n - 1, value=min(int(query_index or 0), n - 1))
 
 
@@ -100,8 +101,8 @@ def _pick_query(evt: gr.SelectData) -> Any:
 def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str, n_ids: float,
          progress: gr.Progress = gr.Progress()) -> Any:
     """t-SNE of ~10 identities before/after centralization (paper Fig. 4)."""
-    res = get_engine().tsne(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on,
-                            n_ids=n_ids, progress=progress_fn(progress))
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on)
+    res = get_engine().bench.tsne(task, backbone, settings, n_ids=n_ids, progress=progress_fn(progress))
     return render.tsne_figure(res), (f"{int(n_ids)} identities, before (baseline) and after "
                                      f"({res['after_setting']}); ID² {res['id2_before']:.3f} → {res['id2_after']:.3f}.")
 
@@ -157,26 +158,26 @@ def build(ctx: TabContext) -> None:
     with gr.Tab("Benchmark", id="benchmark"):
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                tasks = get_engine().tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
+                tasks = get_engine().bench.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
                 task = gr.Radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
                                 else "Task (SynthPed, then your --dataset folders)")
                 backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
-                eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="eta",
-                                info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
+                eta = controls.knob("eta", elem_id="eta",
+                                    info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
                 with gr.Row():
-                    k1 = controls.slider(*K_RANGE, value=2, step=1, label="k1 (NFC)", elem_id="k1")
-                    k2 = controls.slider(*K_RANGE, value=2, step=1, label="k2 (NFC)", elem_id="k2")
-                nfc_on = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
-                ipg_on = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
-                rerank = gr.Checkbox(False, label="k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)", elem_id="rerank")
+                    k1 = controls.knob("k1", elem_id="k1")
+                    k2 = controls.knob("k2", elem_id="k2")
+                nfc_on = controls.knob("nfc_on")
+                ipg_on = controls.knob("ipg_on")
+                rerank = controls.knob("rerank", elem_id="rerank")
             with gr.Column(scale=2):
                 table = gr.Dataframe(label="Ablation (Table 2): metrics in %, ID² lower = denser", headers=COLUMNS,
                                      interactive=False, elem_id="metrics-table")
                 bench_msg = gr.Markdown(label="notes", elem_id="bench-msg")
                 with gr.Accordion("Ranked lists for one query", open=True):
                     start_msg = gr.Markdown(elem_id="start-msg")
-                    query_index = controls.slider(0, get_engine().n_queries("standard") - 1, value=0, step=1, label="Query index",
-                                            elem_id="query-index")
+                    query_index = controls.slider(0, get_engine().bench.n_queries("standard") - 1, value=0, step=1,
+                                                  label="Query index", elem_id="query-index")
                     rank_msg = gr.Markdown(label="message", elem_id="rank-msg")
                     gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings"))
                     # No toolbar on the ranked strips: its buttons covered the 10th image.

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
 from pose2id_demo.engine import Pose2IDError, get_engine
+from pose2id_demo.engine.inputs import MAX_FEATURE_BYTES
+
+#: Uploads above this many bytes are refused before they are read (documented in About): the largest input the
+#: app evaluates, a feature file whose arrays total MAX_FEATURE_BYTES uncompressed (+ its zip and .npy headers).
+MAX_UPLOAD = MAX_FEATURE_BYTES + 2**20
+#: (frequency, age) in seconds: every 10 minutes, uploads, served copies and exports older than an hour go.
+CACHE_SWEEP = (600, 3600)
 
 log = logging.getLogger("pose2id_demo.ui")
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 COLUMNS = ["setting", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²"]
 DEFAULT_BACKBONE = "synthped-reid"
-KNOWN_BACKBONES = ["synthped-reid", "imagenet-mobilenetv2"]
 #: Concurrency of the cheap benchmark callbacks (generation runs one at a time, in its own queue). One at a
 #: time on 2 cores: four at once (each on torch's 2 threads) starved generation (bench/load.py --gen-under-load).
 BENCH_CONCURRENCY = 1
@@ -92,11 +98,5 @@ def progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:
 
 
 def backbone_choices() -> list[str]:
-    """The registry's backbones if it is already imported; else the built-in names (importing the
-    registry imports torch, which would add seconds to the cold start)."""
-    if "pose2id_demo.reid" in sys.modules:
-        try:
-            return get_engine().backbones()
-        except Pose2IDError:
-            pass
-    return list(KNOWN_BACKBONES)
+    """The ReID registry's backbones (:func:`pose2id_demo.reid.list_backbones`, with any ``--backbone`` added)."""
+    return get_engine().backbones()

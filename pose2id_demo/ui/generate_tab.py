@@ -3,12 +3,13 @@ ranked lists before/after eq. 9 with the user's own generations (API: ``generate
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from pose2id_demo.engine import ETA_RANGE, STEPS_RANGE, get_engine, shipped_assets
+from pose2id_demo.engine import STEPS_RANGE, get_engine, shipped_assets
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
@@ -179,7 +180,7 @@ def build(ctx: TabContext) -> None:
                 with gr.Row():
                     seed = controls.number(get_engine().default_seed, precision=0, label="Seed", minimum=0,
                                            maximum=2**32 - 1, info=_seed_note(), elem_id="seed")
-                    g_eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="g-eta")
+                    g_eta = controls.knob("eta", elem_id="g-eta")
                 gen_btn = gr.Button("Generate 8 poses", variant="primary", elem_id="generate-btn")
             with gr.Column(scale=2):
                 gen_msg = gr.Markdown(READY_MSG, label="message", elem_id="gen-msg")

@@ -9,7 +9,8 @@ import hashlib
 import io
 import os
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -263,14 +264,14 @@ def per_query_figure(res: dict[str, Any]) -> Any:
         if mask.any():
             fig.add_trace(go.Scatter(
                 x=before[mask], y=after[mask], mode="markers", name=f"{name} ({int(mask.sum())})",
-                marker=dict(color="rgb(%d,%d,%d)" % colour, size=6, opacity=0.75), customdata=q[mask],
+                marker=dict(color="rgb({},{},{})".format(*colour), size=6, opacity=0.75), customdata=q[mask],
                 hovertemplate="query #%{customdata}: AP %{x:.1f} → %{y:.1f}<extra></extra>"))
     t = res.get("typical")
     if t is not None:
         r = rows[int(t)]
         fig.add_trace(go.Scatter(x=[r["AP before"]], y=[r["AP after"]], mode="markers", name=f"typical #{t}",
-                                 marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="rgb(%d,%d,%d)" % BLUE,
-                                                                                      width=2.5)),
+                                 marker=dict(size=15, color="rgba(0,0,0,0)",
+                                             line=dict(color="rgb({},{},{})".format(*BLUE), width=2.5)),
                                  hoverinfo="skip"))
     fig.update_layout(xaxis_title="AP before (baseline), %", yaxis_title=f"AP after ({res['after_setting']}), %",
                       xaxis=dict(range=[-3, 103]), yaxis=dict(range=[-3, 103]), height=400, template="plotly_white",

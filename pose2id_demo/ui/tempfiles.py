@@ -36,8 +36,9 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 
 log = logging.getLogger("pose2id_demo.ui")
 

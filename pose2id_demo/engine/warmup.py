@@ -1,6 +1,7 @@
 """Warm-up at launch: what a first click would otherwise compute is prepared in one background thread.
 
-``python app.py`` calls :meth:`pose2id_demo.engine.Engine.warm_up` once the page is built. The thread works
+``python app.py`` calls :meth:`pose2id_demo.engine.Engine.warm_up` once the page is built; the engine keeps the
+one :class:`WarmUp` it starts (:attr:`~pose2id_demo.engine.Engine.warmup`). The thread works
 through its steps in order — the default task's features, table and per-query view (what the page asks for
 first), the generator, the standard task's SynthPed images (rendered once into the cache; the ranked lists, the
 recognition of uploaded benchmark queries and the cleansing tiles need them), the ReID backbone and the query
@@ -21,10 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from pose2id_demo.engine.scheduler import BACKGROUND, CPU
+from .scheduler import BACKGROUND, CPU
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,9 @@ class WarmUp:
         first, rest = tasks[0], tasks[1:]
         # What the page asks for when it opens comes first: the default task's table and per-query view
         # (the engine keeps them, so the page's own requests find them), then the other features.
-        add(f"features:{first}:{default_backbone}", lambda: engine.bench_data(first, default_backbone))
-        add(f"table:{first}:{default_backbone}", lambda: engine.benchmark(first, default_backbone))
-        add(f"per_query:{first}:{default_backbone}", lambda: engine.per_query(first, default_backbone))
+        add(f"features:{first}:{default_backbone}", lambda: engine.bench.bench_data(first, default_backbone))
+        add(f"table:{first}:{default_backbone}", lambda: engine.bench.benchmark(first, default_backbone))
+        add(f"per_query:{first}:{default_backbone}", lambda: engine.bench.per_query(first, default_backbone))
         # Then what a first generation needs (importing diffusers alone takes seconds): the generator, the
         # images behind the benchmark queries, the backbone and the index that recognises an uploaded query.
         # The official weights' download, if any, runs beside the other steps (started first in _run); the
@@ -62,18 +64,18 @@ class WarmUp:
             steps.append(generator)
         add(f"render:{first}", lambda: self._render(first))
         add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
-        add(f"qindex:{first}:{default_backbone}", lambda: engine.benchmark_query_index(
-            self._open(engine.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
+        add(f"qindex:{first}:{default_backbone}", lambda: engine.bench.benchmark_query_index(
+            self._open(engine.bench.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
         for task in tasks:
             for bb in backbones:
                 if (task, bb) != (first, default_backbone):
-                    add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench_data(t, b))
+                    add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench.bench_data(t, b))
         for bb in backbones:  # the train split's keypoint files and images come with the render
             add(f"cleansing:{first}:{bb}", lambda b=bb: engine.cleansing(first, b))
         for task in rest:
             add(f"render:{task}", lambda t=task: self._render(t))
         for bb in backbones:  # last: one t-SNE is a single step of seconds that a request arriving would wait for
-            add(f"tsne:standard:{bb}", lambda b=bb: engine.tsne("standard", b))
+            add(f"tsne:standard:{bb}", lambda b=bb: engine.bench.tsne('standard', b))
         if downloading:
             steps.append(generator)
         self.steps = {s.name: s for s in steps}
@@ -161,19 +163,4 @@ def preload() -> float:
     return took
 
 
-# ---------------------------------------------------------------------- the app's one warm-up
-_current: WarmUp | None = None
-_start_lock = threading.Lock()
 DEFAULT_BACKBONES = ("synthped-reid", "imagenet-mobilenetv2")
-
-
-def start(engine: Any, background: bool = True) -> WarmUp:
-    """Start the warm-up of ``engine`` once per process (later calls return the running one)."""
-    global _current
-    with _start_lock:
-        if _current is None:
-            from pose2id_demo.data.synthped.constants import TASKS
-
-            _current = WarmUp(engine, tuple(TASKS), list(DEFAULT_BACKBONES), DEFAULT_BACKBONES[0])
-            _current.start(background=background)
-        return _current
