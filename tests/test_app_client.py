@@ -57,6 +57,23 @@ def test_benchmark_and_new_slider_setting(client: Client) -> None:
     assert rows[ROWS[-1]]["ID²"] < rows["baseline"]["ID²"]
 
 
+@pytest.mark.slow
+def test_benchmark_nfc_mode_separate_and_joint(client: Client) -> None:
+    """The published separate NFC and the joint one, chosen in the Benchmark tab: the table is the ablation's at
+    that mode (only the NFC rows change), and the default stays the published separate mode."""
+    tables = {mode: table_rows(client.predict(*BENCH, 0.5, 2, 2, "both", "both", False, mode, api_name="/benchmark")[0])
+              for mode in ("separate", "joint")}
+    default = table_rows(client.predict(*BENCH, 0.5, 2, 2, "both", "both", False, api_name="/benchmark")[0])
+    assert default == tables["separate"]
+    for mode, rows in tables.items():
+        ref = get_engine().bench.benchmark(*BENCH, Settings(nfc_mode=mode))
+        assert rows == {r["setting"]: r for r in ref["rows"]}, mode
+    sep, joint = tables["separate"], tables["joint"]
+    assert sep["baseline"] == joint["baseline"] and sep["+NFC"] != joint["+NFC"]
+    if "+IPG" in sep:
+        assert sep["+IPG"] == joint["+IPG"] and sep["+NFC+IPG"] != joint["+NFC+IPG"]
+
+
 def test_api_refuses_out_of_range_parameters(client: Client) -> None:
     # Gradio's slider/radio validation answers first; the engine re-checks (see test_hardening.py).
     for args, frag in (((*BENCH, 1.0, -3, 2, "both", "both", False), "less than minimum value 1"),

@@ -140,7 +140,7 @@ def test_benchmark_k1_beyond_any_float(app_url: str, caplog: pytest.LogCaptureFi
 
     caplog.set_level("WARNING", logger="pose2id_demo")
     for i, name in ((3, "k1"), (4, "k2")):
-        args = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False]
+        args = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False, "separate"]
         args[i] = 10**400
         assert raw_call(app_url, "benchmark", args) == (
             "error", f"{name} is far out of range: a whole number of about 401 digits was sent.")
@@ -171,7 +171,7 @@ def test_too_few_inputs_get_a_sentence(app_url: str) -> None:
     from conftest import raw_call
 
     assert raw_call(app_url, "benchmark", ["standard", "synthped-reid"]) == (
-        "error", "This endpoint takes 8 inputs; 2 were sent.")
+        "error", "This endpoint takes 9 inputs; 2 were sent.")
 
 
 def test_refusals_reach_the_queue_route_too(app_url: str) -> None:
@@ -184,7 +184,7 @@ def test_refusals_reach_the_queue_route_too(app_url: str) -> None:
                 if d.get("api_name")}["benchmark"]
     session = "attack-queue-route"
     r = httpx.post(f"{base}/gradio_api/queue/join", json={
-        "data": ["standard", "synthped-reid", 0.5, 10**400, 2, "both", "both", False], "fn_index": fn_index,
+        "data": ["standard", "synthped-reid", 0.5, 10**400, 2, "both", "both", False, "separate"], "fn_index": fn_index,
         "session_hash": session, "event_data": None, "trigger_id": None}, timeout=HANG_GUARD_S)
     r.raise_for_status()
     with httpx.stream("GET", f"{base}/gradio_api/queue/data", params={"session_hash": session},
@@ -436,7 +436,8 @@ def test_requests_during_the_warm_up_get_checks_then_real_results(app_url: str, 
         assert CPU.running == ["the warm-up (test)"]  # refused while the step still held the CPU
         result: dict = {}
         good = threading.Thread(target=lambda: result.update(
-            answer=raw_call(app_url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False])))
+            answer=raw_call(app_url, "benchmark",
+                            ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False, "separate"])))
         good.start()
         good.join(1.0)
         assert "answer" not in result  # it waits for the CPU instead of answering with a placeholder

@@ -523,7 +523,7 @@ def attack_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _still_serving(url: str) -> None:
     from conftest import raw_call
 
-    event, out = raw_call(url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False])
+    event, out = raw_call(url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False, "separate"])
     assert event == "complete" and out[0]["data"][0][0] == "baseline", out
 
 
@@ -698,7 +698,7 @@ def test_raw_api_numbers_named(app_url: str, caplog: pytest.LogCaptureFixture) -
     from conftest import raw_call
 
     caplog.set_level("WARNING", logger="pose2id_demo")
-    bench = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False]
+    bench = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False, "separate"]
     for i, value, sentence in ((2, "abc", "η must be a number, not str 'abc'."),
                                (2, None, "η is missing: send a number."),
                                (3, "3", "k1 must be a number, not str '3'."),

@@ -27,9 +27,9 @@ from pose2id_demo.ui.common import (
 # ---------------------------------------------------------------------------------------- callbacks
 @user_errors
 def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
-              rerank: bool, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
+              rerank: bool, nfc_mode: str = "separate", progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """The Table 2 ablation on a SynthPed task (metrics in %, ID² lower is better)."""
-    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     res = get_engine().bench.benchmark(task, backbone, settings, progress=progress_fn(progress))
     s: Settings = res["settings"]
     if s.rerank:  # every row's distances are re-ranked, the baseline's too: the labels say so
@@ -45,9 +45,9 @@ def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on
 
 @user_errors
 def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k2: float, nfc_on: str,
-          ipg_on: str, rerank: bool) -> tuple:
+          ipg_on: str, rerank: bool, nfc_mode: str = "separate") -> tuple:
     """Top-10 gallery list of one query before and after centralization (green = same identity)."""
-    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     r = get_engine().bench.ranks(task, backbone, query_index, settings)
     msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
            f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
@@ -56,9 +56,9 @@ def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k
 
 @user_errors
 def per_query(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
-              rerank: bool) -> tuple:
+              rerank: bool, nfc_mode: str = "separate") -> tuple:
     """Every query's AP (%) and first-correct rank before (baseline) and after the current setting."""
-    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     res = get_engine().bench.per_query(task, backbone, settings)
     d = [r["ΔAP"] for r in res["rows"] if r["ΔAP"] == r["ΔAP"]]
     up, down = sum(x > 0 for x in d), sum(x < 0 for x in d)
@@ -73,10 +73,10 @@ def per_query(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on
 
 @user_errors
 def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
-                rerank: bool) -> tuple:
+                rerank: bool, nfc_mode: str = "separate") -> tuple:
     """When the page opens: the per-query view, and the ranked lists start on the typical query."""
-    table, fig, msg = per_query(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank)
-    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    table, fig, msg = per_query(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     res = get_engine().bench.per_query(task, backbone, settings)
     t = res["typical"]
     start = (f"Starting on query **#{t}**, typical of the measured mean change ({res['rule']})."
@@ -99,9 +99,9 @@ def _pick_query(evt: gr.SelectData) -> Any:
 
 @user_errors
 def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str, n_ids: float,
-         progress: gr.Progress = gr.Progress()) -> Any:
+         nfc_mode: str = "separate", progress: gr.Progress = gr.Progress()) -> Any:
     """t-SNE of ~10 identities before/after centralization (paper Fig. 4)."""
-    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, nfc_mode=nfc_mode)
     res = get_engine().bench.tsne(task, backbone, settings, n_ids=n_ids, progress=progress_fn(progress))
     return render.tsne_figure(res), (f"{int(n_ids)} identities, before (baseline) and after "
                                      f"({res['after_setting']}); ID² {res['id2_before']:.3f} → {res['id2_after']:.3f}.")
@@ -168,6 +168,7 @@ def build(ctx: TabContext) -> None:
                     k1 = controls.knob("k1", elem_id="k1")
                     k2 = controls.knob("k2", elem_id="k2")
                 nfc_on = controls.knob("nfc_on")
+                nfc_mode = controls.knob("nfc_mode", elem_id="nfc-mode")
                 ipg_on = controls.knob("ipg_on")
                 rerank = controls.knob("rerank", elem_id="rerank")
             with gr.Column(scale=2):
@@ -209,16 +210,17 @@ def build(ctx: TabContext) -> None:
             clean_ids = gr.Dataframe(headers=["id", "removed"], interactive=False, max_height=240,
                                      label="images removed per identity (ids with none left out)", elem_id="clean-ids")
 
-        bench_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank]
-        rank_inputs = [task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank]
-        tsne_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids]
-        controls_changed = [c.change for c in (task, backbone, nfc_on, ipg_on, rerank)] + \
+        bench_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode]
+        rank_inputs = [task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode]
+        tsne_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids, nfc_mode]
+        controls_changed = [c.change for c in (task, backbone, nfc_on, nfc_mode, ipg_on, rerank)] + \
                            [c.release for c in (eta, k1, k2)]
         common = dict(trigger_mode="always_last", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
         gr.on(controls_changed, benchmark, bench_inputs, [table, bench_msg], api_name="benchmark", **common)
         gr.on(controls_changed, per_query, bench_inputs, [pq_table, pq_plot, pq_msg], api_name="per_query", **common)
         # A new task first sets the query slider's range (its index may be past the new task's last query).
-        rank_changed = [c.change for c in (backbone, nfc_on, ipg_on, rerank)] + [c.release for c in (eta, k1, k2)]
+        rank_changed = [c.change for c in (backbone, nfc_on, nfc_mode, ipg_on, rerank)] + \
+                       [c.release for c in (eta, k1, k2)]
         gr.on(rank_changed + [query_index.release], ranks, rank_inputs,
               [r_before, r_after, rank_msg], api_name="ranks", **common)
         task.change(_query_range, [task, query_index], query_index, api_visibility="private").then(
