@@ -10,7 +10,8 @@ view direction against the target, the same against the reference's own pose ("c
 with ``synthped-reid`` and ``imagenet-mobilenetv2``, SSIM against the ground truth on its own and on the
 canonical background. The json is written after each milestone (so an interrupted call keeps what it
 scored), and the plot draws every score against training CPU-minutes with the targets as dashed lines.
-``--model NAME=DIR`` adds a finished model (e.g. the shipped one) as a reference point.
+``--model NAME=DIR[@CPU_MINUTES]`` adds a finished model (e.g. the shipped one) as a reference point, drawn at
+the CPU-minutes it was trained for.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def plot(curve: dict, path: Path) -> None:
             if k in TARGETS:
                 ax.axhline(TARGETS[k], color=color, linestyle="--", linewidth=1)
             for ref in curve.get("references", {}).values():
-                ax.plot([x[-1] if x else 0], [ref[k]], marker="*", color=color, markersize=10, linestyle="none")
+                ax.plot([ref.get("cpu_minutes", x[-1] if x else 0)], [ref[k]], marker="*", color=color,
+                        markersize=10, linestyle="none")
         ax.set_title(title)
         ax.set_xlabel("training CPU-minutes")
         ax.grid(alpha=0.3)
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=REPO / "docs" / "ipg_curve.json")
     ap.add_argument("--plot", type=Path, default=REPO / "docs" / "ipg_curve.png")
     ap.add_argument("--ref-every", type=int, default=8)
-    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR", help="a reference point")
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR[@CPU_MINUTES]",
+                    help="a reference point, drawn at its training CPU-minutes when given")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -102,20 +105,29 @@ def main(argv: list[str] | None = None) -> int:
     marks = curve.setdefault("milestones", {})
     todo = [d for d in sorted((args.run / "milestones").glob("step_*")) if d.name not in marks
             and (d / "milestone.json").exists()]
-    todo_refs = [spec.split("=", 1) for spec in args.model if spec.split("=", 1)[0] not in curve.get("references", {})]
+    refs = curve.setdefault("references", {})
+    todo_refs = []
+    for spec in args.model:
+        name, folder = spec.split("=", 1)
+        folder, _, cpu = folder.partition("@")
+        if name not in refs:
+            todo_refs.append((name, folder, cpu))
+        elif cpu:
+            refs[name]["cpu_minutes"] = float(cpu)
     if todo or todo_refs:
         ctx = build_context(args.ref_every, ["synthped-reid", "imagenet-mobilenetv2"])
         for d in todo:
             marks[d.name] = {**json.loads((d / "milestone.json").read_text()), **score_model(d, ctx)}
             logger.info("%s: %s", d.name, json.dumps(marks[d.name]))
             args.json.write_text(json.dumps(curve, indent=1))
-        for name, folder in todo_refs:
-            curve.setdefault("references", {})[name] = score_model(Path(folder), ctx)
+        for name, folder, cpu in todo_refs:
+            refs[name] = {**score_model(Path(folder), ctx), **({"cpu_minutes": float(cpu)} if cpu else {})}
             args.json.write_text(json.dumps(curve, indent=1))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(curve, indent=1))
     if marks:
         plot(curve, args.plot)
+        print(f"wrote {args.json} and {args.plot}")
     for name in sorted(marks):
         r = marks[name]
         print(f"{name}  {r['cpu_minutes']:7.1f} CPU-min  PCK {r['pck_target']:5.1f}  dir {r['direction_target']:5.1f}  "
