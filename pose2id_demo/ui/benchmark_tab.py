@@ -152,25 +152,31 @@ def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
 
 
 # ------------------------------------------------------------------------------------------- layout
+def _setting_controls(ctx: TabContext) -> tuple:
+    """The task, the backbone and the settings' controls (:func:`pose2id_demo.ui.controls.knob`), in the order
+    of the callbacks' parameters (the NFC mode last)."""
+    tasks = get_engine().bench.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
+    task = gr.Radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
+                    else "Task (SynthPed, then your --dataset folders)")
+    backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
+    eta = controls.knob("eta", elem_id="eta", info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
+    with gr.Row():
+        k1 = controls.knob("k1", elem_id="k1")
+        k2 = controls.knob("k2", elem_id="k2")
+    nfc_on = controls.knob("nfc_on")
+    nfc_mode = controls.knob("nfc_mode", elem_id="nfc-mode")
+    ipg_on = controls.knob("ipg_on")
+    rerank = controls.knob("rerank", elem_id="rerank")
+    return task, backbone, eta, k1, k2, nfc_on, nfc_mode, ipg_on, rerank
+
+
 def build(ctx: TabContext) -> None:
     """The Benchmark tab and its events; the table, the per-query view and the ranked lists (on the typical
     query) fill in when the page opens."""
     with gr.Tab("Benchmark", id="benchmark"):
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                tasks = get_engine().bench.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
-                task = gr.Radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
-                                else "Task (SynthPed, then your --dataset folders)")
-                backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
-                eta = controls.knob("eta", elem_id="eta",
-                                    info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
-                with gr.Row():
-                    k1 = controls.knob("k1", elem_id="k1")
-                    k2 = controls.knob("k2", elem_id="k2")
-                nfc_on = controls.knob("nfc_on")
-                nfc_mode = controls.knob("nfc_mode", elem_id="nfc-mode")
-                ipg_on = controls.knob("ipg_on")
-                rerank = controls.knob("rerank", elem_id="rerank")
+                task, backbone, eta, k1, k2, nfc_on, nfc_mode, ipg_on, rerank = _setting_controls(ctx)
             with gr.Column(scale=2):
                 table = gr.Dataframe(label="Ablation (Table 2): metrics in %, ID² lower = denser", headers=COLUMNS,
                                      interactive=False, elem_id="metrics-table")
