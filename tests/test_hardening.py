@@ -1,4 +1,4 @@
-"""Hardening (issue 7): bad uploads, bad feature files, out-of-range parameters, concurrency, determinism.
+"""Hardening: bad uploads, bad feature files, out-of-range parameters, concurrency, determinism.
 
 Bad inputs go through the *running app* with ``gradio_client`` (the same path a user's upload takes) and
 through the engine / CLI directly. Each must get a clear message, and the app must keep serving.
@@ -477,7 +477,7 @@ def test_crafted_pickle_checkpoints_refused(tmp_path: Path) -> None:
     assert not marker.exists(), "a pickled checkpoint was executed"
 
 
-# ------------------------------------------------------------------------------ files a request names (issue 14)
+# ------------------------------------------------------------------------------ files a request names
 NOT_UPLOADED = "Please upload an image."
 
 
@@ -579,7 +579,7 @@ def test_custom_pose_and_feature_file_open_no_server_file(app_url: str, attack_p
     _still_serving(app_url)
 
 
-# ------------------------------------------------------------------------------ bounded work per request (issue 14.2)
+# ------------------------------------------------------------------------------ bounded work per request
 def test_costly_feature_files_refused_before_work(app_url: str, tmp_path: Path) -> None:
     """A small compressed file whose arrays are huge to evaluate is priced from its headers and refused with a
     sentence saying what to do; the server keeps serving."""
@@ -656,7 +656,7 @@ def test_feature_file_with_nothing_to_evaluate(app_url: str, tmp_path: Path) -> 
     _still_serving(app_url)
 
 
-# ------------------------------------------------------------------------------ temp files (issue 14.4)
+# ------------------------------------------------------------------------------ temp files
 @pytest.mark.slow
 def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
     """With short ages (5 s, swept every second), an upload and Gradio's served copy of an export (Gradio's
@@ -691,7 +691,7 @@ def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
     assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.images_dir() / "old").exists()
 
 
-# ------------------------------------------------------------------------------ clear sentences (issue 14)
+# ------------------------------------------------------------------------------ clear sentences
 def test_raw_api_numbers_named(app_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """η "abc" / null and k1 "3" through the raw API: a sentence naming the parameter (Gradio's own slider
     answered {"error": null}); one warning line each, no traceback."""
@@ -766,7 +766,7 @@ def test_pose_json_attacks(app_url: str, tmp_path: Path) -> None:
     _still_serving(app_url)
 
 
-# ------------------------------------------------------------------------------ generation never starved (issue 14.3)
+# ------------------------------------------------------------------------------ generation never starved
 def test_generation_has_its_own_queue_and_cheap_work_is_bounded(app_url: str) -> None:
     """/generate has its own concurrency group (one at a time) that no cheap callback shares; the cheap
     benchmark callbacks run one at a time; NumPy's BLAS runs on one thread in the served process."""
