@@ -54,8 +54,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from .centralize import l2_normalize
 from ..metrics.rank import snap_to_tie_grid
+from .centralize import l2_normalize
 from .nfc import _as_features, _torch, mutual_mask, topk_neighbors
 
 __all__ = ["k_reciprocal_sets", "rerank"]
