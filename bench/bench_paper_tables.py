@@ -14,8 +14,8 @@ in for Market-1501 (η = 2), -occluded for Occluded-REID (η = 1), -infrared for
 uses k1 = k2 = 1 on Occluded-REID; every SynthPed task shares one gallery with Market-1501's per-identity
 structure, so k1 = k2 = 2 is kept for all three.  Where generated features exist, +IPG is also printed at the
 project's default η = 0.5 (:data:`pose2id_demo.ablation.DEFAULT_ETA`, the app's and the CLI's: the value that
-suits the tiny embedded generator; its η curve is in the Your-features tab).  Features are the ones the app's Benchmark tab
-uses (:meth:`pose2id_demo.engine.Engine.bench_data`:
+suits the tiny embedded generator; its η curve is in the Your-features tab).  Features are the ones the app's
+Benchmark tab uses (:meth:`pose2id_demo.engine.benchmark.BenchmarkSession.bench_data`:
 shipped float16 features when they match, generated features from ``assets/features/*-gen.npz`` only when they
 match the current image list); where a task has none, the IPG cells say so instead of a number.
 
