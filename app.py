@@ -44,7 +44,7 @@ if __name__ == "__main__":
         if not sep or not name.strip() or not root.strip():
             parser.exit(2, f"error: --dataset expects NAME=ROOT, got {spec!r}\n")
         try:
-            get_engine().add_dataset(name, root)
+            get_engine().bench.add_dataset(name, root)
         except Pose2IDError as exc:
             parser.exit(2, f"error: --dataset {spec}: {exc}\n")
     if args.ipg_weights:
@@ -56,6 +56,6 @@ if __name__ == "__main__":
 
     demo = build_demo()
     launch(demo, prevent_thread_lock=True)  # serve the page first ...
-    # ... then prepare in the background what first clicks would wait for (pose2id_demo.warmup).
+    # ... then prepare in the background what first clicks would wait for (pose2id_demo.engine.warmup).
     get_engine().warm_up(background=True)
     demo.block_thread()

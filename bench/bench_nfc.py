@@ -124,7 +124,8 @@ def main() -> None:
     for r in range(a.repeats):
         for key, _, fn in items:
             times[key].append(timed(fn))
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()) + f"; {_load()}", flush=True)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()) + f"; {_load()}",
+              flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     for key, label, _ in items:
@@ -148,7 +149,8 @@ def main() -> None:
         cmd = [sys.executable, "-m", "bench.bench_nfc", "--child", key]
         for opt in ("n", "d", "ids", "k1", "k2", "block", "seed"):
             cmd += [f"--{opt}", str(getattr(a, opt))]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent.parent)
         rss = json.loads(out.stdout.strip().splitlines()[-1])
         mem[key] = (rss["rss_peak_kib"] - rss["rss_before_kib"]) / 1024
         print(f"peak RSS above the loaded input, {key:<11}: {mem[key]:8.1f} MiB "

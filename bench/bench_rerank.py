@@ -69,7 +69,7 @@ def rerank_dense_released(q: np.ndarray, g: np.ndarray, k1: int = 20, k2: int = 
             v_qe[i] = v[rank[i, :k2]].mean(axis=0)
         v = v_qe
         del v_qe
-    del rank
+    rank = None  # the N×N argsort is not needed any more: free it before the Jaccard stage
     inv = [np.nonzero(v[:, j])[0] for j in range(n)]
     jac = np.zeros((nq, n), np.float32)
     for i in range(nq):

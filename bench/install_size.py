@@ -45,7 +45,8 @@ def main() -> None:
     venv = Path(a.venv)
     if venv.exists():
         sys.exit(f"{venv} exists; pass another --venv")
-    config = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False).stdout
+    config = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                            check=False).stdout
     print(f"pip configuration: {' | '.join(config.split()) or 'none (PyPI)'}")
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
     steps = [("requirements.txt", ["requirements.txt"])] + ([("requirements-dev.txt", ["requirements-dev.txt"])]

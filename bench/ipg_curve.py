@@ -67,7 +67,7 @@ def plot(curve: dict, path: Path) -> None:
             ax.plot(x, [r[k] for r in pts], "o-", color=color, label=k, markersize=3)
             if k in TARGETS:
                 ax.axhline(TARGETS[k], color=color, linestyle="--", linewidth=1)
-            for name, ref in curve.get("references", {}).items():
+            for ref in curve.get("references", {}).values():
                 ax.plot([ref.get("cpu_minutes", x[-1] if x else 0)], [ref[k]], marker="*", color=color,
                         markersize=10, linestyle="none")
         ax.set_title(title)

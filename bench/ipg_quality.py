@@ -72,7 +72,7 @@ def consistency_rank1(gen_feats: np.ndarray, q_pids: np.ndarray, g_feats: np.nda
 
 
 def load_line() -> str:
-    return "load %.2f %.2f %.2f" % os.getloadavg()
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def box(img: np.ndarray | PIL.Image.Image, size: tuple[int, int] = GEN_SIZE) -> np.ndarray:
@@ -151,9 +151,8 @@ def build_context(ref_every: int, backbones: list[str], estimator_dir: Path | No
     mean_full = np.mean([np.asarray(PIL.Image.open(r.path).convert("RGB")) for r in ds.train[::4]], axis=0)
     return Context(root, refs, [PIL.Image.open(r.path).convert("RGB") for r in refs], [p.keypoints for p in r_poses],
                    np.array([direction_index(p, fw) for p in r_poses]), [p["direction"] for p in index], t_poses,
-                   [p.keypoints for p in t_poses], np.array([direction_index(p, fw) for p in t_poses]), gt, gt_canonical,
-                   est, fw,
-                   gallery, bbs, mean_train, mean_full)
+                   [p.keypoints for p in t_poses], np.array([direction_index(p, fw) for p in t_poses]), gt,
+                   gt_canonical, est, fw, gallery, bbs, mean_train, mean_full)
 
 
 def pose_block(ctx: Context, images: np.ndarray) -> dict:
@@ -298,7 +297,10 @@ def baselines(ctx: Context, pipe) -> dict:
     c64, _, d64 = ctx.estimator.predict_arrays([box(i) for i in imgs])
     for i, ref in enumerate(ctx.refs):
         for k in by_pid.get(ref.pid, []):
-            pred.append(c64[k]); pd.append(int(d64[k].argmax())); rk.append(ctx.ref_kps[i]); rd.append(ctx.ref_dirs[i])
+            pred.append(c64[k])
+            pd.append(int(d64[k].argmax()))
+            rk.append(ctx.ref_kps[i])
+            rd.append(ctx.ref_dirs[i])
     s = pose_scores(np.array(pred), pd, rk, rd, (64, 128))
     real_copy = {"pck_reference": round(100 * s["pck"], 2), "direction_reference": round(100 * s["direction"], 2),
                  "n": s["n"]}
@@ -306,7 +308,8 @@ def baselines(ctx: Context, pipe) -> dict:
     own = {}
     for name, g in ctx.gallery.items():
         qp = g["q_pids"]
-        own[name] = {"all_queries": round(100 * consistency_rank1(g["q_feats"][:, None], qp, g["g_feats"], g["g_pids"]), 2)}
+        own[name] = {"all_queries": round(100 * consistency_rank1(g["q_feats"][:, None], qp, g["g_feats"], g["g_pids"]),
+                                          2)}
         sel = [list(map(str, g["q_paths"])).index(str(r.path)) for r in ctx.refs]
         own[name]["bench_references"] = round(100 * consistency_rank1(g["q_feats"][sel][:, None], qp[sel],
                                                                        g["g_feats"], g["g_pids"]), 2)
@@ -379,8 +382,9 @@ def grid(ctx: Context, on: np.ndarray, off: np.ndarray, path: Path, n: int = 4) 
         for j in range(m):
             canvas.paste(PIL.Image.fromarray(ctx.gt[i, j]), (w * (1 + j) + 6, y0))
             canvas.paste(PIL.Image.fromarray(ctx.gt_canonical[i, j]), (w * (1 + j) + 6, y0 + h))
-            canvas.paste(PIL.Image.fromarray(on[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + 2 * h))
-            canvas.paste(PIL.Image.fromarray(off[i, j]).resize((w, h), PIL.Image.BILINEAR), (w * (1 + j) + 6, y0 + 3 * h))
+            x = w * (1 + j) + 6
+            canvas.paste(PIL.Image.fromarray(on[i, j]).resize((w, h), PIL.Image.BILINEAR), (x, y0 + 2 * h))
+            canvas.paste(PIL.Image.fromarray(off[i, j]).resize((w, h), PIL.Image.BILINEAR), (x, y0 + 3 * h))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
 
@@ -556,9 +560,9 @@ def step_cost(reps: int = 3, batch: int = 16) -> dict:
     import torch
 
     from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL
+    from pose2id_demo.ipg.checkpoint import TRAINED
     from pose2id_demo.ipg.configs import build_components
     from pose2id_demo.ipg.pipeline import make_scheduler
-    from pose2id_demo.ipg.checkpoint import TRAINED
     from pose2id_demo.ipg.train import training_loss
 
     def setup(hw, pose_widths):
@@ -608,14 +612,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--no-baselines", action="store_true", help="skip the ceilings and trivial baselines")
     ap.add_argument("--probes", action="store_true", help="also the inference-time diagnosis probes")
-    ap.add_argument("--estimator", type=Path, default=None, help="keypoint-net folder (default assets/models/keypoint-net)")
+    ap.add_argument("--estimator", type=Path, default=None,
+                    help="keypoint-net folder (default assets/models/keypoint-net)")
     ap.add_argument("--json", type=Path, default=REPO / "docs" / "ipg_quality.json")
     ap.add_argument("--key", default="pose_transfer", help="key of the json the results go under")
     ap.add_argument("--grid", type=Path, default=REPO / "docs" / "ipg_grid.png")
     ap.add_argument("--no-grid", action="store_true")
     ap.add_argument("--eq9", action="store_true", help="also the older all-query identity / eq. 9 section")
     ap.add_argument("--autoencoder", type=Path, nargs="+", default=None,
-                    help="only the ceilings of these autoencoder folders (ground truth through each; key autoencoder_probes)")
+                    help="only the ceilings of these autoencoder folders (ground truth through each; "
+                         "key autoencoder_probes)")
     ap.add_argument("--step-cost", action="store_true",
                     help="only the training-step cost at 64x32 vs 128x64 output, 1 vs 2 threads (key step_cost)")
     args = ap.parse_args(argv)

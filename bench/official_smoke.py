@@ -57,7 +57,13 @@ def write_standin_release(folder: Path, seed: int = 0) -> dict[str, Any]:
     from diffusers import AutoencoderKL
 
     from pose2id_demo.ipg.configs import SD15_UNET_CONFIG
-    from pose2id_demo.ipg.official import OFFICIAL_FILES, REID_FILE, UNET_CONFIG_PATH, VAE_FOLDER, build_official_modules
+    from pose2id_demo.ipg.official import (
+        OFFICIAL_FILES,
+        REID_FILE,
+        UNET_CONFIG_PATH,
+        VAE_FOLDER,
+        build_official_modules,
+    )
     from pose2id_demo.reid.transreid import build_transreid
 
     t0 = time.perf_counter()
@@ -72,7 +78,8 @@ def write_standin_release(folder: Path, seed: int = 0) -> dict[str, Any]:
     (folder / UNET_CONFIG_PATH).write_text(json.dumps({"_class_name": "UNet2DConditionModel", **SD15_UNET_CONFIG}))
     AutoencoderKL(**SD_VAE_FT_MSE).save_pretrained(folder / VAE_FOLDER, safe_serialization=True)
     sizes = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    return {"seconds": round(time.perf_counter() - t0, 1), "bytes": sizes, "total_gb": round(sum(sizes.values()) / 1e9, 2)}
+    return {"seconds": round(time.perf_counter() - t0, 1), "bytes": sizes,
+            "total_gb": round(sum(sizes.values()) / 1e9, 2)}
 
 
 def peak_rss_gib(pid: int) -> float | None:

@@ -30,7 +30,7 @@ moving η leaves the +NFC row's cache entry valid (the engine passes its bounded
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -66,6 +66,7 @@ __all__ = [
     "identity_view",
     "k_grid",
     "m_curve",
+    "m_points",
     "metric_row",
     "per_query",
     "percent_row",
@@ -89,6 +90,8 @@ ETAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 #: (README, "Paper tables"; ``bench/bench_paper_tables.py`` prints both).  Pass the paper's η (Market 2,
 #: Occluded-REID 1, SYSU-MM01 1/4) with the official weights.
 DEFAULT_ETA = 0.5
+#: Most values of M the Table 6 curve evaluates (every M from 0 when there are at most this many).
+MAX_M_POINTS = 12
 #: k-reciprocal re-ranking parameters (Zhong et al. 2017, as the paper uses them).
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
 
@@ -101,9 +104,21 @@ class Cache(Protocol):
     def put(self, key: Any, value: Any) -> Any: ...
 
 
+def _knob(default: Any, label: str, name: str, *, choices: Sequence[Any] | None = None,
+          limits: tuple[Any, Any] | None = None, step: float | None = None) -> Any:
+    """A settings field with what a control needs to show it: its label, the short name sentences about it
+    use, and its choices or its limits and step."""
+    return field(default=default, metadata={"label": label, "name": name, "choices": choices, "limits": limits,
+                                            "step": step})
+
+
 @dataclass(frozen=True)
 class Settings:
-    """One ablation setting.
+    """One ablation setting: every parameter of the Table-2 rows, with its default (the paper's, η the app's).
+
+    The one settings object: the CLI, ``bench/`` and the app build it, the engine's sessions take it, and the
+    rows are computed from it. Each field's metadata (:meth:`knob`) gives its label, and its choices or the
+    limits a request may ask for, so that the app's controls show exactly these defaults and ranges.
 
     Attributes:
         eta: η of eq. 9.
@@ -113,34 +128,41 @@ class Settings:
             published setting) or ``joint`` (neighbours in query ∪ gallery).
         rerank: k-reciprocal re-ranking (k1=20, k2=6, λ=0.3) instead of the Euclidean distance.
         id2_variant: ``paper`` or ``official`` (:mod:`pose2id_demo.metrics.id2`).
-        nfc_index: NFC's neighbour search, ``exact`` or ``faiss`` (approximate, for 10^6 images; optional).
         id2_over: ``query+gallery`` (the tables) or ``gallery`` (the set eq. 9's generations centralize in
             ``bench/ipg_quality.py``); pid <= 0 is left out either way.
+        nfc_index: NFC's neighbour search, ``exact`` or ``faiss`` (approximate, for 10^6 images; optional).
     """
 
-    eta: float = DEFAULT_ETA
-    k1: int = 2
-    k2: int = 2
-    nfc_on: str = "both"
-    ipg_on: str = "both"
-    nfc_mode: str = "separate"
-    rerank: bool = False
-    id2_variant: str = "paper"
-    id2_over: str = "query+gallery"
-    nfc_index: str = "exact"
+    eta: float = _knob(DEFAULT_ETA, "η (eq. 9)", "η", limits=(0.0, 10.0), step=0.25)
+    k1: int = _knob(2, "k1 (NFC)", "k1", limits=(1, 20), step=1)
+    k2: int = _knob(2, "k2 (NFC)", "k2", limits=(1, 20), step=1)
+    nfc_on: str = _knob("both", "NFC on", "NFC on", choices=APPLY_CHOICES)
+    ipg_on: str = _knob("both", "IPG on", "IPG on", choices=APPLY_CHOICES)
+    nfc_mode: str = _knob("separate", "NFC neighbours (separate: within query / gallery, as published; "
+                          "joint: query ∪ gallery)", "NFC mode", choices=NFC_MODES)
+    rerank: bool = _knob(False, "k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)", "re-ranking")
+    id2_variant: str = _knob("paper", "ID² variant", "ID² variant", choices=ID2_VARIANTS)
+    id2_over: str = _knob("query+gallery", "ID² over", "ID² over", choices=("query+gallery", "gallery"))
+    nfc_index: str = _knob("exact", "NFC neighbour search", "NFC index", choices=("exact", "faiss"))
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("nfc_on", self.nfc_on, APPLY_CHOICES), ("ipg_on", self.ipg_on, APPLY_CHOICES),
-                                     ("nfc_mode", self.nfc_mode, NFC_MODES),
-                                     ("nfc_index", self.nfc_index, ("exact", "faiss")),
-                                     ("id2_variant", self.id2_variant, ID2_VARIANTS),
-                                     ("id2_over", self.id2_over, ("query+gallery", "gallery"))):
-            if value not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        for f in fields(self):
+            choices = f.metadata["choices"]
+            if choices is not None and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(self, f.name)!r}")
         if not np.isfinite(self.eta):
             raise ValueError(f"eta must be finite, got {self.eta}")
         if int(self.k1) < 0 or int(self.k2) < 0:
             raise ValueError(f"k1 and k2 must be >= 0, got {self.k1}, {self.k2}")
+
+    @classmethod
+    def knob(cls, name: str) -> dict[str, Any]:
+        """``{"default", "label", "name", "choices", "limits", "step"}`` of field ``name`` (what a control
+        shows, and the name a sentence about it uses)."""
+        f = next((f for f in fields(cls) if f.name == name), None)
+        if f is None:
+            raise KeyError(f"Settings has no field {name!r}")
+        return {"default": f.default, **f.metadata}
 
 
 # ----------------------------------------------------------------------------------------- the stages
@@ -196,13 +218,15 @@ def stage_features(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = 
     if row == "baseline":
         return fs.q, fs.g
     if row == "+NFC":
-        return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(fs.q, fs.g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
+        return _cached(cache, ("feats",) + row_key(s, row),
+                       lambda: _nfc(fs.q, fs.g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
     if row == "+IPG":
         return _cached(cache, ("feats",) + row_key(s, row), lambda: _ipg(fs, s.eta, s.ipg_on))
     if row != "+NFC+IPG":
         raise ValueError(f"row must be one of {', '.join(ROW_NAMES)}; got {row!r}")
     q, g = stage_features(fs, s, "+IPG", cache)
-    return _cached(cache, ("feats",) + row_key(s, row), lambda: _nfc(q, g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
+    return _cached(cache, ("feats",) + row_key(s, row),
+                   lambda: _nfc(q, g, s.k1, s.k2, s.nfc_on, s.nfc_mode, s.nfc_index))
 
 
 def distances(fs: FeatureSet, s: Settings, row: str, cache: Cache | None = None) -> np.ndarray:
@@ -293,33 +317,53 @@ def k_grid(fs: FeatureSet, s: Settings, ks: Sequence[int], progress: ProgressFn 
         d = distance_matrix(l2_normalize(qn), l2_normalize(gn))
         r = evaluate(d, fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
         grid[n // len(ks), n % len(ks)] = round(float(r["mAP"]) * 100.0, 2)
-        if progress is not None and (n + 1) % len(ks) == 0:
-            progress((n + 1) / len(pairs), f"k1 × k2 grid: row {(n + 1) // len(ks)}/{len(ks)}")
+        if progress is not None:  # after every pair: a caller's time limit is checked this often
+            progress((n + 1) / len(pairs), f"k1 × k2 grid: {n + 1}/{len(pairs)}")
     return {"k": ks, "map": grid, "apply": apply}
 
 
-def eta_curve(fs: FeatureSet, s: Settings, etas: Sequence[float] = ETAS) -> dict[str, Any] | None:
+def eta_curve(fs: FeatureSet, s: Settings, etas: Sequence[float] = ETAS, progress: ProgressFn | None = None
+              ) -> dict[str, Any] | None:
     """Fig. 8: mAP and Rank-1 (%) of +IPG against η (on ``s.ipg_on``, or both sets when it is off);
-    None without generated features."""
+    None without generated features. ``progress`` is called before each η."""
     apply = s.ipg_on if s.ipg_on != "none" else "both"
     if not has_generated(fs, apply):
         return None
-    rows = [percent_row(metric_row(fs, replace(s, eta=float(e), ipg_on=apply, rerank=False), "+IPG", with_id2=False))
-            for e in etas]
+    rows = []
+    for i, e in enumerate(etas):
+        if progress is not None:
+            progress(i / len(etas), f"η curve: η = {e:g} …")
+        rows.append(percent_row(metric_row(fs, replace(s, eta=float(e), ipg_on=apply, rerank=False), "+IPG",
+                                           with_id2=False)))
     return {"eta": [float(e) for e in etas], "mAP": [r["mAP"] for r in rows], "Rank-1": [r["Rank-1"] for r in rows],
             "apply": apply}
 
 
-def m_curve(fs: FeatureSet, s: Settings) -> dict[str, Any] | None:
-    """Table 6: mAP, Rank-1 (%) and ID² of +IPG at η = ``s.eta`` using the first M = 0 … M_max generated images,
-    eq. 9 on the gallery, the query and both; None unless both sets have generated features."""
+def m_points(m_max: int, n: int = MAX_M_POINTS) -> list[int]:
+    """The values of M the Table 6 curve evaluates: 0 … ``m_max`` when that is at most ``n`` values, else 0 and
+    ``n - 1`` values spread geometrically from 1 to ``m_max`` (both included), so that the work stays bounded
+    whatever M a file holds."""
+    m_max = max(0, int(m_max))
+    if m_max < n:
+        return list(range(m_max + 1))
+    return [0] + sorted({int(round(x)) for x in np.geomspace(1, m_max, n - 1)})
+
+
+def m_curve(fs: FeatureSet, s: Settings, ms: Sequence[int] | None = None, progress: ProgressFn | None = None
+            ) -> dict[str, Any] | None:
+    """Table 6: mAP, Rank-1 (%) and ID² of +IPG at η = ``s.eta`` using the first M generated images for each M
+    of ``ms`` (default :func:`m_points` of the smaller M_max), eq. 9 on the gallery, the query and both; None
+    unless both sets have generated features. ``progress`` is called before each evaluation."""
     if fs.q_gen is None or fs.g_gen is None:
         return None
-    ms = list(range(min(fs.q_gen.shape[1], fs.g_gen.shape[1]) + 1))
+    m_max = min(fs.q_gen.shape[1], fs.g_gen.shape[1])
+    ms = m_points(m_max) if ms is None else [int(m) for m in ms if 0 <= int(m) <= m_max]
     out: dict[str, Any] = {"M": ms, "eta": s.eta}
-    for apply in ("gallery", "query", "both"):
+    for a, apply in enumerate(("gallery", "query", "both")):
         rows = []
-        for m in ms:
+        for i, m in enumerate(ms):
+            if progress is not None:
+                progress((a * len(ms) + i) / (3 * len(ms)), f"M curve: IPG on {apply}, M = {m} …")
             q, g = _ipg(fs, s.eta, apply, m)
             res = evaluate(distance_matrix(q, g), fs.q_pids, fs.g_pids, fs.q_camids, fs.g_camids)
             res["setting"] = f"+IPG M={m}"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import ablation
 from .featurefile import (
@@ -55,8 +56,6 @@ class _TqdmHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            from tqdm.auto import tqdm
-
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 — logging must never raise
             self.handleError(record)
@@ -231,8 +230,6 @@ def run_eval(
     jobs = [(row, set_) for row in ablation.row_names(fs, s) for set_ in ((s, rr) if use_rerank else (s,))]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(jobs), desc="eval rows", unit="row", delay=1.0, leave=False, file=sys.stderr,
                    disable=None)  # on a terminal only: the table follows on stdout
     results = []
@@ -386,8 +383,6 @@ def _visrank(args) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from tqdm.auto import tqdm
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ap = np.array([r["AP"] for r in rows[after]])

@@ -27,6 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 
 from pose2id_demo.paths import REPO_ROOT
@@ -60,8 +61,6 @@ def publish(repo: str, root: Path = REPO_ROOT, hardware: str | None = None, offi
             private: bool = False) -> str:
     """Create the Space if needed, upload :func:`upload_plan`'s files in one commit, set the variable and the
     hardware; returns the Space's URL."""
-    from huggingface_hub import HfApi
-
     api = HfApi()
     url = api.create_repo(repo, repo_type="space", space_sdk="gradio", exist_ok=True, private=private)
     files = [p for p, _ in upload_plan(root)]

@@ -1,8 +1,8 @@
 """Static figures (matplotlib, PNG) of the ablation's pictures, for the command line: the same-identity vs
 different-identity distance histograms (:func:`pose2id_demo.ablation.distance_distributions`) and one
 identity's feature dimension around its centre (:func:`pose2id_demo.ablation.identity_view`, the paper's
-Fig. 2).  They draw the dicts those functions return and compute nothing themselves; matplotlib is imported
-when a figure is asked for (``Figure`` objects, no pyplot state)."""
+Fig. 2).  They draw the dicts those functions return and compute nothing themselves; the command line
+imports this module (and so matplotlib) only when a figure is asked for (``Figure`` objects, no pyplot state)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 __all__ = ["distance_distribution_figure", "identity_dimension_figure", "save_figure"]
 
@@ -18,8 +19,6 @@ BEFORE, AFTER = "#8d99ae", "#1d3557"
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -16,14 +16,14 @@ parsed from the names (Market-1501 layout), paths point where :func:`~pose2id_de
 renders the images. ``tests/test_shipped_features.py`` re-renders a random sample of images and checks the
 shipped rows against a fresh extraction (within float16 rounding).
 
-Rebuild (renders SynthPed into the cache if needed, then extracts; a few CPU-minutes)::
+This module only reads the files; :mod:`pose2id_demo.reid.build_shipped` writes them (renders SynthPed into
+the cache if needed, then extracts; a few CPU-minutes)::
 
-    python -m pose2id_demo.shipped_features [--backbone synthped-reid --backbone imagenet-mobilenetv2]
+    python -m pose2id_demo.reid.build_shipped [--backbone synthped-reid --backbone imagenet-mobilenetv2]
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from pose2id_demo.data.market import Record, parse_name
+from pose2id_demo.data.synthped import TASKS, VERSION, plan
 from pose2id_demo.paths import ASSETS, MODELS_DIR, cache_dir
 
 log = logging.getLogger(__name__)
@@ -76,17 +78,14 @@ def weights_id(backbone: str) -> str | None:
 def expected_names(seed: int = 0) -> dict[str, list[str]]:
     """The file names of the train, query and gallery splits, in the reader's order (from the plan alone;
     junk crops, pid −1, are dropped as the reader drops them)."""
-    from pose2id_demo.data.synthped import plan
-
     items = plan(seed)
     return {"train": sorted(i.filename for i in items if i.split == "train"),
             "query": sorted(i.filename for i in items if i.split == "query"),
             "gallery": sorted(i.filename for i in items if i.folder == "bounding_box_test" and i.pid != -1)}
 
 
-def _meta(backbone: str, seed: int = 0) -> dict[str, Any]:
-    from pose2id_demo.data.synthped import VERSION
-
+def meta(backbone: str, seed: int = 0) -> dict[str, Any]:
+    """What a shipped file must record to be used here: SynthPed version and seed, backbone, ``weights_id``."""
     return {"synthped_version": VERSION, "seed": seed, "backbone": backbone, "weights_id": weights_id(backbone)}
 
 
@@ -96,27 +95,25 @@ def _load(backbone: str) -> dict[str, Any] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
+            recorded = json.loads(str(z["meta"]))
             arrays = {k: np.asarray(z[k]) for k in z.files if k != "meta"}
     except (OSError, ValueError, KeyError) as exc:
         log.warning("ignoring shipped features %s: %s", path.name, exc)
         return None
-    want = _meta(backbone)
-    if any(meta.get(k) != want[k] for k in ("synthped_version", "seed", "weights_id")):
+    want = meta(backbone)
+    if any(recorded.get(k) != want[k] for k in ("synthped_version", "seed", "weights_id")):
         log.info("shipped features %s are for %s, this installation has %s: extracting instead", path.name,
-                 {k: meta.get(k) for k in want}, want)
+                 {k: recorded.get(k) for k in want}, want)
         return None
     names = expected_names(want["seed"])
     ok = [str(s) for s in arrays.get("g_names", [])] == names["gallery"]
     ok = ok and [str(s) for s in arrays.get("train_names", [])] == names["train"]
-    from pose2id_demo.data.synthped import TASKS
-
     for task in TASKS:
         ok = ok and [str(s) for s in arrays.get(f"{task}_q_names", [])] == names["query"]
     if not ok:
         log.warning("shipped features %s do not list this SynthPed's images: extracting instead", path.name)
         return None
-    return {"meta": meta, **arrays}
+    return {"meta": recorded, **arrays}
 
 
 def _shipped(backbone: str) -> dict[str, Any] | None:
@@ -126,9 +123,13 @@ def _shipped(backbone: str) -> dict[str, Any] | None:
         return _loaded[backbone]
 
 
-def _ids(names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from pose2id_demo.data.market import parse_name
+def forget(backbone: str) -> None:
+    """Drop the loaded copy of ``backbone``'s file (after it was rewritten)."""
+    with _lock:
+        _loaded.pop(backbone, None)
 
+
+def _ids(names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     parsed = [parse_name(str(n)) for n in names]
     return (np.array([p[0] for p in parsed], np.int64), np.array([p[1] for p in parsed], np.int64))
 
@@ -151,8 +152,6 @@ def dataset_features(backbone: str, task: str) -> dict[str, np.ndarray] | None:
 
 def train_features(backbone: str, task: str = "standard") -> tuple[list[Any], np.ndarray] | None:
     """Records (:class:`pose2id_demo.data.market.Record`) and raw features of the train split, or None."""
-    from pose2id_demo.data.market import Record
-
     z = _shipped(backbone)
     if z is None or "train_feats" not in z:
         return None
@@ -160,40 +159,3 @@ def train_features(backbone: str, task: str = "standard") -> tuple[list[Any], np
     pids, camids = _ids(z["train_names"])
     recs = [Record(str(root / str(n)), int(p), int(c)) for n, p, c in zip(z["train_names"], pids, camids)]
     return recs, z["train_feats"].astype(np.float32)
-
-
-def build(backbone: str, out: Path | None = None) -> Path:
-    """Extract (through the disk feature cache) and write the shipped file of ``backbone``."""
-    from pose2id_demo.data import load_market
-    from pose2id_demo.data.synthped import TASKS, ensure_benchmark
-    from pose2id_demo.reid.features import features_for_paths
-
-    arrays: dict[str, np.ndarray] = {}
-    for task in TASKS:
-        ds = load_market(ensure_benchmark(task, progress=True))
-        arrays[f"{task}_q_feats"] = features_for_paths(backbone, [r.path for r in ds.query]).astype(np.float16)
-        arrays[f"{task}_q_names"] = np.array([Path(r.path).name for r in ds.query])
-        if task == TASKS[0]:
-            for key, recs in (("g", ds.gallery), ("train", ds.train)):
-                arrays[f"{key}_feats"] = features_for_paths(backbone, [r.path for r in recs]).astype(np.float16)
-                arrays[f"{key}_names"] = np.array([Path(r.path).name for r in recs])
-    path = out or shipped_path(backbone)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, meta=np.array(json.dumps(_meta(backbone))), **arrays)
-    with _lock:
-        _loaded.pop(backbone, None)
-    return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Rebuild assets/features/synthped-<backbone>.npz (float16 features)")
-    ap.add_argument("--backbone", action="append", help=f"default: {', '.join(SHIPPED_BACKBONES)}")
-    args = ap.parse_args(argv)
-    for bb in args.backbone or SHIPPED_BACKBONES:
-        path = build(bb)
-        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

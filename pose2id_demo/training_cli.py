@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 
 def parse_small_training(description: str, argv: Sequence[str] | None, *, minutes: float, steps: int,
@@ -22,8 +23,6 @@ def parse_small_training(description: str, argv: Sequence[str] | None, *, minute
     Returns:
         ``(args, rng)``: the flags and a numpy generator seeded with ``--seed``.
     """
-    import torch
-
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data", required=True, help=data_help)
     ap.add_argument("--out", required=True, type=Path)

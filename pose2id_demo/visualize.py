@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pose2id_demo import lazy
+
 __all__ = ["tsne_2d"]
 
 
@@ -13,9 +15,7 @@ def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     Returns:
         (n, 2) float32; zeros for fewer than 3 points (t-SNE needs perplexity < n).
     """
-    from sklearn.decomposition import PCA  # scikit-learn is imported only when a picture is asked for
-    from sklearn.manifold import TSNE
-
+    PCA, TSNE = lazy.load("sklearn.decomposition").PCA, lazy.load("sklearn.manifold").TSNE
     x = np.asarray(x, np.float32)
     n = len(x)
     if n < 3:

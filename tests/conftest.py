@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -48,3 +48,18 @@ def raw_call(url: str, api_name: str, data: list, timeout: float = 600) -> tuple
                     return "error", payload.get("error") if isinstance(payload, dict) else payload
                 return "complete", payload
     raise AssertionError(f"/{api_name} ended without an answer")
+
+
+def upload(url: str, path, name: str | None = None) -> str:
+    """Upload ``path`` the way the page does (as ``name``, default its own); the server path Gradio gives it."""
+    import httpx
+
+    with open(path, "rb") as f:
+        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (name or path.name, f)}, timeout=600)
+    r.raise_for_status()
+    return r.json()[0]
+
+
+def file_data(path: str, meta: bool = True) -> dict:
+    """A raw Gradio file payload naming ``path`` (with ``"meta"`` as gradio_client sends it, or without)."""
+    return {"path": str(path), "meta": {"_type": "gradio.FileData"}} if meta else {"path": str(path)}

@@ -45,7 +45,7 @@ def probe(path: str) -> dict:
     with contextlib.redirect_stdout(text):
         assert main(["eval", path, "--rerank"]) == 0
     out["cli"] = text.getvalue()
-    res = Engine(device="cpu").evaluate_features(path, k1=2, k2=2, eta=ablation.DEFAULT_ETA)
+    res = Engine(device="cpu").evaluate_features(path, ablation.Settings(k1=2, k2=2, eta=ablation.DEFAULT_ETA))
     out["app"] = {k: res[k] for k in ("rows", "grid", "eta_curve", "m_curve") if k in res}
     fs = FeatureSet.from_arrays(data)
     s = ablation.Settings()

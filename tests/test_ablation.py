@@ -36,7 +36,8 @@ def test_id2_official_variant_matches_its_description() -> None:
     for n, n_ids, d in [(40, 6, 8), (7, 1, 3), (25, 25, 4)]:
         feats = rng.standard_normal((n, d)) * rng.uniform(0.5, 4, (n, 1))
         pids = rng.integers(1, 1 + n_ids, n)
-        assert id2(feats, pids, variant="official") == pytest.approx(official_loop(feats, pids), abs=1e-6)  # float32 rows
+        # float32 rows
+        assert id2(feats, pids, variant="official") == pytest.approx(official_loop(feats, pids), abs=1e-6)
     with pytest.raises(ValueError):
         id2(f, np.array([1, 1]), variant="unofficial")
 
@@ -68,10 +69,10 @@ def test_cli_equals_app_equals_bench_with_distractors_and_junk(tmp_path, capsys)
     # the app: the Your-features tab, and the Benchmark tab on the same features
     eng = Engine(device="cpu")
     eng.backbones = lambda: ["toy"]  # type: ignore[method-assign]
-    app = {r["setting"]: r for r in eng.evaluate_features(str(path), **kw)["rows"]}
+    app = {r["setting"]: r for r in eng.evaluate_features(str(path), ablation.Settings(**kw))["rows"]}
     fs = FeatureSet.from_arrays(arrays)
     eng._store[("bench", "standard", "toy")] = BenchData(**fs.__dict__)
-    tab = {r["setting"]: r for r in eng.benchmark("standard", "toy", **kw)["rows"]}
+    tab = {r["setting"]: r for r in eng.bench.benchmark("standard", "toy", ablation.Settings(**kw))["rows"]}
     # bench/bench_backbones.py (baseline and NFC rows)
     bench = {r["setting"]: r for r in measure(arrays, 2, 2)}
     assert list(cli) == list(app) == list(tab) == list(printed) == list(ablation.ROW_NAMES)
@@ -92,7 +93,7 @@ def test_cli_equals_app_equals_bench_with_distractors_and_junk(tmp_path, capsys)
     # the official variant through the CLI flag and the engine parameter
     off = {r["setting"]: r for r in run_eval(load_feature_npz(path), **kw, id2_variant="official")}
     assert off["baseline"]["ID2"] == pytest.approx(official_loop(np.concatenate([fs.q, fs.g])[keep], pids[keep]))
-    res = eng.benchmark("standard", "toy", **kw, id2_variant="official")
+    res = eng.bench.benchmark("standard", "toy", ablation.Settings(**kw, id2_variant="official"))
     assert res["rows"][0]["ID²"] == round(off["baseline"]["ID2"], 4) and res["id2_variant"] == "official"
 
 

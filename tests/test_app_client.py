@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from pose2id_demo.ablation import Settings
 from pose2id_demo.engine import get_engine, shipped_assets
 from pose2id_demo.ui import render
 from pose2id_demo.ui.app import EXAMPLES_DIR
@@ -56,6 +57,23 @@ def test_benchmark_and_new_slider_setting(client: Client) -> None:
     assert rows[ROWS[-1]]["ID²"] < rows["baseline"]["ID²"]
 
 
+@pytest.mark.slow
+def test_benchmark_nfc_mode_separate_and_joint(client: Client) -> None:
+    """The published separate NFC and the joint one, chosen in the Benchmark tab: the table is the ablation's at
+    that mode (only the NFC rows change), and the default stays the published separate mode."""
+    tables = {mode: table_rows(client.predict(*BENCH, 0.5, 2, 2, "both", "both", False, mode, api_name="/benchmark")[0])
+              for mode in ("separate", "joint")}
+    default = table_rows(client.predict(*BENCH, 0.5, 2, 2, "both", "both", False, api_name="/benchmark")[0])
+    assert default == tables["separate"]
+    for mode, rows in tables.items():
+        ref = get_engine().bench.benchmark(*BENCH, Settings(nfc_mode=mode))
+        assert rows == {r["setting"]: r for r in ref["rows"]}, mode
+    sep, joint = tables["separate"], tables["joint"]
+    assert sep["baseline"] == joint["baseline"] and sep["+NFC"] != joint["+NFC"]
+    if "+IPG" in sep:
+        assert sep["+IPG"] == joint["+IPG"] and sep["+NFC+IPG"] != joint["+NFC+IPG"]
+
+
 def test_api_refuses_out_of_range_parameters(client: Client) -> None:
     # Gradio's slider/radio validation answers first; the engine re-checks (see test_hardening.py).
     for args, frag in (((*BENCH, 1.0, -3, 2, "both", "both", False), "less than minimum value 1"),
@@ -74,7 +92,7 @@ def test_api_refuses_out_of_range_parameters(client: Client) -> None:
 def test_ranks_and_tsne(client: Client) -> None:
     before, after, msg = client.predict(*BENCH, 5, 1.0, 2, 2, "both", "both", False, api_name="/ranks")
     assert "correct in the top-10" in msg
-    ref = get_engine().ranks(*BENCH, query_index=5, eta=1.0, k1=2, k2=2)
+    ref = get_engine().bench.ranks(*BENCH, query_index=5, settings=Settings(eta=1.0, k1=2, k2=2))
     for path, which in ((before, "before"), (after, "after")):
         strip = np.asarray(Image.open(path).convert("RGB"))
         for i, r in enumerate(ref[which], 1):  # the border colour of each tile is its match flag
@@ -87,7 +105,7 @@ def test_ranks_and_tsne(client: Client) -> None:
 @pytest.mark.slow
 def test_per_query_view(client: Client) -> None:
     table, fig, msg = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/per_query")
-    ref = get_engine().per_query(*BENCH, eta=1.0, k1=2, k2=2)
+    ref = get_engine().bench.per_query(*BENCH, settings=Settings(eta=1.0, k1=2, k2=2))
     assert table["headers"] == render.PER_QUERY_COLUMNS and len(table["data"]) == len(ref["rows"])
     for row, r in zip(table["data"], ref["rows"]):
         assert row[0] == r["query"] and row[5:] == [r["rank before"], r["rank after"]]

@@ -1,6 +1,6 @@
 """End-to-end in a real headless Chromium (Debian's ``chromium``; Playwright from PyPI drives it, never
-downloads a browser): every tab, the per-query view and the typical start query, and each rough edge of
-issue 15 checked gone by layout (bounding boxes, visibility, text).
+downloads a browser): every tab, the per-query view and the typical start query, and the layout checked by
+bounding boxes, visibility and text.
 
 Screenshots go to ``$POSE2ID_SCREENSHOTS`` (e.g. ``docs``: the README's ``screenshot.png`` and
 ``screenshot-benchmark.png``) or the test's tmp folder.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -175,7 +175,7 @@ def test_benchmark_tab(page, out: Path) -> None:
     open_tab(page, "Benchmark")
     cell(page, "#metrics-table", "+NFC").wait_for()
     # The page starts on the typical query and says which rule picked it.
-    pq = get_engine().per_query("standard", "synthped-reid")
+    pq = get_engine().bench.per_query('standard', 'synthped-reid')
     t = pq["typical"]
     page.get_by_text("typical of the measured mean change").wait_for()
     assert pq["rule"] in page.locator("#start-msg").inner_text()

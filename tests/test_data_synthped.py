@@ -161,7 +161,7 @@ def test_train_split_is_the_v3_plan():
         cams = rng.choice(np.arange(1, 7), size=int(rng.integers(3, 6)), replace=False)
         want = [int(cams[k % len(cams)] if k < len(cams) else rng.choice(cams)) for k in range(12)]
         assert [i.camid for i in train if i.pid == pid] == want
-    assert train[0].filename == "0001_c%ds1_000001_00.jpg" % train[0].camid
+    assert train[0].filename == f"0001_c{train[0].camid}s1_000001_00.jpg"
 
 
 def test_stats_match_a_count_of_the_files(rendered, capsys):

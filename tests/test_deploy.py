@@ -25,7 +25,8 @@ def test_the_space_gets_the_app_and_its_assets_and_nothing_else():
 
 def test_patterns_on_a_folder_without_git(tmp_path):
     for rel in ("app.py", "README.md", "pose2id_demo/x.py", "pose2id_demo/ui/examples/1.jpg",
-                "pose2id_demo/__pycache__/x.cpython-311.pyc", "assets/models/m.safetensors", "training/run/w.safetensors",
+                "pose2id_demo/__pycache__/x.cpython-311.pyc", "assets/models/m.safetensors",
+                "training/run/w.safetensors",
                 "tests/data/f.npz", "bench/b.py", "docs/ipg_grid.png", "docs/screenshot.png"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x" * 10)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tieaware import assert_ranking_equivalent
 
+from pose2id_demo.ablation import Settings
 from pose2id_demo.centralization import centralize, nfc_sets
-from pose2id_demo.engine import _LRU, BenchData, Engine, Pose2IDError, tsne_2d
+from pose2id_demo.engine import BenchData, Engine, Pose2IDError, tsne_2d
+from pose2id_demo.engine.cache import LRU as _LRU
 from pose2id_demo.metrics import distance_matrix, evaluate, id2
 from pose2id_demo.ui import render
-from tieaware import assert_ranking_equivalent
 
 
 def _l2n(x: np.ndarray) -> np.ndarray:
@@ -54,7 +56,7 @@ def _ref_row(data: BenchData, q: np.ndarray, g: np.ndarray) -> dict:
 
 def test_benchmark_rows_match_direct_computation(eng: Engine) -> None:
     data = eng._store[("bench", "standard", "toy")]
-    res = eng.benchmark("standard", "toy", eta=1.5, k1=3, k2=2, nfc_on="both", ipg_on="query")
+    res = eng.bench.benchmark('standard', 'toy', settings=Settings(eta=1.5, k1=3, k2=2, nfc_on='both', ipg_on='query'))
     rows = {r["setting"]: r for r in res["rows"]}
     assert list(rows) == ["baseline", "+NFC", "+IPG", "+NFC+IPG"]
     qn, gn = nfc_sets(data.q, data.g, 3, 2, mode="separate", apply_to="both")
@@ -71,24 +73,25 @@ def test_benchmark_rows_match_direct_computation(eng: Engine) -> None:
 
 
 def test_benchmark_settings_move_only_their_rows_and_cache(eng: Engine) -> None:
-    a = eng.benchmark("standard", "toy", eta=1.0, k1=2, k2=2)
-    b = eng.benchmark("standard", "toy", eta=1.0, k1=5, k2=4)
+    a = eng.bench.benchmark('standard', 'toy', settings=Settings(eta=1.0, k1=2, k2=2))
+    b = eng.bench.benchmark('standard', 'toy', settings=Settings(eta=1.0, k1=5, k2=4))
     ra, rb = ({r["setting"]: r for r in x["rows"]} for x in (a, b))
     assert ra["baseline"] == rb["baseline"] and ra["+IPG"] == rb["+IPG"]
     assert ra["+NFC"] != rb["+NFC"]
-    c = eng.benchmark("standard", "toy", eta=1.0, k1=2, k2=2)
+    c = eng.bench.benchmark('standard', 'toy', settings=Settings(eta=1.0, k1=2, k2=2))
     assert c["rows"] == a["rows"]
-    off = eng.benchmark("standard", "toy", nfc_on="none", ipg_on="none")
+    off = eng.bench.benchmark('standard', 'toy', settings=Settings(nfc_on='none', ipg_on='none'))
     assert [r["setting"] for r in off["rows"]] == ["baseline"] and len(off["notes"]) == 2
 
 
 def test_benchmark_rerank_and_missing_generated(eng: Engine) -> None:
-    rr = eng.benchmark("standard", "toy", rerank=True, nfc_on="none", ipg_on="none")
-    assert rr["rows"][0]["mAP"] != eng.benchmark("standard", "toy", nfc_on="none", ipg_on="none")["rows"][0]["mAP"]
+    rr = eng.bench.benchmark('standard', 'toy', settings=Settings(rerank=True, nfc_on='none', ipg_on='none'))
+    plain = eng.bench.benchmark("standard", "toy", settings=Settings(nfc_on="none", ipg_on="none"))
+    assert rr["rows"][0]["mAP"] != plain["rows"][0]["mAP"]
     data = eng._store[("bench", "standard", "toy")]
     eng._store[("bench", "occluded", "toy")] = BenchData(**{**data.__dict__, "q_gen": None, "g_gen": None,
                                                            "gen_note": "no generated features here"})
-    res = eng.benchmark("occluded", "toy")
+    res = eng.bench.benchmark('occluded', 'toy')
     assert [r["setting"] for r in res["rows"]] == ["baseline", "+NFC"]
     assert "no generated features here" in res["notes"]
 
@@ -96,7 +99,7 @@ def test_benchmark_rerank_and_missing_generated(eng: Engine) -> None:
 def test_ranks_brute_force(eng: Engine) -> None:
     data = eng._store[("bench", "standard", "toy")]
     qi = 7
-    r = eng.ranks("standard", "toy", query_index=qi, nfc_on="none", ipg_on="none")
+    r = eng.bench.ranks('standard', 'toy', query_index=qi, settings=Settings(nfc_on='none', ipg_on='none'))
     dists = []
     for j in range(len(data.g)):  # brute-force reference, one gallery item at a time
         if data.g_pids[j] == data.q_pids[qi] and data.g_camids[j] == data.q_camids[qi]:
@@ -110,12 +113,12 @@ def test_ranks_brute_force(eng: Engine) -> None:
     assert [x["match"] for x in r["before"]] == [bool(data.g_pids[j] == data.q_pids[qi]) for j in got]
     assert r["after_setting"] == "+NFC" and len(r["after"]) == 10
     with pytest.raises(Pose2IDError, match="query index"):
-        eng.ranks("standard", "toy", query_index=len(data.q))
+        eng.bench.ranks('standard', 'toy', query_index=len(data.q))
 
 
 def test_ranks_with_generations_improves_with_identity_centre(eng: Engine) -> None:
     data = eng._store[("bench", "standard", "toy")]
-    qi = int(np.argmin([render.hits({"before": eng.ranks("standard", "toy", query_index=i)["before"]}, "before")
+    qi = int(np.argmin([render.hits({"before": eng.bench.ranks('standard', 'toy', query_index=i)["before"]}, "before")
                         for i in range(20)]))
     gen = _l2n(data.q_gen[qi])
     r = eng.ranks_with_generations(qi, gen, eta=4.0, backbone="toy")
@@ -126,11 +129,11 @@ def test_ranks_with_generations_improves_with_identity_centre(eng: Engine) -> No
 
 @pytest.mark.slow
 def test_tsne_deterministic_and_clamped(eng: Engine) -> None:
-    a = eng.tsne("standard", "toy", n_ids=5)
+    a = eng.bench.tsne('standard', 'toy', n_ids=5)
     e2 = Engine(device="cpu")
     e2.backbones = lambda: ["toy"]  # type: ignore[method-assign]
     e2._store[("bench", "standard", "toy")] = toy_data()
-    b = e2.tsne("standard", "toy", n_ids=5)
+    b = e2.bench.tsne('standard', 'toy', n_ids=5)
     assert a["before"].shape == (5 * 8, 2) and np.array_equal(a["before"], b["before"])
     assert a["id2_after"] < a["id2_before"]
     assert tsne_2d(np.random.default_rng(0).normal(size=(4, 600))).shape == (4, 2)  # perplexity < n
@@ -142,7 +145,7 @@ def test_evaluate_loaded_curves_consistent(eng: Engine) -> None:
     data = toy_data(seed=1, n_ids=15)
     fs = SimpleNamespace(q_feats=data.q, g_feats=data.g, q_pids=data.q_pids, g_pids=data.g_pids,
                          q_camids=data.q_camids, g_camids=data.g_camids, q_gen=data.q_gen, g_gen=data.g_gen)
-    res = eng._evaluate_loaded(fs, 2, 2, 1.0, "both", "both", 3, lambda f, d: None)
+    res = eng._evaluate_loaded(fs, Settings(k1=2, k2=2, eta=1.0), 3, lambda f, d: None)
     base = res["rows"][0]["mAP"]
     assert res["grid"]["map"].shape == (3, 3)
     qn, gn = nfc_sets(data.q, data.g, 3, 1, mode="separate", apply_to="both")
@@ -189,8 +192,8 @@ def test_new_slider_setting_at_realistic_size() -> None:
     e = Engine(device="cpu")
     e.backbones = lambda: ["toy"]  # type: ignore[method-assign]
     e._store[("bench", "standard", "toy")] = toy_data(n_ids=100, nq=2, ng=7, d=512)
-    a = {r["setting"]: r for r in e.benchmark("standard", "toy", k1=2)["rows"]}
-    b = {r["setting"]: r for r in e.benchmark("standard", "toy", k1=3, eta=1.25)["rows"]}
+    a = {r["setting"]: r for r in e.bench.benchmark('standard', 'toy', settings=Settings(k1=2))["rows"]}
+    b = {r["setting"]: r for r in e.bench.benchmark('standard', 'toy', settings=Settings(k1=3, eta=1.25))["rows"]}
     assert a["baseline"] == b["baseline"]
     assert a["+NFC"] != b["+NFC"] and a["+IPG"] != b["+IPG"]
 
@@ -216,7 +219,8 @@ def test_ranked_strip_borders(tmp_path) -> None:
 
 
 def test_shipped_examples_are_benchmark_queries() -> None:
-    """The Generate tab's examples are byte-identical SynthPed queries (else: python -m pose2id_demo.ui.make_examples)."""
+    """The Generate tab's examples are byte-identical SynthPed queries (else: python -m
+    pose2id_demo.ui.make_examples)."""
     from PIL import Image
 
     from pose2id_demo.data import load_market
@@ -228,7 +232,8 @@ def test_shipped_examples_are_benchmark_queries() -> None:
     examples = sorted(EXAMPLES_DIR.glob("*.jpg"))
     assert len(examples) >= 6
     for ex in examples:
-        assert image_digest(load_image(ex)) in queries, f"{ex.name} is stale: run python -m pose2id_demo.ui.make_examples"
+        assert image_digest(load_image(ex)) in queries, \
+            f"{ex.name} is stale: run python -m pose2id_demo.ui.make_examples"
 
 
 def test_identity_density_ignores_distractors_and_junk() -> None:
@@ -284,7 +289,7 @@ def test_per_query_table_and_typical_query(eng: Engine) -> None:
     from pose2id_demo import ablation
 
     data = eng._store[("bench", "standard", "toy")]
-    res = eng.per_query("standard", "toy", eta=1.0, k1=2, k2=2)
+    res = eng.bench.per_query('standard', 'toy', settings=Settings(eta=1.0, k1=2, k2=2))
     assert res["after_setting"] == "+NFC+IPG" and len(res["rows"]) == len(data.q)
     pq = ablation.per_query(data, ablation.Settings(eta=1.0, k1=2, k2=2))
     assert [r["AP after"] for r in res["rows"]] == pytest.approx(list(pq["ap_after"]), nan_ok=True)
@@ -293,9 +298,10 @@ def test_per_query_table_and_typical_query(eng: Engine) -> None:
     t = res["typical"]
     assert abs(delta[t] - res["mean_delta_ap"]) == pytest.approx(np.nanmin(np.abs(delta - np.nanmean(delta))), abs=0.02)
     # the benchmark table's mAP is the mean of the per-query APs
-    rows = {r["setting"]: r for r in eng.benchmark("standard", "toy", eta=1.0)["rows"]}
+    rows = {r["setting"]: r for r in eng.bench.benchmark('standard', 'toy', settings=Settings(eta=1.0))["rows"]}
     assert np.nanmean([r["AP before"] for r in res["rows"]]) == pytest.approx(rows["baseline"]["mAP"], abs=0.01)
-    assert eng.per_query("standard", "toy", eta=1.0, k1=2, k2=2) is res  # cached by its settings
+    # cached by its settings
+    assert eng.bench.per_query("standard", "toy", settings=Settings(eta=1.0, k1=2, k2=2)) is res
 
 
 @pytest.mark.slow
@@ -307,7 +313,7 @@ def test_ranked_lists_on_a_fresh_cache_render_the_images(tmp_path, monkeypatch) 
 
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path))
     eng = Engine()
-    r = eng.ranks("standard", "synthped-reid", query_index=3)
+    r = eng.bench.ranks('standard', 'synthped-reid', query_index=3)
     paths = [r["query"]["path"]] + [x["path"] for x in r["before"] + r["after"]]
     assert all(Path(p).is_relative_to(tmp_path) for p in paths)
     for p in paths:
@@ -315,4 +321,4 @@ def test_ranked_lists_on_a_fresh_cache_render_the_images(tmp_path, monkeypatch) 
             assert im.size == (64, 128)
     # A benchmark query image, uploaded, is recognised as that query.
     with Image.open(r["query"]["path"]) as im:
-        assert eng.benchmark_query_index(im.convert("RGB"), "standard", "synthped-reid") == 3
+        assert eng.bench.benchmark_query_index(im.convert('RGB'), 'standard', 'synthped-reid') == 3

@@ -5,12 +5,13 @@ official inference's 12580."""
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
-from huggingface_hub import constants as hub_constants
 from hub_cache import release_file, write_hub_cache
+from huggingface_hub import constants as hub_constants
 
 import pose2id_demo.ipg.official as official
 from pose2id_demo.engine import Engine, Pose2IDError
@@ -136,3 +137,92 @@ def test_the_seed_box_defaults_to_12580_and_says_why_with_the_official_weights(m
     monkeypatch.setattr(models, "default_seed", official.OFFICIAL_SEED)
     box = seed_box()
     assert box.value == 12580 and "12580: the official inference's seed" in box.info
+
+
+class _SlowHandle:
+    """A release whose download runs until ``gate`` opens (or fails once with ``fail``), 250 of 1,000 bytes in."""
+
+    def __init__(self, gate, fail: str = "") -> None:
+        from pose2id_demo.ipg import hub
+
+        self.gate, self.fail, self.fetches, self.download_bytes = gate, fail, 0, 1000
+        self.progress, self.release = hub.DownloadProgress(), None
+
+    def fetch(self):  # like the real handle, the files once fetched are kept
+        from pose2id_demo.ipg import hub
+
+        if self.release is not None:
+            return self.release
+        self.fetches += 1
+        self.progress.start(1000)
+        self.progress.add(250)
+        assert self.gate.wait(60)
+        if self.fail:
+            self.fail, error = "", self.fail
+            self.progress.finish(error)
+            raise hub.HubError(error)
+        self.progress.add(750)
+        self.progress.finish()
+        self.release = types.SimpleNamespace(source="hub:yuanc3/Pose2ID@test")
+        return self.release
+
+
+def test_a_generation_waits_for_the_download_saying_so_without_holding_the_cpu(monkeypatch):
+    """A generation asked while the official weights download: its input is checked first, then it waits for the
+    one shared download (its progress says how far it is) holding no CPU slot, then generates; a failed download
+    is one sentence, and the next request starts it again."""
+    import threading
+
+    from pose2id_demo.engine.scheduler import CPU
+
+    gate = threading.Event()
+    handle = _SlowHandle(gate, fail="IFR.pth of yuanc3/Pose2ID could not be downloaded (timeout); run again to resume.")
+    monkeypatch.setattr(official, "open_release", lambda source, need_reid=True: handle)
+    monkeypatch.setattr(official, "load_official", lambda release, device="cpu", reid=None, **kw: _StopPipe())
+    eng = Engine(device="cpu")
+    eng.use_official_ipg("hub", "collections:OrderedDict")
+    assert eng.generator_download_pending
+    image = np.full((128, 64, 3), 90, np.uint8)
+    with pytest.raises(Pose2IDError, match="steps"):  # checked before any waiting
+        eng.generate(image, steps=0)
+
+    said: list[str] = []
+    outcome: dict = {}
+
+    def catch(name, fn) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001
+            outcome[name] = exc
+
+    first = threading.Thread(target=catch, args=("generate", lambda: eng.generate(
+        image, use_ifr="on", steps=1, progress=lambda f, d: said.append(d))))
+    second = threading.Thread(target=catch, args=("warm-up", eng.fetch_generator))
+    first.start()
+    second.start()
+    deadline = 60
+    while "Waiting for the generator: downloading the official Pose2ID weights: 250 B of 1.0 kB (25 %) …" not in said:
+        assert deadline > 0, said
+        deadline -= 0.1
+        first.join(0.1)
+    assert "a generation" not in CPU.running  # waiting for the network, not on a CPU slot
+    gate.set()
+    first.join(60)
+    second.join(60)
+    for name in ("generate", "warm-up"):
+        assert isinstance(outcome[name], Pose2IDError) and str(outcome[name]) == (
+            "The official Pose2ID weights are not usable: IFR.pth of yuanc3/Pose2ID could not be downloaded "
+            "(timeout); run again to resume.")
+    assert handle.fetches == 1  # two waiters, one download
+    with pytest.raises(_Stop):  # the next request downloads again, loads the weights and generates
+        eng.generate(image, use_ifr="on", steps=1)
+    assert handle.fetches == 2 and not eng.generator_download_pending
+
+
+class _Stop(Exception):
+    pass
+
+
+class _StopPipe(_Pipe):
+    def __call__(self, **kw):
+        raise _Stop  # reached the generation itself

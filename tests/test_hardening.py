@@ -1,4 +1,4 @@
-"""Hardening (issue 7): bad uploads, bad feature files, out-of-range parameters, concurrency, determinism.
+"""Hardening: bad uploads, bad feature files, out-of-range parameters, concurrency, determinism.
 
 Bad inputs go through the *running app* with ``gradio_client`` (the same path a user's upload takes) and
 through the engine / CLI directly. Each must get a clear message, and the app must keep serving.
@@ -12,19 +12,23 @@ import os
 import subprocess
 import sys
 import threading
+import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from pose2id_demo.ablation import Settings
 from pose2id_demo.engine import (
     MAX_IMAGE_PIXELS,
-    BenchSettings,
     Engine,
     Pose2IDError,
+    check_choice,
     check_float,
     check_int,
+    check_settings,
     load_custom_pose,
     load_image,
 )
@@ -167,11 +171,16 @@ def test_float_params_refused() -> None:
         with pytest.raises(Pose2IDError):
             check_float("η", v, 0.0, 10.0)
     assert check_float("η", "2.5", 0.0, 10.0) == 2.5
-    s = BenchSettings.make(task="OCCLUDED", k1=3.0, rerank="true")
-    assert (s.task, s.k1, s.rerank) == ("occluded", 3, True)
-    for bad in ({"task": "mars"}, {"nfc_on": "everything"}, {"eta": float("nan")}, {"k2": 0}):
+    assert check_choice("task", "OCCLUDED", ("standard", "occluded", "infrared")) == "occluded"
+    s = check_settings(k1=3.0, rerank="true", nfc_on="QUERY")
+    assert isinstance(s, Settings) and (s.k1, s.rerank, s.nfc_on) == (3, True, "query")
+    with pytest.raises(Pose2IDError):
+        check_choice("task", "mars", ("standard", "occluded", "infrared"))
+    with pytest.raises(Pose2IDError, match="task"):  # the session checks the task before any work
+        Engine().bench.benchmark("mars", "synthped-reid")
+    for bad in ({"nfc_on": "everything"}, {"eta": float("nan")}, {"k2": 0}, {"nfc_mode": "both"}):
         with pytest.raises(Pose2IDError):
-            BenchSettings.make(**bad)
+            check_settings(**bad)
 
 
 def test_engine_generate_refuses_bad_parameters_before_work(tmp_path: Path) -> None:
@@ -294,13 +303,16 @@ def test_feature_file_cli_refuses_pickle(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_upload_beyond_limit_refused(app_client, tmp_path: Path) -> None:
-    """A feature file beyond the documented 100 MB upload limit is refused by the server, which keeps serving."""
+    """A feature file beyond the documented upload limit (the largest feature file the app evaluates) is refused
+    by the server, which keeps serving. (A sparse file: it takes no disk.)"""
     import httpx
     from gradio_client import handle_file
 
+    from pose2id_demo.ui.app import MAX_UPLOAD
+
     big = tmp_path / "huge.npz"
     with open(big, "wb") as f:
-        f.truncate(101 * 2**20)
+        f.truncate(MAX_UPLOAD + 2**20)
     with pytest.raises(ValueError, match="maximum file size"):  # gradio_client checks the app's limit
         app_client.predict(handle_file(str(big)), 2, 2, 1.0, "both", "both", api_name="/evaluate_features")
     with open(big, "rb") as f:  # a raw upload that skips the client's check is refused by the server
@@ -356,11 +368,12 @@ def test_eight_concurrent_sessions_get_their_own_results(app_client) -> None:
     assert not errors and len(results) == 8
     eng = __import__("pose2id_demo.engine", fromlist=["get_engine"]).get_engine()
     for i, s in enumerate(settings):
-        ref = eng.benchmark("standard", "synthped-reid", eta=s["eta"], k1=s["k1"], k2=s["k2"])
+        ref = eng.bench.benchmark('standard', 'synthped-reid', settings=Settings(eta=s['eta'], k1=s['k1'], k2=s['k2']))
         table, after_strip, msg = results[i]
         assert [r[1] for r in table] == [r["mAP"] for r in ref["rows"]], i
         assert f"Query #{s['q']} " in msg, (i, msg)
-        rr = eng.ranks("standard", "synthped-reid", query_index=s["q"], eta=s["eta"], k1=s["k1"], k2=s["k2"])
+        rr = eng.bench.ranks("standard", "synthped-reid", query_index=s["q"],
+                             settings=Settings(eta=s["eta"], k1=s["k1"], k2=s["k2"]))
         assert np.array_equal(after_strip, render.ranked_strip(rr, "after")), i
     assert _rss_mb() - rss0 < 500  # caches are bounded (LRU); 8 sessions do not blow memory up
 
@@ -368,7 +381,7 @@ def test_eight_concurrent_sessions_get_their_own_results(app_client) -> None:
 def test_metrics_deterministic(app_client) -> None:
     """The app's answer equals a recomputation from scratch in a fresh engine (no shared caches)."""
     m1 = app_client.predict("standard", "synthped-reid", 2.0, 3, 3, "both", "both", True, api_name="/benchmark")
-    fresh = Engine().benchmark("standard", "synthped-reid", eta=2.0, k1=3, k2=3, rerank=True)
+    fresh = Engine().bench.benchmark('standard', 'synthped-reid', settings=Settings(eta=2.0, k1=3, k2=3, rerank=True))
     assert [r[1:] for r in m1[0]["data"]] == [[r[c] for c in m1[0]["headers"][1:]] for r in fresh["rows"]]
 
 
@@ -464,22 +477,20 @@ def test_crafted_pickle_checkpoints_refused(tmp_path: Path) -> None:
     assert not marker.exists(), "a pickled checkpoint was executed"
 
 
-# ------------------------------------------------------------------------------ files a request names (issue 14)
+# ------------------------------------------------------------------------------ files a request names
 NOT_UPLOADED = "Please upload an image."
 
 
 def _upload(url: str, path: Path) -> str:
-    """Upload ``path`` the way the page does; the server path Gradio gives it."""
-    import httpx
+    from conftest import upload
 
-    with open(path, "rb") as f:
-        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (path.name, f)}, timeout=600)
-    r.raise_for_status()
-    return r.json()[0]
+    return upload(url, path)
 
 
 def _file(path: str, meta: bool) -> dict:
-    return {"path": path, "meta": {"_type": "gradio.FileData"}} if meta else {"path": path}
+    from conftest import file_data
+
+    return file_data(path, meta)
 
 
 def _gen_args(image: object, custom_pose: object = None) -> list:
@@ -512,7 +523,7 @@ def attack_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _still_serving(url: str) -> None:
     from conftest import raw_call
 
-    event, out = raw_call(url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False])
+    event, out = raw_call(url, "benchmark", ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False, "separate"])
     assert event == "complete" and out[0]["data"][0][0] == "baseline", out
 
 
@@ -568,7 +579,7 @@ def test_custom_pose_and_feature_file_open_no_server_file(app_url: str, attack_p
     _still_serving(app_url)
 
 
-# ------------------------------------------------------------------------------ bounded work per request (issue 14.2)
+# ------------------------------------------------------------------------------ bounded work per request
 def test_costly_feature_files_refused_before_work(app_url: str, tmp_path: Path) -> None:
     """A small compressed file whose arrays are huge to evaluate is priced from its headers and refused with a
     sentence saying what to do; the server keeps serving."""
@@ -617,7 +628,8 @@ def test_curves_on_a_subset_and_time_budget(monkeypatch: pytest.MonkeyPatch) -> 
     part, note = uf.curve_subset(fs, 3, uf.curve_work(60, 240, 16, 0, 3) / 4)
     assert len(part.q) < len(fs.q) and set(part.q_pids) <= set(fs.q_pids) and note
     clock = iter(range(10**6))  # one second per look at the clock
-    monkeypatch.setattr(uf.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(uf, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock)),
+                                                          perf_counter=time.perf_counter))  # the module's only
     with pytest.raises(Pose2IDError, match="did not finish within the app's 0-second limit"):
         uf.evaluate_feature_set(fs, s, 3, budget_s=0)
     cut = uf.evaluate_feature_set(fs, s, 3, budget_s=4)
@@ -637,23 +649,19 @@ def test_feature_file_with_nothing_to_evaluate(app_url: str, tmp_path: Path) -> 
     same_cam = _npz(tmp_path / "samecam.npz", **base)
     junk = _npz(tmp_path / "junk.npz", **{**base, "g_camids": np.ones(12, int), "q_pids": -np.ones(6, int),
                                           "g_pids": -np.ones(12, int)})
-    for path, frag in ((same_cam, "No query has a valid match"), (junk, "is −1 (junk), so there is nothing to evaluate")):
+    for path, frag in ((same_cam, "No query has a valid match"),
+                       (junk, "is −1 (junk), so there is nothing to evaluate")):
         msg = _app_error(client, handle_file(str(path)), 2, 2, 0.5, "both", "both", api_name="/evaluate_features")
         assert frag in msg, msg
     _still_serving(app_url)
 
 
-# ------------------------------------------------------------------------------ temp files (issue 14.4)
+# ------------------------------------------------------------------------------ temp files
 @pytest.mark.slow
-def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uploads_and_exports_are_swept(tmp_path: Path) -> None:
     """With short ages (5 s, swept every second), an upload and Gradio's served copy of an export (Gradio's
-    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving.
-
-    Its own Gradio cache folder: a 5-second sweep of the shared one would delete the files of every other app
-    using it meanwhile (another test run on the same machine)."""
-    import time
-
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    delete_cache) and the export itself (the app's own sweep) disappear; the app keeps serving. (The Gradio cache
+    is this process's own folder, so a 5-second sweep touches no other app's files.)"""
 
     from conftest import free_port, raw_call
 
@@ -668,29 +676,31 @@ def test_uploads_and_exports_are_swept(tmp_path: Path, monkeypatch: pytest.Monke
         assert uploaded.is_file()
         event, out = raw_call(url, "export_features", ["standard", "synthped-reid"])
         assert event == "complete", out
-        exports = [p for p in tempfiles.app_dir().glob("export-*/*.npz")]
+        exports = list((tempfiles.root() / "exports").glob("*/*.npz"))
         assert exports
         served = Path(out[0]["path"])  # Gradio's copy of the export, in its cache
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (uploaded.exists() or served.exists() or any(p.exists() for p in exports)):
+        while time.monotonic() < deadline and (uploaded.exists() or served.exists()
+                                               or any(p.exists() for p in exports)):
             time.sleep(0.5)
         assert not uploaded.exists() and not served.exists() and not any(p.exists() for p in exports)
         assert _upload(url, tmp_path / "me.png")  # still serving
     finally:
         demo.close()
-    (tempfiles.app_dir() / "old").mkdir(exist_ok=True)
-    assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.app_dir() / "old").exists()
+    (tempfiles.images_dir() / "old").mkdir(exist_ok=True)
+    assert tempfiles.sweep(age=3600, now=time.time() + 7200) >= 1 and not (tempfiles.images_dir() / "old").exists()
 
 
-# ------------------------------------------------------------------------------ clear sentences (issue 14)
+# ------------------------------------------------------------------------------ clear sentences
 def test_raw_api_numbers_named(app_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """η "abc" / null and k1 "3" through the raw API: a sentence naming the parameter (Gradio's own slider
     answered {"error": null}); one warning line each, no traceback."""
     from conftest import raw_call
 
     caplog.set_level("WARNING", logger="pose2id_demo")
-    bench = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False]
-    for i, value, sentence in ((2, "abc", "η must be a number, not str 'abc'."), (2, None, "η is missing: send a number."),
+    bench = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", False, "separate"]
+    for i, value, sentence in ((2, "abc", "η must be a number, not str 'abc'."),
+                               (2, None, "η is missing: send a number."),
                                (3, "3", "k1 must be a number, not str '3'."),
                                (3, 99, "k1: Value 99 is greater than maximum value 20.")):
         args = list(bench)
@@ -756,7 +766,7 @@ def test_pose_json_attacks(app_url: str, tmp_path: Path) -> None:
     _still_serving(app_url)
 
 
-# ------------------------------------------------------------------------------ generation never starved (issue 14.3)
+# ------------------------------------------------------------------------------ generation never starved
 def test_generation_has_its_own_queue_and_cheap_work_is_bounded(app_url: str) -> None:
     """/generate has its own concurrency group (one at a time) that no cheap callback shares; the cheap
     benchmark callbacks run one at a time; NumPy's BLAS runs on one thread in the served process."""

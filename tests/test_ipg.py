@@ -14,15 +14,15 @@ from diffusers import UNet2DConditionModel
 from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pipeline import Pose2IDPipeline, make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
-from pose2id_demo.ipg.reference_attention import (ReferenceReadProcessor, ReferenceWriteProcessor,
-                                                   reference_attention)
+from pose2id_demo.ipg.reference_attention import ReferenceReadProcessor, ReferenceWriteProcessor, reference_attention
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
 from pose2id_demo.ipg.vae import PixelUnshuffleVAE
 from pose2id_demo.poses.keypoints import Pose
 
 UNET = dict(sample_size=(8, 4), in_channels=48, out_channels=48, block_out_channels=(16, 32), layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=32, attention_head_dim=2, norm_num_groups=8)
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32, attention_head_dim=2,
+            norm_num_groups=8)
 
 
 class TinyReID:
@@ -144,7 +144,8 @@ def test_reference_read_processor_matches_brute_force_attention():
     with reference_attention(ref_unet, den_unet) as bank:
         assert all(isinstance(p, ReferenceWriteProcessor) for k, p in ref_unet.attn_processors.items() if "attn1" in k)
         assert all(isinstance(p, ReferenceReadProcessor) for k, p in den_unet.attn_processors.items() if "attn1" in k)
-        assert not any(isinstance(p, ReferenceReadProcessor) for k, p in den_unet.attn_processors.items() if "attn2" in k)
+        assert not any(isinstance(p, ReferenceReadProcessor)
+                       for k, p in den_unet.attn_processors.items() if "attn2" in k)
         ref_unet(torch.randn(1, 48, 8, 4), 0, e[:1])
         name = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor"
         stored = bank.states[name]
@@ -375,7 +376,7 @@ def test_autoencoder_cli_trains_a_larger_decoder_with_the_encoder_frozen(tmp_pat
 
 @pytest.mark.slow
 def test_load_embedded_generates():
-    from pose2id_demo.ipg import load_embedded
+    from pose2id_demo.ipg.pipeline import load_embedded
 
     emb = load_embedded()
     assert emb.image_size == (64, 32) and emb.reid.name == "synthped-reid"

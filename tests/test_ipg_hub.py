@@ -10,12 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from huggingface_hub import constants as hub_constants
 from hub_cache import COMMITS, TINY_UNET, release_file, snapshot, tiny_reid, write_hub_cache
+from huggingface_hub import constants as hub_constants
 
 from pose2id_demo.ipg import hub
-from pose2id_demo.ipg.official import (OFFICIAL_FILES, REID_FILE, UNET_CONFIG_PATH, VAE_FOLDER, OfficialRelease,
-                                       ReleaseFileError, load_official, load_official_modules, open_release)
+from pose2id_demo.ipg.official import (
+    OFFICIAL_FILES,
+    REID_FILE,
+    UNET_CONFIG_PATH,
+    VAE_FOLDER,
+    OfficialRelease,
+    ReleaseFileError,
+    load_official,
+    load_official_modules,
+    open_release,
+)
 from pose2id_demo.poses.representative import load_representative_poses
 
 

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from pose2id_demo.ipg.configs import SD15_UNET_CONFIG
-from pose2id_demo.ipg.official import (OFFICIAL_FILES, build_official_modules, load_official,
-                                       load_official_modules, map_official_state_dict)
+from pose2id_demo.ipg.official import (
+    OFFICIAL_FILES,
+    build_official_modules,
+    load_official,
+    load_official_modules,
+    map_official_state_dict,
+)
 
 # Official parameter names of modules whose code is simple enough to spell out here (from the release's
 # IFR and PoseGuider definitions): the loader must accept exactly these.
@@ -72,6 +77,21 @@ def test_official_loader_real_tensors_small_unet(tmp_path):
             assert torch.equal(loaded[name].state_dict()[k], v), (name, k)
     with pytest.raises(FileNotFoundError, match="transformer_20.pth"):  # no reid= and no TransReID weights
         load_official(tmp_path, device="cpu")
+
+
+def test_official_modules_follow_the_sd15_preset():
+    """The official loader builds the registry's ``sd15`` preset: its UNet config, Pose Guider widths, IFR
+    tokens and image size (one registry for training, the builder and the loader)."""
+    from pose2id_demo.ipg import official
+    from pose2id_demo.ipg.configs import PRESETS
+
+    preset = PRESETS["sd15"]
+    assert official.PRESET is preset
+    modules = build_official_modules(device="meta")
+    assert tuple(modules["pose_guider"].config.block_out_channels) == preset.pose_widths
+    assert modules["ifr"].proj_motion.weight.shape == (preset.ifr_tokens * preset.ifr_dim, official.REID_DIM)
+    assert tuple(modules["reference_unet"].config.block_out_channels) == preset.unet["block_out_channels"]
+    assert modules["denoising_unet"].config.cross_attention_dim == preset.unet["cross_attention_dim"] == preset.ifr_dim
 
 
 def test_map_official_state_dict_rules():

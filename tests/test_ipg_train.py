@@ -10,24 +10,26 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 
+from pose2id_demo.ipg.checkpoint import TRAINED, load_checkpoint, save_checkpoint
 from pose2id_demo.ipg.ifr import IFR
+from pose2id_demo.ipg.pairs import random_erasing
 from pose2id_demo.ipg.pipeline import make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
 from pose2id_demo.ipg.reference_attention import reference_attention
-from pose2id_demo.ipg.checkpoint import TRAINED, load_checkpoint, save_checkpoint
-from pose2id_demo.ipg.pairs import random_erasing
 from pose2id_demo.ipg.train import lr_factor, training_loss
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
 from pose2id_demo.ipg.vae import PixelUnshuffleVAE
 
 UNET = dict(sample_size=(8, 4), in_channels=48, out_channels=48, block_out_channels=(16, 32), layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=16, attention_head_dim=2, norm_num_groups=8)
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16, attention_head_dim=2,
+            norm_num_groups=8)
 
 
 def tiny_models(seed: int = 0) -> dict:
     torch.manual_seed(seed)
-    return {"reference_unet": UNet2DConditionModel(**UNET), "denoising_unet": PoseConditionedUNet2DConditionModel(**UNET),
+    return {"reference_unet": UNet2DConditionModel(**UNET),
+            "denoising_unet": PoseConditionedUNet2DConditionModel(**UNET),
             "pose_guider": PoseGuider(16, 3, (8, 16, 16)), "ifr": IFR(in_dim=6, num_tokens=2, dim=16),
             "vae": PixelUnshuffleVAE(factor=4, scaling_factor=2.0, sample_size=(32, 16))}
 
@@ -276,7 +278,8 @@ def test_identity_loss_adds_the_reid_distance_of_the_implied_clean_image():
     sched = make_scheduler()
     kw = dict(noise_offset=0.05, snr_gamma=0.0, scaling=2.0)
     plain = training_loss(m, sched, *batch, torch.Generator().manual_seed(3), **kw)
-    with_id = training_loss(m, sched, *batch, torch.Generator().manual_seed(3), identity_weight=0.7, reid_model=reid, **kw)
+    with_id = training_loss(m, sched, *batch, torch.Generator().manual_seed(3), identity_weight=0.7, reid_model=reid,
+                            **kw)
     # by hand: the same draws as training_loss
     ref, trg, skel, feats = batch
     gen = torch.Generator().manual_seed(3)
@@ -290,7 +293,8 @@ def test_identity_loss_adds_the_reid_distance_of_the_implied_clean_image():
         m["reference_unet"](vae.encode(ref).latent_dist.mean * 2.0, torch.zeros_like(t), encoder_hidden_states=tokens)
         v = m["denoising_unet"](zt, t, encoder_hidden_states=tokens, pose_cond_fea=m["pose_guider"](skel)).sample
     ac = sched.alphas_cumprod[t].double()
-    x0 = vae.decode((ac.sqrt().view(-1, 1, 1, 1).float() * zt - (1 - ac).sqrt().view(-1, 1, 1, 1).float() * v) / 2.0).sample
+    a, b = ac.sqrt().view(-1, 1, 1, 1).float(), (1 - ac).sqrt().view(-1, 1, 1, 1).float()
+    x0 = vae.decode((a * zt - b * v) / 2.0).sample
     fg = F.normalize(net(reid.normalize(((x0 + 1) / 2).clamp(0, 1))), dim=1)
     ft = F.normalize(net(reid.normalize((trg + 1) / 2)), dim=1)
     want = float(plain) + 0.7 * float((ac * (1 - (fg * ft).sum(1).double())).mean())
@@ -352,5 +356,6 @@ def test_main_resumes_bit_exactly_and_keeps_milestones(micro_root, micro_preset,
     pipe = Pose2IDPipeline.from_pretrained(tmp_path / "a" / "milestones" / "step_000004")
     for k, v in pipe.denoising_unet.state_dict().items():
         assert torch.equal(v, ema["denoising_unet." + k]), k
-    marks = [json.loads((tmp_path / "a" / "milestones" / f"step_00000{k}" / "milestone.json").read_text()) for k in (2, 4)]
+    marks = [json.loads((tmp_path / "a" / "milestones" / f"step_00000{k}" / "milestone.json").read_text())
+             for k in (2, 4)]
     assert [m["step"] for m in marks] == [2, 4] and 0 <= marks[0]["cpu_minutes"] <= marks[1]["cpu_minutes"]

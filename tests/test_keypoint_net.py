@@ -11,8 +11,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pose2id_demo.poses.keypoint_net import (FLIP_PAIRS, KeypointEstimator, KeypointNet, KeypointNetConfig, flip_labels,
-                                             pck, soft_argmax)
+from pose2id_demo.poses.keypoint_net import (
+    FLIP_PAIRS,
+    KeypointEstimator,
+    KeypointNet,
+    KeypointNetConfig,
+    flip_labels,
+    pck,
+    soft_argmax,
+)
 from pose2id_demo.poses.keypoints import Pose
 
 

@@ -26,3 +26,39 @@ def test_bad_pose_json_is_a_value_error(tmp_path, bad):
     f.write_text(json.dumps(bad))
     with pytest.raises(ValueError):
         load_pose_json(f)
+
+
+def _depth_reference(text: str) -> int | None:
+    """Brute force: blank out every json string with a pattern, then the running bracket balance's maximum;
+    None when a quote is left unmatched (an unterminated string, which the pattern cannot blank out)."""
+    import re
+
+    bare, n = re.subn(r'"(?:\\.|[^"\\])*"', '""', text)
+    if bare.count('"') != 2 * n:
+        return None
+    depth = best = 0
+    for ch in bare:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        best = max(best, depth)
+    return best
+
+
+def test_json_depth_matches_reference_on_random_texts():
+    """The one-pass scan against the pattern-based reference on random mixes of brackets, quotes, backslashes
+    and letters (escaped quotes, strings holding brackets, unterminated strings)."""
+    from pose2id_demo.poses.keypoints import json_depth
+
+    rng = np.random.default_rng(0)
+    alphabet = list('[]{}"\\a,: ')
+    compared = 0
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet, size=int(rng.integers(0, 40))))
+        ref = _depth_reference(text)
+        if ref is not None:
+            assert json_depth(text) == ref, repr(text)
+            compared += 1
+    assert compared > 1000
+    assert json_depth('{"k": "[[[", "p": [[1, 2], [3]]}') == 3
+    assert json_depth('["\\"[[", [[]]]') == 3
+    assert json_depth('[[ "unterminated [[[[') == 2  # the rest of the text is inside the string

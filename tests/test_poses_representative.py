@@ -154,7 +154,7 @@ def test_write_and_load_assets(tmp_path):
                                     "num_images": len(names), "num_ids": 12})
     loaded = load_representative_poses(tmp_path)
     assert [d for d, _ in loaded] == [s.direction for s, _ in chosen]
-    for (d, p), (_, q) in zip(loaded, chosen):
+    for (_, p), (_, q) in zip(loaded, chosen):
         np.testing.assert_allclose(p.keypoints, q.keypoints, atol=1e-3)
     assert (tmp_path / "front.png").exists() and "python -m x" in (tmp_path / "README.md").read_text()
     idx = json.loads((tmp_path / "index.json").read_text())
@@ -194,12 +194,11 @@ class _ColourFeatures:
 @pytest.mark.slow
 def test_cli_end_to_end(tmp_path, monkeypatch):
     sp = pytest.importorskip("pose2id_demo.data.synthped")
-    from pose2id_demo import reid
     from pose2id_demo.poses import representative
 
     items = sp.plan(0, num_train_ids=24, num_test_ids=1, train_per_id=6, num_distractors=0)
     root = sp.render_benchmark(tmp_path / "data", items=items)
-    monkeypatch.setattr(reid, "get_backbone", lambda name, device="cpu": _ColourFeatures(), raising=False)
+    monkeypatch.setattr(representative, "get_backbone", lambda name, device="cpu": _ColourFeatures())
     out = tmp_path / "poses"
     assert representative.main(["--data", str(root), "--backbone", "colour-bands", "--out", str(out)]) == 0
     loaded = load_representative_poses(out)

@@ -2,7 +2,7 @@
 
 A random sample of images of every split and task is rendered again (the renderer is deterministic, so the
 JPEG bytes are the cache's), run through the backbone, and compared with the shipped rows within float16
-rounding. Rebuild a failing file with ``python -m pose2id_demo.shipped_features``.
+rounding. Rebuild a failing file with ``python -m pose2id_demo.reid.build_shipped``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_shipped_file_matches_fresh_extraction(backbone: str, planned, tmp_path)
 
     z = sf._load(backbone)
     assert z is not None, f"{sf.shipped_path(backbone).name} does not match this installation (version, " \
-                          "weights or image list); rebuild it with python -m pose2id_demo.shipped_features"
+                          "weights or image list); rebuild it with python -m pose2id_demo.reid.build_shipped"
     seed = int(np.random.SeedSequence().entropy % 2**32)
     rng = np.random.default_rng(seed)
     checks = [("train", "standard", "bounding_box_train", z["train_feats"], z["train_names"]),
@@ -97,8 +97,9 @@ def test_generated_features_are_shipped_for_every_task_with_the_shipped_generato
     shipped = model_hash(MODELS_DIR / "ipg-tiny")
     eng = Engine()
     for bb in BACKBONES:
-        data = eng.bench_data(task, bb)
+        data = eng.bench.bench_data(task, bb)
         assert data.q_gen is not None and data.g_gen is not None, data.gen_note
         assert data.q_gen.shape[:2] == (len(data.q), 8) and data.g_gen.shape[:2] == (len(data.g), 8)
         s = read_generated(ASSETS / "features" / f"synthped-{task}-{bb}-gen.npz")["settings"]
-        assert (s["model_sha"], s["steps"], s["guidance_scale"], s["seed"], s["use_ifr"]) == (shipped, 20, 3.5, 42, True)
+        recorded = (s["model_sha"], s["steps"], s["guidance_scale"], s["seed"], s["use_ifr"])
+        assert recorded == (shipped, 20, 3.5, 42, True)

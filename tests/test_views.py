@@ -33,7 +33,8 @@ def labelled(rng, nq=40, ng=200, d=12, n_ids=8, n_cams=4, m=3, junk=6, distracto
                          -np.ones(junk, int)])
     return {"q_feats": (c[qp] + rng.standard_normal((nq, d))).astype(np.float32),
             "g_feats": (c[np.maximum(gp, 0)] + rng.standard_normal((ng, d))).astype(np.float32),
-            "q_pids": qp, "g_pids": gp, "q_camids": rng.integers(0, n_cams, nq), "g_camids": rng.integers(0, n_cams, ng),
+            "q_pids": qp, "g_pids": gp,
+            "q_camids": rng.integers(0, n_cams, nq), "g_camids": rng.integers(0, n_cams, ng),
             "q_gen": (c[qp][:, None] + rng.standard_normal((nq, m, d))).astype(np.float32),
             "g_gen": (c[np.maximum(gp, 0)][:, None] + rng.standard_normal((ng, m, d))).astype(np.float32)}
 

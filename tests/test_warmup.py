@@ -1,17 +1,20 @@
-"""The launch-time warm-up: steps run in order in the background, callbacks hear "preparing" only while
-the step they need is pending, and a failing step is logged and left to the callback."""
+"""The launch-time warm-up: steps run in order in the background, each holding a CPU slot at the lowest
+priority (so a request that arrives meanwhile goes first), and a failing step is logged and left to the request
+that needs it."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
-from pose2id_demo.warmup import WarmUp
+from pose2id_demo.engine.warmup import WarmUp
 
 
 class FakeEngine:
     def __init__(self, gate: threading.Event, fail: str = "") -> None:
         self.gate, self.fail, self.calls = gate, fail, []
+        self.bench = self  # the benchmark session's methods (bench_data, benchmark, per_query, tsne, …) are here too
 
     def _step(self, name: str) -> str:
         self.calls.append(name)
@@ -54,23 +57,42 @@ def _warm(engine) -> WarmUp:
     return w
 
 
-def test_steps_run_in_order_and_preparing_clears() -> None:
+def test_steps_run_in_order_each_holding_the_cpu_at_background_priority(monkeypatch) -> None:
+    from pose2id_demo.engine import warmup
+    from pose2id_demo.engine.scheduler import INTERACTIVE, CpuPool
+
+    cpu = CpuPool(1)
+    monkeypatch.setattr(warmup, "CPU", cpu)
     gate = threading.Event()
     eng = FakeEngine(gate)
+    holders: list[list[str]] = []
+    eng.backbone = lambda bb: holders.append(cpu.running) or eng._step(f"backbone:{bb}")
     w = _warm(eng)
-    assert w.preparing("generator") is None  # not started: callbacks compute as before
     w.start()
-    msg = w.preparing("generator", "cleansing:standard:a", wait=0.2)
-    assert msg is not None and msg.startswith("⏳ Preparing the generator and the data cleansing")
-    assert w.preparing("features:standard:a", wait=5.0) is None  # done before the gate
-    assert w.preparing("no-such-step") is None
+    deadline = time.monotonic() + 10
+    while w.status()["generator"]["state"] != "running":
+        assert time.monotonic() < deadline, w.status()
+        time.sleep(0.01)
+    assert cpu.running == ["the warm-up (generator)"]
+
+    def request() -> None:  # arrives while the warm-up is in its generator step
+        with cpu.hold(INTERACTIVE, "a request"):
+            eng.calls.append("request")
+
+    req = threading.Thread(target=request)
+    req.start()
+    while not cpu._waiting:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     gate.set()
+    req.join(10)
     assert w.wait(10)
-    assert w.preparing("generator", "cleansing:standard:b") is None
-    assert eng.calls == ["features:standard:a", "table:standard:a", "per_query:standard:a", "features:standard:b",
-                         "tsne:standard:a", "tsne:standard:b",
+    # The request waited for the one step the warm-up was on, then went before the rest of the warm-up.
+    assert eng.calls == ["features:standard:a", "table:standard:a", "per_query:standard:a", "generator", "request",
                          "render:standard", "backbone:a", "features:standard:a", "qindex:standard:a:q0.jpg",
-                         "generator", "cleansing:standard:a", "cleansing:standard:b"]
+                         "features:standard:b", "cleansing:standard:a", "cleansing:standard:b",
+                         "tsne:standard:a", "tsne:standard:b"]
+    assert holders == [["the warm-up (backbone:a)"]]
     assert all(s["state"] == "done" for s in w.status().values())
 
 
@@ -79,11 +101,43 @@ def test_failed_step_is_logged_and_released(caplog) -> None:
     gate.set()
     eng = FakeEngine(gate, fail="tsne:standard:a")
     w = _warm(eng)
-    with caplog.at_level(logging.WARNING, logger="pose2id_demo.warmup"):
+    with caplog.at_level(logging.WARNING, logger="pose2id_demo.engine.warmup"):
         w.start()
         assert w.wait(10)
     assert w.status()["tsne:standard:a"]["state"] == "failed"
-    assert w.preparing("tsne:standard:a") is None  # the callback computes (and reports) it itself
-    assert eng.calls[-1] == "cleansing:standard:b"  # the steps after it still ran
+    assert eng.calls[-1] == "tsne:standard:b"  # the steps after it still ran
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "tsne:standard:a" in warnings[0].getMessage()
+
+
+def test_a_download_starts_first_and_the_generator_loads_last_without_holding_the_cpu(monkeypatch) -> None:
+    """Official weights still to download: the download starts before the first step, the other steps run
+    meanwhile, and the generator step waits for it holding no CPU slot (a request arriving then runs at once)."""
+    from pose2id_demo.engine import warmup
+    from pose2id_demo.engine.scheduler import INTERACTIVE, CpuPool
+
+    cpu = CpuPool(1)
+    monkeypatch.setattr(warmup, "CPU", cpu)
+    gate, downloaded, waiting = threading.Event(), threading.Event(), threading.Event()
+    gate.set()
+    eng = FakeEngine(gate)
+    eng.generator_download_pending = True
+
+    def fetch_generator(progress=None, wait=True) -> None:
+        eng.calls.append(f"fetch(wait={wait})")
+        if wait:
+            waiting.set()
+            assert downloaded.wait(10)
+
+    eng.fetch_generator = fetch_generator
+    w = _warm(eng)
+    assert list(w.steps)[-1] == "generator"
+    w.start()
+    assert waiting.wait(10) and cpu.running == []  # the generator step waits for the download, no slot held
+    with cpu.hold(INTERACTIVE, "a request"):  # taken at once
+        eng.calls.append("request")
+    downloaded.set()
+    assert w.wait(10)
+    assert eng.calls[:2] == ["fetch(wait=False)", "features:standard:a"]
+    assert eng.calls[-4:] == ["tsne:standard:b", "fetch(wait=True)", "request", "generator"]
+    assert all(s["state"] == "done" for s in w.status().values())

@@ -21,7 +21,8 @@ def assert_argmin_equivalent(got: int, ref_values: Sequence[float], rel: float =
     """`got` is an argmin of `ref_values`, up to a near-tie with the true minimum."""
     v = np.asarray(ref_values, dtype=np.float64)
     best = float(v.min())
-    assert close(float(v[got]), best, rel, atol), f"index {got} has {v[got]!r}, the minimum is {best!r} at {int(v.argmin())}"
+    assert close(float(v[got]), best, rel, atol), \
+        f"index {got} has {v[got]!r}, the minimum is {best!r} at {int(v.argmin())}"
 
 
 def assert_ranking_equivalent(got: Sequence[int], want: Sequence[int], ref_values: Sequence[float] | np.ndarray,

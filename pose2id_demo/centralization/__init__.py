@@ -4,4 +4,5 @@ from .centralize import centralize, l2_normalize
 from .nfc import centralize_neighbors, nfc, nfc_sets, nfc_sets_grid, topk_neighbors
 from .rerank import rerank
 
-__all__ = ["centralize", "centralize_neighbors", "l2_normalize", "nfc", "nfc_sets", "nfc_sets_grid", "rerank", "topk_neighbors"]
+__all__ = ["centralize", "centralize_neighbors", "l2_normalize", "nfc", "nfc_sets", "nfc_sets_grid", "rerank",
+           "topk_neighbors"]

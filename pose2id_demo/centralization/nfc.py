@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from pose2id_demo import lazy
 
 from .centralize import l2_normalize
 
@@ -70,13 +74,9 @@ def _torch():
     """torch if it can be imported (it is a core requirement; the numpy path is a fallback), else None."""
     global _TORCH
     if _TORCH is None:
-        try:
-            import torch
-
-            _TORCH = torch
-        except ImportError:  # pragma: no cover - torch is in requirements.txt
+        _TORCH = lazy.optional("torch") or False
+        if not _TORCH:  # pragma: no cover - torch is in requirements.txt
             log.warning("torch is not importable; NFC distances use numpy's GEMM (slower on some CPUs)")
-            _TORCH = False
     return _TORCH or None
 
 
@@ -209,8 +209,6 @@ def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool, want_m
     pairs = [(a, b) for ia, a in enumerate(starts) for b in starts[ia:]]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(pairs), desc="NFC distance tiles", unit="tile")
     with torch.inference_mode():
         for i0, j0 in pairs:
@@ -247,11 +245,8 @@ def _topk_torch(torch, x: np.ndarray, k: int, block: int, progress: bool, want_m
 def faiss_default() -> tuple[str, int]:
     """(index_factory string, search beam) used when none is given: HNSW32 searching with a beam of 128.
 
-    Chosen on 100k images (``python -m bench.bench_scale --part faiss``, docs/scale_faiss*.json): on every
-    feature model measured it finds more of the exact mutual pairs than IVF-Flat in a comparable time
-    (features near a 32-dim subspace: recall 0.9985 against 0.9195 for IVF1024 searching 128 lists), and
-    it needs no training sample.  Like IVF-Flat it keeps the float32 vectors (N x d x 4 bytes) beside a
-    graph of 64 links per vector."""
+    It needs no training sample and keeps the float32 vectors (N x d x 4 bytes) beside a graph of 64 links
+    per vector (the choice, from ``bench/bench_scale.py --part faiss``: ``docs/design-notes.md``)."""
     return "HNSW32", 128
 
 
@@ -260,7 +255,7 @@ _FAISS_CANDIDATES = 32  # approximate neighbours per row re-ranked with exact di
 
 def _faiss():
     try:
-        import faiss
+        faiss = lazy.load("faiss")
     except ImportError:
         raise ValueError(
             "index='faiss' needs the optional faiss-cpu package: pip install -r requirements-scale.txt"
@@ -298,8 +293,6 @@ def _topk_faiss(x: np.ndarray, k: int, factory: str, nprobe: int, progress: bool
     short = []
     starts = range(0, n, batch)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc="faiss search", unit="batch")
     for s in starts:
         e = min(n, s + batch)

@@ -54,8 +54,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from .centralize import l2_normalize
 from ..metrics.rank import snap_to_tie_grid
+from .centralize import l2_normalize
 from .nfc import _as_features, _torch, mutual_mask, topk_neighbors
 
 __all__ = ["k_reciprocal_sets", "rerank"]
@@ -177,17 +177,36 @@ def rerank(
     # the released code's d' = d / row max; a row of identical points (max 0) keeps d' = d = 0
     scale = 1.0 / np.where(rmax > 0, rmax.astype(np.float64), 1.0) if released else np.ones(n)
     rstar = _expanded(lists, k1, variant)
+    v = _encoding(feats, rstar, lists, scale, k2, released)
+    out = _combined_distances(q, g, v, scale, lambda_value, query_chunk)
+    log.debug("rerank (%s): nq=%d ng=%d k1=%d k2=%d, |R*| %.1f per sample", variant, nq, ng, k1, k2, rstar.nnz / n)
+    return out
 
-    # V[p, g] = exp(-d'(p, g)) on R*(p, k1)  (eq. 7), row-normalised in the released form
+
+def _encoding(feats: np.ndarray, rstar: sp.csr_matrix, lists: np.ndarray, scale: np.ndarray, k2: int,
+              released: bool) -> sp.csr_matrix:
+    """V (n, n): V[p, j] = exp(-d'(p, j)) on R*(p, k1) (eq. 7), row-normalised in the released form, then
+    averaged over the k2 nearest neighbours of p, p included (local query expansion, eq. 12)."""
+    n = len(feats)
     coo = rstar.tocoo()
     w = np.exp(-_pair_sqdist(feats, coo.row, coo.col) * scale[coo.row])
     if released:
         w /= np.bincount(coo.row, weights=w, minlength=n)[coo.row]
     v = sp.csr_matrix((w, (coo.row, coo.col)), shape=(n, n))
-    if k2 > 1:  # local query expansion (eq. 12)
+    if k2 > 1:
         qe_rows = np.repeat(np.arange(n), k2)
         qe = sp.csr_matrix((np.full(n * k2, 1.0 / k2), (qe_rows, lists[:, :k2].ravel())), shape=(n, n))
         v = (qe @ v).tocsr()
+    return v
+
+
+def _combined_distances(q: np.ndarray, g: np.ndarray, v: sp.csr_matrix, scale: np.ndarray, lambda_value: float,
+                        query_chunk: int) -> np.ndarray:
+    """(nq, ng) float32: (1 - λ) · Jaccard distance of the V rows + λ · d'(q, g), by chunks of queries.
+
+    Jaccard(p, g) = 1 - Σ_j min(V_pj, V_gj) / Σ_j max(V_pj, V_gj), with Σ max = ΣV_p + ΣV_g - Σ min, summed
+    only over the columns j where both are non-zero (the sparse triples (p, j, g))."""
+    nq, ng = len(q), len(g)
     vq = v[:nq].tocsr()
     vg = v[nq:].tocsc()  # columns: union index j; rows: gallery
     sum_q = np.asarray(vq.sum(axis=1)).ravel()
@@ -221,5 +240,4 @@ def rerank(
         final = (1.0 - lambda_value) * d_jac + lambda_value * d_orig
         out[s:e] = snap_to_tie_grid(final)  # float64 noise removed before float32 (metrics' tie rule)
         s = e
-    log.debug("rerank (%s): nq=%d ng=%d k1=%d k2=%d, |R*| %.1f per sample", variant, nq, ng, k1, k2, rstar.nnz / n)
     return out

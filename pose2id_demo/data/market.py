@@ -95,7 +95,8 @@ def _find_root(root: Path) -> Path:
         return root
     # an archive extracted one level down (e.g. Market-1501-v15.09.15/)
     if root.is_dir():
-        subs = [d for d in root.iterdir() if d.is_dir() and (d / "query").is_dir() and (d / "bounding_box_test").is_dir()]
+        subs = [d for d in root.iterdir()
+                if d.is_dir() and (d / "query").is_dir() and (d / "bounding_box_test").is_dir()]
         if len(subs) == 1:
             return subs[0]
     raise ValueError(

@@ -9,13 +9,15 @@ module                        job
 :mod:`.generation`            the Generate tab: IPG images, and the gallery ranked before/after eq. 9
 :mod:`.user_features`         a user's feature file: rows, Fig. 9 grid, Fig. 8 η curve, Table 6 M curve
 :mod:`.cleansing`             the train split's Mahalanobis outliers (eqs. 29-31) and PoseValid rejects (eq. 32)
+:mod:`.scheduler`              the CPU pool (a slot per core) every heavy call holds, a generation first
 :mod:`.cache`, :mod:`.errors`  bounded caches; :class:`Pose2IDError` / :class:`DependencyMissing`
 ============================  ===================================================================================
 
 The maths lives in the modules named after the paper's concepts (:mod:`pose2id_demo.centralization`,
 :mod:`pose2id_demo.metrics`, :mod:`pose2id_demo.cleansing`, :mod:`pose2id_demo.visualize`) and the ablation
 that combines them (:mod:`pose2id_demo.ablation`); the engine validates, loads, caches and calls them.
-Every public method raises :class:`Pose2IDError` with a sentence for the user on bad input. State here is
+Every public method checks its input first — raising :class:`Pose2IDError` with a sentence for the user on bad
+input — and only then waits for the CPU (:mod:`.scheduler`) and for the models it needs. State here is
 shared and read-mostly (models, features, caches keyed by the full settings); per-user state lives in the
 UI's ``gr.State``.
 """
@@ -27,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from pose2id_demo import ablation
+from pose2id_demo.ablation import APPLY_CHOICES, ROW_NAMES
 from pose2id_demo.cleansing import BANDS as CLEANSING_BANDS
 from pose2id_demo.featurefile import FeatureSet
 from pose2id_demo.metrics import ID2_VARIANTS
@@ -39,24 +41,47 @@ from pose2id_demo.visualize import tsne_2d
 
 from . import cleansing as _cleansing
 from .benchmark import BenchData, BenchmarkSession, ProgressFn, noop_progress
-from .cache import LRU as _LRU
 from .errors import DependencyMissing, Pose2IDError
 from .generation import Generator
-from .inputs import (APPLY_CHOICES, CFG_RANGE, ETA_RANGE, IFR_CHOICES, K_RANGE, MAX_FEATURE_BYTES,
-                     MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_POSE_JSON_BYTES, METRIC_COLUMNS, MIN_IMAGE_SIDE,
-                     N_IDS_RANGE, QUERY_TOP, ROW_NAMES, SEED_RANGE, STEPS_RANGE, TASKS, WORK_MAX_SIDE, BenchSettings,
-                     check_choice, check_float, check_int, image_digest, load_custom_pose, load_image,
-                     open_feature_file, resolve_request_file)
+from .inputs import (
+    CFG_RANGE,
+    ETA_RANGE,
+    IFR_CHOICES,
+    K_RANGE,
+    MAX_FEATURE_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_POSE_JSON_BYTES,
+    METRIC_COLUMNS,
+    MIN_IMAGE_SIDE,
+    N_IDS_RANGE,
+    QUERY_TOP,
+    SEED_RANGE,
+    STEPS_RANGE,
+    TASKS,
+    WORK_MAX_SIDE,
+    check_choice,
+    check_float,
+    check_int,
+    check_settings,
+    image_digest,
+    load_custom_pose,
+    load_image,
+    open_feature_file,
+    resolve_request_file,
+)
 from .models import Models
+from .scheduler import LONG
 from .user_features import evaluate_feature_file, evaluate_feature_set
+from .warmup import DEFAULT_BACKBONES, WarmUp, preload
 
 __all__ = [
-    "APPLY_CHOICES", "CFG_RANGE", "CLEANSING_BANDS", "ETA_RANGE", "ID2_VARIANTS", "IFR_CHOICES", "K_RANGE", "MAX_FEATURE_BYTES",
-    "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_POSE_JSON_BYTES", "METRIC_COLUMNS", "MIN_IMAGE_SIDE", "N_IDS_RANGE",
-    "QUERY_TOP", "ROW_NAMES", "SEED_RANGE", "STEPS_RANGE", "TASKS", "WORK_MAX_SIDE", "BenchData", "BenchSettings",
-    "DependencyMissing", "Engine", "Pose2IDError", "ProgressFn", "check_choice", "check_float", "check_int",
-    "get_engine", "identity_density", "image_digest", "load_custom_pose", "load_image", "open_feature_file",
-    "resolve_request_file", "shipped_assets", "tsne_2d",
+    "APPLY_CHOICES", "CFG_RANGE", "CLEANSING_BANDS", "ETA_RANGE", "ID2_VARIANTS", "IFR_CHOICES", "K_RANGE",
+    "MAX_FEATURE_BYTES", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_POSE_JSON_BYTES", "METRIC_COLUMNS",
+    "MIN_IMAGE_SIDE", "N_IDS_RANGE", "QUERY_TOP", "ROW_NAMES", "SEED_RANGE", "STEPS_RANGE", "TASKS", "WORK_MAX_SIDE",
+    "BenchData", "DependencyMissing", "Engine", "Pose2IDError", "ProgressFn", "check_choice", "check_float",
+    "check_int", "check_settings", "get_engine", "identity_density", "image_digest", "load_custom_pose", "load_image",
+    "open_feature_file", "resolve_request_file", "shipped_assets", "tsne_2d",
 ]
 
 _noop_progress = noop_progress
@@ -74,6 +99,9 @@ class Engine:
         self.models = Models(device)
         self.bench = BenchmarkSession(self.models, lambda name: self._check_backbone(name))
         self.generator = Generator(self.models, self.bench, lambda name: self.backbone(name))
+        #: The launch-time warm-up (:meth:`warm_up`), None until it is started.
+        self.warmup: WarmUp | None = None
+        self._warmup_lock = threading.Lock()
 
     # ---------------------------------------------------------------- resources
     @property
@@ -112,6 +140,16 @@ class Engine:
         (:meth:`.models.Models.use_official_ipg`)."""
         self.models.use_official_ipg(source, reid_extractor)
 
+    def fetch_generator(self, progress: ProgressFn = noop_progress, wait: bool = True) -> None:
+        """Start (and with ``wait`` wait for) the official weights' download, holding no CPU slot
+        (:meth:`.models.Models.fetch_generator`); nothing to do with the embedded generator."""
+        self.models.fetch_generator(progress, wait)
+
+    @property
+    def generator_download_pending(self) -> bool:
+        """Whether the official weights still have bytes to download."""
+        return self.models.generator_download_pending
+
     def generator_status(self) -> str | None:
         """How far the official weights' download is (a sentence), or None (:meth:`.models.Models.generator_status`)."""
         return self.models.generator_status()
@@ -127,12 +165,19 @@ class Engine:
         return self.models._pipeline_factory is None
 
     # ---------------------------------------------------------------- launch-time warm-up
-    def warm_up(self, background: bool = True) -> Any:
-        """Prepare, in one background thread, what first clicks would wait for (:mod:`pose2id_demo.warmup`);
-        views ask :func:`pose2id_demo.warmup.preparing` and say "preparing …" instead of blocking."""
-        from pose2id_demo import warmup
+    def warm_up(self, background: bool = True) -> WarmUp:
+        """Prepare, in one background thread and only while no request needs the CPU, what first clicks would
+        otherwise compute (:mod:`.warmup`); started once per engine, later calls return :attr:`warmup`."""
+        with self._warmup_lock:
+            if self.warmup is None:
+                self.warmup = WarmUp(self, tuple(TASKS), list(DEFAULT_BACKBONES), DEFAULT_BACKBONES[0])
+                self.warmup.start(background=background)
+            return self.warmup
 
-        return warmup.start(self, background=background)
+    @staticmethod
+    def preload() -> float:
+        """Import before the page is served what the first table would import (:func:`.warmup.preload`)."""
+        return preload()
 
     def pipeline(self) -> Any:
         """The identity-guided generation pipeline, loaded once (the embedded tiny IPG unless
@@ -147,63 +192,6 @@ class Engine:
         """The representative poses drawn as OpenPose skeletons, ``(image, name)``."""
         return self.models.skeletons(width, height)
 
-    # ---------------------------------------------------------------- benchmark
-    def add_dataset(self, name: str, root: str | Path) -> dict[str, Any]:
-        """Add a Market-layout folder as a benchmark task (``python app.py --dataset NAME=ROOT``;
-        :meth:`.benchmark.BenchmarkSession.add_dataset`); raises :class:`Pose2IDError` naming what is wrong."""
-        return self.bench.add_dataset(name, root)
-
-    def n_queries(self, task: str) -> int:
-        """The number of queries of ``task`` (:meth:`.benchmark.BenchmarkSession.n_queries`)."""
-        return self.bench.n_queries(task)
-
-    def tasks(self) -> list[str]:
-        """The benchmark's task names: SynthPed's three, then the added datasets."""
-        return self.bench.tasks()
-
-    def bench_data(self, task: str, backbone: str, progress: ProgressFn = noop_progress) -> BenchData:
-        """Benchmark features of ``(task, backbone)``: extracted once (disk-cached), kept in memory."""
-        return self.bench.bench_data(task, backbone, progress)
-
-    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5,
-                  k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
-                  rerank: bool = False, id2_variant: str = "paper",
-                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
-        """The ablation table of Table 2 on a SynthPed task (:meth:`.benchmark.BenchmarkSession.benchmark`)."""
-        return self.bench.benchmark(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, id2_variant, progress)
-
-    def ranks(self, task: str = "standard", backbone: str = "synthped-reid", query_index: int = 0,
-              eta: float = 0.5, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
-              rerank: bool = False, top: int = QUERY_TOP) -> dict[str, Any]:
-        """Top-``top`` gallery list of one query before and after (:meth:`.benchmark.BenchmarkSession.ranks`)."""
-        return self.bench.ranks(task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank, top)
-
-    def per_query(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
-                  k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", rerank: bool = False,
-                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
-        """Every query's AP and first-correct rank before/after, and the typical query
-        (:meth:`.benchmark.BenchmarkSession.per_query`)."""
-        return self.bench.per_query(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, progress)
-
-    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
-             k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10, id2_variant: str = "paper",
-             progress: ProgressFn = noop_progress) -> dict[str, Any]:
-        """2-D t-SNE before/after centralization, Fig. 4 (:meth:`.benchmark.BenchmarkSession.tsne`)."""
-        return self.bench.tsne(task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids, id2_variant, progress)
-
-    def benchmark_query_index(self, image: Image.Image, task: str = "standard",
-                              backbone: str = "synthped-reid") -> int | None:
-        """The benchmark query index of ``image`` if it is (pixel for pixel) a benchmark query image."""
-        return self.bench.benchmark_query_index(image, task, backbone)
-
-    def benchmark_examples(self, n: int = 6, task: str = "standard") -> list[str]:
-        """Paths of ``n`` benchmark query images of distinct identities (for the UI's examples)."""
-        return self.bench.benchmark_examples(n, task)
-
-    def export_features(self, task: str, backbone: str, path: str | Path) -> Path:
-        """Write the benchmark's features as a feature file (the CLI's keys; ``q_gen``/``g_gen`` if shipped)."""
-        return self.bench.export_features(task, backbone, path)
-
     # ---------------------------------------------------------------- cleansing
     def cleansing(self, task: str = "standard", backbone: str = "synthped-reid", quantile: float = 0.005,
                   band: str = "pooled", progress: ProgressFn = noop_progress) -> dict[str, Any]:
@@ -216,9 +204,12 @@ class Engine:
         backbone = self._check_backbone(backbone)
         quantile = check_float("quantile p", quantile, 0.0, 0.5)  # keeps [Q_p, Q_1-p] (eq. 31; paper: 0.005)
         band = check_choice("cleansing band", band, CLEANSING_BANDS)
-        return self._once(("cleansing", task, backbone, quantile, band),
-                          lambda: _cleansing.cleanse_train_split(self.models, task, backbone, quantile, progress,
-                                                                 band))
+        key = ("cleansing", task, backbone, quantile, band)
+        if key in self._store:
+            return self._store[key]
+        with self.models.cpu.hold(LONG, "a data cleansing", progress):
+            return self._once(key, lambda: _cleansing.cleanse_train_split(self.models, task, backbone, quantile,
+                                                                          progress, band))
 
     # ---------------------------------------------------------------- generation
     def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int | None = None,
@@ -235,21 +226,18 @@ class Engine:
         return self.generator.ranks_with_generations(query_index, gen_feats, eta, backbone, task)
 
     # ---------------------------------------------------------------- your features
-    def evaluate_features(self, npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 0.5,
-                          nfc_on: str = "both", ipg_on: str = "both", grid_max: int = 6,
-                          id2_variant: str = "paper", progress: ProgressFn = noop_progress) -> dict[str, Any]:
+    def evaluate_features(self, npz_path: Any, settings: ablation.Settings | None = None, grid_max: int = 6,
+                          progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """A user's feature file: rows, k1×k2 grid (Fig. 9), η curve (Fig. 8), M curve (Table 6)
         (:func:`.user_features.evaluate_feature_file`)."""
-        return evaluate_feature_file(npz_path, k1, k2, eta, nfc_on, ipg_on, grid_max, id2_variant, progress)
+        return evaluate_feature_file(npz_path, settings, grid_max, progress)
 
-    def _evaluate_loaded(self, fs: Any, k1: int, k2: int, eta: float, nfc_on: str, ipg_on: str,
-                         grid_max: int, progress: ProgressFn, id2_variant: str = "paper") -> dict[str, Any]:
+    def _evaluate_loaded(self, fs: Any, settings: ablation.Settings, grid_max: int,
+                         progress: ProgressFn) -> dict[str, Any]:
         """The Your-features report of raw feature-file arrays (attributes ``q_feats`` … ``g_gen``)."""
         feats = FeatureSet.from_arrays({k: getattr(fs, k, None) for k in ("q_feats", "g_feats", "q_pids", "g_pids",
                                                                           "q_camids", "g_camids", "q_gen", "g_gen")})
-        s = ablation.Settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, id2_variant=id2_variant)
-        return evaluate_feature_set(feats, s, grid_max, progress)
-
+        return evaluate_feature_set(feats, settings, grid_max, progress)
 
 def identity_density(q: np.ndarray, g: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
                      variant: str = "paper") -> float:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,14 +27,15 @@ from pose2id_demo.data import load_market
 from pose2id_demo.data.synthped import ensure_benchmark
 from pose2id_demo.featurefile import DEFAULT_MAX_BYTES, FeatureSet
 from pose2id_demo.ipg.precompute import read_generated
-from pose2id_demo.metrics import ID2_VARIANTS, id2, id2_label
+from pose2id_demo.metrics import id2, id2_label
 from pose2id_demo.paths import ASSETS
 from pose2id_demo.visualize import tsne_2d
 
 from .cache import LRU, ScopedCache
 from .errors import DependencyMissing, Pose2IDError
-from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, BenchSettings, check_choice, check_int, image_digest
+from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, check_choice, check_int, image_digest
 from .models import Models
+from .scheduler import INTERACTIVE, LONG
 
 __all__ = ["BenchData", "BenchmarkSession", "ProgressFn", "noop_progress"]
 
@@ -128,47 +130,49 @@ class BenchmarkSession:
         (no rendering needed for the tables), but ranked lists and the query index open the images, which
         are rendered once into the cache (about a minute; the app's warm-up does it at launch)."""
         if task in TASKS:
-            ensure_benchmark(task, progress=False)
+            self.models.once(("images", task), lambda: ensure_benchmark(task, progress=False))
 
-    def _settings(self, **kw: Any) -> BenchSettings:
-        return BenchSettings.make(tasks=self.tasks(), **kw)
+    def _request(self, task: str, backbone: str, settings: ablation.Settings | None) -> tuple[str, str,
+                                                                                             ablation.Settings]:
+        """``(task, backbone, settings)`` with the task checked; ``settings`` default to Settings' defaults (a
+        request's raw values are checked once, by :func:`.inputs.check_settings`, where they come in)."""
+        return check_choice("task", task, self.tasks()), str(backbone)[:64], settings or ablation.Settings()
 
     def _cache(self, key: tuple) -> ScopedCache:
         return ScopedCache(key, {"row": self.results, "feats": self.feats, "dist": self.dists})
-
-    @staticmethod
-    def _ablation_settings(s: BenchSettings, id2_variant: str = "paper") -> ablation.Settings:
-        return ablation.Settings(eta=s.eta, k1=s.k1, k2=s.k2, nfc_on=s.nfc_on, ipg_on=s.ipg_on, rerank=s.rerank,
-                                 id2_variant=id2_variant)
 
     def bench_data(self, task: str, backbone: str, progress: ProgressFn = noop_progress) -> BenchData:
         """Benchmark features of ``(task, backbone)``: extracted once (disk-cached by DATA), kept here."""
         task = check_choice("task", task, self.tasks())
         backbone = self.check_backbone(backbone)
+        hit = self.models.store.get(("bench", task, backbone))
+        if hit is not None:  # loaded: no need to wait for the CPU
+            return hit
+        with self.models.cpu.hold(INTERACTIVE, f"loading the {task} features", progress):
+            return self.models.once(("bench", task, backbone), lambda: self._load(task, backbone, progress))
 
-        def load() -> BenchData:
-            t = time.perf_counter()
-            if task in self.datasets:
-                progress(0.05, f"Features of {task} ({backbone}): extracted once, then read from the disk cache …")
-                d = self.models.folder_features(backbone, task, self.datasets[task], progress=True)
-            else:
-                progress(0.05, f"Loading {task} benchmark features ({backbone}) …")
-                d = self.models.dataset_features(backbone, task, progress=True)
-            data = BenchData(
-                q=_l2n(d["q_feats"]), g=_l2n(d["g_feats"]),
-                q_pids=np.asarray(d["q_pids"]), g_pids=np.asarray(d["g_pids"]),
-                q_camids=np.asarray(d["q_camids"]), g_camids=np.asarray(d["g_camids"]),
-                q_paths=[str(p) for p in d["q_paths"]], g_paths=[str(p) for p in d["g_paths"]],
-            )
-            if task in self.datasets:
-                self._attach_user_generated(data, task, backbone)
-            else:
-                self._attach_generated(data, task, backbone)
-            log.info("benchmark %s/%s: %d query, %d gallery in %.1f s", task, backbone, len(data.q),
-                     len(data.g), time.perf_counter() - t)
-            return data
-
-        return self.models.once(("bench", task, backbone), load)
+    def _load(self, task: str, backbone: str, progress: ProgressFn) -> BenchData:
+        """The features of ``(task, backbone)`` as :meth:`bench_data` keeps them."""
+        t = time.perf_counter()
+        if task in self.datasets:
+            progress(0.05, f"Features of {task} ({backbone}): extracted once, then read from the disk cache …")
+            d = self.models.folder_features(backbone, task, self.datasets[task], progress=True)
+        else:
+            progress(0.05, f"Loading {task} benchmark features ({backbone}) …")
+            d = self.models.dataset_features(backbone, task, progress=True)
+        data = BenchData(
+            q=_l2n(d["q_feats"]), g=_l2n(d["g_feats"]),
+            q_pids=np.asarray(d["q_pids"]), g_pids=np.asarray(d["g_pids"]),
+            q_camids=np.asarray(d["q_camids"]), g_camids=np.asarray(d["g_camids"]),
+            q_paths=[str(p) for p in d["q_paths"]], g_paths=[str(p) for p in d["g_paths"]],
+        )
+        if task in self.datasets:
+            self._attach_user_generated(data, task, backbone)
+        else:
+            self._attach_generated(data, task, backbone)
+        log.info("benchmark %s/%s: %d query, %d gallery in %.1f s", task, backbone, len(data.q),
+                 len(data.g), time.perf_counter() - t)
+        return data
 
     def _attach_generated(self, data: BenchData, task: str, backbone: str) -> None:
         """Attach the shipped generated-image features (IPG) when they match this image list."""
@@ -228,40 +232,35 @@ class BenchmarkSession:
                          f"Make them with: python -m pose2id_demo generate --data {root} --backbone {backbone} "
                          f"--out {root / f'gen-{backbone}.npz'} (then restart the app).")
 
-    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5,
-                  k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
-                  rerank: bool = False, id2_variant: str = "paper",
-                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
-        """The ablation table of Table 2 on a SynthPed task: baseline, +NFC, +IPG, +NFC+IPG
-        (:func:`pose2id_demo.ablation.table`).
+    def benchmark(self, task: str = "standard", backbone: str = "synthped-reid",
+                  settings: ablation.Settings | None = None, progress: ProgressFn = noop_progress) -> dict[str, Any]:
+        """The ablation table of Table 2 on a task: baseline, +NFC, +IPG, +NFC+IPG
+        (:func:`pose2id_demo.ablation.table`) at ``settings`` (default: :class:`~pose2id_demo.ablation.Settings`'s).
 
         Returns:
             ``{"rows": [dict(setting, mAP, Rank-1, Rank-5, Rank-10, mINP, ID²)], "notes": [str],
-            "settings": dict, "n_query": int, "n_gallery": int, "id2_variant": str, "id2_label": str}``;
-            metrics in percent, ID² in the variant named (``paper``: eqs. 20-21; ``official``: ID2.py).
-            Rows that cannot be computed (no generated features for the task) are left out and a note
-            says why.
+            "task": str, "backbone": str, "settings": Settings (as checked), "n_query": int, "n_gallery": int,
+            "id2_variant": str, "id2_label": str}``; metrics in percent, ID² in the variant the settings name
+            (``paper``: eqs. 20-21; ``official``: ID2.py). Rows that cannot be computed (no generated features
+            for the task) are left out and a note says why.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on, rerank=rerank)
-        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
-        data = self.bench_data(s.task, s.backbone, progress)
-        notes = []
-        if s.nfc_on == "none":
-            notes.append("NFC is switched off: the +NFC rows are left out.")
-        if s.ipg_on == "none":
-            notes.append("IPG is switched off: the +IPG rows are left out.")
-        elif data.q_gen is None:
-            notes.append(data.gen_note)
-        rows = ablation.table(data, self._ablation_settings(s, id2_variant), self._cache((s.task, s.backbone)),
-                              progress)
-        return {"rows": [ablation.percent_row(r) for r in rows], "notes": notes, "settings": asdict(s),
-                "n_query": int(len(data.q)), "n_gallery": int(len(data.g)), "id2_variant": id2_variant,
-                "id2_label": id2_label(id2_variant)}
+        task, backbone, s = self._request(task, backbone, settings)
+        with self.models.cpu.hold(INTERACTIVE, "a benchmark table", progress):
+            data = self.bench_data(task, backbone, progress)
+            notes = []
+            if s.nfc_on == "none":
+                notes.append("NFC is switched off: the +NFC rows are left out.")
+            if s.ipg_on == "none":
+                notes.append("IPG is switched off: the +IPG rows are left out.")
+            elif data.q_gen is None:
+                notes.append(data.gen_note)
+            rows = ablation.table(data, s, self._cache((task, backbone)), progress)
+            return {"rows": [ablation.percent_row(r) for r in rows], "notes": notes, "task": task,
+                    "backbone": backbone, "settings": s, "n_query": int(len(data.q)), "n_gallery": int(len(data.g)),
+                    "id2_variant": s.id2_variant, "id2_label": id2_label(s.id2_variant)}
 
     def ranks(self, task: str = "standard", backbone: str = "synthped-reid", query_index: int = 0,
-              eta: float = 0.5, k1: int = 2, k2: int = 2, nfc_on: str = "both", ipg_on: str = "both",
-              rerank: bool = False, top: int = QUERY_TOP) -> dict[str, Any]:
+              settings: ablation.Settings | None = None, top: int = QUERY_TOP) -> dict[str, Any]:
         """Top-``top`` gallery list of one query before (baseline) and after (+NFC+IPG, or what is on).
 
         Gallery images of the query's identity from the query's camera are left out, as in the
@@ -271,13 +270,17 @@ class BenchmarkSession:
             ``{"query": dict(path, pid, camid), "before": [dict(path, pid, camid, distance, match)],
             "after": [...], "after_setting": str}``.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on, rerank=rerank)
-        data = self.bench_data(s.task, s.backbone)
-        qi = check_int("query index", query_index, 0, len(data.q) - 1)
+        task, backbone, s = self._request(task, backbone, settings)
+        check_int("query index", query_index, 0, self.n_queries(task) - 1)
         top = check_int("top", top, 1, 50)
-        a, cache = self._ablation_settings(s), self._cache((s.task, s.backbone))
-        self.images(s.task)
+        with self.models.cpu.hold(INTERACTIVE, "ranked lists"):
+            return self._ranks(task, backbone, s, query_index, top)
+
+    def _ranks(self, task: str, backbone: str, s: ablation.Settings, query_index: int, top: int) -> dict[str, Any]:
+        data = self.bench_data(task, backbone)
+        qi = check_int("query index", query_index, 0, len(data.q) - 1)
+        a, cache = replace(s, id2_variant="paper"), self._cache((task, backbone))
+        self.images(task)
         after_row = ablation.after_row(data, a)
         out = {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
                "after_setting": after_row}
@@ -290,9 +293,8 @@ class BenchmarkSession:
             out[name] = self.top_list(data, qi, dist, top)
         return out
 
-    def per_query(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
-                  k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", rerank: bool = False,
-                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
+    def per_query(self, task: str = "standard", backbone: str = "synthped-reid",
+                  settings: ablation.Settings | None = None, progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """Every query's AP (%) and first-correct rank under the baseline and under the current setting
         (:func:`pose2id_demo.ablation.per_query`), and the typical query of that change
         (:func:`pose2id_demo.ablation.typical_query`: AP change closest to the mean change; ties → the
@@ -302,25 +304,25 @@ class BenchmarkSession:
             ``{"rows": [dict(query, pid, AP before, AP after, ΔAP, rank before, rank after)],
             "typical": int | None, "mean_delta_ap": float, "after_setting": str, "rule": str}``.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on, rerank=rerank)
-        data = self.bench_data(s.task, s.backbone, progress)
-        a, key = self._ablation_settings(s), (s.task, s.backbone)
-        ck = ("per_query", key) + ablation.row_key(a, ablation.after_row(data, a)) + (s.rerank,)
-        hit = self.results.get(ck)
-        if hit is not None:
-            return hit
-        pq = ablation.per_query(data, a, self._cache(key))
-        delta = pq["ap_after"] - pq["ap_before"]
-        rows = [{"query": int(i), "pid": int(pq["pid"][i]), "AP before": float(pq["ap_before"][i]),
-                 "AP after": float(pq["ap_after"][i]), "ΔAP": round(float(delta[i]), 2),
-                 "rank before": int(pq["rank_before"][i]), "rank after": int(pq["rank_after"][i])}
-                for i in range(len(data.q))]
-        valid = np.isfinite(delta)
-        out = {"rows": rows, "typical": ablation.typical_query(pq), "after_setting": pq["after_setting"],
-               "mean_delta_ap": round(float(delta[valid].mean()), 2) if valid.any() else float("nan"),
-               "rule": ablation.TYPICAL_RULE}
-        return self.results.put(ck, out)
+        task, backbone, s = self._request(task, backbone, settings)
+        with self.models.cpu.hold(INTERACTIVE, "the per-query view", progress):
+            data = self.bench_data(task, backbone, progress)
+            a, key = replace(s, id2_variant="paper"), (task, backbone)
+            ck = ("per_query", key) + ablation.row_key(a, ablation.after_row(data, a)) + (s.rerank,)
+            hit = self.results.get(ck)
+            if hit is not None:
+                return hit
+            pq = ablation.per_query(data, a, self._cache(key))
+            delta = pq["ap_after"] - pq["ap_before"]
+            rows = [{"query": int(i), "pid": int(pq["pid"][i]), "AP before": float(pq["ap_before"][i]),
+                     "AP after": float(pq["ap_after"][i]), "ΔAP": round(float(delta[i]), 2),
+                     "rank before": int(pq["rank_before"][i]), "rank after": int(pq["rank_after"][i])}
+                    for i in range(len(data.q))]
+            valid = np.isfinite(delta)
+            out = {"rows": rows, "typical": ablation.typical_query(pq), "after_setting": pq["after_setting"],
+                   "mean_delta_ap": round(float(delta[valid].mean()), 2) if valid.any() else float("nan"),
+                   "rule": ablation.TYPICAL_RULE}
+            return self.results.put(ck, out)
 
     @staticmethod
     def top_list(data: BenchData, qi: int, dist: np.ndarray, top: int) -> list[dict[str, Any]]:
@@ -331,9 +333,8 @@ class BenchmarkSession:
                  "distance": round(float(dist[j]), 4), "match": bool(data.g_pids[j] == data.q_pids[qi])}
                 for j in order]
 
-    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", eta: float = 0.5, k1: int = 2,
-             k2: int = 2, nfc_on: str = "both", ipg_on: str = "both", n_ids: int = 10, id2_variant: str = "paper",
-             progress: ProgressFn = noop_progress) -> dict[str, Any]:
+    def tsne(self, task: str = "standard", backbone: str = "synthped-reid", settings: ablation.Settings | None = None,
+             n_ids: int = 10, progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """2-D t-SNE of ``n_ids`` identities' query+gallery features before and after centralization (Fig. 4).
 
         PCA to at most 50 dimensions first; perplexity clamped below the number of samples; fixed
@@ -344,53 +345,55 @@ class BenchmarkSession:
             ``{"before": (n, 2), "after": (n, 2), "pids": (n,), "is_query": (n,), "after_setting": str,
             "id2_before": float, "id2_after": float}``.
         """
-        s = self._settings(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                           ipg_on=ipg_on)
+        task, backbone, s = self._request(task, backbone, settings)
         n_ids = check_int("number of identities", n_ids, *N_IDS_RANGE)
-        id2_variant = check_choice("ID² variant", id2_variant, ID2_VARIANTS)
-        data = self.bench_data(s.task, s.backbone, progress)
-        key = (s.task, s.backbone)
-        a, cache = self._ablation_settings(s, id2_variant), self._cache(key)
-        after_row = ablation.after_row(data, a)
-        ck = ("tsne", key, n_ids, id2_variant) + ablation.row_key(a, after_row)
-        hit = self.tsne_cache.get(ck)
-        if hit is not None:
-            return hit
-        pids = np.concatenate([data.q_pids, data.g_pids])
-        is_query = np.concatenate([np.ones(len(data.q), bool), np.zeros(len(data.g), bool)])
-        uniq, counts = np.unique(pids[pids > 0], return_counts=True)  # no distractors (0) / junk (-1)
-        chosen = uniq[np.lexsort((uniq, -counts))][:n_ids]
-        sel = np.flatnonzero(np.isin(pids, chosen))
-        out: dict[str, Any] = {"pids": pids[sel], "is_query": is_query[sel], "after_setting": after_row,
-                               "id2_variant": id2_variant}
-        for i, (name, row) in enumerate((("before", "baseline"), ("after", after_row))):
-            progress(0.3 + 0.35 * i, f"t-SNE {name} …")
-            q, g = ablation.stage_features(data, a, row, cache)
-            x = np.concatenate([q, g])[sel]
-            out[name] = tsne_2d(x)
-            out[f"id2_{name}"] = round(float(id2(x, pids[sel], variant=id2_variant)), 4)
-        return self.tsne_cache.put(ck, out)
+        id2_variant = s.id2_variant
+        with self.models.cpu.hold(LONG, "a t-SNE", progress):
+            data = self.bench_data(task, backbone, progress)
+            key = (task, backbone)
+            a, cache = replace(s, rerank=False), self._cache(key)
+            after_row = ablation.after_row(data, a)
+            ck = ("tsne", key, n_ids, id2_variant) + ablation.row_key(a, after_row)
+            hit = self.tsne_cache.get(ck)
+            if hit is not None:
+                return hit
+            pids = np.concatenate([data.q_pids, data.g_pids])
+            is_query = np.concatenate([np.ones(len(data.q), bool), np.zeros(len(data.g), bool)])
+            uniq, counts = np.unique(pids[pids > 0], return_counts=True)  # no distractors (0) / junk (-1)
+            chosen = uniq[np.lexsort((uniq, -counts))][:n_ids]
+            sel = np.flatnonzero(np.isin(pids, chosen))
+            out: dict[str, Any] = {"pids": pids[sel], "is_query": is_query[sel], "after_setting": after_row,
+                                   "id2_variant": id2_variant}
+            for i, (name, row) in enumerate((("before", "baseline"), ("after", after_row))):
+                progress(0.3 + 0.35 * i, f"t-SNE {name} …")
+                q, g = ablation.stage_features(data, a, row, cache)
+                x = np.concatenate([q, g])[sel]
+                out[name] = tsne_2d(x)
+                out[f"id2_{name}"] = round(float(id2(x, pids[sel], variant=id2_variant)), 4)
+            return self.tsne_cache.put(ck, out)
 
     def benchmark_query_index(self, image: Image.Image, task: str = "standard",
                               backbone: str = "synthped-reid") -> int | None:
         """The benchmark query index of ``image`` if it is (pixel for pixel) a benchmark query image."""
-        try:
-            data = self.bench_data(task, backbone)
-        except DependencyMissing:
-            return None
+        with self.models.cpu.hold(INTERACTIVE, "recognising a benchmark query"):
+            try:
+                data = self.bench_data(task, backbone)
+            except DependencyMissing:
+                return None
+            return self.models.once(("qindex", task, backbone), lambda: self._query_index(task, data)).get(
+                image_digest(image))
 
-        def index() -> dict[str, int]:
-            self.images(task)
-            out = {}
-            for i, p in enumerate(data.q_paths):
-                try:
-                    with Image.open(p) as im:
-                        out.setdefault(image_digest(im.convert("RGB")), i)
-                except OSError:
-                    continue
-            return out
-
-        return self.models.once(("qindex", task, backbone), index).get(image_digest(image))
+    def _query_index(self, task: str, data: BenchData) -> dict[str, int]:
+        """Image digest → query index of ``task``'s query images (the first of identical ones)."""
+        self.images(task)
+        out: dict[str, int] = {}
+        for i, p in enumerate(data.q_paths):
+            try:
+                with Image.open(p) as im:
+                    out.setdefault(image_digest(im.convert("RGB")), i)
+            except OSError:
+                continue
+        return out
 
     def benchmark_examples(self, n: int = 6, task: str = "standard") -> list[str]:
         """Paths of ``n`` benchmark query images of distinct identities (for the UI's examples)."""
@@ -407,15 +410,17 @@ class BenchmarkSession:
     def export_features(self, task: str, backbone: str, path: str | Path) -> Path:
         """Write the benchmark's features as a feature file (the CLI's keys; ``q_gen``/``g_gen`` if shipped)."""
         task, backbone = check_choice("task", task, TASKS), self.check_backbone(backbone)
-        data = self.bench_data(task, backbone)
-        raw = self.models.dataset_features(backbone, task, progress=False)
-        # Raw features (as the backbone gave them): evaluating the file repeats exactly the benchmark's steps.
-        arrays = {"q_feats": np.asarray(raw["q_feats"], np.float32), "g_feats": np.asarray(raw["g_feats"], np.float32),
-                  "q_pids": data.q_pids, "g_pids": data.g_pids, "q_camids": data.q_camids, "g_camids": data.g_camids}
-        if data.q_gen is not None and data.g_gen is not None:  # as shipped (raw), so evaluation repeats our steps
-            z = read_generated(ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz")
-            arrays.update(q_gen=z["q_gen"], g_gen=z["g_gen"])
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **arrays)
-        return path
+        with self.models.cpu.hold(LONG, "an export of the benchmark features"):
+            data = self.bench_data(task, backbone)
+            raw = self.models.dataset_features(backbone, task, progress=False)
+            # Raw features (as the backbone gave them): evaluating the file repeats exactly the benchmark's steps.
+            arrays = {"q_feats": np.asarray(raw["q_feats"], np.float32),
+                      "g_feats": np.asarray(raw["g_feats"], np.float32), "q_pids": data.q_pids,
+                      "g_pids": data.g_pids, "q_camids": data.q_camids, "g_camids": data.g_camids}
+            if data.q_gen is not None and data.g_gen is not None:  # as shipped (raw): evaluation repeats our steps
+                z = read_generated(ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz")
+                arrays.update(q_gen=z["q_gen"], g_gen=z["g_gen"])
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, **arrays)
+            return path

@@ -42,8 +42,9 @@ def cleanse_train_split(models: Models, task: str, backbone: str, quantile: floa
     """The cleansing report of ``task``'s train split with ``backbone``'s features (arguments checked).
 
     ``band`` is :func:`pose2id_demo.cleansing.mahalanobis_filter`'s: ``pooled`` (the default — one upper
-    quantile of all identities' median-scaled distances, which removes real outliers) or ``per_identity`` (the literal reading, which
-    with 12 images per identity removes each identity's minimum and maximum, 2 of 12, whatever the data).
+    quantile of all identities' median-scaled distances, which removes real outliers) or ``per_identity`` (the
+    literal reading, which with 12 images per identity removes each identity's minimum and maximum, 2 of 12,
+    whatever the data).
 
     Returns:
         ``{"n_train", "n_ids", "outliers": [dict(path, pid, distance)], "removed_per_id": {pid: count},

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -17,9 +18,21 @@ from pose2id_demo.poses import draw
 
 from .benchmark import BenchmarkSession, ProgressFn, noop_progress
 from .errors import Pose2IDError
-from .inputs import (CFG_RANGE, ETA_RANGE, IFR_CHOICES, QUERY_TOP, SEED_RANGE, STEPS_RANGE, check_choice,
-                     check_float, check_int, load_custom_pose, load_image)
+from .inputs import (
+    CFG_RANGE,
+    ETA_RANGE,
+    IFR_CHOICES,
+    QUERY_TOP,
+    SEED_RANGE,
+    STEPS_RANGE,
+    check_choice,
+    check_float,
+    check_int,
+    load_custom_pose,
+    load_image,
+)
 from .models import Models
+from .scheduler import GENERATION, INTERACTIVE
 
 __all__ = ["Generator"]
 
@@ -84,12 +97,23 @@ class Generator:
             raise Pose2IDError(f"Unknown backbone {str(backbone)[:40]!r}; available: "
                                f"{', '.join(self.models.backbones())}.")
         ref = load_image(image, what="reference image")
-        notes: list[str] = []
         poses = list(self.models.representative_poses())
         if custom_pose is not None:
             pose, how = load_custom_pose(custom_pose)
             poses.append((f"custom ({how})", pose))
+        # Every input is checked: now wait for the official weights' download if one runs (no CPU slot held),
+        # then for the CPU (a generation goes first), then for the models.
+        self.models.fetch_generator(progress)
+        with self.models.cpu.hold(GENERATION, "a generation", progress):
+            return self._generate(ref, poses, use_ifr, steps, cfg, seed, eta, backbone, progress)
+
+    def _generate(self, ref: Image.Image, poses: list[tuple[str, Any]], use_ifr: str, steps: int, cfg: float,
+                  seed: int, eta: float, backbone: str, progress: ProgressFn) -> dict[str, Any]:
+        """:meth:`generate` once its inputs are checked (and a CPU slot is held)."""
+        notes: list[str] = []
         skeletons = [(draw.draw_pose(p, 128, 256), n) for n, p in poses]
+        if "pipeline" not in self.models.store:
+            progress(0.0, "Loading the generator (once) …")
         pipe = self.models.pipeline()
         modes = ("on", "off") if use_ifr == "both" else (use_ifr,)
         images: dict[str, list[Image.Image]] = {}
@@ -116,6 +140,8 @@ class Generator:
                                   "seconds": round(seconds, 2), "notes": notes, "backbone": backbone, "seed": seed}
         qi = None
         try:
+            if ("qindex", "standard", backbone) not in self.models.store:
+                progress(1.0, "Recognising a benchmark query: its images are rendered and indexed once …")
             qi = self.bench.benchmark_query_index(ref, "standard", backbone)
         except Pose2IDError as exc:
             notes.append(f"Ranked lists unavailable: {exc}")
@@ -140,6 +166,11 @@ class Generator:
         features; the gallery is left as it is.
         """
         eta = check_float("η", eta, *ETA_RANGE)
+        with self.models.cpu.hold(INTERACTIVE, "re-ranking with the generations"):
+            return self._ranks_with_generations(query_index, gen_feats, eta, backbone, task)
+
+    def _ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float, backbone: str,
+                                task: str) -> dict[str, Any]:
         data = self.bench.bench_data(task, backbone)
         qi = check_int("query index", query_index, 0, len(data.q) - 1)
         gen = np.asarray(gen_feats, np.float32)

@@ -1,7 +1,7 @@
 """Every check of user input, and every file opened on a request's behalf.
 
 Parameters from the UI or the API are validated here (:func:`check_float`, :func:`check_int`,
-:func:`check_choice`, :class:`BenchSettings`) — the UI's slider limits are not the only guard. Uploaded
+:func:`check_choice`, :func:`check_settings`) — the UI's slider limits are not the only guard. Uploaded
 images (:func:`load_image`), custom poses (:func:`load_custom_pose`) and feature files
 (:func:`open_feature_file`) are decoded here with bounded work, and every file path a request names passes
 through :func:`resolve_request_file` first: the one place where rules on which paths a request may read
@@ -17,22 +17,22 @@ import io
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pose2id_demo import poses
-from pose2id_demo.featurefile import FeatureSet, load_feature_npz
+from pose2id_demo.ablation import Settings
+from pose2id_demo.featurefile import ArrayHeader, FeatureSet, load_feature_npz
 
 from .errors import Pose2IDError
 
 TASKS = ("standard", "occluded", "infrared")
-APPLY_CHOICES = ("none", "query", "gallery", "both")
 IFR_CHOICES = ("on", "off", "both")
-ROW_NAMES = ("baseline", "+NFC", "+IPG", "+NFC+IPG")
 METRIC_COLUMNS = ("mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²")
 
 #: Uploaded images: at most this many pixels are ever decoded (a 12,000 × 12,000 "decompression bomb"
@@ -53,8 +53,8 @@ MAX_POSE_JSON_BYTES = 1024 * 1024
 STEPS_RANGE = (1, 50)
 CFG_RANGE = (1.0, 10.0)
 SEED_RANGE = (0, 2**32 - 1)
-ETA_RANGE = (0.0, 10.0)
-K_RANGE = (1, 20)
+ETA_RANGE = Settings.knob("eta")["limits"]
+K_RANGE = Settings.knob("k1")["limits"]
 N_IDS_RANGE = (2, 30)
 QUERY_TOP = 10
 
@@ -108,47 +108,34 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     raise Pose2IDError(f"{name} must be one of {', '.join(choices)}; got {str(value)[:40]!r}.")
 
 
-@dataclass(frozen=True)
-class BenchSettings:
-    """One user's benchmark settings (validated).
+#: The fields of :class:`pose2id_demo.ablation.Settings` a request may set (the others keep their defaults).
+REQUEST_SETTINGS = ("eta", "k1", "k2", "nfc_on", "ipg_on", "nfc_mode", "rerank", "id2_variant")
 
-    Attributes:
-        task: SynthPed task (``standard``, ``occluded`` or ``infrared``) or an extra dataset's name.
-        backbone: ReID backbone name (:func:`pose2id_demo.reid.list_backbones`).
-        eta: η of eq. 9.
-        k1, k2: NFC neighbourhood sizes (Alg. 1).
-        nfc_on, ipg_on: which set NFC / IPG centralization is applied to (``query``/``gallery``/``both``).
-        rerank: k-reciprocal re-ranking (k1=20, k2=6, λ=0.3) instead of the Euclidean distance.
-    """
 
-    task: str = "standard"
-    backbone: str = "synthped-reid"
-    eta: float = 0.5
-    k1: int = 2
-    k2: int = 2
-    nfc_on: str = "both"
-    ipg_on: str = "both"
-    rerank: bool = False
-
-    @classmethod
-    def make(cls, tasks: Sequence[str] = TASKS, **kw: Any) -> BenchSettings:
-        """Validate raw values (from the UI or the API) into settings; raises :class:`Pose2IDError`.
-        ``tasks``: the accepted task names (SynthPed's, plus any ``--dataset`` the session holds)."""
-        d = asdict(cls())
-        d.update({k: v for k, v in kw.items() if v is not None})
-        rr = d["rerank"]
-        if isinstance(rr, str):
-            rr = rr.strip().lower() in ("1", "true", "on", "yes")
-        return cls(
-            task=check_choice("task", d["task"], tasks),
-            backbone=str(d["backbone"])[:64],
-            eta=check_float("η", d["eta"], *ETA_RANGE),
-            k1=check_int("k1", d["k1"], *K_RANGE),
-            k2=check_int("k2", d["k2"], *K_RANGE),
-            nfc_on=check_choice("NFC on", d["nfc_on"], APPLY_CHOICES),
-            ipg_on=check_choice("IPG on", d["ipg_on"], APPLY_CHOICES),
-            rerank=bool(rr),
-        )
+def check_settings(settings: Settings | None = None, **raw: Any) -> Settings:
+    """The :class:`~pose2id_demo.ablation.Settings` a request asks for: ``settings`` (default: the defaults) with
+    the raw values of ``raw`` (from the UI or the API; None keeps the field) applied and every field a request may
+    set checked against the limits and choices :meth:`~pose2id_demo.ablation.Settings.knob` gives; raises
+    :class:`Pose2IDError` with a sentence naming the field."""
+    base = settings if settings is not None else Settings()
+    unknown = set(raw) - set(REQUEST_SETTINGS)
+    if unknown:
+        raise Pose2IDError(f"unknown setting(s): {', '.join(sorted(unknown))}.")
+    values = {k: getattr(base, k) for k in REQUEST_SETTINGS}
+    values.update({k: v for k, v in raw.items() if v is not None})
+    checked: dict[str, Any] = {}
+    for field_name, value in values.items():
+        knob = Settings.knob(field_name)
+        if knob["choices"] is not None:
+            checked[field_name] = check_choice(knob["name"], value, knob["choices"])
+        elif isinstance(knob["default"], bool):
+            checked[field_name] = (value.strip().lower() in ("1", "true", "on", "yes") if isinstance(value, str)
+                                   else bool(value))
+        elif isinstance(knob["default"], int):
+            checked[field_name] = check_int(knob["name"], value, *knob["limits"])
+        else:
+            checked[field_name] = check_float(knob["name"], value, *knob["limits"])
+    return replace(base, **checked)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,17 +223,25 @@ def resolve_request_file(value: Any, what: str = "file") -> Path:
     return allowed
 
 
-def open_feature_file(value: Any) -> FeatureSet:
+def feature_file_path(value: Any) -> Path:
+    """The path of the feature file a request names (:func:`resolve_request_file`)."""
+    if value is None or (isinstance(value, dict) and not (value.get("path") or value.get("name"))):
+        raise Pose2IDError(NOT_UPLOADED["feature"])
+    return resolve_request_file(value, "feature")
+
+
+def open_feature_file(value: Any, price: Callable[[dict[str, ArrayHeader]], None] | None = None) -> FeatureSet:
     """A user's feature file (``.npz``) as a :class:`~pose2id_demo.featurefile.FeatureSet`.
 
-    Read by :func:`pose2id_demo.featurefile.load_feature_npz` (no pickles; keys, dtypes, shapes, finiteness
-    checked) with a limit of :data:`MAX_FEATURE_BYTES` on the file and on its uncompressed arrays.
+    Read by :func:`pose2id_demo.featurefile.load_feature_npz` (member names checked exactly, no pickles; keys,
+    dtypes, shapes, finiteness checked) with a limit of :data:`MAX_FEATURE_BYTES` on the file and on its
+    uncompressed arrays; ``price`` sees the arrays' headers before any array is decompressed and may refuse.
     """
-    if value is None or (isinstance(value, dict) and not (value.get("path") or value.get("name"))):
-        raise Pose2IDError("Please upload a feature file (.npz).")
-    path = resolve_request_file(value, "feature")
+    path = feature_file_path(value)
     try:
-        return FeatureSet.from_arrays(load_feature_npz(path, max_bytes=MAX_FEATURE_BYTES))
+        return FeatureSet.from_arrays(load_feature_npz(path, max_bytes=MAX_FEATURE_BYTES, price=price))
+    except Pose2IDError:
+        raise
     except ValueError as exc:
         raise Pose2IDError(f"The feature file cannot be used: {exc}.") from None
 

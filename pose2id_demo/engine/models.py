@@ -26,6 +26,7 @@ from pose2id_demo.paths import cache_dir
 from pose2id_demo.poses import draw, representative
 
 from .errors import DependencyMissing, Pose2IDError
+from .scheduler import CPU
 
 __all__ = ["EMBEDDED_SEED", "Models", "folder_key", "needs"]
 
@@ -59,6 +60,23 @@ def folder_key(root: str | Path) -> str:
     return h.hexdigest()
 
 
+class _Download:
+    """One run of ``fetch`` in its own thread: every caller waits on the same download (none starts a second)."""
+
+    def __init__(self, fetch: Callable[[], Any]) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        threading.Thread(target=self._run, args=(fetch,), name="pose2id-download", daemon=True).start()
+
+    def _run(self, fetch: Callable[[], Any]) -> None:
+        try:
+            fetch()
+        except BaseException as exc:  # noqa: BLE001 — handed to every caller that waits for it
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 class Models:
     """The loaded resources, each made once per key even under concurrent callers (:meth:`once`)."""
 
@@ -67,10 +85,12 @@ class Models:
         self.lock = threading.Lock()
         self._key_locks: dict[Any, threading.Lock] = {}
         self.store: dict[Any, Any] = {}
+        self.cpu = CPU  # every heavy computation holds it (taken before any lock here; :mod:`.scheduler`)
         self.gen_lock = threading.Lock()  # one diffusion run at a time (attention processors hold state)
         self.extract_lock = threading.Lock()
         self._pipeline_factory: Callable[[], Any] | None = None
         self.official: Any = None  # the official release's handle (use_official_ipg)
+        self._download: _Download | None = None  # its download (fetch_generator)
         #: The seed generation uses when none is given: 42 with the embedded generator (the setting it was
         #: trained and benchmarked with), the official inference's 12580 with the official weights.
         self.default_seed = EMBEDDED_SEED
@@ -194,6 +214,7 @@ class Models:
             if reid_extractor:
                 module_name, attr = reid_extractor.split(":", 1)
                 reid = getattr(importlib.import_module(module_name), attr)()  # the operator's own module
+            self.fetch_generator()  # the shared download (at once when it is done)
             t = time.perf_counter()
             try:
                 release = handle.fetch()
@@ -207,8 +228,43 @@ class Models:
         with self.lock:
             self.store.pop("pipeline", None)
             self._pipeline_factory = load
-            self.official = handle
+            self.official, self._download = handle, None
             self.default_seed = official.OFFICIAL_SEED
+
+    def fetch_generator(self, progress: Callable[[float, str], None] | None = None, wait: bool = True) -> None:
+        """Make sure the official weights are on disk before the generator loads: start their download (in its own
+        thread, holding no CPU slot: it is the network's time, not the CPU's) unless it runs or is done, and with
+        ``wait`` wait for it, telling ``progress`` every second how far it is. Nothing to do with the embedded
+        generator or a release already on disk. A failed download raises one sentence; the next call starts it
+        again (it resumes)."""
+        handle = self.official
+        if handle is None:
+            return
+        with self.lock:
+            dl = self._download
+            if dl is None or (dl.done.is_set() and dl.error is not None):
+                dl = self._download = _Download(handle.fetch)
+        if not wait:
+            return
+        said = ""
+        while not dl.done.wait(1.0):
+            msg = f"Waiting for the generator: {handle.progress.describe() or 'checking the official weights'} …"
+            if progress is not None and msg != said:
+                progress(0.0, msg)
+                said = msg
+        if dl.error is not None:
+            from pose2id_demo.ipg import hub, official
+
+            if isinstance(dl.error, (official.ReleaseFileError, hub.HubError)):
+                raise Pose2IDError(f"The official Pose2ID weights are not usable: {dl.error}") from None
+            raise dl.error
+
+    @property
+    def generator_download_pending(self) -> bool:
+        """Whether the official weights still have bytes to download (the warm-up then loads the generator last)."""
+        handle = self.official
+        return handle is not None and bool(handle.download_bytes) and not (
+            self._download is not None and self._download.done.is_set() and self._download.error is None)
 
     def generator_status(self) -> str | None:
         """While the official weights download: ``"downloading the official Pose2ID weights: 1.2 GB of 7.8 GB

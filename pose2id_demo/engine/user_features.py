@@ -2,36 +2,44 @@
 M curve (Table 6), all from :mod:`pose2id_demo.ablation` — the numbers the CLI prints for the same file.
 
 **What the app takes on its 2 CPU cores** (the CLI, ``python -m pose2id_demo eval FILE``, has no such limits).
-Before any work, the shapes are read from the ``.npy`` headers inside the archive (nothing else is
-decompressed) and priced: one evaluation of N_q × N_g pairs at d dimensions costs N_q·N_g·(d + 400) work units
-(multiply-adds, plus sorting and AP per pair), an NFC step (N_q² + N_g²)·(d + 400). The table must fit
+Before any array is decompressed, the archive's members are checked and each array's shape is read from its own
+``.npy`` header (:func:`pose2id_demo.featurefile.read_headers`) and priced: one evaluation of N_q × N_g pairs at
+d dimensions costs N_q·N_g·(d + 400) work units (multiply-adds, plus sorting and AP per pair), an NFC step
+(N_q² + N_g²)·(d + 400), eq. 9 with M generated features per image (N_q·M_q + N_g·M_g)·d. The table must fit
 :data:`MAX_DIM`, :data:`MAX_ROWS` and :data:`TABLE_WORK` (a Market-1501-size file, 3,368 × 15,913 × 768, is
 0.43·10¹² without generated features) or it is refused with a sentence; the curves (36 NFC evaluations for the
-grid, 9 for η, 3·(M+1) for M) run on a random subset of identities when they would exceed :data:`CURVE_WORK`,
-and say so. Each call stops after :data:`TIME_BUDGET_S` seconds, checked between evaluations: without the
-table it is refused; curves not reached are left out, with a note.
+grid, 9 for η, 3 per value of M — at most :data:`pose2id_demo.ablation.MAX_M_POINTS` values — for M) run on a
+random subset of identities when they would exceed :data:`CURVE_WORK`, and say so. Each call stops after
+:data:`TIME_BUDGET_S` seconds of its own computing, checked before every evaluation of the table and of every
+curve: without the table it is refused; curves not finished are left out, with a note. Between evaluations a
+waiting generation or interactive request takes the CPU first (:meth:`~.scheduler.CpuPool.checkpoint`; that time
+does not count).
 """
 
 from __future__ import annotations
 
 import math
 import time
-import zipfile
 from typing import Any
 
 import numpy as np
 
 from pose2id_demo import ablation
-from pose2id_demo.featurefile import FeatureSet
-from pose2id_demo.metrics import ID2_VARIANTS, id2_label
+from pose2id_demo.featurefile import ArrayHeader, FeatureSet, read_headers
+from pose2id_demo.metrics import id2_label
 
 from .benchmark import ProgressFn, noop_progress
 from .errors import Pose2IDError
-from .inputs import (APPLY_CHOICES, ETA_RANGE, K_RANGE, check_choice, check_float, check_int, open_feature_file,
-                     resolve_request_file)
+from .inputs import (
+    MAX_FEATURE_BYTES,
+    check_int,
+    feature_file_path,
+    open_feature_file,
+)
+from .scheduler import CPU, LONG
 
 __all__ = ["CURVE_WORK", "MAX_DIM", "MAX_ROWS", "TABLE_WORK", "TIME_BUDGET_S", "check_cost", "curve_work",
-           "evaluate_feature_file", "evaluate_feature_set", "header_shapes", "table_work"]
+           "evaluate_feature_file", "evaluate_feature_set", "price_headers", "table_work"]
 
 #: Feature dimensions the app evaluates at most.
 MAX_DIM = 4096
@@ -41,35 +49,11 @@ MAX_ROWS = 50_000
 TABLE_WORK = 1.0e12
 #: Work units above which the curves run on a subset of identities.
 CURVE_WORK = 1.5e11
-#: Seconds one evaluation call may run; checked between evaluations.
+#: Seconds one evaluation call may compute; checked before every evaluation.
 TIME_BUDGET_S = 300.0
 #: Work units per (query, gallery) pair besides the d multiply-adds (sorting, AP).
 PAIR_COST = 400
 CLI_HINT = "`python -m pose2id_demo eval FILE` on your own machine has no such limit"
-
-
-def header_shapes(path: Any) -> dict[str, tuple[int, ...]]:
-    """Shapes of ``q_feats``, ``g_feats``, ``q_gen``, ``g_gen`` from the ``.npy`` headers inside an ``.npz``
-    (only the headers are decompressed); ``{}`` for what cannot be read (the full reader says why)."""
-    out: dict[str, tuple[int, ...]] = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            for key in ("q_feats", "g_feats", "q_gen", "g_gen"):
-                if f"{key}.npy" not in names:
-                    continue
-                with zf.open(f"{key}.npy") as f:
-                    version = np.lib.format.read_magic(f)
-                    if version == (1, 0):
-                        shape = np.lib.format.read_array_header_1_0(f)[0]
-                    elif version == (2, 0):
-                        shape = np.lib.format.read_array_header_2_0(f)[0]
-                    else:
-                        continue
-                out[key] = tuple(int(n) for n in shape)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError):
-        return {}
-    return out
 
 
 def _eval_work(nq: int, ng: int, d: int) -> float:
@@ -80,41 +64,72 @@ def _nfc_work(nq: int, ng: int, d: int) -> float:
     return (float(nq) * nq + float(ng) * ng) * (d + PAIR_COST)
 
 
-def table_work(nq: int, ng: int, d: int, m: int) -> float:
-    """Work units of the table: baseline and +NFC, and with generated features (m > 0) +IPG and +NFC+IPG."""
+def _ipg_work(nq: int, ng: int, d: int, mq: int, mg: int) -> float:
+    """Eq. 9 on both sets: the mean of each image's M generated features."""
+    return (float(nq) * mq + float(ng) * mg) * d
+
+
+def table_work(nq: int, ng: int, d: int, mq: int, mg: int | None = None) -> float:
+    """Work units of the table: baseline and +NFC, and with generated features (``mq``, ``mg`` > 0 per query /
+    gallery image) +IPG and +NFC+IPG."""
+    mg = mq if mg is None else mg
+    m = min(mq, mg)
     rows = 2 if m == 0 else 4
-    return rows * _eval_work(nq, ng, d) + (rows // 2) * _nfc_work(nq, ng, d) + 2.0 * m * (nq + ng) * d
+    work = rows * _eval_work(nq, ng, d) + (rows // 2) * _nfc_work(nq, ng, d)
+    return work + (2 * _ipg_work(nq, ng, d, mq, mg) if m else 0.0)
 
 
-def curve_work(nq: int, ng: int, d: int, m: int, grid_max: int) -> float:
-    """Work units of the curves: the k1 × k2 grid (NFC each), and with generated features the η and M curves."""
+def curve_work(nq: int, ng: int, d: int, mq: int, grid_max: int, mg: int | None = None) -> float:
+    """Work units of the curves: the k1 × k2 grid (NFC each), and with generated features the η curve (eq. 9 on
+    all M) and the M curve (three evaluations per value of :func:`pose2id_demo.ablation.m_points`, each with
+    eq. 9 on the first M)."""
+    mg = mq if mg is None else mg
     work = grid_max * grid_max * (_eval_work(nq, ng, d) + _nfc_work(nq, ng, d))
+    m = min(mq, mg)
     if m:
-        work += (len(ablation.ETAS) + 3 * (m + 1)) * _eval_work(nq, ng, d)
+        work += len(ablation.ETAS) * (_eval_work(nq, ng, d) + _ipg_work(nq, ng, d, mq, mg))
+        work += sum(3 * (_eval_work(nq, ng, d) + _ipg_work(nq, ng, d, k, k)) for k in ablation.m_points(m))
     return work
 
 
-def check_cost(nq: int, ng: int, d: int, m: int) -> None:
+def check_cost(nq: int, ng: int, d: int, mq: int, mg: int | None = None) -> None:
     """Refuse, with a sentence saying what to do, a table this app cannot afford (before any work)."""
+    mg = mq if mg is None else mg
+    m = min(mq, mg)
     if d > MAX_DIM:
         raise Pose2IDError(f"The features have {d:,} dimensions; the app evaluates up to {MAX_DIM:,} on its 2 CPU "
                            f"cores ({CLI_HINT}).")
     if nq + ng > MAX_ROWS:
         raise Pose2IDError(f"The file has {nq:,} query + {ng:,} gallery features = {nq + ng:,}; the app evaluates up "
                            f"to {MAX_ROWS:,} on its 2 CPU cores ({CLI_HINT}).")
-    work = table_work(nq, ng, d, m)
+    work = table_work(nq, ng, d, mq, mg)
     if work > TABLE_WORK:
-        raise Pose2IDError(f"Evaluating {nq:,} × {ng:,} features at d = {d:,}{f' with {m} generated each' if m else ''}"
-                           f" is {work / TABLE_WORK:.1f}× the most the app takes on its 2 CPU cores (about 2 × a "
-                           f"Market-1501-size file); please use fewer features, or {CLI_HINT}.")
+        gen = f" with {max(mq, mg):,} generated each" if m else ""
+        raise Pose2IDError(f"Evaluating {nq:,} × {ng:,} features at d = {d:,}{gen} is {work / TABLE_WORK:.1f}× the "
+                           f"most the app takes on its 2 CPU cores (about 2 × a Market-1501-size file); please use "
+                           f"fewer features, or {CLI_HINT}.")
 
 
-def _shape_cost(shapes: dict[str, tuple[int, ...]]) -> tuple[int, int, int, int] | None:
-    q, g = shapes.get("q_feats"), shapes.get("g_feats")
-    if not q or not g or len(q) != 2 or len(g) != 2:
+def _sizes(headers: dict[str, ArrayHeader]) -> tuple[int, int, int, int, int] | None:
+    """``(nq, ng, d, M_q, M_g)`` from the headers; None when the shapes do not fit together (the loader refuses
+    such a file without this price: its arrays' total is already bounded)."""
+    q, g = headers["q_feats"].shape, headers["g_feats"].shape
+    if len(q) != 2 or len(g) != 2:
         return None
-    gens = [shapes[k][1] for k in ("q_gen", "g_gen") if len(shapes.get(k, ())) == 3]
-    return q[0], g[0], max(q[1], g[1]), min(gens) if len(gens) == 2 else 0
+    gens = [headers[k].shape if k in headers else None for k in ("q_gen", "g_gen")]
+    if any(s is not None and len(s) != 3 for s in gens):
+        return None
+    mq, mg = (s[1] if s is not None else 0 for s in gens)
+    if not (mq and mg):  # the IPG rows and curves need both sets' generated features
+        mq = mg = 0
+    return q[0], g[0], max(q[1], g[1]), mq, mg
+
+
+def price_headers(headers: dict[str, ArrayHeader]) -> None:
+    """:func:`check_cost` of a feature file, from its headers (:func:`pose2id_demo.featurefile.read_headers`)."""
+    sizes = _sizes(headers)
+    if sizes is not None:
+        check_cost(*sizes)
 
 
 def check_labels(fs: FeatureSet) -> None:
@@ -137,13 +152,19 @@ def check_labels(fs: FeatureSet) -> None:
                            "is nothing to evaluate. Check q_camids / g_camids.")
 
 
+def _gen_sizes(fs: FeatureSet) -> tuple[int, int]:
+    if fs.q_gen is None or fs.g_gen is None:
+        return 0, 0
+    return fs.q_gen.shape[1], fs.g_gen.shape[1]
+
+
 def curve_subset(fs: FeatureSet, grid_max: int, budget: float = CURVE_WORK, seed: int = 0
                  ) -> tuple[FeatureSet, str | None]:
     """``fs`` itself when its curves fit ``budget`` work units; else a random subset of its query identities
     (every image of each, and the same share of the other gallery images) that does, and a note saying so."""
     d = fs.q.shape[1]
-    m = 0 if fs.q_gen is None or fs.g_gen is None else min(fs.q_gen.shape[1], fs.g_gen.shape[1])
-    work = curve_work(len(fs.q), len(fs.g), d, m, grid_max)
+    mq, mg = _gen_sizes(fs)
+    work = curve_work(len(fs.q), len(fs.g), d, mq, grid_max, mg)
     if work <= budget:
         return fs, None
     rng = np.random.default_rng(seed)
@@ -153,7 +174,7 @@ def curve_subset(fs: FeatureSet, grid_max: int, budget: float = CURVE_WORK, seed
         keep = rng.choice(ids, size=max(2, min(len(ids), round(share * len(ids)))), replace=False)
         qm = np.isin(fs.q_pids, keep)
         gm = np.isin(fs.g_pids, keep) | (~np.isin(fs.g_pids, ids) & (rng.random(len(fs.g)) < share))
-        if curve_work(int(qm.sum()), int(gm.sum()), d, m, grid_max) <= budget:
+        if curve_work(int(qm.sum()), int(gm.sum()), d, mq, grid_max, mg) <= budget:
             break
         share *= 0.85
     sub = FeatureSet(q=fs.q[qm], g=fs.g[gm], q_pids=fs.q_pids[qm], g_pids=fs.g_pids[gm], q_camids=fs.q_camids[qm],
@@ -166,16 +187,21 @@ def curve_subset(fs: FeatureSet, grid_max: int, budget: float = CURVE_WORK, seed
 
 
 class _OutOfTime(Exception):
-    """Raised between evaluations when a call's time budget is spent."""
+    """Raised before an evaluation when a call's time budget is spent."""
 
 
 def _deadline_check(budget_s: float | None, progress: ProgressFn) -> ProgressFn:
-    """A progress function that also stops the call (``_OutOfTime``) once ``budget_s`` seconds have passed."""
+    """A progress function that also stops the call (``_OutOfTime``) once ``budget_s`` seconds of its own have
+    passed; at each call a waiting generation may take the CPU first, and that time is not counted."""
     end = None if budget_s is None else time.monotonic() + budget_s
 
     def report(frac: float, desc: str) -> None:
-        if end is not None and time.monotonic() > end:
-            raise _OutOfTime(desc)
+        nonlocal end
+        waited = CPU.checkpoint(progress)
+        if end is not None:
+            end += waited
+            if time.monotonic() > end:
+                raise _OutOfTime(desc)
         progress(frac, desc)
 
     return report
@@ -186,8 +212,9 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
                          curve_budget: float | None = None) -> dict[str, Any]:
     """The Your-features report of a feature set (settings already checked).
 
-    ``budget_s``: seconds the call may take (checked between evaluations; None = no limit); ``curve_budget``:
-    work units above which the curves use a subset of identities (:func:`curve_subset`; None = never).
+    ``budget_s``: seconds the call may compute (checked before every evaluation; None = no limit);
+    ``curve_budget``: work units above which the curves use a subset of identities (:func:`curve_subset`;
+    None = never).
 
     Returns:
         ``{"rows": [...], "grid": {"k", "map": (K, K), "apply"}, "eta_curve": {"eta", "mAP", "Rank-1",
@@ -213,15 +240,8 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
     try:
         step(0.15, "k1 × k2 grid …")
         grid = ablation.k_grid(sub, s, range(1, grid_max + 1), lambda f, d: step(0.15 + 0.5 * f, d))
-        if ablation.has_generated(sub, s.ipg_on if s.ipg_on != "none" else "both"):
-            parts = []
-            for i, e in enumerate(ablation.ETAS):  # one η at a time: the time limit is checked between them
-                step(0.65 + 0.15 * i / len(ablation.ETAS), f"η curve: η = {e:g} …")
-                parts.append(ablation.eta_curve(sub, s, etas=[e]))
-            eta_curve = {**parts[0], "eta": [p["eta"][0] for p in parts], "mAP": [p["mAP"][0] for p in parts],
-                         "Rank-1": [p["Rank-1"][0] for p in parts]}
-        step(0.8, "M curve …")
-        m_curve = ablation.m_curve(sub, s)
+        eta_curve = ablation.eta_curve(sub, s, progress=lambda f, d: step(0.65 + 0.15 * f, d))
+        m_curve = ablation.m_curve(sub, s, progress=lambda f, d: step(0.8 + 0.2 * f, d))
     except _OutOfTime as stop:
         missing = [n for n, v in (("k1 × k2 grid", grid), ("η curve", eta_curve), ("M curve", m_curve)) if v is None]
         notes.append(f"Stopped at the app's {budget_s:.0f}-second limit (the table took {table_s:.0f} s; at "
@@ -233,26 +253,22 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
             "id2_label": id2_label(s.id2_variant)}
 
 
-def evaluate_feature_file(npz_path: Any, k1: int = 2, k2: int = 2, eta: float = 0.5, nfc_on: str = "both",
-                          ipg_on: str = "both", grid_max: int = 6, id2_variant: str = "paper",
+def evaluate_feature_file(npz_path: Any, settings: ablation.Settings | None = None, grid_max: int = 6,
                           progress: ProgressFn = noop_progress) -> dict[str, Any]:
-    """Check the parameters, price the file from its headers (:func:`check_cost`), open it
-    (:func:`~.inputs.open_feature_file`), check its labels and report on it within the app's limits."""
-    k1, k2 = check_int("k1", k1, *K_RANGE), check_int("k2", k2, *K_RANGE)
-    eta = check_float("η", eta, *ETA_RANGE)
-    nfc_on, ipg_on = check_choice("NFC on", nfc_on, APPLY_CHOICES), check_choice("IPG on", ipg_on, APPLY_CHOICES)
+    """Check the file — its members, and the price of its arrays from their own headers (:func:`price_headers`)
+    — before anything is decompressed; then, holding a CPU slot, load it (priced again from the headers it
+    reads: :func:`~.inputs.open_feature_file`), check its labels and report on it at ``settings`` (a request's,
+    checked by :func:`~.inputs.check_settings`) within the app's limits."""
+    s = settings or ablation.Settings()
     grid_max = check_int("grid size", grid_max, 1, 10)
-    s = ablation.Settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on,
-                          id2_variant=check_choice("ID² variant", id2_variant, ID2_VARIANTS))
+    path = feature_file_path(npz_path)
     try:
-        sizes = _shape_cost(header_shapes(resolve_request_file(npz_path, "feature")))
-    except Pose2IDError:
-        sizes = None  # no file named: open_feature_file says so
-    if sizes is not None:
-        check_cost(*sizes)  # before decompressing the arrays
-    fs = open_feature_file(npz_path)
-    m = 0 if fs.q_gen is None or fs.g_gen is None else min(fs.q_gen.shape[1], fs.g_gen.shape[1])
-    check_cost(len(fs.q), len(fs.g), fs.q.shape[1], m)  # again, from the arrays themselves
-    check_labels(fs)
-    progress(0.05, "Features loaded")
-    return evaluate_feature_set(fs, s, grid_max, progress, budget_s=TIME_BUDGET_S, curve_budget=CURVE_WORK)
+        headers = read_headers(path, MAX_FEATURE_BYTES)
+    except ValueError as exc:
+        raise Pose2IDError(f"The feature file cannot be used: {exc}.") from None
+    price_headers(headers)
+    with CPU.hold(LONG, "an evaluation of a feature file", progress):
+        fs = open_feature_file(path, price=price_headers)
+        check_labels(fs)
+        progress(0.05, "Features loaded")
+        return evaluate_feature_set(fs, s, grid_max, progress, budget_s=TIME_BUDGET_S, curve_budget=CURVE_WORK)

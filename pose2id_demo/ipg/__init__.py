@@ -1,32 +1,19 @@
 """Identity-Guided Pedestrian Generation (IPG), paper §3.2.2: IFR, Pose Guider, reference attention, pipeline.
 
-Public API (imported lazily so that ``import pose2id_demo.ipg`` does not pull in diffusers):
-``Pose2IDPipeline``, ``Pose2IDPipelineOutput``, ``load_embedded(device)`` (the shipped tiny model),
-``load_official(source, device, reid=...)`` (the released SD1.5-based weights: ``"hub"`` — fetched from the
-Hugging Face repo yuanc3/Pose2ID into the Hub cache, :mod:`pose2id_demo.ipg.hub` — or a folder), ``IFR``,
-``PoseGuider``.
+The package exports nothing itself (importing it loads no model library); import the module you need:
+
+=====================================  ==============================================================================
+module                                 what it holds
+=====================================  ==============================================================================
+:mod:`~pose2id_demo.ipg.pipeline`      ``Pose2IDPipeline`` (check inputs → encode → denoise → decode),
+                                       ``load_embedded(device)`` (the shipped tiny model), ``make_scheduler``
+:mod:`~pose2id_demo.ipg.official`      ``load_official(source, device, reid=...)``: the released SD1.5-based weights,
+                                       ``"hub"`` (:mod:`~pose2id_demo.ipg.hub`) or a folder
+:mod:`~pose2id_demo.ipg.configs`       the registry of presets (``tiny``, ``tiny-wide``, ``sd15``) and
+                                       ``build_components``
+:mod:`~pose2id_demo.ipg.ifr`           IFR, eq. 5: ReID feature → identity tokens
+:mod:`~pose2id_demo.ipg.pose_encoder`  the Pose Guider, eq. 24
+:mod:`~pose2id_demo.ipg.unet`          the denoising UNet ε_θ (eq. 4): pose features added after ``conv_in``
+:mod:`~pose2id_demo.ipg.train`         the training script (``python -m pose2id_demo.ipg.train``)
+=====================================  ==============================================================================
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "Pose2IDPipeline": "pose2id_demo.ipg.pipeline",
-    "Pose2IDPipelineOutput": "pose2id_demo.ipg.pipeline",
-    "load_embedded": "pose2id_demo.ipg.pipeline",
-    "make_scheduler": "pose2id_demo.ipg.pipeline",
-    "load_official": "pose2id_demo.ipg.official",
-    "IFR": "pose2id_demo.ipg.ifr",
-    "PoseGuider": "pose2id_demo.ipg.pose_encoder",
-    "PixelUnshuffleVAE": "pose2id_demo.ipg.vae",
-    "PoseConditionedUNet2DConditionModel": "pose2id_demo.ipg.unet",
-}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'pose2id_demo.ipg' has no attribute {name!r}")

@@ -10,11 +10,8 @@ the benchmark's train split (box-resized to 64×32, random horizontal flips) wit
 + 1e-6 · KL, Adam lr 2e-3 with cosine decay, batch 32; ``scaling_factor`` = 1 / std of the training latents
 (SD's convention).
 
-Why a trained autoencoder and not the lossless pixel-unshuffle space (:mod:`pose2id_demo.ipg.vae`): see that
-module — in pixel space the small UNet never learned to remove low-level noise in the CPU budget. Why not
-diffusers' ``AutoencoderKL`` with a tiny config: measured 1.9 s per batch-32 step here (GroupNorm resnets and
-attention at full resolution), 261 steps in 9 minutes reached only 22.4 dB PSNR with washed-out clothing
-colours, which would cap identity consistency; this plain conv net trains several times faster.
+Why a trained autoencoder, and why this network rather than diffusers' ``AutoencoderKL``:
+``docs/design-notes.md``.
 """
 
 from __future__ import annotations
@@ -64,7 +61,8 @@ class TinyAutoencoderKL(ModelMixin, ConfigMixin):
             nn.ConvTranspose2d(c1, c0, 4, stride=2, padding=1), act(),
             nn.Conv2d(c0, c0, 3, padding=1), act()]
         for _ in range(decoder_upsample.bit_length() - 1):  # one more ×2 stage each: an output larger than the input
-            layers += [nn.ConvTranspose2d(c0, c0, 4, stride=2, padding=1), act(), nn.Conv2d(c0, c0, 3, padding=1), act()]
+            layers += [nn.ConvTranspose2d(c0, c0, 4, stride=2, padding=1), act(),
+                       nn.Conv2d(c0, c0, 3, padding=1), act()]
         self.decoder = nn.Sequential(*layers, nn.Conv2d(c0, in_channels, 3, padding=1))
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):

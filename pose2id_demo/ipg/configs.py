@@ -3,7 +3,9 @@
 A preset fixes the UNets' config (both UNets share it), the IFR's token count and width, the Pose Guider's
 widths, the image size and the training defaults. ``tiny`` and ``sd15`` are the same classes with two
 configs (diffusers style); a new preset is one more entry in :data:`PRESETS`, which the training script's
-``--config`` choices, :func:`build_components` and the recorded run state all read.
+``--config`` choices, :func:`build_components`, the recorded run state (:meth:`IPGPreset.to_dict` /
+:meth:`IPGPreset.from_dict`) and the official loader (:mod:`pose2id_demo.ipg.official`, the ``sd15`` entry)
+all read. A trained pipeline folder carries its modules' configs, so loading it needs no preset.
 
 - ``sd15``: the official sizes — SD1.5 UNet (320/640/1280/1280, cross-attention 768), AutoencoderKL
   sd-vae-ft-mse (×8, 4 channels), 512 × 256 images, Pose Guider (16, 32, 64, 128) → 320, IFR 3840 → 20 × 768.
@@ -91,11 +93,10 @@ PRESETS: dict[str, IPGPreset] = {
                       image_size=(512, 256), lr=1e-5, batch_size=4, warmup=1, latent_from_vae=False,
                       trainable_here=False, description="the official SD1.5-based sizes (GPU)"),
 }
-TINY_IMAGE_SIZE = TINY.image_size
-SD15_IMAGE_SIZE = PRESETS["sd15"].image_size
 
 
 def get_preset(preset: str | IPGPreset) -> IPGPreset:
+    """The registered preset of that name (a preset passes through); ValueError naming the choices."""
     if isinstance(preset, IPGPreset):
         return preset
     try:

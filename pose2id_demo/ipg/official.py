@@ -57,7 +57,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from pose2id_demo.ipg import hub
-from pose2id_demo.ipg.configs import SD15_IMAGE_SIZE, SD15_UNET_CONFIG
+from pose2id_demo.ipg.configs import PRESETS
 from pose2id_demo.ipg.ifr import IFR
 from pose2id_demo.ipg.pipeline import Pose2IDPipeline, make_scheduler
 from pose2id_demo.ipg.pose_encoder import PoseGuider
@@ -78,7 +78,12 @@ UNET_CONFIG_PATH = Path("stable-diffusion-v1-5") / "unet" / "config.json"
 VAE_FOLDER = "sd-vae-ft-mse"
 #: The official inference's seed (``IPG/configs/inference.yaml``), the default when these weights generate.
 OFFICIAL_SEED = 12580
-_UNET_ARCH_KEYS = tuple(SD15_UNET_CONFIG)
+#: The preset of the released weights (:data:`pose2id_demo.ipg.configs.PRESETS`): UNet config, Pose Guider
+#: widths, IFR tokens, image size.
+PRESET = PRESETS["sd15"]
+#: The width of the TransReID feature that feeds the released IFR.
+REID_DIM = 3840
+_UNET_ARCH_KEYS = tuple(PRESET.unet)
 
 
 class ReleaseFileError(OSError):
@@ -136,7 +141,7 @@ class OfficialRelease:
     def unet_architecture(self) -> dict[str, Any]:
         """The UNets' architecture: SD1.5's ``unet/config.json`` when the release has one, else the built-in."""
         if self.unet_config is None:
-            return dict(SD15_UNET_CONFIG)
+            return dict(PRESET.unet)
         try:
             cfg = json.loads(self.unet_config.read_text())
         except (OSError, ValueError) as exc:
@@ -270,15 +275,17 @@ def _as_release(source: str | Path | OfficialRelease, need_reid: bool, device: s
 
 def build_official_modules(unet_config: dict[str, Any] | None = None, device: str | torch.device = "meta"
                            ) -> dict[str, torch.nn.Module]:
-    """The four trained modules at official sizes (on the meta device by default: no memory, no init)."""
-    cfg = dict(unet_config or SD15_UNET_CONFIG)
+    """The four trained modules at the sizes of :data:`PRESET` (on the meta device by default: no memory, no
+    init); ``unet_config`` replaces the preset's UNet config, and IFR's token width follows its
+    ``cross_attention_dim``."""
+    cfg = dict(unet_config or PRESET.unet)
     with torch.device(device):
         return {
             "reference_unet": UNet2DConditionModel(**cfg),
             "denoising_unet": PoseConditionedUNet2DConditionModel(**cfg),
             "pose_guider": PoseGuider(conditioning_embedding_channels=cfg["block_out_channels"][0],
-                                      conditioning_channels=3, block_out_channels=(16, 32, 64, 128)),
-            "ifr": IFR(in_dim=3840, num_tokens=20, dim=cfg["cross_attention_dim"]),
+                                      conditioning_channels=3, block_out_channels=PRESET.pose_widths),
+            "ifr": IFR(in_dim=REID_DIM, num_tokens=PRESET.ifr_tokens, dim=cfg["cross_attention_dim"]),
         }
 
 
@@ -348,6 +355,6 @@ def load_official(source: str | Path | OfficialRelease, device: str | torch.devi
         raise ReleaseFileError(f"{vae_path}: sd-vae-ft-mse could not be read ({type(exc).__name__}); delete it and "
                                "fetch it again.") from None
     pipe = Pose2IDPipeline(**modules, vae=vae.to(device).eval(), scheduler=make_scheduler(), reid=reid,
-                           image_size=SD15_IMAGE_SIZE)
+                           image_size=PRESET.image_size)
     return pipe.to(device)
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -45,7 +46,9 @@ from pose2id_demo.ipg.pose_encoder import PoseGuider
 from pose2id_demo.ipg.reference_attention import reference_attention
 from pose2id_demo.ipg.unet import PoseConditionedUNet2DConditionModel
 from pose2id_demo.ipg.vae import PixelUnshuffleVAE
-from pose2id_demo.poses.keypoints import LIMBS, Pose
+from pose2id_demo.paths import MODELS_DIR
+from pose2id_demo.poses.draw import draw_pose
+from pose2id_demo.poses.keypoints import Pose
 
 logger = logging.getLogger(__name__)
 
@@ -98,32 +101,8 @@ class Pose2IDPipelineOutput(BaseOutput):
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
 
 
-def _draw_pose_fallback(pose: Pose, width: int, height: int) -> np.ndarray:
-    """Minimal OpenPose-style renderer (limbs + joints on black), used only if the POSES drawer is absent."""
-    from PIL import ImageDraw
-
-    img = PIL.Image.new("RGB", (width, height))
-    draw = ImageDraw.Draw(img)
-    p = pose.resized(width, height)
-    kp, vis = p.keypoints, p.visible
-    thick = max(1, round(min(width, height) / 32))
-    for i, (a, b) in enumerate(LIMBS):
-        if vis[a] and vis[b]:
-            hue = int(255 * i / len(LIMBS))
-            col = tuple(int(c) for c in np.array(PIL.Image.new("HSV", (1, 1), (hue, 255, 200)).convert("RGB"))[0, 0])
-            draw.line([tuple(kp[a, :2]), tuple(kp[b, :2])], fill=col, width=thick)
-    for j in np.flatnonzero(vis):
-        x, y = kp[j, :2]
-        draw.ellipse([x - thick, y - thick, x + thick, y + thick], fill=(255, 255, 255))
-    return np.asarray(img)
-
-
 def render_pose(pose: Pose, width: int, height: int) -> np.ndarray:
-    """Skeleton render ``(height, width, 3)`` uint8 via ``pose2id_demo.poses.draw.draw_pose``."""
-    try:
-        from pose2id_demo.poses.draw import draw_pose
-    except ImportError:  # the POSES module is not there yet
-        return _draw_pose_fallback(pose, width, height)
+    """Skeleton render ``(height, width, 3)`` uint8 (:func:`pose2id_demo.poses.draw.draw_pose`)."""
     return draw_pose(pose, width, height)
 
 
@@ -273,11 +252,61 @@ class Pose2IDPipeline(DiffusionPipeline):
             return arr
         return [PIL.Image.fromarray((a * 255).round().astype(np.uint8)) for a in arr]
 
+    def prepare_conditions(self, refs: Sequence[PIL.Image.Image], poses: Sequence[Any], use_ifr: bool, do_cfg: bool,
+                           pose_scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Identity tokens, the reference UNet's tokens and latents, and the pose features, batched
+        reference-major (R references × P poses); with CFG the unconditional half comes first.
+
+        Returns:
+            ``tokens`` (B, N, D) for the denoising UNet, ``ref_tokens`` (R', N, D) and ``ref_latents``
+            (R', C, h, w) for the reference UNet, ``pose_fea`` (B, C0, h, w); B = R·P (2·R·P with CFG),
+            R' = R (2·R).
+        """
+        n, n_ref = len(poses), len(refs)
+        cond, uncond = self.encode_identity(refs, use_ifr=use_ifr)  # (R, N, D), (1, N, D)
+        ref_latent = self.encode_reference(refs).to(self.reference_unet.dtype)  # (R, C, h, w)
+        pose_fea = self.encode_poses(poses).repeat(n_ref, 1, 1, 1) * pose_scale  # reference-major: (R·P, C0, h, w)
+        cond_tokens = cond.expand(n_ref, -1, -1).repeat_interleave(n, dim=0)
+        if do_cfg:  # batch layout: [R·P uncond ; R·P cond]; bank: [R uncond ; R cond]
+            ref_tokens = torch.cat([uncond.expand(n_ref, -1, -1), cond.expand(n_ref, -1, -1)])
+            ref_latents = torch.cat([ref_latent, ref_latent])
+            tokens = torch.cat([uncond.expand(n_ref * n, -1, -1), cond_tokens])
+            pose_fea = torch.cat([pose_fea, pose_fea])
+        else:
+            ref_tokens, ref_latents = cond.expand(n_ref, -1, -1), ref_latent
+            tokens = cond_tokens
+        unet_dtype = self.denoising_unet.dtype
+        return tokens.to(unet_dtype), ref_tokens.to(unet_dtype), ref_latents, pose_fea.to(unet_dtype)
+
+    def denoise(self, latents: torch.Tensor, tokens: torch.Tensor, pose_fea: torch.Tensor, do_cfg: bool,
+                guidance_scale: float, callback_on_step_end: Callable | None = None,
+                callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> torch.Tensor:
+        """The DDIM loop over the scheduler's timesteps: ε/v = UNet(z_t, t, tokens, E_pose), classifier-free
+        guidance ``uncond + s · (cond - uncond)`` when ``do_cfg``, then the scheduler step; (B, C, h, w)."""
+        with self.progress_bar(total=len(self.scheduler.timesteps)) as bar:
+            for i, t in enumerate(self.scheduler.timesteps):
+                model_in = torch.cat([latents, latents]) if do_cfg else latents
+                model_in = self.scheduler.scale_model_input(model_in, t)
+                pred = self.denoising_unet(model_in, t, encoder_hidden_states=tokens, pose_cond_fea=pose_fea,
+                                           return_dict=False)[0]
+                if do_cfg:
+                    pred_uncond, pred_cond = pred.chunk(2)
+                    pred = pred_uncond + guidance_scale * (pred_cond - pred_uncond)
+                latents = self.scheduler.step(pred, t, latents, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    state = {"latents": latents, "pose_fea": pose_fea, "tokens": tokens}
+                    out = callback_on_step_end(self, i, t, {k: state[k] for k in callback_on_step_end_tensor_inputs})
+                    if out and "latents" in out:
+                        latents = out["latents"]
+                bar.update()
+        return latents
+
     @torch.no_grad()
-    def __call__(self, reference_image: PIL.Image.Image | np.ndarray | Sequence[PIL.Image.Image], poses: Sequence[Pose | PIL.Image.Image],
+    def __call__(self, reference_image: PIL.Image.Image | np.ndarray | Sequence[PIL.Image.Image],
+                 poses: Sequence[Pose | PIL.Image.Image],
                  num_inference_steps: int = 20, guidance_scale: float = 3.5, seed: int | Sequence[int] = 42,
                  use_ifr: bool = True, output_type: str = "pil", return_dict: bool = True,
-                 callback_on_step_end: Callable[["Pose2IDPipeline", int, Any, dict], dict | None] | None = None,
+                 callback_on_step_end: Callable[[Pose2IDPipeline, int, Any, dict], dict | None] | None = None,
                  callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
                  use_reference_attention: bool = True, pose_scale: float = 1.0,
                  ) -> Pose2IDPipelineOutput | tuple:
@@ -312,45 +341,15 @@ class Pose2IDPipeline(DiffusionPipeline):
             raise ValueError(f"got {len(seeds)} seeds for {n} poses")
         do_cfg = use_ifr and guidance_scale > 1.0
 
-        cond, uncond = self.encode_identity(refs, use_ifr=use_ifr)  # (R, N, D), (1, N, D)
-        ref_latent = self.encode_reference(refs).to(self.reference_unet.dtype)  # (R, C, h, w)
-        pose_fea = self.encode_poses(poses).repeat(n_ref, 1, 1, 1) * pose_scale  # reference-major: (R·P, C0, h, w)
-        cond_tokens = cond.expand(n_ref, -1, -1).repeat_interleave(n, dim=0)
-        unet_dtype = self.denoising_unet.dtype
-        if do_cfg:  # batch layout: [R·P uncond ; R·P cond]; bank: [R uncond ; R cond]
-            ref_tokens = torch.cat([uncond.expand(n_ref, -1, -1), cond.expand(n_ref, -1, -1)])
-            ref_latents = torch.cat([ref_latent, ref_latent])
-            tokens = torch.cat([uncond.expand(n_ref * n, -1, -1), cond_tokens])
-            pose_fea = torch.cat([pose_fea, pose_fea])
-        else:
-            ref_tokens, ref_latents = cond.expand(n_ref, -1, -1), ref_latent
-            tokens = cond_tokens
-        tokens, ref_tokens, pose_fea = tokens.to(unet_dtype), ref_tokens.to(unet_dtype), pose_fea.to(unet_dtype)
-
+        tokens, ref_tokens, ref_latents, pose_fea = self.prepare_conditions(refs, poses, use_ifr, do_cfg, pose_scale)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        latents = self.prepare_latents(seeds, dtype=unet_dtype).repeat(n_ref, 1, 1, 1)
-
+        latents = self.prepare_latents(seeds, dtype=self.denoising_unet.dtype).repeat(n_ref, 1, 1, 1)
         with reference_attention(self.reference_unet, self.denoising_unet):
-            # Reference UNet once, at t = 0, with the same identity tokens (writes the bank).
-            if use_reference_attention:
+            if use_reference_attention:  # the reference UNet once, at t = 0, with the same tokens (writes the bank)
                 self.reference_unet(ref_latents, torch.zeros((), device=self.device), encoder_hidden_states=ref_tokens,
                                     return_dict=False)
-            with self.progress_bar(total=len(self.scheduler.timesteps)) as bar:
-                for i, t in enumerate(self.scheduler.timesteps):
-                    model_in = torch.cat([latents, latents]) if do_cfg else latents
-                    model_in = self.scheduler.scale_model_input(model_in, t)
-                    pred = self.denoising_unet(model_in, t, encoder_hidden_states=tokens, pose_cond_fea=pose_fea,
-                                               return_dict=False)[0]
-                    if do_cfg:
-                        pred_uncond, pred_cond = pred.chunk(2)
-                        pred = pred_uncond + guidance_scale * (pred_cond - pred_uncond)
-                    latents = self.scheduler.step(pred, t, latents, return_dict=False)[0]
-                    if callback_on_step_end is not None:
-                        state = {"latents": latents, "pose_fea": pose_fea, "tokens": tokens}
-                        out = callback_on_step_end(self, i, t, {k: state[k] for k in callback_on_step_end_tensor_inputs})
-                        if out and "latents" in out:
-                            latents = out["latents"]
-                    bar.update()
+            latents = self.denoise(latents, tokens, pose_fea, do_cfg, guidance_scale, callback_on_step_end,
+                                   callback_on_step_end_tensor_inputs)
 
         images = self.decode(latents, output_type)
         if not return_dict:
@@ -375,7 +374,7 @@ class Pose2IDPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, reid: Any = None, device: str | torch.device = "cpu",
-                        torch_dtype: torch.dtype | None = None, **kwargs: Any) -> "Pose2IDPipeline":
+                        torch_dtype: torch.dtype | None = None, **kwargs: Any) -> Pose2IDPipeline:
         """Load a folder written by :meth:`save_pretrained`.
 
         ``reid`` defaults to the backbone named in ``model_index.json`` (``pose2id_demo.reid.get_backbone``).
@@ -404,8 +403,6 @@ class Pose2IDPipeline(DiffusionPipeline):
 
 def load_embedded(device: str | torch.device = "cpu") -> Pose2IDPipeline:
     """The shipped tiny IPG (``assets/models/ipg-tiny``), trained by ``pose2id_demo.ipg.train``."""
-    from pose2id_demo.paths import MODELS_DIR
-
     root = MODELS_DIR / "ipg-tiny"
     if not (root / "model_index.json").exists():
         raise FileNotFoundError(f"{root} has no trained tiny IPG (model_index.json missing)")

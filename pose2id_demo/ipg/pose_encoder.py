@@ -8,13 +8,14 @@ denoising UNet's features right after its ``conv_in`` (see :mod:`pose2id_demo.ip
 
 With the official widths (16, 32, 64, 128) the encoder downsamples by 8 — a 512×256 skeleton maps onto the
 64×32 SD latent; the tiny configuration uses (16, 32, 64) to map a 64×32 skeleton onto its 16×8 latent
-(see :mod:`pose2id_demo.ipg.configs`). Eq. 24 writes one SiLU per block; the released ``pose_guider.pth`` was trained with a SiLU after
-*every* block conv, which is what we do so those weights behave as trained. Parameter names (``conv_in``, ``blocks.N``, ``conv_out``) follow ``pose_guider.pth``.
+(see :mod:`pose2id_demo.ipg.configs`). Eq. 24 writes one SiLU per block; the released ``pose_guider.pth``
+was trained with a SiLU after *every* block conv, which is what we do so those weights behave as trained.
+Parameter names (``conv_in``, ``blocks.N``, ``conv_out``) follow ``pose_guider.pth``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -16,7 +16,7 @@ Pure numpy, numpy in / numpy out; :mod:`bench.ipg_quality` applies them to the g
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -94,5 +94,5 @@ def pose_scores(pred_xy: np.ndarray, pred_dirs: Sequence[int], ref_kps: Sequence
         ok, tot = ok + a, tot + b
     pd, rd = np.asarray(pred_dirs), np.asarray(ref_dirs)
     known = rd >= 0
-    return {"pck": ok / max(tot, 1), "direction": float(np.mean(pd[known] == rd[known])) if known.any() else float("nan"),
-            "n": int(len(pred_xy))}
+    direction = float(np.mean(pd[known] == rd[known])) if known.any() else float("nan")
+    return {"pck": ok / max(tot, 1), "direction": direction, "n": int(len(pred_xy))}

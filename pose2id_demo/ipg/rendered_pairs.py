@@ -6,10 +6,9 @@ target's background, exposure and crop cannot be predicted from the reference: t
 mean background and spends capacity on it. A rendered pair's target is fully determined by the reference
 and the target pose, the task the pose bench (``bench/ipg_quality.py``) scores. Only SynthPed has such
 pairs; ``python -m pose2id_demo.ipg.train --render-pairs P`` mixes them into a share P of each batch.
-A model trained on them redraws the reference's own background, and for eq. 9 that is worse than a
-canonical one (``assets/models/ipg-tiny/README.md``, finding 9). With ``background="canonical"`` the target
-is drawn on one fixed studio shot instead (the same camera and background for every reference), which keeps
-the task well posed and the generations' background canonical.
+With ``background="reference"`` (the default) the target keeps the reference's camera and background; with
+``background="canonical"`` it is drawn on one fixed studio shot (the same camera and background for every
+reference), so the generations' background is canonical (why that suits eq. 9: ``docs/design-notes.md``).
 
 The pool is drawn once per (root, targets per reference, seed, background) and cached as uint8 arrays (``.npz``, no
 pickle) in the run's cache folder.
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ class RenderedPairs:
         self.target_of = np.full((n, per_reference), -1, np.int64)
         self.row_of = np.full(n, -1, np.int64)
         self.images = np.zeros((len(references) * per_reference, h, w, 3), np.uint8)
-        from tqdm import tqdm
 
         for k, r in enumerate(tqdm(references, desc="rendering training pairs", mininterval=10)):
             self.row_of[r] = k * per_reference

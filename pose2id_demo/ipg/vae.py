@@ -1,19 +1,8 @@
-"""The tiny configuration's latent space: a fixed, lossless pixel-unshuffle "VAE".
+"""A fixed, lossless pixel-unshuffle "VAE": a (B, C, H, W) image in [-1, 1] ↔ (B, C·f², H/f, W/f) latents
+by space-to-depth ×f (64×32 RGB → 48×16×8 at f = 4), exactly invertible, no parameters.
 
-Decision (issue 5 asks to record it): the shipped tiny IPG uses a small *trained* KL autoencoder
-(:mod:`pose2id_demo.ipg.autoencoder`, 64×32 RGB ↔ 4×16×8), not this module. This fixed, lossless
-space-to-depth "VAE" (a 64×32 RGB image in [-1, 1] → 48×16×8 by pixel-unshuffle ×4, exactly invertible,
-no training) was the first choice and was measured:
-
-- for: zero training minutes, zero reconstruction error, and the same 16×8 grid the UNets can afford on
-  2 cores ((32, 64, 64) blocks, 20 DDIM steps with CFG for 8 images: ~1.7 s at 16×8 vs ~7.5 s at 32×16);
-- against (decisive): after 900 training steps (15 CPU-minutes) the UNet's x0 predictions at t ≥ 500 were
-  already person-shaped, but it had learned almost nothing about removing small noise (v-MSE 0.96 at
-  t = 50, versus 1.0 for predicting zero), so every sample stayed covered in pixel noise. The UNet must
-  model all high-frequency detail of 48 channels per latent pixel; an autoencoder trained once (minutes)
-  takes that detail off the diffusion model, which is the point of latent diffusion.
-
-It stays as a parameter-free, exact stand-in VAE for tests and for experiments.
+A stand-in VAE for tests and experiments; the shipped tiny IPG uses the trained KL autoencoder of
+:mod:`pose2id_demo.ipg.autoencoder` (``docs/design-notes.md`` says why).
 
 Interface mirrors :class:`diffusers.AutoencoderKL` for the pipeline: ``encode(x).latent_dist.mean`` /
 ``.sample()`` (a zero-variance diagonal Gaussian), ``decode(z).sample``, ``config.scaling_factor`` (the

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from pose2id_demo import lazy
+
 from .convert import from_mediapipe33
 from .keypoints import Pose
 
@@ -42,8 +44,7 @@ def _get_graph() -> Any:
     """The shared MediaPipe Pose graph, created on first use (call with ``_LOCK`` held)."""
     global _GRAPH
     if _GRAPH is None:
-        import mediapipe as mp  # lazy: importing mediapipe takes seconds
-
+        mp = lazy.load("mediapipe")
         _GRAPH = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
                                         enable_segmentation=False, min_detection_confidence=0.5)
         logger.info("MediaPipe BlazePose (full) loaded from the mediapipe wheel")

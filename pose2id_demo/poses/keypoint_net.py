@@ -31,9 +31,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import PIL.Image
@@ -154,7 +154,7 @@ class KeypointEstimator:
         self.model = model.eval()
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path | None = None) -> "KeypointEstimator":
+    def from_pretrained(cls, directory: str | Path | None = None) -> KeypointEstimator:
         """Load ``config.json`` + ``model.safetensors`` (default: ``assets/models/keypoint-net``)."""
         from pose2id_demo.paths import MODELS_DIR
 

@@ -55,7 +55,7 @@ class Pose:
         """Boolean mask (18,) of keypoints with confidence > 0."""
         return self.keypoints[:, 2] > 0
 
-    def resized(self, width: int, height: int) -> "Pose":
+    def resized(self, width: int, height: int) -> Pose:
         """The same pose in pixel coordinates of a ``width`` × ``height`` image."""
         kp = self.keypoints.copy()
         kp[:, 0] *= width / self.width
@@ -67,16 +67,21 @@ class Pose:
                 "keypoints": [[round(float(v), 3) for v in row] for row in self.keypoints]}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Pose":
+    def from_json(cls, obj: dict) -> Pose:
         if not isinstance(obj, dict) or "keypoints" not in obj:
             raise ValueError("pose json must be an object with a 'keypoints' list of 18 [x, y, c] rows")
         fmt = obj.get("format", "openpose18")
         if fmt != "openpose18":
             raise ValueError(f"unsupported pose format {fmt!r}; expected 'openpose18'")
         try:
-            kp = np.asarray(obj["keypoints"], dtype=np.float32)
+            kp = np.asarray(obj["keypoints"], dtype=np.float64)
+        except OverflowError:  # a json integer beyond any float, e.g. 10**400
+            raise ValueError("pose keypoints must be pixel coordinates; one is a whole number too large for any "
+                             "float") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"pose keypoints are not numeric: {exc}") from None
+        if np.isfinite(kp).all() and np.abs(kp).max(initial=0.0) > np.finfo(np.float32).max:
+            raise ValueError("pose keypoints must be pixel coordinates; one is beyond the float32 range")
         if kp.ndim == 2 and kp.shape == (NUM_KEYPOINTS, 2):
             kp = np.concatenate([kp, np.ones((NUM_KEYPOINTS, 1), np.float32)], axis=1)
         width = obj.get("width")
@@ -93,22 +98,40 @@ MAX_JSON_DEPTH = 8
 
 
 def _canvas_side(name: str, value: object) -> int:
-    """A canvas side from json: a finite number in [1, :data:`MAX_CANVAS_SIDE`] (``1e999`` reads as inf)."""
+    """A canvas side from json: a finite number in [1, :data:`MAX_CANVAS_SIDE`] (``1e999`` reads as inf, and
+    an integer may have hundreds of digits: compared as it is, never converted to a float)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"pose {name} must be a number of pixels, got {str(value)[:40]}")
-    if not np.isfinite(value) or not 1 <= value <= MAX_CANVAS_SIDE:
-        raise ValueError(f"pose {name} must be between 1 and {MAX_CANVAS_SIDE} pixels, got {value:g}")
+    if not 1 <= value <= MAX_CANVAS_SIDE:  # also false for NaN
+        shown = f"{value:g}" if isinstance(value, float) or abs(value) < 10**15 else "a far larger number"
+        raise ValueError(f"pose {name} must be between 1 and {MAX_CANVAS_SIDE} pixels, got {shown}")
     return int(value)
 
 
 def json_depth(text: str) -> int:
-    """How deeply arrays and objects nest in json ``text`` (brackets inside strings do not count)."""
-    import re
+    """How deeply arrays and objects nest in json ``text`` (brackets inside strings do not count).
 
-    bare = re.sub(r'"(?:\\.|[^"\\])*"', '""', text).encode()
-    a = np.frombuffer(bare, np.uint8)
-    step = np.isin(a, (ord("["), ord("{"))).astype(np.int64) - np.isin(a, (ord("]"), ord("}")))
-    return int(np.cumsum(step).max(initial=0))
+    One pass over the characters, so the time is linear in the length whatever the text holds (a backtracking
+    pattern over the strings is not: ``docs/design-notes.md``).
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "[" or ch == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return deepest
 
 
 def save_pose_json(pose: Pose, path: str | Path) -> None:
@@ -128,6 +151,6 @@ def load_pose_json(path: str | Path, max_bytes: int = 1 << 20) -> Pose:
         raise ValueError(f"pose json nests arrays or objects more than {MAX_JSON_DEPTH} deep; a pose needs 3")
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer of over 4,300 digits
         raise ValueError(f"not a valid pose json: {exc}") from None
     return Pose.from_json(obj)

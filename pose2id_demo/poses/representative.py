@@ -35,8 +35,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from pose2id_demo.data import load_market
+from pose2id_demo.data.synthped import ensure_benchmark
+from pose2id_demo.paths import POSES_DIR
+from pose2id_demo.reid import get_backbone
 
 from .draw import draw_pose
+from .estimator import NoPersonFound, estimate_pose
 from .keypoints import Pose, load_pose_json, save_pose_json
 from .posevalid import body_height, pose_valid
 
@@ -248,8 +255,6 @@ def load_representative_poses(directory: str | Path | None = None) -> list[tuple
     Reads ``<direction>.json`` from ``directory`` (default ``assets/poses``); the order is
     ``index.json``'s when present. Raises ``FileNotFoundError`` if there are none.
     """
-    from pose2id_demo.paths import POSES_DIR
-
     root = Path(directory) if directory is not None else POSES_DIR
     names: list[str] = list(DIRECTIONS)
     index = root / "index.json"
@@ -271,10 +276,6 @@ def _load_pose_for(path: Path, estimate: bool) -> Pose | None:
             return None
     if not estimate:
         return None
-    from PIL import Image
-
-    from .estimator import NoPersonFound, estimate_pose
-
     try:
         with Image.open(path) as im:
             return estimate_pose(im)
@@ -284,8 +285,6 @@ def _load_pose_for(path: Path, estimate: bool) -> Pose | None:
 
 def write_assets(chosen: list[tuple[Selected, Pose]], out: Path, meta: dict) -> None:
     """Write ``<direction>.json``/``.png``, ``index.json``, ``overview.png`` and ``README.md`` into ``out``."""
-    from PIL import Image
-
     out.mkdir(parents=True, exist_ok=True)
     tiles = []
     for sel, pose in chosen:
@@ -336,8 +335,6 @@ Files: `<direction>.json` (OpenPose-18 keypoints on the 64 × 128 source image),
 
 def _resolve_data(data: str) -> tuple[Path, str]:
     if data.startswith("synthped"):
-        from pose2id_demo.data.synthped import ensure_benchmark
-
         task = data.split(":", 1)[1] if ":" in data else "standard"
         return Path(ensure_benchmark(task, progress=False)), f"the bundled SynthPed benchmark (`{task}` task, seed 0)"
     return Path(data), f"Market-1501-format folder `{data}`"
@@ -359,13 +356,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="a sentence added to the README")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-    from PIL import Image
-
-    from pose2id_demo.data import load_market
-    from pose2id_demo.paths import POSES_DIR
-    from pose2id_demo.reid import get_backbone
-
     root, data_desc = _resolve_data(args.data)
     ds = load_market(root)
     records = ds.train

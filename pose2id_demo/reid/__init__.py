@@ -4,7 +4,8 @@ network and its training script, and an on-disk feature cache.
 - :func:`get_backbone`, :func:`list_backbones`, :func:`register_backbone`, :class:`Backbone` — :mod:`.backbones`
 - :mod:`.model` — ``SynthPedReID`` (compact ResNet + BNNeck), safetensors round trip
 - :mod:`.train` — ``python -m pose2id_demo.reid.train``
-- :mod:`.features` — ``dataset_features(backbone_name, task)`` cached on disk
+- :mod:`.features` — ``dataset_features(backbone_name, task)`` cached on disk; :mod:`.build_shipped` writes the
+  float16 files of :mod:`pose2id_demo.shipped_features`
 - :mod:`.transreid` — TransReID (ViT-B/16 + JPM) of the official Pose2ID release, :func:`load_transreid`
 - :mod:`.hf_backbone` — ``hf:<model id or folder>``: any ``transformers`` image model (paper Table 5's ViT)
 """

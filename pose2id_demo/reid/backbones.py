@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from tqdm.auto import tqdm
 
 from pose2id_demo.paths import MODELS_DIR
 
@@ -112,7 +113,6 @@ class Backbone:
         out = np.empty((len(images), self.dim), np.float32)
         starts = range(0, len(images), batch_size)
         if progress:
-            from tqdm.auto import tqdm
             starts = tqdm(starts, desc=f"features {self.name}", unit="batch")
         for s in starts:
             chunk = images[s:s + batch_size]

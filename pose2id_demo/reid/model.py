@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -132,8 +133,6 @@ class SynthPedReID(nn.Module):
 
 def save_reid(model: SynthPedReID, out_dir: str | Path, name: str = "synthped-reid") -> Path:
     """Write ``<name>.safetensors`` (weights, BN statistics included) and ``<name>.json`` (config)."""
-    from safetensors.torch import save_file
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
@@ -147,8 +146,6 @@ def save_reid(model: SynthPedReID, out_dir: str | Path, name: str = "synthped-re
 
 def load_reid(path: str | Path, device: str | torch.device = "cpu") -> SynthPedReID:
     """Load a model written by :func:`save_reid` (``path`` = the .safetensors file); eval mode."""
-    from safetensors.torch import load_file
-
     path = Path(path)
     cfg_path = path.with_suffix(".json")
     if not path.exists() or not cfg_path.exists():

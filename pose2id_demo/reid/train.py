@@ -23,12 +23,18 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
+from pose2id_demo.data import load_market
+from pose2id_demo.metrics import distance_matrix, evaluate
 from pose2id_demo.reid.model import ReIDConfig, SynthPedReID, save_reid
 
 logger = logging.getLogger(__name__)
@@ -61,7 +67,10 @@ def pk_batch(labels: np.ndarray, by_label: list[np.ndarray], p: int, k: int, rng
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """BoT-style augmentation of a float batch in [0, 1] (B, 3, H, W), vectorised over the batch."""
     b, _, h, w = x.shape
-    u = lambda *shape: torch.rand(*shape, generator=g)
+
+    def u(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=g)
+
     # horizontal flip
     flip = u(b) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -113,8 +122,6 @@ def lr_at(step: int, steps: int, base: float, warmup: int) -> float:
 
 
 def _save_ckpt(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     state = opt.state_dict()
     for pid, st in state["state"].items():
@@ -126,8 +133,6 @@ def _save_ckpt(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
 
 
 def _load_ckpt(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         step = int(f.metadata()["step"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
@@ -153,9 +158,6 @@ def embed(model: SynthPedReID, images_u8: torch.Tensor, batch: int = 256) -> np.
 
 def evaluate_on(model: SynthPedReID, root: str | Path) -> dict:
     """mAP / Rank-1 of ``model`` on a Market-format root (query vs gallery)."""
-    from pose2id_demo.data import load_market
-    from pose2id_demo.metrics import distance_matrix, evaluate
-
     ds = load_market(root)
     size = model.config.input_size
     q = embed(model, load_images([r.path for r in ds.query], size))
@@ -164,6 +166,38 @@ def evaluate_on(model: SynthPedReID, root: str | Path) -> dict:
     res = evaluate(dist, np.array([r.pid for r in ds.query]), np.array([r.pid for r in ds.gallery]),
                    np.array([r.camid for r in ds.query]), np.array([r.camid for r in ds.gallery]))
     return {"mAP": float(res["mAP"]), "Rank-1": float(res["Rank-1"])}
+
+
+def _train_split(data: str | Path, arch: dict | None) -> tuple[Any, np.ndarray, list[np.ndarray], ReIDConfig,
+                                                                torch.Tensor]:
+    """The train split of ``data``: records, class labels (0 … C-1), each class's indices, the model config
+    with C classes, and the images as a uint8 tensor (N, 3, H, W) at the config's input size."""
+    ds = load_market(data)
+    if not ds.train:
+        raise ValueError(f"{data} has no bounding_box_train/ images to train on")
+    pids = sorted({r.pid for r in ds.train})
+    pid_index = {pid: i for i, pid in enumerate(pids)}
+    labels = np.array([pid_index[r.pid] for r in ds.train])
+    by_label = [np.flatnonzero(labels == i) for i in range(len(pids))]
+    config = ReIDConfig(**(arch or ARCH), num_classes=len(pids))
+    t0 = time.time()
+    images = load_images([r.path for r in ds.train], config.input_size)
+    logger.info("loaded %d train images of %d ids in %.1fs", len(images), len(pids), time.time() - t0)
+    return ds, labels, by_label, config, images
+
+
+def _step(model: SynthPedReID, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, smoothing: float,
+          margin: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimiser step on ID loss (cross-entropy with label smoothing) + batch-hard triplet loss;
+    returns the logits and both losses."""
+    logits, ft = model(x)
+    loss_id = F.cross_entropy(logits, y, label_smoothing=smoothing)
+    loss_tri = batch_hard_triplet(ft, y, margin)
+    loss = loss_id + loss_tri
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return logits, loss_id, loss_tri
 
 
 def train(data: str | Path, out: str | Path, steps: int = DEFAULTS["steps"], p: int = DEFAULTS["p"],
@@ -176,23 +210,10 @@ def train(data: str | Path, out: str | Path, steps: int = DEFAULTS["steps"], p: 
 
     ``stop_at``: stop after that many steps, leaving a checkpoint for ``resume=True`` (returns None).
     """
-    from pose2id_demo.data import load_market
-
     torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = load_market(data)
-    if not ds.train:
-        raise ValueError(f"{data} has no bounding_box_train/ images to train on")
-    pids = sorted({r.pid for r in ds.train})
-    pid_index = {pid: i for i, pid in enumerate(pids)}
-    labels = np.array([pid_index[r.pid] for r in ds.train])
-    by_label = [np.flatnonzero(labels == i) for i in range(len(pids))]
-    config = ReIDConfig(**(arch or ARCH), num_classes=len(pids))
-    t0 = time.time()
-    images = load_images([r.path for r in ds.train], config.input_size)
-    logger.info("loaded %d train images of %d ids in %.1fs", len(images), len(pids), time.time() - t0)
-
+    ds, labels, by_label, config, images = _train_split(data, arch)
     torch.manual_seed(seed)
     model = SynthPedReID(config)
     params = [q for q in model.parameters() if q.requires_grad]
@@ -208,7 +229,6 @@ def train(data: str | Path, out: str | Path, steps: int = DEFAULTS["steps"], p: 
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=steps, initial=start, desc="train synthped-reid", unit="step")
     model.train()
     t_train = time.time()
@@ -216,18 +236,11 @@ def train(data: str | Path, out: str | Path, steps: int = DEFAULTS["steps"], p: 
         rng = np.random.default_rng([seed, step])
         g = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
         idx = pk_batch(labels, by_label, p, k, rng)
-        x = augment(images[idx].float() / 255.0, g)
-        x = (x - mean) / std
+        x = (augment(images[idx].float() / 255.0, g) - mean) / std
         y = labels_t[idx]
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
-        logits, ft = model(x)
-        loss_id = F.cross_entropy(logits, y, label_smoothing=smoothing)
-        loss_tri = batch_hard_triplet(ft, y, margin)
-        loss = loss_id + loss_tri
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        logits, loss_id, loss_tri = _step(model, opt, x, y, smoothing, margin)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(id=f"{loss_id.item():.3f}", tri=f"{loss_tri.item():.3f}",

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
+import torch
+from starlette.middleware import Middleware
 
-from pose2id_demo import warmup
-from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab, tempfiles
-from pose2id_demo.ui.common import DEFAULT_BACKBONE, EXAMPLES_DIR, TabContext, backbone_choices
+from pose2id_demo.engine import get_engine
+from pose2id_demo.ui import about_tab, benchmark_tab, features_tab, generate_tab, request_files, tempfiles
+from pose2id_demo.ui.common import CACHE_SWEEP, DEFAULT_BACKBONE, EXAMPLES_DIR, MAX_UPLOAD, TabContext, backbone_choices
 
-__all__ = ["EXAMPLES_DIR", "MAX_UPLOAD", "TABS", "build_demo", "launch"]
+__all__ = ["EXAMPLES_DIR", "MAX_UPLOAD", "TABS", "TORCH_THREADS", "build_demo", "launch"]
 
 log = logging.getLogger("pose2id_demo.ui")
 
@@ -33,10 +36,9 @@ TABS: tuple[Callable[[TabContext], None], ...] = (
     features_tab.build,
     about_tab.build,
 )
-#: Uploads above this are refused by Gradio before they reach the engine (documented in About).
-MAX_UPLOAD = "100mb"
-#: (frequency, age) in seconds: every 10 minutes, uploads, served copies and exports older than an hour go.
-CACHE_SWEEP = (600, 3600)
+#: Torch threads in the served process: generation on 1 thread kept its speed beside outside CPU load, where 2
+#: threads collapsed (``python -m bench.load --torch-threads``; README, "App").
+TORCH_THREADS = 1
 
 CSS = """
 .p2i-small .wrap { min-height: 0 !important; }
@@ -48,6 +50,7 @@ def build_demo(delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
     """Build the Blocks app (nothing heavy is loaded here; the engine loads lazily on first use).
 
     ``delete_cache``: (frequency, age) of the sweep of temporary files (:mod:`.tempfiles`)."""
+    tempfiles.use_for_gradio()  # before any component: Gradio's cache is this process's own folder
     backbones = backbone_choices()
     default_bb = DEFAULT_BACKBONE if DEFAULT_BACKBONE in backbones else backbones[0]
     with gr.Blocks(title="Pose2ID — training-free ReID by feature centralization", analytics_enabled=False,
@@ -58,24 +61,31 @@ def build_demo(delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
         ctx = TabContext(demo=demo, backbones=backbones, default_backbone=default_bb)
         for build_tab in TABS:
             build_tab(ctx)
-    return demo
+    return request_files.refusals_as_sentences(demo)
 
 
-def limit_blas_threads() -> None:
-    """NumPy's BLAS (OpenBLAS) on one thread in this process, so that the cheap callbacks' matrix products do
-    not take every core from generation (torch's threads, which generation uses, are not touched)."""
+def limit_threads(torch_threads: int = TORCH_THREADS) -> None:
+    """BLAS and OpenMP pools on one thread and torch on ``torch_threads`` in this process: there is one job per
+    core at most (:mod:`pose2id_demo.engine.scheduler`), and a thread team that waits for a descheduled member
+    loses far more than it gains on a shared 2-core machine (:data:`TORCH_THREADS`). Libraries loaded later
+    (scikit-learn's OpenMP for t-SNE) read ``OMP_NUM_THREADS``, set here unless the operator set it."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=1, user_api="blas")
+        threadpool_limits(limits=1)
     except Exception as exc:  # noqa: BLE001 — threadpoolctl missing or an unknown BLAS: leave it
         log.debug("could not limit the BLAS threads: %s", exc)
+    torch.set_num_threads(torch_threads)
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
     """Queue and launch offline: host/port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, no share link,
-    no analytics; generation runs one request at a time, at most 64 requests wait. The app's own temporary
-    files are swept on the Blocks' ``delete_cache`` schedule (:func:`.tempfiles.lifespan`)."""
+    no analytics; at most one heavy job per core runs at a time, a generation first
+    (:mod:`pose2id_demo.engine.scheduler`); at most 64 requests wait. Uploads are bounded before they are read
+    (:class:`.request_files.UploadLimits`); the app's temporary files are swept on the Blocks' ``delete_cache``
+    schedule and held within a quota (:func:`.tempfiles.lifespan`), and removed when the process ends
+    (:func:`.tempfiles.remove_on_exit`)."""
     demo = demo if demo is not None else build_demo()
     frequency, age = demo.delete_cache or CACHE_SWEEP
     opts: dict[str, Any] = dict(
@@ -84,10 +94,12 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> Any:
         share=False, ssr_mode=False, mcp_server=False, max_file_size=MAX_UPLOAD, show_error=False,
         theme=gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                              font_mono=["ui-monospace", "monospace"]),
-        css=CSS, app_kwargs={"lifespan": tempfiles.lifespan(frequency, age)},
+        css=CSS, app_kwargs={"lifespan": tempfiles.lifespan(frequency, age),
+                             "middleware": [Middleware(request_files.UploadLimits, max_bytes=MAX_UPLOAD + 2**16)]},
     )
     opts.update(kwargs)
-    limit_blas_threads()
-    warmup.preload()  # the first table's imports, before the page is served
+    tempfiles.remove_on_exit()
+    limit_threads()
+    get_engine().preload()  # the first table's imports, before the page is served
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo.launch(**opts)

@@ -2,8 +2,8 @@
 query, every query's AP before/after (sortable; the page starts on the typical query), t-SNE (Fig. 4) and data
 cleansing (Supplementary 7.1). API: ``benchmark``, ``per_query``, ``ranks``, ``tsne``, ``cleansing``.
 
-While the launch-time warm-up (:mod:`pose2id_demo.warmup`) is still preparing what a view needs, the view says
-"⏳ Preparing …" at once, and a timer fills it in when it is ready."""
+Every view answers with its real result (or a sentence saying why not): the engine checks the input, then waits
+for the CPU and for what the view needs — the progress bar says what it waits for."""
 
 from __future__ import annotations
 
@@ -11,67 +11,55 @@ from typing import Any
 
 import gradio as gr
 
-from pose2id_demo import warmup
-from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, N_IDS_RANGE, TASKS, get_engine
+from pose2id_demo.ablation import Settings
+from pose2id_demo.engine import N_IDS_RANGE, TASKS, check_settings, get_engine
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
     COLUMNS,
     LEGEND,
     TabContext,
-    preparing,
     progress_fn,
     user_errors,
 )
-
-PREP = "⏳"  # how a "preparing" message starts (the refresh timer looks for it)
 
 
 # ---------------------------------------------------------------------------------------- callbacks
 @user_errors
 def benchmark(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
-              rerank: bool, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
+              rerank: bool, nfc_mode: str = "separate", progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """The Table 2 ablation on a SynthPed task (metrics in %, ID² lower is better)."""
-    res = get_engine().benchmark(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                                 ipg_on=ipg_on, rerank=rerank, progress=progress_fn(progress))
-    s = res["settings"]
-    if s["rerank"]:  # every row's distances are re-ranked, the baseline's too: the labels say so
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    res = get_engine().bench.benchmark(task, backbone, settings, progress=progress_fn(progress))
+    s: Settings = res["settings"]
+    if s.rerank:  # every row's distances are re-ranked, the baseline's too: the labels say so
         for r in res["rows"]:
             r["setting"] = f"{r['setting']} + re-ranking"
-    name = f"SynthPed-{s['task']}" if s["task"] in TASKS else s["task"]  # else a `--dataset` folder
-    head = (f"**{name}**, {s['backbone']}: {res['n_query']} queries, {res['n_gallery']} gallery "
-            f"images · η={s['eta']:g}, k1={s['k1']}, k2={s['k2']}, NFC on {s['nfc_on']} (separate sets), "
-            f"IPG on {s['ipg_on']}, re-ranking {'on' if s['rerank'] else 'off'}.")
+    name = f"SynthPed-{res['task']}" if res["task"] in TASKS else res["task"]  # else a `--dataset` folder
+    head = (f"**{name}**, {res['backbone']}: {res['n_query']} queries, {res['n_gallery']} gallery "
+            f"images · η={s.eta:g}, k1={s.k1}, k2={s.k2}, NFC on {s.nfc_on} ({s.nfc_mode} sets), "
+            f"IPG on {s.ipg_on}, re-ranking {'on' if s.rerank else 'off'}.")
     notes = "\n\n".join([head] + [f"⚠️ {n}" for n in res["notes"]])
     return render.metrics_frame(res["rows"]), notes
 
 
 @user_errors
 def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k2: float, nfc_on: str,
-          ipg_on: str, rerank: bool) -> tuple:
+          ipg_on: str, rerank: bool, nfc_mode: str = "separate") -> tuple:
     """Top-10 gallery list of one query before and after centralization (green = same identity)."""
-    wait = preparing(f"render:{task}")
-    if wait:  # the gallery images are still being rendered: answer now, the timer fills the lists in
-        return None, None, wait
-    r = get_engine().ranks(task=task, backbone=backbone, query_index=query_index, eta=eta, k1=k1, k2=k2,
-                           nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    r = get_engine().bench.ranks(task, backbone, query_index, settings)
     msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
            f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
     return *render.ranked_strip_files(r), msg
 
 
-def _strips_shown(msg: str) -> tuple:
-    """The ranked-list images are hidden while they are being prepared (no empty boxes)."""
-    shown = not (msg or "").startswith(PREP)
-    return gr.update(visible=shown), gr.update(visible=shown)
-
-
 @user_errors
 def per_query(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
-              rerank: bool) -> tuple:
+              rerank: bool, nfc_mode: str = "separate") -> tuple:
     """Every query's AP (%) and first-correct rank before (baseline) and after the current setting."""
-    res = get_engine().per_query(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                                 ipg_on=ipg_on, rerank=rerank)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    res = get_engine().bench.per_query(task, backbone, settings)
     d = [r["ΔAP"] for r in res["rows"] if r["ΔAP"] == r["ΔAP"]]
     up, down = sum(x > 0 for x in d), sum(x < 0 for x in d)
     t = res["typical"]
@@ -85,11 +73,11 @@ def per_query(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on
 
 @user_errors
 def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
-                rerank: bool) -> tuple:
+                rerank: bool, nfc_mode: str = "separate") -> tuple:
     """When the page opens: the per-query view, and the ranked lists start on the typical query."""
-    table, fig, msg = per_query(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank)
-    res = get_engine().per_query(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on,
-                                 ipg_on=ipg_on, rerank=rerank)
+    table, fig, msg = per_query(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode)
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    res = get_engine().bench.per_query(task, backbone, settings)
     t = res["typical"]
     start = (f"Starting on query **#{t}**, typical of the measured mean change ({res['rule']})."
              if t is not None else "")
@@ -99,7 +87,7 @@ def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_
 @user_errors
 def _query_range(task: str, query_index: float) -> Any:
     """The query slider spans the chosen task's queries (an added dataset has its own count)."""
-    n = get_engine().n_queries(task)
+    n = get_engine().bench.n_queries(task)
     return gr.Slider(maximum=n - 1, value=min(int(query_index or 0), n - 1))
 
 
@@ -111,13 +99,10 @@ def _pick_query(evt: gr.SelectData) -> Any:
 
 @user_errors
 def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str, n_ids: float,
-         progress: gr.Progress = gr.Progress()) -> Any:
+         nfc_mode: str = "separate", progress: gr.Progress = gr.Progress()) -> Any:
     """t-SNE of ~10 identities before/after centralization (paper Fig. 4)."""
-    wait = preparing(f"tsne:{task}:{backbone}")
-    if wait:
-        return gr.skip(), wait
-    res = get_engine().tsne(task=task, backbone=backbone, eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on,
-                            n_ids=n_ids, progress=progress_fn(progress))
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, nfc_mode=nfc_mode)
+    res = get_engine().bench.tsne(task, backbone, settings, n_ids=n_ids, progress=progress_fn(progress))
     return render.tsne_figure(res), (f"{int(n_ids)} identities, before (baseline) and after "
                                      f"({res['after_setting']}); ID² {res['id2_before']:.3f} → {res['id2_after']:.3f}.")
 
@@ -125,9 +110,6 @@ def tsne(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str
 @user_errors
 def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """Mahalanobis outliers and PoseValid rejects of the train split (Supplementary 7.1)."""
-    wait = preparing(f"render:{task}", f"cleansing:{task}:{backbone}")
-    if wait:
-        return gr.skip(), gr.skip(), wait, gr.skip()
     res = get_engine().cleansing(task=task, backbone=backbone, progress=progress_fn(progress))
     outl = render.image_file(render.tile_grid([(o["path"], render.RED, f"id {o['pid']} d={o['distance']:.1f}")
                                                for o in res["outliers"][:36]]))
@@ -155,7 +137,7 @@ def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(trac
 
 def _rejects_shown(msg: str) -> Any:
     """No empty placeholder: the PoseValid panel shows only when there are rejects (the message counts them)."""
-    return gr.update(visible=bool(msg) and not msg.startswith(PREP) and "nothing to show" not in msg)
+    return gr.update(visible=bool(msg) and "nothing to show" not in msg)
 
 
 def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
@@ -169,51 +151,40 @@ def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
     return out
 
 
-def _refresh(task: str, backbone: str, query_index: float, eta: float, k1: float, k2: float, nfc_on: str,
-             ipg_on: str, rerank: bool, n_ids: float, rank_msg: str, tsne_msg: str, clean_msg: str) -> tuple:
-    """Timer tick while the warm-up runs: views that said "preparing" are filled in once ready; the timer
-    stops when the warm-up is over (or was never started)."""
-    skip3, skip4 = (gr.skip(),) * 3, (gr.skip(),) * 4
-    rank_out = skip3
-    if (rank_msg or "").startswith(PREP) and not preparing(f"render:{task}"):
-        before, after, msg = ranks(task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank)
-        rank_out = (gr.update(value=before, visible=True), gr.update(value=after, visible=True), msg)
-    tsne_out = (tsne(task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids)
-                if (tsne_msg or "").startswith(PREP) and not preparing(f"tsne:{task}:{backbone}") else (gr.skip(),) * 2)
-    clean_out = skip4
-    if (clean_msg or "").startswith(PREP) and not preparing(f"render:{task}", f"cleansing:{task}:{backbone}"):
-        outl, rej, msg, per_id = cleansing(task, backbone)
-        clean_out = (outl, gr.update(value=rej, visible=rej is not None), msg, per_id)
-    return (*rank_out, *tsne_out, *clean_out, gr.Timer(active=not warmup.finished()))
-
-
 # ------------------------------------------------------------------------------------------- layout
+def _setting_controls(ctx: TabContext) -> tuple:
+    """The task, the backbone and the settings' controls (:func:`pose2id_demo.ui.controls.knob`), in the order
+    of the callbacks' parameters (the NFC mode last)."""
+    tasks = get_engine().bench.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
+    task = gr.Radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
+                    else "Task (SynthPed, then your --dataset folders)")
+    backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
+    eta = controls.knob("eta", elem_id="eta", info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
+    with gr.Row():
+        k1 = controls.knob("k1", elem_id="k1")
+        k2 = controls.knob("k2", elem_id="k2")
+    nfc_on = controls.knob("nfc_on")
+    nfc_mode = controls.knob("nfc_mode", elem_id="nfc-mode")
+    ipg_on = controls.knob("ipg_on")
+    rerank = controls.knob("rerank", elem_id="rerank")
+    return task, backbone, eta, k1, k2, nfc_on, nfc_mode, ipg_on, rerank
+
+
 def build(ctx: TabContext) -> None:
     """The Benchmark tab and its events; the table, the per-query view and the ranked lists (on the typical
     query) fill in when the page opens."""
     with gr.Tab("Benchmark", id="benchmark"):
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                tasks = get_engine().tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
-                task = gr.Radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
-                                else "Task (SynthPed, then your --dataset folders)")
-                backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
-                eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="eta",
-                                info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
-                with gr.Row():
-                    k1 = controls.slider(*K_RANGE, value=2, step=1, label="k1 (NFC)", elem_id="k1")
-                    k2 = controls.slider(*K_RANGE, value=2, step=1, label="k2 (NFC)", elem_id="k2")
-                nfc_on = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
-                ipg_on = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
-                rerank = gr.Checkbox(False, label="k-reciprocal re-ranking (k1=20, k2=6, λ=0.3)", elem_id="rerank")
+                task, backbone, eta, k1, k2, nfc_on, nfc_mode, ipg_on, rerank = _setting_controls(ctx)
             with gr.Column(scale=2):
                 table = gr.Dataframe(label="Ablation (Table 2): metrics in %, ID² lower = denser", headers=COLUMNS,
                                      interactive=False, elem_id="metrics-table")
                 bench_msg = gr.Markdown(label="notes", elem_id="bench-msg")
                 with gr.Accordion("Ranked lists for one query", open=True):
                     start_msg = gr.Markdown(elem_id="start-msg")
-                    query_index = controls.slider(0, get_engine().n_queries("standard") - 1, value=0, step=1, label="Query index",
-                                            elem_id="query-index")
+                    query_index = controls.slider(0, get_engine().bench.n_queries("standard") - 1, value=0, step=1,
+                                                  label="Query index", elem_id="query-index")
                     rank_msg = gr.Markdown(label="message", elem_id="rank-msg")
                     gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings"))
                     # No toolbar on the ranked strips: its buttons covered the 10th image.
@@ -244,35 +215,29 @@ def build(ctx: TabContext) -> None:
                                  visible=False, elem_id="clean-rej")
             clean_ids = gr.Dataframe(headers=["id", "removed"], interactive=False, max_height=240,
                                      label="images removed per identity (ids with none left out)", elem_id="clean-ids")
-        ticker = gr.Timer(2.0, active=False)
 
-        bench_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank]
-        rank_inputs = [task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank]
-        tsne_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids]
-        controls_changed = [c.change for c in (task, backbone, nfc_on, ipg_on, rerank)] + \
+        bench_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode]
+        rank_inputs = [task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode]
+        tsne_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids, nfc_mode]
+        controls_changed = [c.change for c in (task, backbone, nfc_on, nfc_mode, ipg_on, rerank)] + \
                            [c.release for c in (eta, k1, k2)]
         common = dict(trigger_mode="always_last", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
         gr.on(controls_changed, benchmark, bench_inputs, [table, bench_msg], api_name="benchmark", **common)
         gr.on(controls_changed, per_query, bench_inputs, [pq_table, pq_plot, pq_msg], api_name="per_query", **common)
         # A new task first sets the query slider's range (its index may be past the new task's last query).
-        rank_changed = [c.change for c in (backbone, nfc_on, ipg_on, rerank)] + [c.release for c in (eta, k1, k2)]
+        rank_changed = [c.change for c in (backbone, nfc_on, nfc_mode, ipg_on, rerank)] + \
+                       [c.release for c in (eta, k1, k2)]
         gr.on(rank_changed + [query_index.release], ranks, rank_inputs,
-              [r_before, r_after, rank_msg], api_name="ranks", **common).then(
-            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+              [r_before, r_after, rank_msg], api_name="ranks", **common)
         task.change(_query_range, [task, query_index], query_index, api_visibility="private").then(
-            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common).then(
-            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common)
         pq_table.select(_pick_query, None, query_index, api_visibility="private").then(
-            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common).then(
-            _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
+            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common)
         tsne_btn.click(tsne, tsne_inputs, [tsne_plot, tsne_msg], api_name="tsne", concurrency_limit=2,
                        concurrency_id="tsne")
         clean_btn.click(cleansing, [task, backbone], [clean_out, clean_rej, clean_msg, clean_ids],
                         api_name="cleansing", concurrency_limit=1, concurrency_id="cleansing").then(
             _rejects_shown, clean_msg, clean_rej, api_visibility="private")
-        ticker.tick(_refresh, rank_inputs + [n_ids, rank_msg, tsne_msg, clean_msg],
-                    [r_before, r_after, rank_msg, tsne_plot, tsne_msg, clean_out, clean_rej, clean_msg, clean_ids,
-                     ticker], api_visibility="private", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
 
     # Fill the tab once the page is open: the table, the per-query view, then the typical query's ranked lists.
     ctx.demo.load(benchmark, bench_inputs, [table, bench_msg], api_visibility="private",
@@ -280,10 +245,7 @@ def build(ctx: TabContext) -> None:
     ctx.demo.load(_start_view, bench_inputs, [pq_table, pq_plot, pq_msg, query_index, start_msg],
                   api_visibility="private", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench").then(
         ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private",
-        concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench").then(
-        _strips_shown, rank_msg, [r_before, r_after], api_visibility="private")
-    ctx.demo.load(lambda: gr.Timer(active=not warmup.finished()), None, ticker,
-                  api_visibility="private")
+        concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
     # Enter in any slider's number box commits the value (Gradio fires "release" only on blur), on every tab.
     ctx.demo.load(None, None, None, js=ENTER_COMMITS)
 

@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
-from pose2id_demo import warmup
 from pose2id_demo.engine import Pose2IDError, get_engine
+from pose2id_demo.engine.inputs import MAX_FEATURE_BYTES
+
+#: Uploads above this many bytes are refused before they are read (documented in About): the largest input the
+#: app evaluates, a feature file whose arrays total MAX_FEATURE_BYTES uncompressed (+ its zip and .npy headers).
+MAX_UPLOAD = MAX_FEATURE_BYTES + 2**20
+#: (frequency, age) in seconds: every 10 minutes, uploads, served copies and exports older than an hour go.
+CACHE_SWEEP = (600, 3600)
 
 log = logging.getLogger("pose2id_demo.ui")
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 COLUMNS = ["setting", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²"]
 DEFAULT_BACKBONE = "synthped-reid"
-KNOWN_BACKBONES = ["synthped-reid", "imagenet-mobilenetv2"]
 #: Concurrency of the cheap benchmark callbacks (generation runs one at a time, in its own queue). One at a
 #: time on 2 cores: four at once (each on torch's 2 threads) starved generation (bench/load.py --gen-under-load).
 BENCH_CONCURRENCY = 1
@@ -71,12 +76,6 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def preparing(*steps: str) -> str | None:
-    """"⏳ Preparing …" while the launch-time warm-up is still on one of ``steps`` (:mod:`pose2id_demo.warmup`);
-    None when they are ready or no warm-up runs (then callbacks compute as usual)."""
-    return warmup.preparing(*steps)
-
-
 def payload_path(value: Any) -> str | None:
     """The server-side file path of a raw Gradio file payload (or a plain path)."""
     if value is None:
@@ -99,11 +98,5 @@ def progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:
 
 
 def backbone_choices() -> list[str]:
-    """The registry's backbones if it is already imported; else the built-in names (importing the
-    registry imports torch, which would add seconds to the cold start)."""
-    if "pose2id_demo.reid" in sys.modules:
-        try:
-            return get_engine().backbones()
-        except Pose2IDError:
-            pass
-    return list(KNOWN_BACKBONES)
+    """The ReID registry's backbones (:func:`pose2id_demo.reid.list_backbones`, with any ``--backbone`` added)."""
+    return get_engine().backbones()

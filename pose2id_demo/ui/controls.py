@@ -14,7 +14,12 @@ from typing import Any
 
 import gradio as gr
 
+from pose2id_demo.ablation import Settings
+
 log = logging.getLogger("pose2id_demo.ui")
+
+#: Whole numbers beyond this are refused before any comparison or conversion (every input's range is far below).
+MAX_WHOLE = 2**64
 
 
 def _param_name(label: str | None) -> str:
@@ -33,6 +38,9 @@ def _checked_number(label: str | None, payload: Any) -> float | int:
         raise _refuse(f"{name} is missing: send a number.")
     if isinstance(payload, bool) or not isinstance(payload, (int, float)):
         raise _refuse(f"{name} must be a number, not {type(payload).__name__} {str(payload)[:40]!r}.")
+    if isinstance(payload, int) and abs(payload) > MAX_WHOLE:  # e.g. 10**400: no float holds it
+        digits = int(payload.bit_length() * math.log10(2)) + 1
+        raise _refuse(f"{name} is far out of range: a whole number of about {digits} digits was sent.")
     if not math.isfinite(payload):
         raise _refuse(f"{name} must be a finite number, got {payload!r}.")
     return payload
@@ -65,3 +73,16 @@ def slider(*args: Any, **kwargs: Any) -> gr.Slider:
 def number(*args: Any, **kwargs: Any) -> gr.Number:
     """``gr.Number(*args, **kwargs)`` that refuses a non-number with a sentence naming it (empty stays None)."""
     return _checked(gr.Number(*args, **kwargs), allow_none=True)
+
+
+def knob(name: str, **kwargs: Any) -> gr.components.Component:
+    """The control of the settings field ``name`` (:meth:`pose2id_demo.ablation.Settings.knob`): its default, its
+    label, and a checked :func:`slider` over its limits, a radio of its choices or a checkbox; ``kwargs`` (an
+    ``elem_id``, ``info``, another ``label``) go to the component."""
+    k = Settings.knob(name)
+    kwargs.setdefault("label", k["label"])
+    if k["choices"] is not None:
+        return gr.Radio(list(k["choices"]), value=k["default"], **kwargs)
+    if isinstance(k["default"], bool):
+        return gr.Checkbox(k["default"], **kwargs)
+    return slider(*k["limits"], value=k["default"], step=k["step"], **kwargs)

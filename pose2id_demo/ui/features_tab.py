@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pose2id_demo.engine import APPLY_CHOICES, ETA_RANGE, K_RANGE, TASKS, get_engine
+from pose2id_demo.engine import TASKS, check_settings, get_engine
 from pose2id_demo.ui import controls, render, tempfiles
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
-from pose2id_demo.ui.request_files import guarded
+from pose2id_demo.ui.request_files import file_input, guarded
 
 
 # ---------------------------------------------------------------------------------------- callbacks
@@ -23,8 +23,8 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
     npz = npz or exported
     if npz is None:
         raise gr.Error("Please upload a feature file (.npz) first.", print_exception=False)
-    res = get_engine().evaluate_features(npz, k1=k1, k2=k2, eta=eta, nfc_on=nfc_on, ipg_on=ipg_on,
-                                         progress=progress_fn(progress))
+    settings = check_settings(k1=k1, k2=k2, eta=eta, nfc_on=nfc_on, ipg_on=ipg_on)
+    res = get_engine().evaluate_features(npz, settings, progress=progress_fn(progress))
     base = res["rows"][0] if res["rows"] else None
     msg = "\n\n".join([f"{res['n_query']} queries, {res['n_gallery']} gallery features."] +
                       [f"⚠️ {n}" for n in res["notes"]])
@@ -36,8 +36,9 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
 @user_errors
 def export_features(task: str, backbone: str) -> str:
     """Write the benchmark's features (+ generated features) as a feature file to try the tab with."""
-    path = tempfiles.new_folder("export-") / f"synthped-{task}-{backbone}.npz"
-    get_engine().export_features(task, backbone, path)
+    with tempfiles.new_export(f"synthped-{task}-{backbone}.npz") as path:
+        get_engine().bench.export_features(task, backbone, path)
+    tempfiles.enforce_quota()  # the oldest temporary files go if the export took the app over its quota
     return str(path)
 
 
@@ -51,13 +52,13 @@ def build(ctx: TabContext) -> None:
                     "unpickling. No file at hand? Export the benchmark's own.")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                npz = gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz")
+                npz = file_input(gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz"), "feature")
                 with gr.Row():
-                    f_k1 = controls.slider(*K_RANGE, value=2, step=1, label="k1")
-                    f_k2 = controls.slider(*K_RANGE, value=2, step=1, label="k2")
-                f_eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η")
-                f_nfc = gr.Radio(list(APPLY_CHOICES), value="both", label="NFC on")
-                f_ipg = gr.Radio(list(APPLY_CHOICES), value="both", label="IPG on")
+                    f_k1 = controls.knob("k1", label="k1")
+                    f_k2 = controls.knob("k2", label="k2")
+                f_eta = controls.knob("eta", label="η")
+                f_nfc = controls.knob("nfc_on")
+                f_ipg = controls.knob("ipg_on")
                 eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-btn")
                 with gr.Row():
                     exp_task = gr.Dropdown(list(TASKS), value="standard", label="export task")

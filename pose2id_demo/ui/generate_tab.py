@@ -3,12 +3,13 @@ ranked lists before/after eq. 9 with the user's own generations (API: ``generate
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from pose2id_demo.engine import ETA_RANGE, STEPS_RANGE, get_engine, shipped_assets
+from pose2id_demo.engine import STEPS_RANGE, get_engine, shipped_assets
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
@@ -16,11 +17,10 @@ from pose2id_demo.ui.common import (
     LEGEND,
     TabContext,
     payload_path,
-    preparing,
     progress_fn,
     user_errors,
 )
-from pose2id_demo.ui.request_files import guarded
+from pose2id_demo.ui.request_files import file_input, guarded
 
 try:  # Optional ZeroGPU on Hugging Face Spaces: only when the `spaces` package is installed.
     import spaces  # type: ignore[import-not-found]
@@ -84,11 +84,6 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     image, custom_pose = payload_path(image), payload_path(custom_pose)
     if image is None:
         raise gr.Error("Please upload a person image or pick one of the examples first.", print_exception=False)
-    wait = preparing("render:standard", f"qindex:standard:{backbone}", "generator")
-    if wait:  # answer at once; recognising a benchmark query needs the rendered images, generating the model
-        download = get_engine().generator_status()  # the official weights' download, when one runs
-        wait = f"{wait} ({download[0].upper()}{download[1:]}.)" if download else wait
-        return (gr.skip(),) * 5 + (f"{wait} Press **Generate** again in a moment.",) + (gr.skip(),) * 2
     res = _generate_on_device(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
                               custom_pose=custom_pose, backbone=backbone, progress=progress_fn(progress))
     names = res["poses"]
@@ -171,8 +166,9 @@ def build(ctx: TabContext) -> None:
                 # The label sits above the drop zone as text (a floating block label squeezed the zone).
                 gr.Markdown("**Custom target pose** (optional): a keypoint json, a skeleton image or a photo",
                             elem_id="custom-pose-label")
-                custom_pose = gr.File(label="Custom target pose", show_label=False, height=150,
-                                      file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"], elem_id="custom-pose")
+                custom_pose = file_input(gr.File(label="Custom target pose", show_label=False, height=150,
+                                                 file_types=[".json", ".png", ".jpg", ".jpeg", ".webp"],
+                                                 elem_id="custom-pose"), "custom pose")
                 with gr.Row():
                     use_ifr = gr.Radio(["on", "off", "both"], value="both", label="IFR",
                                        info="both = side by side, same seed")
@@ -184,7 +180,7 @@ def build(ctx: TabContext) -> None:
                 with gr.Row():
                     seed = controls.number(get_engine().default_seed, precision=0, label="Seed", minimum=0,
                                            maximum=2**32 - 1, info=_seed_note(), elem_id="seed")
-                    g_eta = controls.slider(*ETA_RANGE, value=0.5, step=0.25, label="η (eq. 9)", elem_id="g-eta")
+                    g_eta = controls.knob("eta", elem_id="g-eta")
                 gen_btn = gr.Button("Generate 8 poses", variant="primary", elem_id="generate-btn")
             with gr.Column(scale=2):
                 gen_msg = gr.Markdown(READY_MSG, label="message", elem_id="gen-msg")

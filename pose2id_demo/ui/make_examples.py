@@ -25,8 +25,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 def pick(n: int, task: str = "standard", backbone: str = "synthped-reid") -> list[tuple[str, str]]:
     """``n`` (path, why) pairs: the typical query first, then queries of other identities."""
     eng = get_engine()
-    pq = eng.per_query(task=task, backbone=backbone)
-    data = eng.bench_data(task, backbone)
+    pq = eng.bench.per_query(task=task, backbone=backbone)
+    data = eng.bench.bench_data(task, backbone)
     out: list[tuple[str, str]] = []
     seen: set[int] = set()
     if pq["typical"] is not None:

@@ -5,17 +5,17 @@ No maths here: the numbers come from :mod:`pose2id_demo.engine`; this module onl
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
 import tempfile
-import time
-from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from pose2id_demo.ui import tempfiles
 
 GREEN = (22, 163, 74)
 RED = (220, 38, 38)
@@ -32,14 +32,6 @@ PALETTE = (
 )
 
 
-_FILES_WRITTEN = 0
-
-
-@functools.cache
-def _files_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="pose2id-ui-"))
-
-
 def image_file(image: Any) -> str | None:
     """``image`` (PIL or uint8 array; ``None`` passes through) as a PNG file path for a Gradio output.
 
@@ -47,32 +39,22 @@ def image_file(image: Any) -> str | None:
     named by their content: when two users get the same picture at once (the same example, seed and
     settings), one of them can download the file while the other request rewrites it, and receives an
     empty body. Files are copied into the cache by a write-then-rename instead, so the app hands Gradio
-    files, written here the same way: content-addressed, atomically renamed into place. Files older than
-    an hour are pruned now and then (Gradio keeps its own copy).
+    files, written here the same way: content-addressed, atomically renamed into place, in the app's
+    temporary folder (:func:`.tempfiles.images_dir`; swept after an hour and within the app's quota).
     """
-    global _FILES_WRITTEN
     if image is None:
         return None
     im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     data = buf.getvalue()
-    folder = _files_dir()
+    folder = tempfiles.images_dir()
     path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
     if not path.exists():
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    _FILES_WRITTEN += 1
-    if _FILES_WRITTEN % 500 == 0:
-        cutoff = time.time() - 3600
-        for old in folder.glob("*.png"):
-            try:
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except OSError:
-                pass
     return str(path)
 
 
@@ -282,14 +264,14 @@ def per_query_figure(res: dict[str, Any]) -> Any:
         if mask.any():
             fig.add_trace(go.Scatter(
                 x=before[mask], y=after[mask], mode="markers", name=f"{name} ({int(mask.sum())})",
-                marker=dict(color="rgb(%d,%d,%d)" % colour, size=6, opacity=0.75), customdata=q[mask],
+                marker=dict(color="rgb({},{},{})".format(*colour), size=6, opacity=0.75), customdata=q[mask],
                 hovertemplate="query #%{customdata}: AP %{x:.1f} → %{y:.1f}<extra></extra>"))
     t = res.get("typical")
     if t is not None:
         r = rows[int(t)]
         fig.add_trace(go.Scatter(x=[r["AP before"]], y=[r["AP after"]], mode="markers", name=f"typical #{t}",
-                                 marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="rgb(%d,%d,%d)" % BLUE,
-                                                                                      width=2.5)),
+                                 marker=dict(size=15, color="rgba(0,0,0,0)",
+                                             line=dict(color="rgb({},{},{})".format(*BLUE), width=2.5)),
                                  hoverinfo="skip"))
     fig.update_layout(xaxis_title="AP before (baseline), %", yaxis_title=f"AP after ({res['after_setting']}), %",
                       xaxis=dict(range=[-3, 103]), yaxis=dict(range=[-3, 103]), height=400, template="plotly_white",
