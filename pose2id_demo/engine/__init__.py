@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from pose2id_demo import ablation
-from pose2id_demo.ablation import APPLY_CHOICES, ROW_NAMES
+from pose2id_demo.ablation import APPLY_CHOICES, DEFAULT_ETA, ROW_NAMES
 from pose2id_demo.cleansing import BANDS as CLEANSING_BANDS
 from pose2id_demo.featurefile import FeatureSet
 from pose2id_demo.metrics import ID2_VARIANTS
@@ -213,14 +213,14 @@ class Engine:
 
     # ---------------------------------------------------------------- generation
     def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int | None = None,
-                 eta: float = 0.5, custom_pose: Any = None, backbone: str = "synthped-reid",
+                 eta: float = DEFAULT_ETA, custom_pose: Any = None, backbone: str = "synthped-reid",
                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """The reference person in the 8 representative poses (+ a custom pose), and the ranked lists of a
         benchmark query before/after eq. 9 (:meth:`.generation.Generator.generate`); ``seed=None`` is
         :attr:`default_seed`."""
         return self.generator.generate(image, use_ifr, steps, cfg, seed, eta, custom_pose, backbone, progress)
 
-    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = 0.5,
+    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = DEFAULT_ETA,
                                backbone: str = "synthped-reid", task: str = "standard") -> dict[str, Any]:
         """Top-10 of a benchmark query before and after eq. 9 with the user's own generations."""
         return self.generator.ranks_with_generations(query_index, gen_feats, eta, backbone, task)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pose2id_demo.ablation import DEFAULT_ETA
 from pose2id_demo.centralization import centralize
 from pose2id_demo.centralization import l2_normalize as _l2n
 from pose2id_demo.poses import draw
@@ -69,7 +70,7 @@ class Generator:
         self.models, self.bench, self.load_backbone = models, bench, load_backbone
 
     def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int | None = None,
-                 eta: float = 0.5, custom_pose: Any = None, backbone: str = "synthped-reid",
+                 eta: float = DEFAULT_ETA, custom_pose: Any = None, backbone: str = "synthped-reid",
                  progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """Generate the reference person in the 8 representative poses (+ a custom pose) and, for a
         benchmark query image, rank the gallery before/after eq. 9 with these generations.
@@ -158,7 +159,7 @@ class Generator:
         result["ranks"] = self.ranks_with_generations(qi, gen, eta, backbone)
         return result
 
-    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = 0.5,
+    def ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float = DEFAULT_ETA,
                                backbone: str = "synthped-reid", task: str = "standard") -> dict[str, Any]:
         """Top-10 of a benchmark query before and after eq. 9 with the user's own generations.
 
