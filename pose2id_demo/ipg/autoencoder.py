@@ -85,6 +85,22 @@ def load_train_images(root: str | Path, size: tuple[int, int] = (64, 32)) -> np.
                      for r in load_market(root).train])
 
 
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, mse: torch.Tensor, step: int, avg: float | None,
+            t0: float) -> tuple[int, float]:
+    """One optimizer step on ``loss``; returns the new step count and the running mean of ``mse`` (logged, with
+    its PSNR, every 50 steps)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    step += 1
+    m = float(mse.detach())
+    avg = m if avg is None else 0.95 * avg + 0.05 * m
+    if step % 50 == 0:
+        logger.info("step %d mse %.5f (avg %.5f, PSNR %.1f dB) %.1f min", step, m, avg,
+                    10 * np.log10(4 / avg), (time.time() - t0) / 60)
+    return step, avg
+
+
 def main(argv: list[str] | None = None) -> int:
     from pose2id_demo.training_cli import parse_small_training
 
@@ -125,15 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         rec = ae.decode(post.sample()).sample
         mse = torch.nn.functional.mse_loss(rec, x)
         loss = mse + (rec - x).abs().mean() + 1e-6 * post.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        m = float(mse.detach())
-        avg = m if avg is None else 0.95 * avg + 0.05 * m
-        if step % 50 == 0:
-            logger.info("step %d mse %.5f (avg %.5f, PSNR %.1f dB) %.1f min", step, m, avg,
-                        10 * np.log10(4 / avg), (time.time() - t0) / 60)
+        step, avg = _update(opt, loss, mse, step, avg, t0)
     ae.eval()
     with torch.no_grad():
         sub = x_all[rng.choice(len(x_all), min(512, len(x_all)), replace=False)]
@@ -201,15 +209,7 @@ def train_decoder(args, rng: np.random.Generator) -> int:
         rec = ae.decode(z).sample
         mse = torch.nn.functional.mse_loss(rec, xo)
         loss = mse + (rec - xo).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        m = float(mse.detach())
-        avg = m if avg is None else 0.95 * avg + 0.05 * m
-        if step % 50 == 0:
-            logger.info("step %d mse %.5f (avg %.5f, PSNR %.1f dB) %.1f min", step, m, avg,
-                        10 * np.log10(4 / avg), (time.time() - t0) / 60)
+        step, avg = _update(opt, loss, mse, step, avg, t0)
         if time.time() - last_ck > args.ckpt_minutes * 60:
             save()
             last_ck = time.time()
