@@ -50,6 +50,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SYNTHPED_REID_WEIGHTS = MODELS_DIR / "reid" / "synthped-reid.safetensors"
 
 
+
+def rgb_image(im: ImageLike) -> Image.Image:
+    """``im`` (a PIL image or a uint8 H×W×3 / H×W×4 array) as an RGB PIL image.
+
+    Raises:
+        ValueError: an array of another dtype or shape. TypeError: anything else.
+    """
+    if isinstance(im, np.ndarray):
+        if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] not in (3, 4):
+            raise ValueError(f"image arrays must be uint8 H×W×3, got {im.dtype} {im.shape}")
+        im = Image.fromarray(np.ascontiguousarray(im[..., :3]))
+    elif not isinstance(im, Image.Image):
+        raise TypeError(f"expected a PIL image or a uint8 array, got {type(im).__name__}")
+    return im.convert("RGB")
+
 @dataclass
 class Backbone:
     """A feature extractor: ``model`` (an ``nn.Module``) plus the preprocessing it expects.
@@ -85,13 +100,7 @@ class Backbone:
         h, w = self.input_size
         batch = np.empty((len(images), h, w, 3), np.uint8)
         for i, im in enumerate(images):
-            if isinstance(im, np.ndarray):
-                if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] not in (3, 4):
-                    raise ValueError(f"image arrays must be uint8 H×W×3, got {im.dtype} {im.shape}")
-                im = Image.fromarray(np.ascontiguousarray(im[..., :3]))
-            elif not isinstance(im, Image.Image):
-                raise TypeError(f"expected a PIL image or a uint8 array, got {type(im).__name__}")
-            im = im.convert("RGB")
+            im = rgb_image(im)
             if im.size != (w, h):
                 im = im.resize((w, h), Image.BILINEAR)
             batch[i] = np.asarray(im)

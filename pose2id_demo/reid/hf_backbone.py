@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from pose2id_demo import lazy
-from pose2id_demo.reid.backbones import Backbone, ImageLike, register_prefix
+from pose2id_demo.reid.backbones import Backbone, ImageLike, register_prefix, rgb_image
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +48,7 @@ class HFBackbone(Backbone):
     processor: Any = None
 
     def preprocess(self, images: Sequence[ImageLike]) -> torch.Tensor:
-        pil = []
-        for im in images:
-            if isinstance(im, np.ndarray):
-                if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] not in (3, 4):
-                    raise ValueError(f"image arrays must be uint8 H×W×3, got {im.dtype} {im.shape}")
-                im = Image.fromarray(np.ascontiguousarray(im[..., :3]))
-            elif not isinstance(im, Image.Image):
-                raise TypeError(f"expected a PIL image or a uint8 array, got {type(im).__name__}")
-            pil.append(im.convert("RGB"))
+        pil = [rgb_image(im) for im in images]
         return self.processor(images=pil, return_tensors="pt")["pixel_values"].to(self.device)
 
 
