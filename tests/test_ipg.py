@@ -407,3 +407,50 @@ def test_diagnosis_knobs_reference_attention_off_and_pose_scale(pipe):
         with torch.no_grad():
             conv.weight.copy_(saved[0])
             conv.bias.copy_(saved[1])
+
+
+@pytest.mark.slow
+def test_export_swaps_in_an_upsampling_decoder_and_keeps_the_generator(tmp_path):
+    """export_pipeline: the run's UNets / Pose Guider / IFR byte for byte, the new decoder's 2× output, and a
+    refusal for an autoencoder whose encoder is not the one the generator was trained in."""
+    from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL, decoder_from
+    from pose2id_demo.ipg.export import export_pipeline, main, weights_digest
+
+    torch.manual_seed(3)
+    src = make_pipe()
+    ae = TinyAutoencoderKL(latent_channels=48, block_out_channels=(8, 16, 16), sample_size=(32, 16)).eval()
+    src = Pose2IDPipeline(src.reference_unet, src.denoising_unet, src.pose_guider, src.ifr, ae, src.scheduler,
+                          reid=src.reid)
+    src.save_pretrained(tmp_path / "run")
+    up = decoder_from(ae, 2).eval()
+    with torch.no_grad():
+        for p in up.decoder.parameters():  # a "trained" decoder: differs from the copy it started as
+            p.add_(0.01 * torch.randn_like(p))
+    up.save_pretrained(tmp_path / "dec")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("model card")
+    (tmp_path / "out" / "stale.bin").write_text("old")
+    assert main(["--pipeline", str(tmp_path / "run"), "--vae", str(tmp_path / "dec"),
+                 "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    assert (out / "README.md").read_text() == "model card" and not (out / "stale.bin").exists()
+    for name in ("reference_unet", "denoising_unet", "pose_guider", "ifr"):
+        a = (tmp_path / "run" / name / "diffusion_pytorch_model.safetensors").read_bytes()
+        assert (out / name / "diffusion_pytorch_model.safetensors").read_bytes() == a
+    assert weights_digest(out) != weights_digest(tmp_path / "run")
+    loaded = Pose2IDPipeline.from_pretrained(out, reid=TinyReID())
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.output_size == (64, 32) and loaded.image_size == (32, 16)
+    kw = dict(num_inference_steps=2, seed=4, output_type="np")
+    img = loaded(make_image(1), [make_pose()], **kw).images
+    assert img.shape == (1, 64, 32, 3)
+    same = Pose2IDPipeline.from_pretrained(tmp_path / "run", reid=TinyReID(), vae=up)
+    same.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(same(make_image(1), [make_pose()], **kw).images, img)
+    torch.manual_seed(99)  # TinyReID() reseeds the global generator: make the foreign encoder really different
+    other = TinyAutoencoderKL(latent_channels=48, block_out_channels=(8, 16, 16), sample_size=(32, 16))
+    decoder_from(other, 2).save_pretrained(tmp_path / "foreign")
+    with pytest.raises(ValueError, match="encoder"):
+        export_pipeline(tmp_path / "run", tmp_path / "out2", tmp_path / "foreign")
+    with pytest.raises(TypeError, match="unknown pipeline component"):
+        Pose2IDPipeline.from_pretrained(out, reid=TinyReID(), unet=up)

@@ -374,15 +374,22 @@ class Pose2IDPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, reid: Any = None, device: str | torch.device = "cpu",
-                        torch_dtype: torch.dtype | None = None, **kwargs: Any) -> Pose2IDPipeline:
+                        torch_dtype: torch.dtype | None = None, **components: Any) -> Pose2IDPipeline:
         """Load a folder written by :meth:`save_pretrained`.
 
         ``reid`` defaults to the backbone named in ``model_index.json`` (``pose2id_demo.reid.get_backbone``).
+        ``components`` (diffusers' habit): a module given by name, e.g. ``vae=load_vae(other_folder)``, is used
+        instead of the folder's; any other keyword is an error.
         """
+        unknown = set(components) - set(_MODULES)
+        if unknown:
+            raise TypeError(f"unknown pipeline component(s): {sorted(unknown)}; expected some of {_MODULES}")
         root = Path(directory)
         index = json.loads((root / "model_index.json").read_text())
-        modules: dict[str, Any] = {}
+        modules: dict[str, Any] = dict(components)
         for name in _MODULES:
+            if name in modules:
+                continue
             klass = _CLASSES.get(index[name])
             if klass is None:
                 raise ValueError(f"{root}: unknown class {index[name]!r} for {name}")
