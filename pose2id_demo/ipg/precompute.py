@@ -316,8 +316,10 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     for Market-1501 at the official 512 × 256), write the generations as PNG files in the official layout under
     ``images_out`` (:func:`generation_files`; resumable file by file) and, once they are all there, read them
     back with ``extract`` (:func:`pose2id_demo.reid.extract.extract_features`): the file written per backbone is
-    then a whole feature file — ``q_feats`` … ``g_camids``, ``q_gen``, ``g_gen`` — that ``eval`` reads as it is. ``out``: the ``.npz`` for one backbone; with several,
-    ``<out stem>-<backbone>.npz`` each (or ``out`` with its ``{backbone}`` placeholder filled in).
+    then a whole feature file — ``q_feats`` … ``g_camids``, ``q_gen``, ``g_gen`` — that ``eval`` reads as it is.
+
+    ``out``: the ``.npz`` for one backbone; with several, ``<out stem>-<backbone>.npz`` each (or ``out`` with its
+    ``{backbone}`` placeholder filled in).
 
     ``gallery_from``: a generated-feature file of another folder with *the same gallery* (``{backbone}``
     placeholder allowed; SynthPed's three tasks share one): only the queries are generated, and the file
@@ -415,7 +417,8 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     return written
 
 
-def _generate_images(ds, backbones: Sequence[str], out: Path, images_out: Path, pipe, poses, steps: int, guidance: float, seed: int, refs_per_batch: int, part: tuple[int, int] | None,
+def _generate_images(ds, backbones: Sequence[str], out: Path, images_out: Path, pipe, poses, steps: int,
+                     guidance: float, seed: int, refs_per_batch: int, part: tuple[int, int] | None,
                      state: Any, device: str, made: dict) -> list[Path]:
     """The ``images_out`` branch of :func:`generate_features`: files in the official layout, then ``extract``."""
     from pose2id_demo.reid.extract import extract_features

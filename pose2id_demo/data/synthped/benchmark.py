@@ -103,9 +103,11 @@ def plan(seed: int = 0, num_train_ids: int = NUM_TRAIN_IDS, num_test_ids: int = 
         test_cams[pid] = cams
         k = 0
         for q in cams:
-            items.append(Item("query", "query", pid, pid, q, k)); k += 1
+            items.append(Item("query", "query", pid, pid, q, k))
+            k += 1
         for g in gcams:
-            items.append(Item("gallery", "bounding_box_test", pid, pid, g, k)); k += 1
+            items.append(Item("gallery", "bounding_box_test", pid, pid, g, k))
+            k += 1
         n_gallery += ng
     if num_distractors is None:  # d / (n_gallery + d) = Market's share
         num_distractors = int(round(DISTRACTOR_SHARE / (1 - DISTRACTOR_SHARE) * n_gallery))
