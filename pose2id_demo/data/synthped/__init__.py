@@ -30,11 +30,8 @@ identities) make 19.4 % of ``bounding_box_test/`` (Market 3,819 / 19,732 = 19.4 
 the reader (:mod:`pose2id_demo.data.market`) as torchreid and fast-reid drop them. The train split is
 SynthPed v3's, byte for byte (300 identities × 12 images), so the shipped backbone and poses stay valid.
 
-Sizing. The paper's IPG is applied to every query of the three tasks and to the shared gallery
-(distractors included, junk not), 8 poses each: 3 × 252 + 874 = 1,630 reference images. A generator
-~4× slower than the shipped tiny one needs about 8 s per reference (its 8 poses) on one core, so on 2
-cores in parallel that is 1,630 × 8 / 2 = 6,520 s = 1 h 49 min, inside the 2-hour budget; each further
-test identity adds ~29 references (3 × 4.5 + 12.9 / (1 − 0.176)), so 58 would be the most that fits.
+IPG is applied to every query of the three tasks and to the shared gallery (distractors included, junk
+not), 8 poses each: 3 × 252 + 874 = 1,630 reference images (why 56 test identities: ``docs/design-notes.md``).
 
 Tasks (they share the train split and the gallery; only the query images differ):
 
