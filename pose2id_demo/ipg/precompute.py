@@ -55,6 +55,9 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
+from tqdm.auto import tqdm
+
+from pose2id_demo import lazy
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +106,6 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
     t0 = time.time()
     bar = None
     if progress and todo:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(paths), initial=len(paths) - len(todo), unit="ref",
                    desc=f"generate ({len(poses)} poses per reference)")
 
@@ -160,8 +161,6 @@ def write_generations(pipe, jobs: Sequence[tuple[str, list[Path]]], poses, steps
     todo = [(ref, outs) for ref, outs in jobs if not all(o.is_file() for o in outs)]
     bar = None
     if todo:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="ref",
                    desc=f"generate ({len(poses)} poses per reference, PNG files)")
     for s in range(0, len(todo), refs_per_batch):
@@ -290,8 +289,8 @@ def _distributed() -> Any:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     import torch
-    from accelerate import PartialState
 
+    PartialState = lazy.load("accelerate").PartialState
     # cpu=True without a GPU: accelerate then uses gloo between CPU processes. Generation per process can take
     # hours, so the barrier waits long.
     return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=48))

@@ -45,6 +45,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from pose2id_demo import lazy
 
 __all__ = ["EXACT_SCALE", "TIE_GRID", "distance_matrix", "evaluate", "evaluate_features", "evaluate_loop",
            "per_query_ap", "ranked_lists", "snap_to_tie_grid"]
@@ -452,16 +455,11 @@ def evaluate_features(
     inv_g = (1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", g, g)), 1e-12)).astype(np.float32)
     m, by_m = _matches_per_query(q_pids, g_pids)
     b = int(max(1, min(nq, chunk_bytes // (4 * ng))))
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core requirement
-        torch = None
+    torch = lazy.optional("torch")
     if torch is not None:
         g_t, scale_t = torch.from_numpy(g), torch.from_numpy(inv_g * np.float32(-2.0))
     starts = range(0, nq, b)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc="evaluate (query chunks)", unit="chunk")
     parts = []
     for s in starts:

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
 
 from pose2id_demo.data.market import IMAGE_SUFFIXES, load_market
 
@@ -191,8 +193,6 @@ def _resumable_features(bb, weights: str, paths: list[str], digests: list[str], 
                         chunk: int, progress: bool, desc: str) -> np.ndarray:
     """Features ``(len(paths), d)`` float32 of the images ``paths`` (each distinct (path, digest) extracted
     once), resuming from the partial file ``part`` and saving to it every ``chunk`` images."""
-    from PIL import Image
-
     done = _load_partial(part, weights, len(paths))
     first = {}  # each distinct (path, digest) once: a distractor's own image stands in for all its poses
     for i, key in enumerate(zip(paths, digests)):
@@ -200,7 +200,6 @@ def _resumable_features(bb, weights: str, paths: list[str], digests: list[str], 
     todo = [i for key, i in first.items() if key not in done]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=len(first), initial=len(first) - len(todo), desc=desc, unit="img")
     for s in range(0, len(todo), chunk):
         idx = todo[s:s + chunk]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from pose2id_demo.data.synthped.cameras import CAMERAS
 from pose2id_demo.data.synthped.constants import (
@@ -175,7 +176,6 @@ def render_benchmark(out: str | Path, task: str = "standard", seed: int = 0, pro
         (out / folder).mkdir(parents=True, exist_ok=True)
     it: Iterator[Item] | Sequence[Item] = items
     if progress:
-        from tqdm.auto import tqdm
         it = tqdm(items, desc=f"SynthPed {task}", unit="img")
     for item in it:
         dst = out / item.folder / item.filename
