@@ -84,11 +84,9 @@ NFC_MODES = ("separate", "joint")
 ETAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 #: η of eq. 9 wherever none is given — the app's controls, ``python -m pose2id_demo eval`` and ``bench/``.
 #: 0.5, not the paper's Market-1501 value 2: eq. 9 adds η times the mean of the 8 generated features to the
-#: original, and the paper's η = 2 suits the official generator, whose images are close to real ones.  The
-#: shipped CPU generator keeps only part of an identity (Rank-1 of its generations 48.8 %), and on SynthPed
-#: with the trained backbone η = 2 lowers mAP below the baseline while η = 0.5 raises it on every task
-#: (README, "Paper tables"; ``bench/bench_paper_tables.py`` prints both).  Pass the paper's η (Market 2,
-#: Occluded-REID 1, SYSU-MM01 1/4) with the official weights.
+#: original, and η = 2 suits the official generator, whose images are close to real ones, not the shipped CPU
+#: one (the README's "Paper tables" compare both; ``bench/bench_paper_tables.py`` prints them).  Pass the
+#: paper's η (Market 2, Occluded-REID 1, SYSU-MM01 1/4) with the official weights.
 DEFAULT_ETA = 0.5
 #: Most values of M the Table 6 curve evaluates (every M from 0 when there are at most this many).
 MAX_M_POINTS = 12

@@ -109,7 +109,8 @@ def _add_setting_args(p: argparse.ArgumentParser) -> None:
                    help="neighbours within each set (published setting, default) or across query+gallery")
     p.add_argument("--nfc-apply", choices=("query", "gallery", "both"), default="both", help="sets NFC centralizes")
     p.add_argument("--index", choices=("exact", "faiss"), default="exact",
-                   help="NFC neighbour search: exact, or faiss (approximate, for >= 10^6 images; requirements-scale.txt)")
+                   help="NFC neighbour search: exact, or faiss (approximate, for >= 10^6 images; "
+                        "requirements-scale.txt)")
     p.add_argument("--max-bytes", type=_nonneg_int, default=DEFAULT_MAX_BYTES, help="feature file size limit")
 
 
@@ -379,7 +380,8 @@ def _visrank(args) -> int:
         fs = FeatureSet.from_arrays(data)
         s = _settings(args.eta, args.k1, args.k2, args.nfc_mode, args.nfc_apply, index=args.index, rerank=args.rerank)
         after = ablation.after_row(fs, s)
-        rows = {name: ablation.ranked_rows(fs, s, name, args.top, "query") for name in dict.fromkeys(("baseline", after))}
+        rows = {name: ablation.ranked_rows(fs, s, name, args.top, "query")
+                for name in dict.fromkeys(("baseline", after))}
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -11,7 +11,7 @@ file names, distractors kept in the gallery only):
 - ``meta``: a JSON string with the SynthPed version and seed, the backbone and its ``weights_id``.
 
 A file is used only when its SynthPed version, seed, image names and backbone weights match what this
-installation would render and load; otherwise the caller extracts as before. Identities and cameras are
+installation would render and load; otherwise the caller extracts the features itself. Identities and cameras are
 parsed from the names (Market-1501 layout), paths point where :func:`~pose2id_demo.data.synthped.ensure_benchmark`
 renders the images. ``tests/test_shipped_features.py`` re-renders a random sample of images and checks the
 shipped rows against a fresh extraction (within float16 rounding).

@@ -1,11 +1,72 @@
-"""Shared fixtures: the Gradio app launched on a free localhost port (one instance per test module)."""
+"""Shared fixtures: the Gradio app launched on a free localhost port (one instance per test module), a small
+Market-layout folder per test module, a stand-in generator, and a tiny mean-colour backbone."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from market_folder import write_market
+from torch import nn
+
+from pose2id_demo.reid import Backbone, register_backbone
+
+#: A registered backbone whose feature of an image is its mean colour per channel (d = 3).
+COLOUR_BACKBONE = "test-extract-colour"
+
+
+class MeanColour(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+register_backbone(COLOUR_BACKBONE, lambda device="cpu": Backbone(
+    COLOUR_BACKBONE, MeanColour(), (32, 16), (0.5,) * 3, (0.5,) * 3, 3, "w-test", device=device), overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory, request) -> Path:
+    """A Market-layout folder of SynthPed renders (:func:`market_folder.write_market`), one per test module (a
+    module may write into it): the module's ``MARKET_TEST_IDS`` test identities (default 2), one query per
+    camera each, their gallery, 3 distractors and 4 junk images."""
+    return write_market(tmp_path_factory.mktemp("market"), num_test_ids=getattr(request.module, "MARKET_TEST_IDS", 2))
+
+
+class FakePipe:
+    """Stand-in for Pose2IDPipeline: generation j of a reference is its mean colour shifted by j."""
+
+    image_size = (8, 4)
+
+    def __init__(self):
+        self.calls = []
+
+    def set_progress_bar_config(self, **kw):
+        pass
+
+    def __call__(self, refs, poses, num_inference_steps, guidance_scale, seed, use_ifr, output_type):
+        self.calls.append(len(refs))
+        out = [np.full((8, 4, 3), (np.asarray(r, np.float32).mean() / 255 + j) / 10) for r in refs
+               for j in range(len(poses))]
+        return SimpleNamespace(images=np.stack(out))
+
+
+@pytest.fixture
+def fake_generator(monkeypatch, tmp_path) -> list[FakePipe]:
+    """Every ``Pose2IDPipeline.from_pretrained`` makes a new :class:`FakePipe`, appended to the list returned;
+    the cache (``POSE2ID_CACHE``) is ``tmp_path / "cache"``."""
+    pipes: list[FakePipe] = []
+
+    def from_pretrained(path, **kw):
+        pipes.append(FakePipe())
+        return pipes[-1]
+
+    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    return pipes
 
 
 def free_port() -> int:

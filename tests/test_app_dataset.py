@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from market_folder import write_market
 from PIL import Image
 from torch import nn
 
@@ -41,10 +40,8 @@ register_backbone(BB, lambda device="cpu": Backbone(BB, MeanColourStripes(), (48
                                                     "w-app-dataset", device=device), overwrite=True)
 
 
-@pytest.fixture(scope="module")
-def market(tmp_path_factory) -> Path:
-    """A Market-layout folder: 3 test identities (one query per camera), their gallery, distractors and junk."""
-    return write_market(tmp_path_factory.mktemp("d"), num_test_ids=3)
+#: The ``market`` fixture's test identities (conftest.py).
+MARKET_TEST_IDS = 3
 
 
 @pytest.fixture()

@@ -191,25 +191,15 @@ def test_bad_options(tmp_path, arrays, capsys):
 
 
 def test_module_entry_point(tmp_path, arrays):
+    def module(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pose2id_demo", *args], capture_output=True, text=True,
+                              check=False, cwd=REPO, timeout=1800)
+
     path = tmp_path / "f.npz"
     np.savez(path, **arrays)
-    ok = subprocess.run(
-        [sys.executable, "-m", "pose2id_demo", "eval", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        timeout=1800,
-    )
+    ok = module("eval", str(path))
     assert ok.returncode == 0 and "+NFC+IPG" in ok.stdout
     bad = tmp_path / "bad.npz"
     bad.write_bytes(pickle.dumps({"q_feats": 1}))
-    res = subprocess.run(
-        [sys.executable, "-m", "pose2id_demo", "eval", str(bad)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        timeout=1800,
-    )
+    res = module("eval", str(bad))
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr

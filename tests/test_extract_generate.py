@@ -6,39 +6,24 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from market_folder import write_market
+from conftest import COLOUR_BACKBONE
 from PIL import Image
-from torch import nn
 
 from pose2id_demo import cli
 from pose2id_demo.data import load_market
-from pose2id_demo.reid import Backbone, get_backbone, register_backbone
+from pose2id_demo.reid import get_backbone
 from pose2id_demo.reid.extract import extract_features, partial_path
 
-
-class MeanColour(nn.Module):
-    def forward(self, x):
-        return x.mean(dim=(2, 3))
-
-
-register_backbone("test-extract-colour", lambda device="cpu": Backbone(
-    "test-extract-colour", MeanColour(), (32, 16), (0.5,) * 3, (0.5,) * 3, 3, "w-test", device=device),
-    overwrite=True)
-
-
-@pytest.fixture(scope="module")
-def market(tmp_path_factory) -> Path:
-    """A Market-layout folder: 2 test identities (one query per camera), gallery, distractors, junk."""
-    return write_market(tmp_path_factory.mktemp("m"), num_test_ids=2)
+#: The ``market`` fixture's test identities (conftest.py).
+MARKET_TEST_IDS = 2
 
 
 def test_extract_writes_a_feature_file_eval_reads_and_drops_junk(market, tmp_path, capsys):
     out = tmp_path / "f.npz"
-    assert cli.main(["extract", "--data", str(market), "--backbone", "test-extract-colour", "--out", str(out),
+    assert cli.main(["extract", "--data", str(market), "--backbone", COLOUR_BACKBONE, "--out", str(out),
                      "--batch-size", "3", "--threads", "1"]) == 0
     with np.load(out, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
@@ -47,9 +32,9 @@ def test_extract_writes_a_feature_file_eval_reads_and_drops_junk(market, tmp_pat
     assert len(junk) == 4 and -1 not in d["g_pids"] and (d["g_pids"] == 0).sum() == 3
     assert len(d["g_feats"]) == len(list((market / "bounding_box_test").glob("*.jpg"))) - len(junk)
     assert list(d["q_paths"]) == [str(Path(r.path).relative_to(market)) for r in ds.query]
-    direct = get_backbone("test-extract-colour").extract([Image.open(r.path).convert("RGB") for r in ds.gallery])
+    direct = get_backbone(COLOUR_BACKBONE).extract([Image.open(r.path).convert("RGB") for r in ds.gallery])
     np.testing.assert_allclose(d["g_feats"], direct, atol=1e-6)
-    assert json.loads(str(d["settings"]))["backbone"] == "test-extract-colour"
+    assert json.loads(str(d["settings"]))["backbone"] == COLOUR_BACKBONE
     assert not partial_path(out).exists()
     capsys.readouterr()
     assert cli.main(["eval", str(out)]) == 0 and "baseline" in capsys.readouterr().out
@@ -57,7 +42,7 @@ def test_extract_writes_a_feature_file_eval_reads_and_drops_junk(market, tmp_pat
 
 def test_extract_resumes_after_an_interruption(market, tmp_path, monkeypatch):
     out = tmp_path / "f.npz"
-    bb = get_backbone("test-extract-colour")
+    bb = get_backbone(COLOUR_BACKBONE)
     real, calls = bb.extract, []
 
     def flaky(images, **kw):
@@ -69,15 +54,15 @@ def test_extract_resumes_after_an_interruption(market, tmp_path, monkeypatch):
     monkeypatch.setattr("pose2id_demo.reid.get_backbone", lambda name, device="cpu": bb)
     monkeypatch.setattr(bb, "extract", flaky)
     with pytest.raises(KeyboardInterrupt):
-        extract_features(market, "test-extract-colour", out, chunk=5, progress=False)
+        extract_features(market, COLOUR_BACKBONE, out, chunk=5, progress=False)
     assert partial_path(out).exists() and not out.exists()
     calls.clear()
     monkeypatch.setattr(bb, "extract", lambda images, **kw: calls.append(len(images)) or real(images, **kw))
-    extract_features(market, "test-extract-colour", out, chunk=5, progress=False)
+    extract_features(market, COLOUR_BACKBONE, out, chunk=5, progress=False)
     ds = load_market(market)
     assert sum(calls) == len(ds.query) + len(ds.gallery) - 5   # the first chunk came from the partial file
     again = tmp_path / "g.npz"
-    extract_features(market, "test-extract-colour", again, progress=False)
+    extract_features(market, COLOUR_BACKBONE, again, progress=False)
     with np.load(out) as a, np.load(again) as b:
         assert np.array_equal(a["q_feats"], b["q_feats"]) and np.array_equal(a["g_feats"], b["g_feats"])
 
@@ -86,44 +71,20 @@ def test_a_badly_named_file_is_one_error_naming_it(market, tmp_path, capsys):
     bad = tmp_path / "bad"
     shutil.copytree(market, bad)
     shutil.copy(next((bad / "query").glob("*.jpg")), bad / "query" / "IMG_0042.jpg")
-    for cmd in (["extract", "--backbone", "test-extract-colour"], ["generate"]):
+    for cmd in (["extract", "--backbone", COLOUR_BACKBONE], ["generate"]):
         assert cli.main([*cmd, "--data", str(bad), "--out", str(tmp_path / "x.npz")]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "IMG_0042.jpg" in err and err.count("\n") == 1
-    assert cli.main(["extract", "--data", str(tmp_path / "nope"), "--backbone", "test-extract-colour",
+    assert cli.main(["extract", "--data", str(tmp_path / "nope"), "--backbone", COLOUR_BACKBONE,
                      "--out", str(tmp_path / "x.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-class FakePipe:
-    """Stand-in for Pose2IDPipeline: generation j of a reference is its mean colour shifted by j."""
-
-    image_size = (8, 4)
-
-    def __init__(self):
-        self.calls = []
-
-    def set_progress_bar_config(self, **kw):
-        pass
-
-    def __call__(self, refs, poses, num_inference_steps, guidance_scale, seed, use_ifr, output_type):
-        self.calls.append(len(refs))
-        out = [np.full((8, 4, 3), (np.asarray(r, np.float32).mean() / 255 + j) / 10) for r in refs
-               for j in range(len(poses))]
-        return SimpleNamespace(images=np.stack(out))
-
-
-def test_generate_sharded_then_merged_equals_one_run(market, tmp_path, monkeypatch):
-    pipes = []
-
-    def from_pretrained(path, **kw):
-        pipes.append(FakePipe())
-        return pipes[-1]
-
-    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
+def test_generate_sharded_then_merged_equals_one_run(market, tmp_path, monkeypatch, fake_generator):
+    pipes = fake_generator
     ds = load_market(market)
     n = len(ds.query) + len(ds.gallery)
-    args = ["generate", "--data", str(market), "--ipg", "tiny", "--backbone", "test-extract-colour"]
+    args = ["generate", "--data", str(market), "--ipg", "tiny", "--backbone", COLOUR_BACKBONE]
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "c1"))
     for k in range(2):
         assert cli.main([*args, "--out", str(tmp_path / "a.npz"), "--shard", f"{k}/2"]) == 0
@@ -140,26 +101,19 @@ def test_generate_sharded_then_merged_equals_one_run(market, tmp_path, monkeypat
     assert cli.main([*args, "--out", str(tmp_path / "c.npz"), "--shard", "2/2"]) == 2
 
 
-def test_a_shared_gallery_is_generated_once_and_read_back(market, tmp_path, monkeypatch):
+def test_a_shared_gallery_is_generated_once_and_read_back(market, tmp_path, fake_generator):
     """SynthPed's tasks share one gallery: a folder whose gallery is another's generates its queries only and
     names the other file as its gallery source; reading it back gives the gallery's features of that file,
     and a source made another way, or not beside it, is refused."""
     from pose2id_demo.ipg.precompute import generate_features, read_generated, same_gallery
 
-    pipes = []
-
-    def from_pretrained(path, **kw):
-        pipes.append(FakePipe())
-        return pipes[-1]
-
-    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
-    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    pipes = fake_generator
     other = tmp_path / "other"
     shutil.copytree(market, other)
     for q in (other / "query").glob("*.jpg"):  # other queries (their pixels shifted), the same gallery
         Image.fromarray((np.asarray(Image.open(q).convert("RGB")) // 2).astype(np.uint8)).save(q)
     assert same_gallery(market, other)
-    bb = "test-extract-colour"
+    bb = COLOUR_BACKBONE
     (full,) = generate_features(market, [bb], tmp_path / "feat" / "a-{backbone}.npz")
     (part,) = generate_features(other, [bb], tmp_path / "feat" / "b-{backbone}.npz", gallery_from=full)
     ds = load_market(other)
@@ -205,11 +159,11 @@ def test_extract_reads_the_official_generated_layout(market, tmp_path, capsys):
     shutil.copytree(market, root)
     _write_generations(root)
     out = tmp_path / "f.npz"
-    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out", str(out)]) == 0
+    assert cli.main(["extract", "--data", str(root), "--backbone", COLOUR_BACKBONE, "--out", str(out)]) == 0
     with np.load(out, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
     ds = load_market(root)
-    bb = get_backbone("test-extract-colour")
+    bb = get_backbone(COLOUR_BACKBONE)
     assert d["q_gen"].shape == (len(ds.query), 8, 3) and d["g_gen"].shape == (len(ds.gallery), 8, 3)
     for split, records, key in (("query_gen", ds.query, "q_gen"), ("bounding_box_test_gen", ds.gallery, "g_gen")):
         for k in (1, 5, 8):
@@ -226,38 +180,31 @@ def test_extract_reads_the_official_generated_layout(market, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "q_gen M=8, g_gen M=8" in text and "+IPG" in text
 
-    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out",
+    assert cli.main(["extract", "--data", str(root), "--backbone", COLOUR_BACKBONE, "--out",
                      str(tmp_path / "plain.npz"), "--no-generated"]) == 0
     with np.load(tmp_path / "plain.npz") as z:
         assert "q_gen" not in z.files and np.array_equal(z["g_feats"], d["g_feats"])
     gone = root / "bounding_box_test_gen" / "pose3" / Path(ds.gallery[-1].path).name
     gone.unlink()
     capsys.readouterr()
-    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out",
+    assert cli.main(["extract", "--data", str(root), "--backbone", COLOUR_BACKBONE, "--out",
                      str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if not ln.startswith("INFO: ")]  # the log lines of the steps before
     assert len(lines) == 1 and lines[0].startswith("error: ") and "1 generated images are missing" in lines[0]
     assert str(gone) in lines[0]
     shutil.rmtree(root / "bounding_box_test_gen")
-    assert cli.main(["extract", "--data", str(root), "--backbone", "test-extract-colour", "--out",
+    assert cli.main(["extract", "--data", str(root), "--backbone", COLOUR_BACKBONE, "--out",
                      str(tmp_path / "x.npz")]) == 2
     assert "has query_gen/ but no bounding_box_test_gen/" in capsys.readouterr().err
 
 
-def test_generate_images_out_writes_the_official_layout_then_one_feature_file(market, tmp_path, monkeypatch):
+def test_generate_images_out_writes_the_official_layout_then_one_feature_file(market, tmp_path, fake_generator):
     """--images-out: generations as PNG files in the official layout (sharded, resumable: a rerun generates
     nothing), then a whole feature file read back from them — the same as reading that layout with extract."""
-    pipes = []
-
-    def from_pretrained(path, **kw):
-        pipes.append(FakePipe())
-        return pipes[-1]
-
-    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
-    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    pipes = fake_generator
     images = tmp_path / "gen-images"
-    args = ["generate", "--data", str(market), "--ipg", "tiny", "--backbone", "test-extract-colour",
+    args = ["generate", "--data", str(market), "--ipg", "tiny", "--backbone", COLOUR_BACKBONE,
             "--images-out", str(images), "--out", str(tmp_path / "g.npz")]
     for k in range(2):
         assert cli.main([*args, "--shard", f"{k}/2"]) == 0
@@ -274,9 +221,9 @@ def test_generate_images_out_writes_the_official_layout_then_one_feature_file(ma
         d = {k: z[k] for k in z.files}
     assert d["q_gen"].shape == (len(ds.query), 8, 3) and d["g_gen"].shape == (len(ds.gallery), 8, 3)
     assert json.loads(str(d["settings"]))["generation"]["steps"] == 20
-    direct = extract_features(market, "test-extract-colour", tmp_path / "direct.npz", progress=False, gen_root=images)
+    direct = extract_features(market, COLOUR_BACKBONE, tmp_path / "direct.npz", progress=False, gen_root=images)
     with np.load(direct) as z:
         assert np.array_equal(z["q_gen"], d["q_gen"]) and np.array_equal(z["g_gen"], d["g_gen"])
-    first = get_backbone("test-extract-colour").extract(
+    first = get_backbone(COLOUR_BACKBONE).extract(
         [Image.open(images / "query_gen" / "pose1" / (Path(r.path).stem + ".png")) for r in ds.query])
     np.testing.assert_allclose(d["q_gen"][:, 0], first, atol=1e-6)

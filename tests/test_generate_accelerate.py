@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import free_port
-from market_folder import write_market
 
 from pose2id_demo.data import load_market
 from pose2id_demo.ipg.precompute import split_batches
@@ -27,8 +26,8 @@ def test_split_batches_deals_whole_batches():
 
 
 @pytest.mark.slow
-def test_two_processes_write_the_same_bytes_as_one(tmp_path):
-    root = write_market(tmp_path / "data", num_test_ids=2)
+def test_two_processes_write_the_same_bytes_as_one(market, tmp_path):
+    root = market
     ds = load_market(root)
     n_refs = len(ds.query) + len(ds.gallery)
     args = ["-m", "pose2id_demo", "generate", "--data", str(root), "--ipg", "tiny", "--backbone", "synthped-reid",

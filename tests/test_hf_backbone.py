@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import constants as hub_constants
-from market_folder import write_market
 from PIL import Image
 from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
@@ -17,6 +16,8 @@ from pose2id_demo.data import load_market
 from pose2id_demo.engine import Engine, Pose2IDError
 from pose2id_demo.reid import backbone_slug, get_backbone, list_backbones, resolve_backbone
 
+#: The ``market`` fixture's test identities (conftest.py).
+MARKET_TEST_IDS = 3
 PROCESSOR = dict(size={"height": 32, "width": 32}, image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.25, 0.3])
 
 
@@ -84,9 +85,9 @@ def test_an_uncached_hub_model_offline_is_one_sentence(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_extract_dataset_and_benchmark_with_an_hf_backbone(vits, tmp_path, capsys, monkeypatch):
+def test_extract_dataset_and_benchmark_with_an_hf_backbone(vits, market, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
-    root = write_market(tmp_path / "data", num_test_ids=3)
+    root = market
     name = f"hf:{vits['cls']}"
     out = tmp_path / "f.npz"
     assert cli.main(["extract", "--data", str(root), "--backbone", name, "--out", str(out)]) == 0

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from market_folder import write_market
+from conftest import COLOUR_BACKBONE
 from PIL import Image
-from test_extract_generate import FakePipe
 
 from pose2id_demo import ablation, cli
 from pose2id_demo.data import load_market
@@ -22,25 +21,9 @@ from pose2id_demo.featurefile import attach_generated, load_feature_npz, read_fi
 from pose2id_demo.ipg.precompute import read_generated
 
 REPO = Path(__file__).resolve().parent.parent
-BB = "test-extract-colour"
-
-
-@pytest.fixture(scope="module")
-def market(tmp_path_factory) -> Path:
-    return write_market(tmp_path_factory.mktemp("wf"), num_test_ids=3)
-
-
-@pytest.fixture
-def fake_generator(monkeypatch, tmp_path):
-    pipes = []
-
-    def from_pretrained(path, **kw):
-        pipes.append(FakePipe())
-        return pipes[-1]
-
-    monkeypatch.setattr("pose2id_demo.ipg.pipeline.Pose2IDPipeline.from_pretrained", staticmethod(from_pretrained))
-    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
-    return pipes
+BB = COLOUR_BACKBONE
+#: The ``market`` fixture's test identities (conftest.py).
+MARKET_TEST_IDS = 3
 
 
 def rows_of(text: str) -> dict[str, list[float]]:

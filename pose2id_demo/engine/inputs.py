@@ -291,54 +291,75 @@ def load_image(source: Any, what: str = "image") -> Image.Image:
         if source is None:
             raise Pose2IDError(f"Please provide an {what}.")
     if isinstance(source, np.ndarray):
-        arr = source
-        if arr.ndim not in (2, 3) or arr.size == 0:
-            raise Pose2IDError(f"The {what} array has shape {arr.shape}; expected H×W or H×W×C.")
-        if arr.dtype == np.uint16:
-            arr = (arr / 257.0).round().astype(np.uint8)
-        if arr.dtype != np.uint8:
-            raise Pose2IDError(f"The {what} array must be uint8 or uint16, got {arr.dtype}.")
-        if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
-            raise Pose2IDError(f"The {what} array has {arr.shape[2]} channels; expected 1, 3 or 4.")
-        source = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+        source = _array_image(source, what)
     if isinstance(source, Image.Image):
         im = source
         fmt = None
     else:
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-            if len(data) > MAX_IMAGE_BYTES:
-                raise Pose2IDError(f"The {what} is {len(data) / 2**20:.0f} MB; the limit is "
-                                   f"{MAX_IMAGE_BYTES // 2**20} MB.")
-            fp: Any = io.BytesIO(data)
-        else:
-            p = resolve_request_file(source, what)
-            if not p.is_file():
-                raise Pose2IDError(f"The {what} file could not be found.")
-            size = p.stat().st_size
-            if size == 0:
-                raise Pose2IDError(f"The {what} file is empty.")
-            if size > MAX_IMAGE_BYTES:
-                raise Pose2IDError(f"The {what} file is {size / 2**20:.0f} MB; the limit is "
-                                   f"{MAX_IMAGE_BYTES // 2**20} MB.")
-            fp = p
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = Image.open(fp)  # reads the header only
-        except Image.DecompressionBombError:
-            raise Pose2IDError(f"The {what} is far too large to decode safely (limit "
-                               f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels).") from None
-        except UnidentifiedImageError:
-            raise Pose2IDError(f"The {what} is not an image file Pillow can read (corrupt, or another "
-                               f"kind of file renamed). Please upload a JPEG, PNG, WebP or GIF.") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise Pose2IDError(f"The {what} is damaged or truncated and could not be read ({exc}).") from None
+        im = _open_image(source, what)
         fmt = im.format
     w, h = im.size
     if w < MIN_IMAGE_SIDE or h < MIN_IMAGE_SIDE:
         raise Pose2IDError(f"The {what} is only {w}×{h} pixels; it needs to be at least "
                            f"{MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE}.")
+    rgb = _decode_bounded(im, fmt, what)
+    if max(rgb.size) > WORK_MAX_SIDE:
+        rgb = rgb.copy()
+        rgb.thumbnail((WORK_MAX_SIDE, WORK_MAX_SIDE), Image.Resampling.LANCZOS)
+    return rgb
+
+
+def _array_image(arr: np.ndarray, what: str) -> Image.Image:
+    """A uint8 / uint16 H×W or H×W×C (C = 1, 3, 4) array as a PIL image (16 bits scaled to 8)."""
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise Pose2IDError(f"The {what} array has shape {arr.shape}; expected H×W or H×W×C.")
+    if arr.dtype == np.uint16:
+        arr = (arr / 257.0).round().astype(np.uint8)
+    if arr.dtype != np.uint8:
+        raise Pose2IDError(f"The {what} array must be uint8 or uint16, got {arr.dtype}.")
+    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
+        raise Pose2IDError(f"The {what} array has {arr.shape[2]} channels; expected 1, 3 or 4.")
+    return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+
+
+def _open_image(source: Any, what: str) -> Image.Image:
+    """Bytes or a request's file (:func:`resolve_request_file`) of at most :data:`MAX_IMAGE_BYTES`, opened by
+    Pillow: the header only, nothing decoded yet."""
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise Pose2IDError(f"The {what} is {len(data) / 2**20:.0f} MB; the limit is "
+                               f"{MAX_IMAGE_BYTES // 2**20} MB.")
+        fp: Any = io.BytesIO(data)
+    else:
+        p = resolve_request_file(source, what)
+        if not p.is_file():
+            raise Pose2IDError(f"The {what} file could not be found.")
+        size = p.stat().st_size
+        if size == 0:
+            raise Pose2IDError(f"The {what} file is empty.")
+        if size > MAX_IMAGE_BYTES:
+            raise Pose2IDError(f"The {what} file is {size / 2**20:.0f} MB; the limit is "
+                               f"{MAX_IMAGE_BYTES // 2**20} MB.")
+        fp = p
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp)  # reads the header only
+    except Image.DecompressionBombError:
+        raise Pose2IDError(f"The {what} is far too large to decode safely (limit "
+                           f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels).") from None
+    except UnidentifiedImageError:
+        raise Pose2IDError(f"The {what} is not an image file Pillow can read (corrupt, or another "
+                           f"kind of file renamed). Please upload a JPEG, PNG, WebP or GIF.") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise Pose2IDError(f"The {what} is damaged or truncated and could not be read ({exc}).") from None
+
+
+def _decode_bounded(im: Image.Image, fmt: str | None, what: str) -> Image.Image:
+    """The first frame of ``im`` decoded as RGB, EXIF orientation applied, with at most
+    :data:`MAX_IMAGE_PIXELS` decoded (a JPEG above it is decoded at reduced scale, any other is refused)."""
+    w, h = im.size
     try:
         if getattr(im, "n_frames", 1) > 1:
             im.seek(0)  # animated GIF / APNG / multi-page TIFF: the first frame
@@ -359,15 +380,11 @@ def load_image(source: Any, what: str = "image") -> Image.Image:
             warnings.simplefilter("ignore")
             im.load()
             im = ImageOps.exif_transpose(im) or im
-            rgb = _to_rgb(im)
+            return _to_rgb(im)
     except Pose2IDError:
         raise
     except Exception as exc:  # truncated data, broken chunks, decoder errors
         raise Pose2IDError(f"The {what} is damaged and could not be decoded ({type(exc).__name__}).") from None
-    if max(rgb.size) > WORK_MAX_SIDE:
-        rgb = rgb.copy()
-        rgb.thumbnail((WORK_MAX_SIDE, WORK_MAX_SIDE), Image.Resampling.LANCZOS)
-    return rgb
 
 
 def image_digest(im: Image.Image) -> str:

@@ -147,7 +147,7 @@ class WarmUp:
 
 def preload() -> float:
     """Import, before the page is served, what the first table itself would import: torch, whose GEMM the
-    neighbour search of NFC uses (about 4 s; paid in the cold start instead of by the first click).
+    neighbour search of NFC uses (paid in the cold start instead of by the first click).
     Returns the seconds it took (0 when already imported or not installed)."""
     import importlib
     import importlib.util

@@ -48,12 +48,16 @@ import sys
 import time
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import PIL.Image
+from tqdm.auto import tqdm
+
+from pose2id_demo import lazy
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +106,6 @@ def generate_all(pipe, paths: Sequence[str], poses, steps: int, guidance: float,
     t0 = time.time()
     bar = None
     if progress and todo:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(paths), initial=len(paths) - len(todo), unit="ref",
                    desc=f"generate ({len(poses)} poses per reference)")
 
@@ -159,8 +161,6 @@ def write_generations(pipe, jobs: Sequence[tuple[str, list[Path]]], poses, steps
     todo = [(ref, outs) for ref, outs in jobs if not all(o.is_file() for o in outs)]
     bar = None
     if todo:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="ref",
                    desc=f"generate ({len(poses)} poses per reference, PNG files)")
     for s in range(0, len(todo), refs_per_batch):
@@ -289,8 +289,8 @@ def _distributed() -> Any:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     import torch
-    from accelerate import PartialState
 
+    PartialState = lazy.load("accelerate").PartialState
     # cpu=True without a GPU: accelerate then uses gloo between CPU processes. Generation per process can take
     # hours, so the barrier waits long.
     return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=48))
@@ -316,8 +316,10 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     for Market-1501 at the official 512 × 256), write the generations as PNG files in the official layout under
     ``images_out`` (:func:`generation_files`; resumable file by file) and, once they are all there, read them
     back with ``extract`` (:func:`pose2id_demo.reid.extract.extract_features`): the file written per backbone is
-    then a whole feature file — ``q_feats`` … ``g_camids``, ``q_gen``, ``g_gen`` — that ``eval`` reads as it is. ``out``: the ``.npz`` for one backbone; with several,
-    ``<out stem>-<backbone>.npz`` each (or ``out`` with its ``{backbone}`` placeholder filled in).
+    then a whole feature file — ``q_feats`` … ``g_camids``, ``q_gen``, ``g_gen`` — that ``eval`` reads as it is.
+
+    ``out``: the ``.npz`` for one backbone; with several, ``<out stem>-<backbone>.npz`` each (or ``out`` with its
+    ``{backbone}`` placeholder filled in).
 
     ``gallery_from``: a generated-feature file of another folder with *the same gallery* (``{backbone}``
     placeholder allowed; SynthPed's three tasks share one): only the queries are generated, and the file
@@ -332,77 +334,148 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     from pose2id_demo.data.market import load_market
 
     ds = load_market(root, strict=True)  # a bad folder fails before torch and the model load
-    import torch
+    part = _check_arguments(backbones, ipg, shard)
+    seed = default_seed(ipg) if seed is None else int(seed)
+    part, state, device = _process_share(part, device, threads)
+    pipe, mhash, model_name = load_generator(ipg, device)
+    q_paths, g_paths = [r.path for r in ds.query], [r.path for r in ds.gallery]
+    names, poses = _representative_poses()
+    cache = generation_cache_path(name or Path(ds.root).name, mhash, steps, guidance, seed, True)
+    made = {"model_sha": mhash, "steps": steps, "guidance_scale": guidance, "seed": seed}
+    shared = {b: _check_gallery_source(_per_backbone(gallery_from, b), b, made, _relative(g_paths, ds.root))
+              for b in backbones} if gallery_from is not None else None
+    settings = {"model": model_name, "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
+                "seed": seed, "use_ifr": True, "pose_names": names, "image_size": list(pipe.image_size),
+                **(extra_settings or {})}
+    job = _Job(pipe, poses, steps, guidance, seed, refs_per_batch, part, state, device)
+    if images_out is not None:
+        if shared:
+            raise ValueError("--images-out writes the gallery's generations too: it does not take a gallery source")
+        return _generate_images(ds, backbones, Path(out), Path(images_out), job, settings)
+    todo = q_paths if shared else q_paths + g_paths
+    gens = _generate_cached(job, todo, cache, out)
+    if gens is None:
+        return []
+    logger.info("%d generations; generation time in the caches %.1f s (summed over parts)", len(todo) * len(poses),
+                generation_seconds(cache))
+    settings = {**settings, "scheduler": "DDIM v-pred zero-SNR trailing", "generations": len(todo) * len(poses)}
+    return _write_feature_files(ds, backbones, Path(out), gens, names, settings, shared, job.device)
 
-    from pose2id_demo.poses.representative import load_representative_poses
-    from pose2id_demo.reid import get_backbone, resolve_backbone
+
+def _check_arguments(backbones: Sequence[str], ipg: str | Path | None, shard: str | None) -> tuple[int, int] | None:
+    """The backbones, the ``--shard`` and the IPG folder checked before anything loads; the part ``(K, N)`` that
+    ``shard`` names (None without one)."""
+    from pose2id_demo.reid import resolve_backbone
 
     for b in backbones:
         resolve_backbone(b)  # a registered name, or hf:<model id or folder>
+    part = None
     if shard:
         try:
             k, n = (int(v) for v in shard.split("/"))
             assert 0 <= k < n
         except (ValueError, AssertionError):
             raise ValueError(f"--shard must be K/N with 0 <= K < N, got {shard!r}") from None
+        part = (k, n)
     if not is_official(ipg):
         resolve_ipg(ipg)  # a missing folder fails before anything loads
-    seed = default_seed(ipg) if seed is None else int(seed)
+    return part
+
+
+def _process_share(part: tuple[int, int] | None, device: str | None, threads: int | None
+                   ) -> tuple[tuple[int, int] | None, Any, str]:
+    """This process's part of the references ``(K, N)`` (None: all of them), accelerate's process state under
+    ``accelerate launch`` with several processes (else None) and the device it generates on; sets torch's
+    thread count."""
+    import torch
+
     state = _distributed()
     if state is not None:
-        if shard:
+        if part is not None:
             raise ValueError("--shard and accelerate launch both split the work: use one of them")
-        k, n = state.process_index, state.num_processes
+        part = (state.process_index, state.num_processes)
         device = device or str(state.device)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if threads:
         torch.set_num_threads(int(threads))
-    pipe, mhash, model_name = load_generator(ipg, device)
-    q_paths, g_paths = [r.path for r in ds.query], [r.path for r in ds.gallery]
+    return part, state, device
+
+
+def _representative_poses() -> tuple[list[str], list]:
+    """The names and the poses of the 8 representative poses (paper §3.2.3), in their order."""
+    from pose2id_demo.poses.representative import load_representative_poses
+
     named = load_representative_poses()
-    names, poses = [pose_name for pose_name, _ in named], [pose for _, pose in named]
-    cache = generation_cache_path(name or Path(ds.root).name, mhash, steps, guidance, seed, True)
-    rel = lambda ps: np.array([str(Path(p).relative_to(ds.root)) for p in ps])  # noqa: E731
-    made = {"model_sha": mhash, "steps": steps, "guidance_scale": guidance, "seed": seed}
-    shared = {b: _check_gallery_source(_per_backbone(gallery_from, b), b, made, rel(g_paths))
-              for b in backbones} if gallery_from is not None else None
-    if images_out is not None:
-        if shared:
-            raise ValueError("--images-out writes the gallery's generations too: it does not take a gallery source")
-        return _generate_images(ds, backbones, Path(out), Path(images_out), pipe, poses, steps, guidance, seed,
-                                refs_per_batch, (k, n) if (shard or state is not None) else None, state, device,
-                                {"model": model_name, "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
-                                 "seed": seed, "use_ifr": True, "pose_names": names,
-                                 "image_size": list(pipe.image_size), **(extra_settings or {})})
-    todo = q_paths if shared else q_paths + g_paths
-    if shard or state is not None:
-        part = split_batches(todo, k, n, refs_per_batch)
-        logger.info("part %d of %d: %d of %d references on %s", k, n, len(part), len(todo), device)
+    return [pose_name for pose_name, _ in named], [pose for _, pose in named]
+
+
+def _relative(paths: Sequence[str], root: str | Path) -> np.ndarray:
+    """``paths`` relative to the dataset's ``root``, as a string array (the feature files' ``*_paths``)."""
+    return np.array([str(Path(p).relative_to(root)) for p in paths])
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one process generates and how: the pipeline and its arguments, and its part of the references."""
+
+    pipe: Any
+    poses: list
+    steps: int
+    guidance: float
+    seed: int
+    refs_per_batch: int
+    part: tuple[int, int] | None  # (K, N): part K of N (split_batches); None: every reference
+    state: Any  # accelerate's process state under ``accelerate launch``; None for one process or a --shard part
+    device: str
+
+    def mine(self, refs: Sequence[str]) -> list[str]:
+        """This process's references of ``refs``."""
+        return list(refs) if self.part is None else split_batches(refs, *self.part, self.refs_per_batch)
+
+    def merges(self) -> bool:
+        """After this process's part: whether it goes on to merge all parts. Under ``accelerate launch`` every
+        process waits for the others and process 0 merges; a ``--shard`` part stops."""
+        if self.state is None:
+            return False
+        self.state.wait_for_everyone()  # every part is written: process 0 reads them all
+        return self.state.is_main_process
+
+
+def _generate_cached(job: _Job, todo: list[str], cache: Path, out: str | Path) -> np.ndarray | None:
+    """Generations of ``todo`` (:func:`generate_all`, through ``cache``); when the work is split, this process's
+    part goes to its own shard cache first, and None is returned where this process stops after its part."""
+    if job.part is not None:
+        k, n = job.part
+        part = job.mine(todo)
+        logger.info("part %d of %d: %d of %d references on %s", k, n, len(part), len(todo), job.device)
         shard_cache = cache.with_name(f"{cache.stem}-shard{k}of{n}.npz")
-        generate_all(pipe, part, poses, steps, guidance, seed, True, shard_cache, refs_per_batch=refs_per_batch)
-        if state is None:
+        generate_all(job.pipe, part, job.poses, job.steps, job.guidance, job.seed, True, shard_cache,
+                     refs_per_batch=job.refs_per_batch)
+        if job.state is None:
             logger.info("part %d of %d written to %s; when all %d parts are there (POSE2ID_CACHE, %s), run the same "
                         "command without --shard to merge them into %s", k, n, shard_cache, n, shard_cache.parent,
                         out)
-            return []
-        state.wait_for_everyone()  # every part is in its cache file: process 0 merges
-        if not state.is_main_process:
-            return []
-    gens = generate_all(pipe, todo, poses, steps, guidance, seed, True, cache, refs_per_batch=refs_per_batch)
-    logger.info("%d generations; generation time in the caches %.1f s (summed over parts)", len(todo) * len(poses),
-                generation_seconds(cache))
-    settings = {"model": model_name, "model_sha": mhash, "steps": steps, "guidance_scale": guidance,
-                "seed": seed, "use_ifr": True, "pose_names": names, "image_size": list(pipe.image_size),
-                **(extra_settings or {}), "scheduler": "DDIM v-pred zero-SNR trailing",
-                "generations": len(todo) * len(poses)}
-    out = Path(out)
+        if not job.merges():
+            return None
+    return generate_all(job.pipe, todo, job.poses, job.steps, job.guidance, job.seed, True, cache,
+                        refs_per_batch=job.refs_per_batch)
+
+
+def _write_feature_files(ds, backbones: Sequence[str], out: Path, gens: np.ndarray, names: list[str],
+                         settings: dict, shared: dict[str, Path] | None, device: str) -> list[Path]:
+    """One generated-feature file per backbone (:func:`output_path`): the features of ``gens`` (queries then
+    gallery, or the queries only when ``shared`` names each backbone's gallery source), the paths, the pose names
+    and ``settings`` with the backbone. Returns the files written."""
+    from pose2id_demo.reid import get_backbone
+
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    nq = len(q_paths)
+    nq = len(ds.query)
+    q_rel, g_rel = _relative([r.path for r in ds.query], ds.root), _relative([r.path for r in ds.gallery], ds.root)
     for bname in backbones:
         feats = gen_features(get_backbone(bname, device=device), gens, progress=True)
         path = output_path(out, bname, len(backbones))
-        arrays = {"q_gen": feats[:nq].astype(np.float16), "q_paths": rel(q_paths), "g_paths": rel(g_paths)}
+        arrays = {"q_gen": feats[:nq].astype(np.float16), "q_paths": q_rel, "g_paths": g_rel}
         mine = {**settings, "backbone": bname}
         if shared:
             mine["gallery_from"] = shared[bname].name
@@ -415,27 +488,25 @@ def generate_features(root: str | Path, backbones: Sequence[str], out: str | Pat
     return written
 
 
-def _generate_images(ds, backbones: Sequence[str], out: Path, images_out: Path, pipe, poses, steps: int, guidance: float, seed: int, refs_per_batch: int, part: tuple[int, int] | None,
-                     state: Any, device: str, made: dict) -> list[Path]:
+def _generate_images(ds, backbones: Sequence[str], out: Path, images_out: Path, job: _Job, made: dict) -> list[Path]:
     """The ``images_out`` branch of :func:`generate_features`: files in the official layout, then ``extract``."""
     from pose2id_demo.reid.extract import extract_features
 
-    jobs = generation_files(ds, images_out, len(poses))
-    if part is not None:
-        mine = set(split_batches([ref for ref, _ in jobs], *part, refs_per_batch))
-        jobs = [job for job in jobs if job[0] in mine]
-    done = write_generations(pipe, jobs, poses, steps, guidance, seed, refs_per_batch)
+    jobs = generation_files(ds, images_out, len(job.poses))
+    if job.part is not None:
+        mine = set(job.mine([ref for ref, _ in jobs]))
+        jobs = [j for j in jobs if j[0] in mine]
+    done = write_generations(job.pipe, jobs, job.poses, job.steps, job.guidance, job.seed, job.refs_per_batch)
     logger.info("%d references generated into %s (%d were there already)", done, images_out, len(jobs) - done)
-    if part is not None:
-        if state is None:
+    if job.part is not None:
+        if job.state is None:
             logger.info("part %d of %d written to %s; when all %d parts are there, run the same command without "
-                        "--shard to read them into %s", *part, images_out, part[1], out)
+                        "--shard to read them into %s", *job.part, images_out, job.part[1], out)
+        if not job.merges():
             return []
-        state.wait_for_everyone()  # every part's files are written: process 0 reads them all
-        if not state.is_main_process:
-            return []
-    return [extract_features(ds.root, bname, output_path(out, bname, len(backbones)), progress=True, device=device,
-                             gen_root=images_out, extra_settings={"generation": made}) for bname in backbones]
+    return [extract_features(ds.root, bname, output_path(out, bname, len(backbones)), progress=True,
+                             device=job.device, gen_root=images_out, extra_settings={"generation": made})
+            for bname in backbones]
 
 
 def output_path(out: Path, backbone: str, n_backbones: int) -> Path:

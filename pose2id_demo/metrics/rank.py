@@ -6,23 +6,23 @@ ascending distance, ties broken by gallery index (a stable sort); queries withou
 skipped.  AP is the mean precision at the ranks of the valid matches; INP = (#matches) / (rank of the
 hardest match) (Ye et al., TPAMI 2021); CMC(k) = fraction of queries with a match in the top k.
 
-One number per file.  A float32 GEMM rounds differently with 1 or 2 BLAS threads, and feature
-centralization makes exact ties common (after NFC two mutual neighbours with no other mutual neighbour have
-the same feature, z_i + z_j).  So a tie would be broken by rounding noise, and the same file would give other
-numbers in the app (which pins one thread) and the CLI.  :func:`distance_matrix` therefore makes its dot
-products exact: each L2-normalised row u is rounded to integers r = rint(u * 2^26) (:data:`EXACT_SCALE`;
-a step of 1.5e-8, finer than float32 features carry), and R_q @ R_g.T is one float64 GEMM on those
-integers.  Every product is an integer below 2^52 and every partial sum of a row pair is bounded by
+One number per file. A float32 GEMM rounds differently with 1 or 2 BLAS threads, and feature centralization
+makes exact ties common (after NFC two mutual neighbours with no other mutual neighbour have the same feature,
+z_i + z_j). So a tie would be broken by rounding noise, and the same file would give other numbers in the app
+(which pins one thread) and the CLI. :func:`distance_matrix` therefore makes its dot products exact: each
+L2-normalised row u is rounded to integers r = rint(u * 2^26) (:data:`EXACT_SCALE`; a step of 1.5e-8, finer
+than float32 features carry), and R_q @ R_g.T is one float64 GEMM on those integers. Every product is an
+integer below 2^52 and every partial sum of a row pair is bounded by
 |r_q| |r_g| <= (2^26 + sqrt(d) / 2)^2 < 2^53 (Cauchy-Schwarz, for any d below 10^15), so every addition is
-exact and the result is the same integer whatever order the BLAS sums in — any thread count, any BLAS.  The
+exact and the result is the same integer whatever order the BLAS sums in — any thread count, any BLAS. The
 squared distance (|r_q|^2 + |r_g|^2 - 2 r_q.r_g) / 2^52 (the norms are exact sums too) and its square root
-are element-wise IEEE operations, equally reproducible.  Equal distances then rank by gallery index, as
-before.  It is the distance between the rounded unit vectors, each within sqrt(d) / 2^27 of its own, so it
-is within sqrt(d) / 2^26 (4e-7 at d = 768) of the unrounded features' distance, and 0 for equal rows.  ``tests/test_determinism.py`` runs a file with 1 and 2 threads through
-the library, the CLI and the app's engine and compares every cell; the cost at Market-1501 size is printed by
-``bench/bench_evaluate.py``.  Re-ranking rounds its float64 result to :data:`TIE_GRID` instead
-(:mod:`pose2id_demo.centralization.rerank`), and :func:`evaluate_features`, for 10^5-10^6 images, stays in
-float32 (see there).
+are element-wise IEEE operations, equally reproducible. Equal distances then rank by gallery index (the
+stable sort). It is the distance between the rounded unit vectors, each within sqrt(d) / 2^27 of its own, so
+it is within sqrt(d) / 2^26 (4e-7 at d = 768) of the unrounded features' distance, and 0 for equal rows.
+``tests/test_determinism.py`` runs a file with 1 and 2 threads through the library, the CLI and the app's
+engine and compares every cell; the cost at Market-1501 size is printed by ``bench/bench_evaluate.py``.
+Re-ranking rounds its float64 result to :data:`TIE_GRID` instead (:mod:`pose2id_demo.centralization.rerank`),
+and :func:`evaluate_features`, for 10^5-10^6 images, stays in float32 (see there).
 
 :func:`evaluate` is vectorised over row chunks: for each query it finds the ranking positions of the
 gallery items with the query's pid — either by sorting the row once, or (cheaper when identities have few
@@ -45,9 +45,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
-__all__ = ["EXACT_SCALE", "TIE_GRID", "distance_matrix", "evaluate", "evaluate_features", "evaluate_loop", "per_query_ap",
-           "ranked_lists", "snap_to_tie_grid"]
+from pose2id_demo import lazy
+
+__all__ = ["EXACT_SCALE", "TIE_GRID", "distance_matrix", "evaluate", "evaluate_features", "evaluate_loop",
+           "per_query_ap", "ranked_lists", "snap_to_tie_grid"]
 
 log = logging.getLogger(__name__)
 
@@ -452,16 +455,11 @@ def evaluate_features(
     inv_g = (1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", g, g)), 1e-12)).astype(np.float32)
     m, by_m = _matches_per_query(q_pids, g_pids)
     b = int(max(1, min(nq, chunk_bytes // (4 * ng))))
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core requirement
-        torch = None
+    torch = lazy.optional("torch")
     if torch is not None:
         g_t, scale_t = torch.from_numpy(g), torch.from_numpy(inv_g * np.float32(-2.0))
     starts = range(0, nq, b)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc="evaluate (query chunks)", unit="chunk")
     parts = []
     for s in starts:

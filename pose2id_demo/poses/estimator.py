@@ -91,7 +91,7 @@ def estimate_pose(image: Image.Image, target: int = 512, margins: tuple[float, .
     :class:`NoPersonFound` if no person is detected, fewer than ``min_visible`` keypoints are visible,
     or the image is unusable (too small, too large, not an image). BlazePose's person detector is
     sensitive to framing, so the image is tried with each padding margin in ``margins`` in turn until
-    a person is found (about 30 ms per try on a laptop CPU).
+    a person is found.
     """
     if not isinstance(image, Image.Image):
         raise NoPersonFound(f"expected a PIL image, got {type(image).__name__}")

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
 
 from pose2id_demo.data.market import IMAGE_SUFFIXES, load_market
 
@@ -149,7 +151,6 @@ def extract_features(root: str | Path, backbone: str, out: str | Path, batch_siz
     ds = load_market(root, strict=True)  # a bad folder fails before torch loads
     gen = generated_layout(ds, gen_root) if generated else None
     import torch
-    from PIL import Image
 
     from pose2id_demo.reid import get_backbone, resolve_backbone
 
@@ -157,31 +158,49 @@ def extract_features(root: str | Path, backbone: str, out: str | Path, batch_siz
     if threads:
         torch.set_num_threads(int(threads))
     out = Path(out)
-    records = [("q", r) for r in ds.query] + [("g", r) for r in ds.gallery]
-    paths = [r.path for _, r in records]
+    paths = [r.path for r in ds.query] + [r.path for r in ds.gallery]
     if gen is not None:  # then every generation, reference-major, poses in folder order
         paths += [p for rows in gen for row in rows for p in row]
     digests = [_digest(p) for p in paths]
     bb = get_backbone(backbone, device=device)
     part = partial_path(out)
+    t0 = time.time()
+    feats = _resumable_features(bb, f"{backbone}|{bb.weights_id}", paths, digests, part, batch_size, chunk,
+                                progress=progress, desc=f"extract {backbone}")
+    settings = {"backbone": backbone, "weights_id": bb.weights_id, "data": str(ds.root), "num_query": len(ds.query),
+                "num_gallery": len(ds.gallery), "seconds": round(time.time() - t0, 1), **(extra_settings or {})}
+    _write_feature_file(out, ds, feats, gen, settings)
+    part.unlink(missing_ok=True)
+    return out
+
+
+def _load_partial(part: Path, weights: str, total: int) -> dict[tuple[str, str], np.ndarray]:
+    """The features a killed run saved in ``part``, keyed by (path, digest); none when they were made with other
+    weights or the file cannot be read."""
     done: dict[tuple[str, str], np.ndarray] = {}
     if part.exists():
         try:
             with np.load(part, allow_pickle=False) as z:
-                if str(z["weights_id"]) == f"{backbone}|{bb.weights_id}":
+                if str(z["weights_id"]) == weights:
                     done = {(str(p), str(d)): f for p, d, f in zip(z["paths"], z["digests"], z["feats"])}
         except (OSError, KeyError, ValueError) as e:
             logger.warning("ignoring unreadable partial file %s (%s)", part, e)
-        logger.info("%s: resuming, %d of %d images already extracted", part.name, len(done), len(paths))
+        logger.info("%s: resuming, %d of %d images already extracted", part.name, len(done), total)
+    return done
+
+
+def _resumable_features(bb, weights: str, paths: list[str], digests: list[str], part: Path, batch_size: int,
+                        chunk: int, progress: bool, desc: str) -> np.ndarray:
+    """Features ``(len(paths), d)`` float32 of the images ``paths`` (each distinct (path, digest) extracted
+    once), resuming from the partial file ``part`` and saving to it every ``chunk`` images."""
+    done = _load_partial(part, weights, len(paths))
     first = {}  # each distinct (path, digest) once: a distractor's own image stands in for all its poses
     for i, key in enumerate(zip(paths, digests)):
         first.setdefault(key, i)
     todo = [i for key, i in first.items() if key not in done]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(first), initial=len(first) - len(todo), desc=f"extract {backbone}", unit="img")
-    t0 = time.time()
+        bar = tqdm(total=len(first), initial=len(first) - len(todo), desc=desc, unit="img")
     for s in range(0, len(todo), chunk):
         idx = todo[s:s + chunk]
         images = []
@@ -193,34 +212,36 @@ def extract_features(root: str | Path, backbone: str, out: str | Path, batch_siz
             done[(paths[i], digests[i])] = f
         keys = list(done)
         _save_npz(part, paths=np.array([k[0] for k in keys]), digests=np.array([k[1] for k in keys]),
-                  feats=np.stack([done[k] for k in keys]), weights_id=np.array(f"{backbone}|{bb.weights_id}"))
+                  feats=np.stack([done[k] for k in keys]), weights_id=np.array(weights))
         if bar is not None:
             bar.update(len(idx))
     if bar is not None:
         bar.close()
-    feats = np.stack([done[(p, d)] for p, d in zip(paths, digests)]).astype(np.float32)
-    nq, n = len(ds.query), len(records)
-    rel = lambda rs: np.array([str(Path(r.path).relative_to(ds.root)) for r in rs])  # noqa: E731
-    settings = {"backbone": backbone, "weights_id": bb.weights_id, "data": str(ds.root), "num_query": nq,
-                "num_gallery": len(ds.gallery), "seconds": round(time.time() - t0, 1), **(extra_settings or {})}
+    return np.stack([done[(p, d)] for p, d in zip(paths, digests)]).astype(np.float32)
+
+
+def _write_feature_file(out: Path, ds, feats: np.ndarray, gen, settings: dict) -> None:
+    """The feature file ``out``: ``feats`` holds the queries', the gallery's and then (with the generated layout
+    ``gen``) every generation's features, reference-major; ``settings`` is stored as JSON."""
+    nq, n = len(ds.query), len(ds.query) + len(ds.gallery)
     extra = {}
     if gen is not None:
         m = len(gen[0][0]) if gen[0] else len(gen[1][0])
         g = feats[n:].reshape(n, m, -1)
         extra = {"q_gen": g[:nq], "g_gen": g[nq:]}
-        settings["generated"] = {"poses": m, "folders": list(GEN_FOLDERS.values()),
-                                 "distractors": "their own image for every pose, as the official evaluation"}
+        made = {"poses": m, "folders": list(GEN_FOLDERS.values()),
+                "distractors": "their own image for every pose, as the official evaluation"}
+        settings = {**settings, "generated": made}
     feats = feats[:n]
+    rel = lambda rs: np.array([str(Path(r.path).relative_to(ds.root)) for r in rs])  # noqa: E731
     _save_npz(out, **extra, q_feats=feats[:nq], g_feats=feats[nq:],
               q_pids=np.array([r.pid for r in ds.query], np.int64),
               g_pids=np.array([r.pid for r in ds.gallery], np.int64),
               q_camids=np.array([r.camid for r in ds.query], np.int64),
               g_camids=np.array([r.camid for r in ds.gallery], np.int64),
               q_paths=rel(ds.query), g_paths=rel(ds.gallery), settings=np.array(json.dumps(settings)))
-    part.unlink(missing_ok=True)
     logger.info("wrote %s: %d queries, %d gallery, d=%d%s", out, nq, len(ds.gallery), feats.shape[1],
                 f", {extra['q_gen'].shape[1]} generations each" if extra else "")
-    return out
 
 
 def run(args) -> int:

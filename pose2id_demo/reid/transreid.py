@@ -4,7 +4,7 @@ The official IPG reads a reference image through TransReID — a ViT-B/16 with o
 the Jigsaw Patch Module (JPM) — and hands its 3840-d output to IFR (paper §3.2.2, eq. 5). The weights are
 ``transformer_20.pth`` from the Hugging Face repo ``yuanc3/Pose2ID`` (trained on Market-1501 without
 camera ids). This module is our own implementation; parameter names, shapes and the inference forward were
-matched to github.com/yuanc3/Pose2ID (read 2026-11, commit 0fea3b3) so that file loads with
+matched to github.com/yuanc3/Pose2ID (commit 0fea3b3) so that file loads with
 ``load_state_dict(strict=True)``.
 
 Facts pinned, with the file each was read from:

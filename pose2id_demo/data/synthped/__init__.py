@@ -30,11 +30,8 @@ identities) make 19.4 % of ``bounding_box_test/`` (Market 3,819 / 19,732 = 19.4 
 the reader (:mod:`pose2id_demo.data.market`) as torchreid and fast-reid drop them. The train split is
 SynthPed v3's, byte for byte (300 identities × 12 images), so the shipped backbone and poses stay valid.
 
-Sizing. The paper's IPG is applied to every query of the three tasks and to the shared gallery
-(distractors included, junk not), 8 poses each: 3 × 252 + 874 = 1,630 reference images. A generator
-~4× slower than the shipped tiny one needs about 8 s per reference (its 8 poses) on one core, so on 2
-cores in parallel that is 1,630 × 8 / 2 = 6,520 s = 1 h 49 min, inside the 2-hour budget; each further
-test identity adds ~29 references (3 × 4.5 + 12.9 / (1 − 0.176)), so 58 would be the most that fits.
+IPG is applied to every query of the three tasks and to the shared gallery (distractors included, junk
+not), 8 poses each: 3 × 252 + 874 = 1,630 reference images (why 56 test identities: ``docs/design-notes.md``).
 
 Tasks (they share the train split and the gallery; only the query images differ):
 
@@ -71,27 +68,75 @@ Package layout (one file per job)::
 
 from __future__ import annotations
 
-from pose2id_demo.data.synthped.benchmark import (
-    DEMO_TEST_IDS, Item, ensure_benchmark, make_montage, plan, render_benchmark, render_item, write_demo_market)
-from pose2id_demo.data.synthped.cameras import (
-    BG_BLUR, BG_CONTRAST, BG_DESATURATE, CAMERAS, Camera, Shot, camera_background)
+# The private helpers _identities_for, _is_complete, _write and _draw_shot are re-exported for the tests and for
+# tools that drive the renderer directly.
+from pose2id_demo.data.synthped.benchmark import (  # noqa: F401
+    DEMO_TEST_IDS,
+    Item,
+    _identities_for,
+    _is_complete,
+    _write,
+    ensure_benchmark,
+    make_montage,
+    plan,
+    render_benchmark,
+    render_item,
+    write_demo_market,
+)
+from pose2id_demo.data.synthped.cameras import (  # noqa: F401
+    BG_BLUR,
+    BG_CONTRAST,
+    BG_DESATURATE,
+    CAMERAS,
+    Camera,
+    Shot,
+    _draw_shot,
+    camera_background,
+)
 from pose2id_demo.data.synthped.canvas import Canvas
 from pose2id_demo.data.synthped.cli import main
 from pose2id_demo.data.synthped.constants import (
-    DIRECTIONS, DISTRACTOR_SHARE, GALLERY_PER_ID, JUNK_SHARE, MANIFEST, MARKET, NEAR_DUPLICATE_FRACTION, NUM_CAMERAS,
-    NUM_DISTRACTORS, NUM_JUNK, NUM_TEST_IDS, NUM_TRAIN_IDS, QUERIES_PER_ID, TASKS, TEST_CAMERAS, TEST_CAMERAS_P,
-    TEST_PID0, TRAIN_IMAGES_PER_ID, TRAIN_PID0, VERSION, H, W)
+    DIRECTIONS,
+    DISTRACTOR_SHARE,
+    GALLERY_PER_ID,
+    JUNK_SHARE,
+    MANIFEST,
+    MARKET,
+    NEAR_DUPLICATE_FRACTION,
+    NUM_CAMERAS,
+    NUM_DISTRACTORS,
+    NUM_JUNK,
+    NUM_TEST_IDS,
+    NUM_TRAIN_IDS,
+    QUERIES_PER_ID,
+    TASKS,
+    TEST_CAMERAS,
+    TEST_CAMERAS_P,
+    TEST_PID0,
+    TRAIN_IMAGES_PER_ID,
+    TRAIN_PID0,
+    VERSION,
+    H,
+    W,
+)
 from pose2id_demo.data.synthped.ground_truth import item_for_file, render_ground_truth
 from pose2id_demo.data.synthped.identities import (
-    BAGS, BOTTOMS, CLOTH, HAIR, HAIR_STYLES, LOGO_SHAPES, SHOES, SKIN, TOP_PATTERNS, Identity, make_identities)
+    BAGS,
+    BOTTOMS,
+    CLOTH,
+    HAIR,
+    HAIR_STYLES,
+    LOGO_SHAPES,
+    SHOES,
+    SKIN,
+    TOP_PATTERNS,
+    Identity,
+    make_identities,
+)
 from pose2id_demo.data.synthped.infrared import IR_BACKGROUND, IR_LUMA, IR_NOISE, IR_VIGNETTE
 from pose2id_demo.data.synthped.person import render_person
 from pose2id_demo.data.synthped.render import Rendered, render_image
 from pose2id_demo.data.synthped.stats import format_statistics, market_statistics, split_statistics
-
-# private helpers re-exported for the tests and for tools that drive the renderer directly
-from pose2id_demo.data.synthped.benchmark import _identities_for, _is_complete, _write  # noqa: E402, F401, I001
-from pose2id_demo.data.synthped.cameras import _draw_shot  # noqa: E402, F401
 
 __all__ = [
     "BAGS", "BG_BLUR", "BG_CONTRAST", "BG_DESATURATE", "BOTTOMS", "CAMERAS", "CLOTH", "DIRECTIONS", "DISTRACTOR_SHARE",

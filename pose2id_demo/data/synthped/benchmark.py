@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from pose2id_demo.data.synthped.cameras import CAMERAS
 from pose2id_demo.data.synthped.constants import (
@@ -103,9 +104,11 @@ def plan(seed: int = 0, num_train_ids: int = NUM_TRAIN_IDS, num_test_ids: int = 
         test_cams[pid] = cams
         k = 0
         for q in cams:
-            items.append(Item("query", "query", pid, pid, q, k)); k += 1
+            items.append(Item("query", "query", pid, pid, q, k))
+            k += 1
         for g in gcams:
-            items.append(Item("gallery", "bounding_box_test", pid, pid, g, k)); k += 1
+            items.append(Item("gallery", "bounding_box_test", pid, pid, g, k))
+            k += 1
         n_gallery += ng
     if num_distractors is None:  # d / (n_gallery + d) = Market's share
         num_distractors = int(round(DISTRACTOR_SHARE / (1 - DISTRACTOR_SHARE) * n_gallery))
@@ -173,7 +176,6 @@ def render_benchmark(out: str | Path, task: str = "standard", seed: int = 0, pro
         (out / folder).mkdir(parents=True, exist_ok=True)
     it: Iterator[Item] | Sequence[Item] = items
     if progress:
-        from tqdm.auto import tqdm
         it = tqdm(items, desc=f"SynthPed {task}", unit="img")
     for item in it:
         dst = out / item.folder / item.filename

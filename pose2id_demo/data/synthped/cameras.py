@@ -45,10 +45,10 @@ CAMERAS = (
     Camera(6, "park", (0.98, 1.0, 0.96), 0.85, 0.85, 1.1, 7.0, 60, (0.74, 0.90), (1, 1, 1, 1, 1, 1, 1, 1), 0.0),
 )
 
-_BG_H, _BG_W = 192, 256
+_BG_H, _BG_W = 192, 256  # each camera's background canvas; images crop a window of it
 BG_DESATURATE = 0.35   # fraction of colour removed from backgrounds
 BG_CONTRAST = 0.55     # background texture contrast
-BG_BLUR = 1.2          # background blur radius (px, depth of field)  # each camera's background canvas; images crop a window of it
+BG_BLUR = 1.2          # background blur radius (px, depth of field)
 
 
 def _value_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
@@ -60,7 +60,8 @@ def _value_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndar
     y0, x0 = y.astype(int), x.astype(int)
     fy, fx = (y - y0)[:, None], (x - x0)[None, :]
     fy, fx = fy * fy * (3 - 2 * fy), fx * fx * (3 - 2 * fx)
-    a = g[y0][:, x0]; b = g[y0][:, x0 + 1]; c = g[y0 + 1][:, x0]; d = g[y0 + 1][:, x0 + 1]
+    a, b = g[y0][:, x0], g[y0][:, x0 + 1]
+    c, d = g[y0 + 1][:, x0], g[y0 + 1][:, x0 + 1]
     return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
 
 
@@ -79,9 +80,11 @@ def camera_background(seed: int, camid: int) -> np.ndarray:
     if kind == "brick":
         row = (yy // 9).astype(int)
         mortar = ((yy % 9) < 1.2) | (((xx + (row % 2) * 10) % 20) < 1.2)
-        brick = _hex("9a5a44") * (0.85 + 0.3 * n2) * (0.9 + 0.2 * rng.random((h // 9 + 1, w // 20 + 2))[row, ((xx + (row % 2) * 10) // 20).astype(int)][..., None])
+        brick_tone = rng.random((h // 9 + 1, w // 20 + 2))[row, ((xx + (row % 2) * 10) // 20).astype(int)]
+        brick = _hex("9a5a44") * (0.85 + 0.3 * n2) * (0.9 + 0.2 * brick_tone[..., None])
         wall = np.where(mortar[..., None], _hex("bdb3a4"), brick)
-        pave = _hex("8d8c88") * (0.85 + 0.25 * n2) * np.where(((xx + yy * 0.3) % 24 < 1) | (yy % 12 < 1), 0.8, 1.0)[..., None]
+        joints = ((xx + yy * 0.3) % 24 < 1) | (yy % 12 < 1)
+        pave = _hex("8d8c88") * (0.85 + 0.25 * n2) * np.where(joints, 0.8, 1.0)[..., None]
         img = np.where(ground, pave, wall)
     elif kind == "grass":
         hedge = _hex("3f6b2c") * (0.6 + 0.6 * n1) * (0.8 + 0.4 * n2)

@@ -34,18 +34,24 @@ _CLOTH_W = np.array([6, 4, 4, 2, 4, 4, 4, 1.5, 1.5, 1, 1, 1, 0.7, 1, 0.7, 0.8, 1
 _CLOTH_W /= _CLOTH_W.sum()
 SKIN = [_hex(h) for h in ("f1d0b4", "e3b48f", "c98f66", "a86d47", "7a4b2e", "5a3522")]
 HAIR = [_hex(h) for h in ("141210", "2e2118", "54392a", "8a6a45", "c9a86a", "9a9a9a", "7a3a1e")]
-_HAIR_W = np.array([6, 4, 3, 1.5, 1, 0.8, 0.6]); _HAIR_W /= _HAIR_W.sum()
+_HAIR_W = np.array([6, 4, 3, 1.5, 1, 0.8, 0.6])
+_HAIR_W /= _HAIR_W.sum()
 SHOES = [_hex(h) for h in ("151515", "ececec", "5a3b24", "6e6e6e", "a52626", "2b3f7a")]
-_SHOE_W = np.array([5, 3, 2, 1.5, 0.6, 0.6]); _SHOE_W /= _SHOE_W.sum()
+_SHOE_W = np.array([5, 3, 2, 1.5, 0.6, 0.6])
+_SHOE_W /= _SHOE_W.sum()
 
 TOP_PATTERNS = ("solid", "stripes", "logo", "two_tone_v", "two_tone_h", "open_jacket", "back_print")
-_TOP_W = np.array([5, 2, 2, 1.2, 1.2, 1.5, 1]); _TOP_W /= _TOP_W.sum()
+_TOP_W = np.array([5, 2, 2, 1.2, 1.2, 1.5, 1])
+_TOP_W /= _TOP_W.sum()
 BOTTOMS = ("trousers", "shorts", "skirt")
-_BOTTOM_W = np.array([7, 2, 1.5]); _BOTTOM_W /= _BOTTOM_W.sum()
+_BOTTOM_W = np.array([7, 2, 1.5])
+_BOTTOM_W /= _BOTTOM_W.sum()
 HAIR_STYLES = ("short", "long", "ponytail", "buzz", "cap")
-_HAIRSTYLE_W = np.array([5, 2.5, 1.2, 1, 1]); _HAIRSTYLE_W /= _HAIRSTYLE_W.sum()
+_HAIRSTYLE_W = np.array([5, 2.5, 1.2, 1, 1])
+_HAIRSTYLE_W /= _HAIRSTYLE_W.sum()
 BAGS = ("none", "backpack", "shoulder_bag", "handbag")
-_BAG_W = np.array([4, 2.5, 1.5, 1]); _BAG_W /= _BAG_W.sum()
+_BAG_W = np.array([4, 2.5, 1.5, 1])
+_BAG_W /= _BAG_W.sum()
 LOGO_SHAPES = ("circle", "square", "diamond", "bar")
 
 

@@ -32,7 +32,8 @@ def _add_occluders(canvas: Canvas, rng: np.random.Generator, kp: np.ndarray) -> 
         x0, x1 = (-2, W + 2) if rng.random() < 0.6 else (rng.uniform(-4, 20), rng.uniform(44, W + 4))
         stamp([[x0, top], [x1, top], [x1, H + 2], [x0, H + 2]], colour, rounding=3.0 if kind == "car" else 1.0)
         if kind == "car":  # window band and a wheel
-            stamp([[x0 + 3, top + 3], [x1 - 3, top + 3], [x1 - 3, top + 9], [x0 + 3, top + 9]], np.array([0.2, 0.25, 0.3]))
+            stamp([[x0 + 3, top + 3], [x1 - 3, top + 3], [x1 - 3, top + 9], [x0 + 3, top + 9]],
+                  np.array([0.2, 0.25, 0.3]))
             wx = rng.uniform(8, W - 8)
             canvas.ellipse((wx, H - 2), 7, 7, np.array([0.08, 0.08, 0.08]))
         else:  # box edges
@@ -62,7 +63,8 @@ def _add_occluders(canvas: Canvas, rng: np.random.Generator, kp: np.ndarray) -> 
         got = canvas._window(x - 8, x + 8, top - 7, top + 11)
         if got is not None:
             win, xs, ys = got
-            mask[win] = np.maximum(mask[win], np.clip(0.5 - (np.sqrt(((xs - x) / 8) ** 2 + ((ys - top - 2) / 9) ** 2) - 1) * 8, 0, 1))
+            head = np.sqrt(((xs - x) / 8) ** 2 + ((ys - top - 2) / 9) ** 2)
+            mask[win] = np.maximum(mask[win], np.clip(0.5 - (head - 1) * 8, 0, 1))
     else:  # sign board on a stand
         y0 = rng.uniform(0.3, 0.6) * H
         x0 = rng.uniform(-6, 20)

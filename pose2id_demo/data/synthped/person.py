@@ -185,7 +185,7 @@ def _queue_legs(q: _DepthQueue, canvas: Canvas, ident: Identity, v: _View) -> No
             canvas.capsule(uv(hip), uv(knee), r_thigh, r_thigh * 0.85, thigh_col)
             canvas.capsule(uv(knee), uv(ankle), r_shin, r_shin * 0.8, shin_col)
             if ident.bottom_style == "shorts":
-                kx, ky = uv(knee); hx, hy = uv(hip)
+                (kx, ky), (hx, hy) = uv(knee), uv(hip)
                 canvas.capsule((hx, hy), (hx + 0.75 * (kx - hx), hy + 0.75 * (ky - hy)), r_thigh * 1.05, r_thigh,
                                ident.bottom)
             canvas.capsule(uv(ankle), uv(toe), 0.028 * s, 0.022 * s, ident.shoes)
@@ -228,7 +228,8 @@ def _queue_arms(q: _DepthQueue, canvas: Canvas, ident: Identity, v: _View) -> No
             canvas.ellipse((wx, wy + 0.012 * s), 0.022 * s, 0.026 * s, ident.skin, shade=True)
             if ident.bag == "handbag" and (side == "r") == (ident.bag_side < 0):
                 bw = 0.06 * s * (abs(c) * 0.5 + 0.5)
-                canvas.capsule((wx, wy), (wx, wy + 0.05 * s), 0.004 * s + 0.3, None, ident.bag_colour * 0.6, shade=False)
+                canvas.capsule((wx, wy), (wx, wy + 0.05 * s), 0.004 * s + 0.3, None, ident.bag_colour * 0.6,
+                               shade=False)
                 canvas.polygon(np.array([[wx - bw, wy + 0.04 * s], [wx + bw, wy + 0.04 * s],
                                          [wx + bw, wy + 0.13 * s], [wx - bw, wy + 0.13 * s]]),
                                ident.bag_colour, rounding=0.01 * s, shade_axis=(wx, bw))
@@ -299,16 +300,18 @@ def _queue_head_and_hair(q: _DepthQueue, canvas: Canvas, ident: Identity, v: _Vi
 
     def hair_top():
         if style == "cap":
-            canvas.ellipse((hcx, hcy - 0.15 * hr), hr * 1.0, hr * 0.95, ident.cap, shade=True, clip_above=hcy - 0.2 * hr)
-            canvas.ellipse((hcx + sn * hr * 0.7, hcy - 0.25 * hr), hr * (0.45 + 0.6 * abs(sn)), hr * 0.18, ident.cap * 0.8)
+            canvas.ellipse((hcx, hcy - 0.15 * hr), hr * 1.0, hr * 0.95, ident.cap, shade=True,
+                           clip_above=hcy - 0.2 * hr)
+            canvas.ellipse((hcx + sn * hr * 0.7, hcy - 0.25 * hr), hr * (0.45 + 0.6 * abs(sn)), hr * 0.18,
+                           ident.cap * 0.8)
         else:
             canvas.ellipse((hcx + back_dx * 0.5, hcy - 0.12 * hr), hr * 1.0, hr * 0.98, hair_col, shade=True,
                            clip_above=hcy - (0.35 if c > 0 else -0.1) * hr)
         if c > 0.35:  # eyes
             for k in (-1, 1):
                 ex = hcx + (k * 0.38 * c + sn * 0.5) * hr
-                canvas.ellipse((ex, hcy + 0.05 * hr), max(0.5, 0.12 * hr), max(0.5, 0.1 * hr), np.array([0.1, 0.08, 0.07]),
-                               opacity=0.7)
+                canvas.ellipse((ex, hcy + 0.05 * hr), max(0.5, 0.12 * hr), max(0.5, 0.1 * hr),
+                               np.array([0.1, 0.08, 0.07]), opacity=0.7)
     q.add(max(d_head, hair_depth) + 0.001, hair_top)
 
 
