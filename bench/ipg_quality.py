@@ -624,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
                          "key autoencoder_probes)")
     ap.add_argument("--step-cost", action="store_true",
                     help="only the training-step cost at 64x32 vs 128x64 output, 1 vs 2 threads (key step_cost)")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the 8 / 16 generation timing, into --key's timing_seconds (the rest of the key kept)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     import torch
@@ -638,6 +640,18 @@ def main(argv: list[str] | None = None) -> int:
         out["step_cost_seconds"] = step_cost()
         print(json.dumps(out["step_cost_seconds"], indent=1), load_line())
         args.json.write_text(json.dumps(out, indent=1))
+        return 0
+
+    if args.timing_only:
+        from pose2id_demo.ipg.pipeline import Pose2IDPipeline
+
+        pipe = Pose2IDPipeline.from_pretrained(model_dir)
+        pipe.set_progress_bar_config(disable=True)
+        ctx = build_context(args.ref_every, args.backbones, args.estimator)
+        out.setdefault(args.key, {})["timing_seconds"] = timing(pipe, ctx, args.steps)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1))
+        print(json.dumps(out[args.key]["timing_seconds"]), load_line())
         return 0
 
     if args.autoencoder:
