@@ -168,8 +168,8 @@ def test_generate_tab(page, out: Path, app_url: str) -> None:
         assert len(got) == len(want) == 8
         for a, w in zip(got, want):
             assert (a == np.asarray(Image.open(w["image"]).convert("RGB"))).all(), "cached ≠ fresh"
-    logs = list(tempfiles.examples_dir().rglob("log.csv"))
-    assert len(logs) == 1 and len(logs[0].read_text().strip().splitlines()) == 2  # header + the one example
+    cached = list(tempfiles.examples_dir().rglob("indices.csv"))  # the examples Gradio cached: the first one
+    assert len(cached) == 1 and cached[0].read_text().split() == ["0"], cached
     _individual_images(page)
 
     # A new photo while a generation runs: the button is off during the run, the run is cancelled, and the
@@ -231,7 +231,7 @@ def test_generate_tab(page, out: Path, app_url: str) -> None:
     for elem in ("#gen-msg", "#pose-sheet"):
         assert not any(e.is_visible() for e in page.locator(f"{elem} .error").all()), f"an error box over {elem}"
     assert page.locator("#pose-sheet img").is_visible()
-    page.screenshot(path=str(out / "non-image-upload.png"), full_page=False)
+    page.screenshot(path=str(out / "non-image-upload.png"), full_page=True)
 
 
 def _individual_images(page) -> None:

@@ -336,8 +336,9 @@ def build(ctx: TabContext) -> None:
         x = _layout(c, o, ctx.demo)
     inputs, outputs = [c[k] for k in GEN_INPUTS], [o[k] for k in GEN_OUTPUTS]
     shown = [x["legend"], o["before"], o["after"], x["on_label"], o["on"], x["off_label"], o["off"], x["button"]]
+    # The check has no outputs: a refusal is a toast only, no error box over the results shown.
     gen = x["button"].click(guarded(check_request, ctx.demo), [c["ref"], c["custom_pose"]], None, preprocess=False,
-                            queue=False, show_progress="hidden", api_visibility="private").success(
+                            concurrency_limit=None, show_progress="hidden", api_visibility="private").success(
         _running, None, x["button"], queue=False, api_visibility="private").then(
         guarded(generate, ctx.demo), inputs, outputs, api_name="generate", concurrency_limit=1,
         concurrency_id="generation", preprocess=False)
