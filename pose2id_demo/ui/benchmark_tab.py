@@ -252,19 +252,19 @@ def _views_layout() -> dict[str, Any]:
                       open=False, elem_id="ranked-lists"):
         c["rl_order"] = gr.Radio([("worst AP first", "worst"), ("best AP first", "best"), ("query order", "query")],
                                  value="worst", label="order", elem_id="rl-order")
-        c["rl_msg"] = gr.Markdown(elem_id="rl-msg")
+        c["rl_msg"] = gr.Markdown(label="message", elem_id="rl-msg")
         c["rl_table"] = gr.Dataframe(headers=render.RANKED_COLUMNS, interactive=False, max_height=420, wrap=False,
                                      label="ranked lists after (✓ same identity, ✗ another; c = camera, then the "
                                            "distance); AP in %", elem_id="rl-table")
     with gr.Accordion("Distance distributions: same vs different identity, before / after", open=True,
                       elem_id="distances"):
-        c["dist_msg"] = gr.Markdown(elem_id="dist-msg")
+        c["dist_msg"] = gr.Markdown(label="overlap and means", elem_id="dist-msg")
         c["dist_plot"] = gr.Plot(label="query-gallery distances", elem_id="dist-plot")
     with gr.Accordion("One identity around its centre (Fig. 2)", open=False, elem_id="identity"):
         # Its choices come with the task's features; the engine checks a value sent through the API.
         c["pid"] = gr.Dropdown([], label="identity (most images first)", allow_custom_value=True,
                                elem_id="identity-pid")
-        c["id_msg"] = gr.Markdown(elem_id="identity-msg")
+        c["id_msg"] = gr.Markdown(label="message", elem_id="identity-msg")
         c["id_plot"] = gr.Plot(label="Fig. 2", elem_id="identity-plot")
     with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
         with gr.Row():
@@ -304,7 +304,7 @@ def _main_layout(ctx: TabContext) -> dict[str, Any]:
                                                  for n in ("table2", "table5")]),
                              interactive=False, label=PAPER_LABEL, elem_id="paper-table")
             with gr.Accordion("Ranked lists for one query", open=True):
-                c["start_msg"] = gr.Markdown(elem_id="start-msg")
+                c["start_msg"] = gr.Markdown(label="query shown", elem_id="start-msg")
                 c["query_index"] = controls.slider(0, get_engine().bench.n_queries("standard") - 1, value=0, step=1,
                                                    label="Query index", elem_id="query-index")
                 c["rank_msg"] = gr.Markdown(label="message", elem_id="rank-msg")

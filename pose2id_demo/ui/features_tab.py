@@ -73,7 +73,7 @@ def build(ctx: TabContext) -> None:
                 f_msg = gr.Markdown(label="message", elem_id="features-msg")
                 f_table = gr.Dataframe(label="Ablation on your features (%)", headers=COLUMNS, interactive=False)
                 gr.Markdown("**Distance distributions**: same vs different identity, before / after")
-                dist_msg = gr.Markdown(elem_id="f-dist-msg")
+                dist_msg = gr.Markdown(label="overlap and means", elem_id="f-dist-msg")
                 dist_plot = gr.Plot(label="query-gallery distances", elem_id="f-dist-plot")
                 heat = gr.Plot(label="k1 × k2 (Fig. 9)")
                 with gr.Row():
