@@ -17,7 +17,7 @@ from pose2id_demo.ui import render
 from pose2id_demo.ui.app import EXAMPLES_DIR
 
 ENDPOINTS = ("generate", "benchmark", "per_query", "ranks", "tsne", "evaluate_features", "cleansing",
-             "export_features")
+             "export_features", "distances", "ranked_lists", "identity")
 BENCH = ("standard", "synthped-reid")
 
 
@@ -114,16 +114,41 @@ def test_per_query_view(client: Client) -> None:
 
 
 @pytest.mark.slow
+def test_distances_ranked_lists_and_identity(client: Client) -> None:
+    s = Settings(eta=1.0, k1=2, k2=2, nfc_on="query")
+    raw = (1.0, 2, 2, "query", "both", False, "separate")
+    fig, msg = client.predict(*BENCH, *raw, api_name="/distances")
+    ref = get_engine().bench.distance_distributions(*BENCH, s)
+    assert fig is not None and all(f"{row} {h['overlap']:.3f}" in msg for row, h in ref["rows"].items())
+    assert "NFC (k1=2, k2=2, separate neighbour sets) on the query set only" in msg
+    table, msg = client.predict(*BENCH, "worst", *raw, api_name="/ranked_lists")
+    rows = get_engine().bench.ranked_rows(*BENCH, s, order="worst")["rows"]
+    assert table["headers"][:6] == render.RANKED_COLUMNS and [r[0] for r in table["data"]] == [r["query"] for r in rows]
+    aps = [r[4] for r in table["data"]]
+    assert aps == sorted(aps) and "worst AP (after) first" in msg
+    pid = get_engine().bench.identities(*BENCH)[3][0]
+    fig, msg = client.predict(*BENCH, pid, *raw, api_name="/identity")
+    view = get_engine().bench.identity_view(*BENCH, s, pid)
+    assert fig is not None and f"Identity {pid}:" in msg and f"σ {view['before']['std']:.4f}" in msg
+    with pytest.raises(AppError, match="identity"):
+        client.predict(*BENCH, 999999, *raw, api_name="/identity")
+
+
+@pytest.mark.slow
 def test_export_then_evaluate_features(client: Client) -> None:
     path = client.predict(*BENCH, api_name="/export_features")
-    table, heat, eta_plot, m_plot, msg = client.predict(handle_file(path), 2, 2, 1.0, "both", "both",
-                                                       api_name="/evaluate_features")
+    table, heat, eta_plot, m_plot, msg, dist_plot, dist_msg = client.predict(
+        handle_file(path), 2, 2, 1.0, "both", "both", api_name="/evaluate_features")
     bench, _ = client.predict(*BENCH, 1.0, 2, 2, "both", "both", False, api_name="/benchmark")
     mine, theirs = table_rows(table), table_rows(bench)
     assert list(mine) == list(theirs) == ROWS
     for k in ROWS:
         assert mine[k]["mAP"] == pytest.approx(theirs[k]["mAP"], abs=0.01), k
-    assert heat is not None and eta_plot is not None and m_plot is not None
+    assert heat is not None and eta_plot is not None and m_plot is not None and dist_plot is not None
+    # the same file's distance distributions are the benchmark's (the file holds the same features)
+    ref = get_engine().bench.distance_distributions(*BENCH, Settings(eta=1.0, k1=2, k2=2))
+    for row, h in ref["rows"].items():
+        assert f"{row} {h['overlap']:.3f}" in dist_msg, (row, dist_msg)
     assert ("No generated features" in msg) != ASSETS_PRESENT["generated_features"]
 
 

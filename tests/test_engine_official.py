@@ -226,3 +226,50 @@ class _Stop(Exception):
 class _StopPipe(_Pipe):
     def __call__(self, **kw):
         raise _Stop  # reached the generation itself
+
+
+def test_the_generate_tab_shows_the_download_in_its_progress(monkeypatch, tmp_path):
+    """The Generate tab's own callback, with the official weights still downloading: its progress bar says how
+    far the download is (bytes of the total, percent) while it waits, and then the answer is the generation's
+    (here the stand-in pipeline's stop), never a placeholder."""
+    import threading
+
+    from PIL import Image
+
+    from pose2id_demo.ui import generate_tab
+
+    gate = threading.Event()
+    handle = _SlowHandle(gate)
+    monkeypatch.setattr(official, "open_release", lambda source, need_reid=True: handle)
+    monkeypatch.setattr(official, "load_official", lambda release, device="cpu", reid=None, **kw: _StopPipe())
+    eng = Engine(device="cpu")
+    eng.use_official_ipg("hub", "collections:OrderedDict")
+    monkeypatch.setattr(generate_tab, "get_engine", lambda: eng)
+    monkeypatch.setattr("pose2id_demo.ui.common.get_engine", lambda: eng)
+    image = tmp_path / "person.png"
+    Image.fromarray(np.full((128, 64, 3), 90, np.uint8)).save(image)
+    shown: list[str] = []
+
+    class Progress:  # what gr.Progress receives
+        def __call__(self, frac, desc=None, **kw):
+            shown.append(desc)
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            generate_tab.generate(str(image), "on", 1, 3.5, 42, 0.5, None, "synthped-reid", progress=Progress())
+        except Exception as exc:  # noqa: BLE001
+            outcome["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    want = "Waiting for the generator: downloading the official Pose2ID weights: 250 B of 1.0 kB (25 %) …"
+    for _ in range(600):
+        if want in shown:
+            break
+        t.join(0.1)
+    assert want in shown, shown
+    gate.set()
+    t.join(60)
+    assert "Something went wrong" in str(outcome["error"])  # the stand-in pipeline's stop, reported as an error

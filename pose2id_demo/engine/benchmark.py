@@ -324,6 +324,88 @@ class BenchmarkSession:
                    "rule": ablation.TYPICAL_RULE}
             return self.results.put(ck, out)
 
+    def distance_distributions(self, task: str = "standard", backbone: str = "synthped-reid",
+                               settings: ablation.Settings | None = None, progress: ProgressFn = noop_progress
+                               ) -> dict[str, Any]:
+        """Same-identity vs different-identity query-gallery distance histograms of every row the settings allow,
+        with their overlap (:func:`pose2id_demo.ablation.distance_distributions`; Euclidean distances of each row's
+        features, so re-ranking does not apply).
+
+        Returns:
+            ablation's ``{"edges", "rows": {row: {"same", "different", "overlap", "mean_same", …}}}`` plus
+            ``"after_setting"`` (the row that stands for the current setting), ``"task"`` and ``"backbone"``.
+        """
+        task, backbone, s = self._request(task, backbone, settings)
+        with self.models.cpu.hold(INTERACTIVE, "the distance distributions", progress):
+            data = self.bench_data(task, backbone, progress)
+            a = replace(s, rerank=False, id2_variant="paper")
+            names = ablation.row_names(data, a)
+            ck = ("distances", task, backbone) + tuple(ablation.row_key(a, r) for r in names)
+            hit = self.results.get(ck)
+            if hit is not None:
+                return hit
+            dd = ablation.distance_distributions(data, a, cache=self._cache((task, backbone)))
+            return self.results.put(ck, {**dd, "after_setting": ablation.after_row(data, a), "task": task,
+                                         "backbone": backbone})
+
+    def identities(self, task: str = "standard", backbone: str = "synthped-reid") -> list[tuple[int, int]]:
+        """``(pid, number of query + gallery images)`` of every identity of ``task`` (pid > 0), most images
+        first (ties by pid): the choices of the Fig. 2 view."""
+        task, backbone, _ = self._request(task, backbone, None)
+        data = self.bench_data(task, backbone)
+        pids = np.concatenate([data.q_pids, data.g_pids])
+        uniq, counts = np.unique(pids[pids > 0], return_counts=True)
+        order = np.lexsort((uniq, -counts))
+        return [(int(uniq[i]), int(counts[i])) for i in order]
+
+    def identity_view(self, task: str = "standard", backbone: str = "synthped-reid",
+                      settings: ablation.Settings | None = None, pid: int | None = None) -> dict[str, Any]:
+        """The paper's Fig. 2 for one identity of ``task``: one feature dimension of its query + gallery features
+        around the identity centre, at the baseline and after the current setting
+        (:func:`pose2id_demo.ablation.identity_view`; ``pid`` None: the identity with most images).
+
+        Raises:
+            Pose2IDError: ``pid`` is not an identity of the task with at least 2 images.
+        """
+        task, backbone, s = self._request(task, backbone, settings)
+        known = dict(self.identities(task, backbone))
+        if pid is not None:
+            pid = check_int("identity", pid, 1, max(known, default=1))
+            if known.get(pid, 0) < 2:
+                raise Pose2IDError(f"identity {pid} is not an identity of {task} with at least 2 images; pick one "
+                                   "from the list.")
+        with self.models.cpu.hold(INTERACTIVE, "the identity view"):
+            data = self.bench_data(task, backbone)
+            a = replace(s, rerank=False, id2_variant="paper")
+            return ablation.identity_view(data, a, pid, cache=self._cache((task, backbone)))
+
+    def ranked_rows(self, task: str = "standard", backbone: str = "synthped-reid",
+                    settings: ablation.Settings | None = None, order: str = "worst", top: int = 5
+                    ) -> dict[str, Any]:
+        """Every query's ranked list under the current setting with its AP, and each listed gallery item's
+        distance, camera and match (:func:`pose2id_demo.ablation.ranked_rows`, ``order`` worst / best AP first or
+        query order), with each query's baseline AP beside it.
+
+        Returns:
+            ``{"rows": ablation's rows, each with "AP before" added, "after_setting": str}``.
+        """
+        task, backbone, s = self._request(task, backbone, settings)
+        order = check_choice("order", order, ablation.RANK_ORDERS)
+        top = check_int("top", top, 1, QUERY_TOP)
+        with self.models.cpu.hold(INTERACTIVE, "the ranked-list table"):
+            data = self.bench_data(task, backbone)
+            a, cache = replace(s, id2_variant="paper"), self._cache((task, backbone))
+            after = ablation.after_row(data, a)
+            ck = ("ranked_rows", task, backbone, order, top, s.rerank) + ablation.row_key(a, after)
+            hit = self.results.get(ck)
+            if hit is not None:
+                return hit
+            rows = ablation.ranked_rows(data, a, order=order, top=top, cache=cache)
+            base = ablation.ranked_rows(data, a, row="baseline", order="query", top=1, cache=cache)
+            for r in rows:
+                r["AP before"] = base[r["query"]]["AP"]
+            return self.results.put(ck, {"rows": rows, "after_setting": after})
+
     @staticmethod
     def top_list(data: BenchData, qi: int, dist: np.ndarray, top: int) -> list[dict[str, Any]]:
         keep = ~((data.g_pids == data.q_pids[qi]) & (data.g_camids == data.q_camids[qi]))

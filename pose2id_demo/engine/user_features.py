@@ -1,5 +1,6 @@
 """A user's own feature file: the Table-2 rows, the k1 × k2 mAP grid (Fig. 9), the η curve (Fig. 8) and the
-M curve (Table 6), all from :mod:`pose2id_demo.ablation` — the numbers the CLI prints for the same file.
+M curve (Table 6) and the same / different identity distance distributions, all from :mod:`pose2id_demo.ablation`
+— the numbers the CLI prints for the same file.
 
 **What the app takes on its 2 CPU cores** (the CLI, ``python -m pose2id_demo eval FILE``, has no such limits).
 Before any array is decompressed, the archive's members are checked and each array's shape is read from its own
@@ -219,6 +220,7 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
     Returns:
         ``{"rows": [...], "grid": {"k", "map": (K, K), "apply"}, "eta_curve": {"eta", "mAP", "Rank-1",
         "apply"} | None, "m_curve": {"M", "eta", "gallery"/"query"/"both": {"mAP", "Rank-1", "ID²"}} | None,
+        "distances": :func:`pose2id_demo.ablation.distance_distributions`' dict with ``after_setting`` | None,
         "notes": [str], "n_query", "n_gallery", "id2_variant", "id2_label"}``.
     """
     notes: list[str] = []
@@ -236,19 +238,24 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
     sub, note = (fs, None) if curve_budget is None else curve_subset(fs, grid_max, curve_budget)
     if note:
         notes.append(note)
-    grid = eta_curve = m_curve = None
+    grid = eta_curve = m_curve = dists = None
     try:
+        step(0.12, "same / different identity distances …")
+        dists = ablation.distance_distributions(sub, s)
         step(0.15, "k1 × k2 grid …")
         grid = ablation.k_grid(sub, s, range(1, grid_max + 1), lambda f, d: step(0.15 + 0.5 * f, d))
         eta_curve = ablation.eta_curve(sub, s, progress=lambda f, d: step(0.65 + 0.15 * f, d))
         m_curve = ablation.m_curve(sub, s, progress=lambda f, d: step(0.8 + 0.2 * f, d))
     except _OutOfTime as stop:
-        missing = [n for n, v in (("k1 × k2 grid", grid), ("η curve", eta_curve), ("M curve", m_curve)) if v is None]
+        missing = [n for n, v in (("distance distributions", dists), ("k1 × k2 grid", grid), ("η curve", eta_curve),
+                                  ("M curve", m_curve)) if v is None]
         notes.append(f"Stopped at the app's {budget_s:.0f}-second limit (the table took {table_s:.0f} s; at "
                      f"{stop}): the {', '.join(missing)} "
                      f"{'was' if len(missing) == 1 else 'were'} not computed; {CLI_HINT}.")
     progress(1.0, "done")
-    return {"rows": rows, "grid": grid, "eta_curve": eta_curve, "m_curve": m_curve, "notes": notes,
+    if dists is not None:
+        dists["after_setting"] = ablation.after_row(sub, s)
+    return {"rows": rows, "grid": grid, "eta_curve": eta_curve, "m_curve": m_curve, "distances": dists, "notes": notes,
             "n_query": int(len(fs.q)), "n_gallery": int(len(fs.g)), "id2_variant": s.id2_variant,
             "id2_label": id2_label(s.id2_variant)}
 

@@ -23,7 +23,8 @@ towards its identity's centre:
 * **IPG** — an identity-guided pedestrian generator (a reference UNet + a pose-guided denoising UNet, with
   the **IFR** module turning the ReID feature into identity tokens) renders each image's person in **8
   representative poses**; the features of those images are averaged into the original one
-  (**eq. 9**: f̃ = ‖f‖ + η/M Σ fᵢ).
+  (**eq. 9**, a sum of vectors: f̃ = f/‖f‖ + (η/M) Σᵢ₌₁ᴹ fᵢ, then f̃ is L2-normalised; the paper prints the
+  first term as ‖f‖, which stands for the normalised feature f/‖f‖, not for the scalar norm).
 * **NFC** — Neighbor Feature Centralization adds each feature's *mutual* nearest neighbours
   (Alg. 1, eqs. 26-28), with no labels.
 * **ID²** — identity density, the mean distance of features to their identity centre (eqs. 20-21);

@@ -13,6 +13,7 @@ import gradio as gr
 
 from pose2id_demo.ablation import Settings
 from pose2id_demo.engine import N_IDS_RANGE, TASKS, check_settings, get_engine
+from pose2id_demo.paper_reference import TABLES, reference_rows
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
@@ -22,6 +23,13 @@ from pose2id_demo.ui.common import (
     progress_fn,
     user_errors,
 )
+
+#: How the per-query table sorts (Gradio 6's table: the ⋮ menu of each column header; a click on a header only
+#: selects the column).
+SORT_HINT = ("Sort by any column with the **⋮** menu in its header (Sort ascending / descending); click a row to "
+             "show that query's ranked lists.")
+PAPER_LABEL = ("Pose2ID's own results on Market-1501 (TransReID, Tables 1-2; ImageNet-only weights, Table 5): "
+               "a real dataset and the official generator, not this demo's SynthPed")
 
 
 # ---------------------------------------------------------------------------------------- callbacks
@@ -49,8 +57,12 @@ def ranks(task: str, backbone: str, query_index: float, eta: float, k1: float, k
     """Top-10 gallery list of one query before and after centralization (green = same identity)."""
     settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     r = get_engine().bench.ranks(task, backbone, query_index, settings)
-    msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): correct in the top-10 "
-           f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}** (after = {r['after_setting']}).")
+    row = get_engine().bench.per_query(task, backbone, settings)["rows"][int(query_index)]
+    msg = (f"Query #{int(query_index)} (id {r['query']['pid']}, cam {r['query']['camid']}): AP "
+           f"**{render.pct(row['AP before'])} → {render.pct(row['AP after'])} %**, correct in the top-10 "
+           f"**{render.hits(r, 'before')} → {render.hits(r, 'after')}**. Before: "
+           f"{render.describe_setting('baseline', settings)}; after: "
+           f"{render.describe_setting(r['after_setting'], settings)}.")
     return *render.ranked_strip_files(r), msg
 
 
@@ -63,38 +75,90 @@ def per_query(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on
     d = [r["ΔAP"] for r in res["rows"] if r["ΔAP"] == r["ΔAP"]]
     up, down = sum(x > 0 for x in d), sum(x < 0 for x in d)
     t = res["typical"]
-    typical = (f" Typical query: **#{t}** (ΔAP {res['rows'][t]['ΔAP']:+.2f}) — {res['rule']}." if t is not None
-               else "")
-    msg = (f"{len(res['rows'])} queries, after = {res['after_setting']}{' + re-ranking' if rerank else ''}: "
-           f"**{up} improved, {down} worse, {len(d) - up - down} unchanged**; mean ΔAP **{res['mean_delta_ap']:+.2f}**."
-           f"{typical} Click a column header to sort, a row to show its ranked lists.")
+    typical = (f" Typical query: **#{t}** (ΔAP {res['rows'][t]['ΔAP']:+.{render.PCT_DECIMALS}f}) — {res['rule']}."
+               if t is not None else "")
+    msg = (f"{len(res['rows'])} queries; after = {render.describe_setting(res['after_setting'], settings)}: "
+           f"**{up} improved, {down} worse, {len(d) - up - down} unchanged**; mean ΔAP "
+           f"**{res['mean_delta_ap']:+.{render.PCT_DECIMALS}f}**.{typical} {SORT_HINT}")
     return render.per_query_frame(res), render.per_query_figure(res), msg
+
+
+@user_errors
+def typical_note(task: str, backbone: str, query_index: float, eta: float, k1: float, k2: float, nfc_on: str,
+                 ipg_on: str, rerank: bool, nfc_mode: str = "separate") -> str:
+    """Which query the ranked lists show, and the typical query of the current task and setting."""
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    res = get_engine().bench.per_query(task, backbone, settings)
+    t = res["typical"]
+    if t is None:
+        return f"Showing query **#{int(query_index)}** of {task}."
+    here = "it is" if int(query_index) == t else f"the typical query is **#{t}**"
+    return (f"Showing query **#{int(query_index)}** of {task}; for these settings {here} (ΔAP "
+            f"{res['rows'][t]['ΔAP']:+.{render.PCT_DECIMALS}f}: {res['rule']}).")
 
 
 @user_errors
 def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
                 rerank: bool, nfc_mode: str = "separate") -> tuple:
-    """When the page opens: the per-query view, and the ranked lists start on the typical query."""
+    """When the page opens or the task changes: the per-query view, and the query slider, over the task's
+    queries, on its typical query."""
     table, fig, msg = per_query(task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode)
     settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     res = get_engine().bench.per_query(task, backbone, settings)
     t = res["typical"]
-    start = (f"Starting on query **#{t}**, typical of the measured mean change ({res['rule']})."
-             if t is not None else "")
-    return table, fig, msg, gr.update(value=t if t is not None else 0), start
-
-
-@user_errors
-def _query_range(task: str, query_index: float) -> Any:
-    """The query slider spans the chosen task's queries (an added dataset has its own count)."""
     n = get_engine().bench.n_queries(task)
-    return gr.Slider(maximum=n - 1, value=min(int(query_index or 0), n - 1))
+    return table, fig, msg, gr.Slider(maximum=n - 1, value=t if t is not None else 0)
 
 
 def _pick_query(evt: gr.SelectData) -> Any:
     """A click on a row of the per-query table shows that query's ranked lists."""
     row = evt.row_value if evt.row_value is not None else None
     return gr.update(value=int(row[0])) if row else gr.skip()
+
+
+@user_errors
+def distances(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str, rerank: bool,
+              nfc_mode: str = "separate", progress: gr.Progress = gr.Progress()) -> tuple:
+    """Same-identity vs different-identity query-gallery distances of every row, with their overlap."""
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    dd = get_engine().bench.distance_distributions(task, backbone, settings, progress=progress_fn(progress))
+    return render.distance_figure(dd), render.distance_note(dd, settings)
+
+
+@user_errors
+def ranked_lists(task: str, backbone: str, order: str, eta: float, k1: float, k2: float, nfc_on: str, ipg_on: str,
+                 rerank: bool, nfc_mode: str = "separate") -> tuple:
+    """Every query's ranked list after the current setting: AP before / after, each gallery item's identity,
+    camera and distance; worst AP first, best first or in query order."""
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    res = get_engine().bench.ranked_rows(task, backbone, settings, order=order)
+    how = {"worst": "worst AP (after) first", "best": "best AP (after) first", "query": "in query order"}[order]
+    msg = (f"{len(res['rows'])} queries, {how}; after = {render.describe_setting(res['after_setting'], settings)}. "
+           "Click a row to show its ranked lists above.")
+    return render.ranked_rows_frame(res), msg
+
+
+@user_errors
+def identity_choices(task: str, backbone: str) -> Any:
+    """The identities of the task, most images first (the first one selected)."""
+    ids = get_engine().bench.identities(task, backbone)
+    choices = [(f"id {pid} ({n} images)", pid) for pid, n in ids if n >= 2]
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+
+@user_errors
+def identity(task: str, backbone: str, pid: Any, eta: float, k1: float, k2: float, nfc_on: str,
+             ipg_on: str, rerank: bool, nfc_mode: str = "separate") -> tuple:
+    """The paper's Fig. 2 for one identity: one feature dimension of its images around the identity centre,
+    before and after the current setting."""
+    settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
+    view = get_engine().bench.identity_view(task, backbone, settings, pid)
+    b, a = view["before"], view["after"]
+    msg = (f"Identity {view['pid']}: {len(b['values'])} query + gallery images, dimension {view['dim']} (where they "
+           f"vary most at the baseline). σ {b['std']:.4f} → {a['std']:.4f}; mean distance to the identity centre "
+           f"{b['mean_distance_to_centre']:.3f} → {a['mean_distance_to_centre']:.3f} "
+           f"(after = {render.describe_setting(view['row'], settings)}).")
+    return render.identity_figure(view), msg
 
 
 @user_errors
@@ -135,9 +199,11 @@ def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(trac
     return outl, rej, msg, per_id
 
 
-def _rejects_shown(msg: str) -> Any:
-    """No empty placeholder: the PoseValid panel shows only when there are rejects (the message counts them)."""
-    return gr.update(visible=bool(msg) and "nothing to show" not in msg)
+def _rejects_shown(msg: str) -> tuple:
+    """No empty placeholder: the PoseValid panel and its heading show only when there are rejects (the message
+    counts them)."""
+    shown = bool(msg) and "nothing to show" not in msg
+    return gr.update(visible=shown), gr.update(visible=shown)
 
 
 def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
@@ -170,82 +236,154 @@ def _setting_controls(ctx: TabContext) -> tuple:
     return task, backbone, eta, k1, k2, nfc_on, nfc_mode, ipg_on, rerank
 
 
+def _views_layout() -> dict[str, Any]:
+    """The accordions below the table: every query's AP, the ranked-list table, the distance distributions,
+    Fig. 2, t-SNE and cleansing (their components by name)."""
+    c: dict[str, Any] = {}
+    with gr.Accordion("Every query: AP and first-correct rank before / after (sortable)", open=True,
+                      elem_id="per-query"):
+        c["pq_msg"] = gr.Markdown(label="summary", elem_id="per-query-msg")
+        with gr.Row():
+            c["pq_table"] = gr.Dataframe(headers=render.PER_QUERY_COLUMNS, interactive=False, max_height=380,
+                                         label="per query (AP in %, rank 0 = no valid match)", scale=3,
+                                         elem_id="per-query-table")
+            c["pq_plot"] = gr.Plot(label="AP after vs before (one point per query)", scale=2, elem_id="per-query-plot")
+    with gr.Accordion("Ranked lists of every query: AP, and each gallery item's identity, camera and distance",
+                      open=False, elem_id="ranked-lists"):
+        c["rl_order"] = gr.Radio([("worst AP first", "worst"), ("best AP first", "best"), ("query order", "query")],
+                                 value="worst", label="order", elem_id="rl-order")
+        c["rl_msg"] = gr.Markdown(label="message", elem_id="rl-msg")
+        c["rl_table"] = gr.Dataframe(headers=render.RANKED_COLUMNS, interactive=False, max_height=420, wrap=False,
+                                     label="ranked lists after (✓ same identity, ✗ another; c = camera, then the "
+                                           "distance); AP in %", elem_id="rl-table")
+    with gr.Accordion("Distance distributions: same vs different identity, before / after", open=True,
+                      elem_id="distances"):
+        c["dist_msg"] = gr.Markdown(label="overlap and means", elem_id="dist-msg")
+        c["dist_plot"] = gr.Plot(label="query-gallery distances", elem_id="dist-plot")
+    with gr.Accordion("One identity around its centre (Fig. 2)", open=False, elem_id="identity"):
+        # Its choices come with the task's features; the engine checks a value sent through the API.
+        c["pid"] = gr.Dropdown([], label="identity (most images first)", allow_custom_value=True,
+                               elem_id="identity-pid")
+        c["id_msg"] = gr.Markdown(label="message", elem_id="identity-msg")
+        c["id_plot"] = gr.Plot(label="Fig. 2", elem_id="identity-plot")
+    with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
+        with gr.Row():
+            c["n_ids"] = controls.slider(*N_IDS_RANGE, value=10, step=1, label="identities")
+            c["tsne_btn"] = gr.Button("Draw t-SNE")
+        c["tsne_msg"] = gr.Markdown(label="message", elem_id="tsne-msg")
+        c["tsne_plot"] = gr.Plot(label="t-SNE", elem_id="tsne-plot")
+    with gr.Accordion("Data cleansing of the train split (Supplementary 7.1)", open=False):
+        c["clean_btn"] = gr.Button("Run cleansing", elem_id="clean-btn")
+        c["clean_msg"] = gr.Markdown(label="message", elem_id="clean-msg")
+        # The heading as text above the picture: a floating block label covered the first row of tiles.
+        gr.Markdown("**Mahalanobis outliers** (most distant first)", elem_id="clean-out-label")
+        c["clean_out"] = gr.Image(label="Mahalanobis outliers (most distant first)", show_label=False, type="numpy",
+                                  format="png", interactive=False, elem_id="clean-out")
+        c["clean_rej_label"] = gr.Markdown("**PoseValid rejects**", visible=False, elem_id="clean-rej-label")
+        c["clean_rej"] = gr.Image(label="PoseValid rejects", show_label=False, type="numpy", format="png",
+                                  interactive=False, visible=False, elem_id="clean-rej")
+        c["clean_ids"] = gr.Dataframe(headers=["id", "removed"], interactive=False, max_height=240,
+                                      label="images removed per identity (ids with none left out)", elem_id="clean-ids")
+    return c
+
+
+def _main_layout(ctx: TabContext) -> dict[str, Any]:
+    """The settings column, and beside it the table, the paper's numbers and one query's ranked lists."""
+    c: dict[str, Any] = {}
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            (c["task"], c["backbone"], c["eta"], c["k1"], c["k2"], c["nfc_on"], c["nfc_mode"], c["ipg_on"],
+             c["rerank"]) = _setting_controls(ctx)
+        with gr.Column(scale=2):
+            c["table"] = gr.Dataframe(label="Ablation (Table 2) on this benchmark, measured here: metrics in %, "
+                                      "ID² lower = denser", headers=COLUMNS, interactive=False, elem_id="metrics-table")
+            c["bench_msg"] = gr.Markdown(label="notes", elem_id="bench-msg")
+            with gr.Accordion("The paper's numbers (Market-1501; quoted from the paper, not computed here)",
+                              open=True, elem_id="paper-numbers"):
+                gr.Dataframe(render.paper_frame([(TABLES[n]["title"].split(":")[0], *reference_rows(n))
+                                                 for n in ("table2", "table5")]),
+                             interactive=False, label=PAPER_LABEL, elem_id="paper-table")
+            with gr.Accordion("Ranked lists for one query", open=True):
+                c["start_msg"] = gr.Markdown(label="query shown", elem_id="start-msg")
+                c["query_index"] = controls.slider(0, get_engine().bench.n_queries("standard") - 1, value=0, step=1,
+                                                   label="Query index", elem_id="query-index")
+                c["rank_msg"] = gr.Markdown(label="message", elem_id="rank-msg")
+                gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings") +
+                            " Under each image: its camera and its distance to the query.")
+                # No toolbar on the ranked strips: its buttons covered the 10th image.
+                c["r_before"] = gr.Image(label="before", show_label=False, type="numpy", format="png",
+                                         interactive=False, buttons=[], elem_id="rank-before")
+                c["r_after"] = gr.Image(label="after", show_label=False, type="numpy", format="png",
+                                        interactive=False, buttons=[], elem_id="rank-after")
+    return c
+
+
 def build(ctx: TabContext) -> None:
     """The Benchmark tab and its events; the table, the per-query view and the ranked lists (on the typical
     query) fill in when the page opens."""
     with gr.Tab("Benchmark", id="benchmark"):
-        with gr.Row():
-            with gr.Column(scale=1, min_width=280):
-                task, backbone, eta, k1, k2, nfc_on, nfc_mode, ipg_on, rerank = _setting_controls(ctx)
-            with gr.Column(scale=2):
-                table = gr.Dataframe(label="Ablation (Table 2): metrics in %, ID² lower = denser", headers=COLUMNS,
-                                     interactive=False, elem_id="metrics-table")
-                bench_msg = gr.Markdown(label="notes", elem_id="bench-msg")
-                with gr.Accordion("Ranked lists for one query", open=True):
-                    start_msg = gr.Markdown(elem_id="start-msg")
-                    query_index = controls.slider(0, get_engine().bench.n_queries("standard") - 1, value=0, step=1,
-                                                  label="Query index", elem_id="query-index")
-                    rank_msg = gr.Markdown(label="message", elem_id="rank-msg")
-                    gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings"))
-                    # No toolbar on the ranked strips: its buttons covered the 10th image.
-                    r_before = gr.Image(label="before", show_label=False, type="numpy", format="png",
-                                        interactive=False, buttons=[], elem_id="rank-before")
-                    r_after = gr.Image(label="after", show_label=False, type="numpy", format="png",
-                                       interactive=False, buttons=[], elem_id="rank-after")
-        with gr.Accordion("Every query: AP and first-correct rank before / after (sortable)", open=True,
-                          elem_id="per-query"):
-            pq_msg = gr.Markdown(label="summary", elem_id="per-query-msg")
-            with gr.Row():
-                pq_table = gr.Dataframe(headers=render.PER_QUERY_COLUMNS, interactive=False, max_height=380,
-                                        label="per query (AP in %, rank 0 = no valid match)", scale=3,
-                                        elem_id="per-query-table")
-                pq_plot = gr.Plot(label="AP after vs before (one point per query)", scale=2, elem_id="per-query-plot")
-        with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
-            with gr.Row():
-                n_ids = controls.slider(*N_IDS_RANGE, value=10, step=1, label="identities")
-                tsne_btn = gr.Button("Draw t-SNE")
-            tsne_msg = gr.Markdown(label="message", elem_id="tsne-msg")
-            tsne_plot = gr.Plot(label="t-SNE")
-        with gr.Accordion("Data cleansing of the train split (Supplementary 7.1)", open=False):
-            clean_btn = gr.Button("Run cleansing", elem_id="clean-btn")
-            clean_msg = gr.Markdown(label="message", elem_id="clean-msg")
-            clean_out = gr.Image(label="Mahalanobis outliers (most distant first)", type="numpy", format="png",
-                                 interactive=False, elem_id="clean-out")
-            clean_rej = gr.Image(label="PoseValid rejects", type="numpy", format="png", interactive=False,
-                                 visible=False, elem_id="clean-rej")
-            clean_ids = gr.Dataframe(headers=["id", "removed"], interactive=False, max_height=240,
-                                     label="images removed per identity (ids with none left out)", elem_id="clean-ids")
+        c = _main_layout(ctx)
+        c.update(_views_layout())
+    _wire(ctx, c)
 
-        bench_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode]
-        rank_inputs = [task, backbone, query_index, eta, k1, k2, nfc_on, ipg_on, rerank, nfc_mode]
-        tsne_inputs = [task, backbone, eta, k1, k2, nfc_on, ipg_on, n_ids, nfc_mode]
-        controls_changed = [c.change for c in (task, backbone, nfc_on, nfc_mode, ipg_on, rerank)] + \
-                           [c.release for c in (eta, k1, k2)]
-        common = dict(trigger_mode="always_last", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
-        gr.on(controls_changed, benchmark, bench_inputs, [table, bench_msg], api_name="benchmark", **common)
-        gr.on(controls_changed, per_query, bench_inputs, [pq_table, pq_plot, pq_msg], api_name="per_query", **common)
-        # A new task first sets the query slider's range (its index may be past the new task's last query).
-        rank_changed = [c.change for c in (backbone, nfc_on, nfc_mode, ipg_on, rerank)] + \
-                       [c.release for c in (eta, k1, k2)]
-        gr.on(rank_changed + [query_index.release], ranks, rank_inputs,
-              [r_before, r_after, rank_msg], api_name="ranks", **common)
-        task.change(_query_range, [task, query_index], query_index, api_visibility="private").then(
-            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common)
-        pq_table.select(_pick_query, None, query_index, api_visibility="private").then(
-            ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private", **common)
-        tsne_btn.click(tsne, tsne_inputs, [tsne_plot, tsne_msg], api_name="tsne", concurrency_limit=2,
-                       concurrency_id="tsne")
-        clean_btn.click(cleansing, [task, backbone], [clean_out, clean_rej, clean_msg, clean_ids],
-                        api_name="cleansing", concurrency_limit=1, concurrency_id="cleansing").then(
-            _rejects_shown, clean_msg, clean_rej, api_visibility="private")
 
-    # Fill the tab once the page is open: the table, the per-query view, then the typical query's ranked lists.
-    ctx.demo.load(benchmark, bench_inputs, [table, bench_msg], api_visibility="private",
-                  concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
-    ctx.demo.load(_start_view, bench_inputs, [pq_table, pq_plot, pq_msg, query_index, start_msg],
-                  api_visibility="private", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench").then(
-        ranks, rank_inputs, [r_before, r_after, rank_msg], api_visibility="private",
-        concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
+def _wire(ctx: TabContext, c: dict[str, Any]) -> None:
+    """The tab's events: every view follows the settings; a new task or a picked row moves the query slider."""
+    settings = [c[k] for k in ("eta", "k1", "k2", "nfc_on", "ipg_on", "rerank", "nfc_mode")]
+    bench_inputs = [c["task"], c["backbone"], *settings]
+    rank_inputs = [c["task"], c["backbone"], c["query_index"], *settings]
+    tsne_inputs = [c["task"], c["backbone"], *settings[:5], c["n_ids"], c["nfc_mode"]]
+    ranks_out = [c["r_before"], c["r_after"], c["rank_msg"]]
+    common = dict(trigger_mode="always_last", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
+    private = dict(api_visibility="private", **common)
+    setting_changed = [c[k].change for k in ("backbone", "nfc_on", "nfc_mode", "ipg_on", "rerank")] + \
+                      [c[k].release for k in ("eta", "k1", "k2")]
+    controls_changed = [c["task"].change] + setting_changed
+    gr.on(controls_changed, benchmark, bench_inputs, [c["table"], c["bench_msg"]], api_name="benchmark", **common)
+    gr.on(controls_changed, distances, bench_inputs, [c["dist_plot"], c["dist_msg"]], api_name="distances", **common)
+    gr.on(setting_changed, per_query, bench_inputs, [c["pq_table"], c["pq_plot"], c["pq_msg"]], api_name="per_query",
+          **common)
+    rl_inputs = [c["task"], c["backbone"], c["rl_order"], *settings]
+    gr.on(setting_changed + [c["rl_order"].change], ranked_lists, rl_inputs, [c["rl_table"], c["rl_msg"]],
+          api_name="ranked_lists", **common)
+    # The query shown, and the typical query of the task and setting, said after every change of either.
+    shown = [c["query_index"].release] + setting_changed
+    gr.on(shown, ranks, rank_inputs, ranks_out, api_name="ranks", **common).then(
+        typical_note, rank_inputs, c["start_msg"], **private)
+    # A new task: its own queries (the slider's range), its typical query, its identities.
+    start_out = [c["pq_table"], c["pq_plot"], c["pq_msg"], c["query_index"]]
+    c["task"].change(_start_view, bench_inputs, start_out, **private).then(
+        ranks, rank_inputs, ranks_out, **private).then(typical_note, rank_inputs, c["start_msg"], **private).then(
+        ranked_lists, rl_inputs, [c["rl_table"], c["rl_msg"]], **private)
+    id_inputs = [c["task"], c["backbone"], c["pid"], *settings]
+    gr.on([c["pid"].input] + setting_changed[1:], identity, id_inputs, [c["id_plot"], c["id_msg"]],
+          api_name="identity", **common)
+    gr.on([c["task"].change, c["backbone"].change], identity_choices, [c["task"], c["backbone"]], c["pid"],
+          **private).then(identity, id_inputs, [c["id_plot"], c["id_msg"]], **private)
+    for table in (c["pq_table"], c["rl_table"]):  # a click on a row shows that query's ranked lists
+        table.select(_pick_query, None, c["query_index"], api_visibility="private").then(
+            ranks, rank_inputs, ranks_out, **private).then(typical_note, rank_inputs, c["start_msg"], **private)
+    c["tsne_btn"].click(tsne, tsne_inputs, [c["tsne_plot"], c["tsne_msg"]], api_name="tsne", concurrency_limit=2,
+                        concurrency_id="tsne")
+    c["clean_btn"].click(cleansing, [c["task"], c["backbone"]], [c["clean_out"], c["clean_rej"], c["clean_msg"],
+                                                                 c["clean_ids"]],
+                         api_name="cleansing", concurrency_limit=1, concurrency_id="cleansing").then(
+        _rejects_shown, c["clean_msg"], [c["clean_rej"], c["clean_rej_label"]], api_visibility="private")
+    _on_open(ctx, c, bench_inputs, rank_inputs, rl_inputs, id_inputs, start_out, ranks_out)
+
+
+def _on_open(ctx: TabContext, c: dict[str, Any], bench_inputs: list, rank_inputs: list, rl_inputs: list,
+             id_inputs: list, start_out: list, ranks_out: list) -> None:
+    """Fill the tab once the page is open: the table, the distance distributions, the per-query view, then the
+    typical query's ranked lists, the ranked-list table and the identity view."""
+    private = dict(api_visibility="private", concurrency_limit=BENCH_CONCURRENCY, concurrency_id="bench")
+    ctx.demo.load(benchmark, bench_inputs, [c["table"], c["bench_msg"]], **private)
+    ctx.demo.load(_start_view, bench_inputs, start_out, **private).then(
+        ranks, rank_inputs, ranks_out, **private).then(typical_note, rank_inputs, c["start_msg"], **private).then(
+        distances, bench_inputs, [c["dist_plot"], c["dist_msg"]], **private).then(
+        ranked_lists, rl_inputs, [c["rl_table"], c["rl_msg"]], **private).then(
+        identity_choices, [c["task"], c["backbone"]], c["pid"], **private).then(
+        identity, id_inputs, [c["id_plot"], c["id_msg"]], **private)
     # Enter in any slider's number box commits the value (Gradio fires "release" only on blur), on every tab.
     ctx.demo.load(None, None, None, js=ENTER_COMMITS)
 

@@ -1,5 +1,6 @@
-"""The **Your features** tab: a feature file → the ablation table, the k1×k2 heatmap (Fig. 9), the η curve
-(Fig. 8) and the M curve (Table 6); the benchmark's own features can be exported to try it with.
+"""The **Your features** tab: a feature file → the ablation table, the same / different identity distance
+distributions, the k1×k2 heatmap (Fig. 9), the η curve (Fig. 8) and the M curve (Table 6); the benchmark's own
+features can be exported to try it with.
 API: ``evaluate_features``, ``export_features``."""
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
     msg = "\n\n".join([f"{res['n_query']} queries, {res['n_gallery']} gallery features."] +
                       [f"⚠️ {n}" for n in res["notes"]])
     heat = None if res["grid"] is None else render.heatmap_figure(res["grid"])  # None: stopped at the time limit
-    return (render.metrics_frame(res["rows"]), heat,
-            render.eta_figure(res["eta_curve"], base), render.m_figure(res["m_curve"]), msg)
+    dists = res.get("distances")
+    dist_fig, dist_msg = ((render.distance_figure(dists), render.distance_note(dists, settings)) if dists
+                          else (None, ""))
+    return (render.metrics_frame(res["rows"]), heat, render.eta_figure(res["eta_curve"], base),
+            render.m_figure(res["m_curve"]), msg, dist_fig, dist_msg)
 
 
 @user_errors
@@ -68,13 +72,16 @@ def build(ctx: TabContext) -> None:
             with gr.Column(scale=2):
                 f_msg = gr.Markdown(label="message", elem_id="features-msg")
                 f_table = gr.Dataframe(label="Ablation on your features (%)", headers=COLUMNS, interactive=False)
+                gr.Markdown("**Distance distributions**: same vs different identity, before / after")
+                dist_msg = gr.Markdown(label="overlap and means", elem_id="f-dist-msg")
+                dist_plot = gr.Plot(label="query-gallery distances", elem_id="f-dist-plot")
                 heat = gr.Plot(label="k1 × k2 (Fig. 9)")
                 with gr.Row():
                     eta_plot = gr.Plot(label="η curve (Fig. 8)", elem_id="eta-plot")
                     m_plot = gr.Plot(label="M curve (Table 6)", elem_id="m-plot")
         exported_state = gr.State(None)
         eval_btn.click(guarded(evaluate_features, ctx.demo), [npz, f_k1, f_k2, f_eta, f_nfc, f_ipg, exported_state],
-                       [f_table, heat, eta_plot, m_plot, f_msg], api_name="evaluate_features",
+                       [f_table, heat, eta_plot, m_plot, f_msg, dist_plot, dist_msg], api_name="evaluate_features",
                        concurrency_limit=2, concurrency_id="features")
         exp_btn.click(export_features, [exp_task, exp_bb], exp_file, api_name="export_features",
                       concurrency_limit=2, concurrency_id="features").success(

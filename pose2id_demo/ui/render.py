@@ -94,24 +94,29 @@ def tile_origin(i: int, border: int = 5) -> tuple[int, int]:
 
 def ranked_strip(ranks: dict[str, Any] | None, which: str, border: int = 5) -> np.ndarray | None:
     """One picture of a ranked list, like torchreid's ``visualize_ranked_results``: the query (blue
-    border), then the top list — correct identity green, wrong red — each labelled with rank and id."""
+    border), then the top list — correct identity green, wrong red — each labelled with rank and id, and below
+    with its camera and distance to the query."""
     if not ranks:
         return None
     from PIL import ImageDraw
 
     q = ranks["query"]
-    tiles = [(q["path"], BLUE, f"query {q['pid']}")]
-    tiles += [(r["path"], GREEN if r["match"] else RED, f"#{i} id {r['pid']}") for i, r in enumerate(ranks[which], 1)]
+    tiles = [(q["path"], BLUE, (f"query {q['pid']}", f"cam {q['camid']}" if "camid" in q else ""))]
+    tiles += [(r["path"], GREEN if r["match"] else RED,
+               (f"#{i} id {r['pid']}", f"c{r['camid']} · {r['distance']:.3f}" if "distance" in r else ""))
+              for i, r in enumerate(ranks[which], 1)]
     tw, th = THUMB[0] + 2 * border, THUMB[1] + 2 * border
     width = tile_origin(len(tiles) - 1, border)[0] + tw + STRIP_PAD
-    canvas = Image.new("RGB", (width, th + LABEL_H + 2 * STRIP_PAD), (255, 255, 255))
+    canvas = Image.new("RGB", (width, th + 2 * LABEL_H + 2 * STRIP_PAD), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     font = _font()
-    for i, (path, colour, label) in enumerate(tiles):
+    for i, (path, colour, labels) in enumerate(tiles):
         x, y = tile_origin(i, border)
         canvas.paste(Image.fromarray(bordered(path, colour, border)), (x, y))
-        tw_text = draw.textlength(label, font=font)
-        draw.text((x + (tw - tw_text) / 2, y + th + 2), label, fill=colour if i else BLUE, font=font)
+        for line, label in enumerate(labels):
+            tw_text = draw.textlength(label, font=font)
+            draw.text((x + (tw - tw_text) / 2, y + th + 2 + line * LABEL_H), label,
+                      fill=(colour if i else BLUE) if line == 0 else (60, 60, 60), font=font)
     return np.asarray(canvas)
 
 
@@ -126,16 +131,17 @@ def hits(ranks: dict[str, Any] | None, which: str) -> int:
 
 
 def metrics_frame(rows: Sequence[dict[str, Any]]) -> Any:
-    """The ablation rows as a pandas DataFrame (column order fixed)."""
+    """The ablation rows as a table (column order fixed; numbers shown evenly: :func:`styled`)."""
     import pandas as pd
 
     cols = ["setting", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP", "ID²"]
     present = [c for c in cols if any(c in r for r in rows)] if rows else cols
-    return pd.DataFrame([[r.get(c) for c in present] for r in rows], columns=present)
+    return styled(pd.DataFrame([[r.get(c) for c in present] for r in rows], columns=present))
 
 
 def tsne_figure(res: dict[str, Any]) -> Any:
-    """Two side-by-side scatter plots (before / after), one colour per identity; queries as diamonds."""
+    """Two side-by-side scatter plots (before / after), one colour per identity; queries as diamonds, gallery
+    images as circles (the legend says both)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -158,10 +164,14 @@ def tsne_figure(res: dict[str, Any]) -> Any:
                     marker=dict(color=colour, symbol=symbol, size=9 if label == "query" else 7,
                                 line=dict(width=1, color="#222") if label == "query" else dict(width=0)),
                     hovertemplate=f"id {pid} ({label})<extra></extra>"), row=1, col=col)
+    for symbol, label, edge in (("circle", "circle: gallery image", 0), ("diamond", "diamond: query", 1)):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label, legendgroup="shape",
+                                 marker=dict(color="#999", symbol=symbol, size=9, line=dict(width=edge, color="#222")),
+                                 hoverinfo="skip"), row=1, col=1)
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), legend=dict(title="identity"),
-                      template="plotly_white")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+                      legend=dict(title="colour: identity", groupclick="toggleitem"))
     return fig
 
 
@@ -241,8 +251,8 @@ def per_query_frame(res: dict[str, Any]) -> Any:
     """Every query's AP (%) and first-correct rank before / after as a DataFrame (the engine's rows)."""
     import pandas as pd
 
-    return pd.DataFrame([[r[c] if c != "id" else r["pid"] for c in PER_QUERY_COLUMNS] for r in res["rows"]],
-                        columns=PER_QUERY_COLUMNS)
+    return styled(pd.DataFrame([[r[c] if c != "id" else r["pid"] for c in PER_QUERY_COLUMNS] for r in res["rows"]],
+                               columns=PER_QUERY_COLUMNS))
 
 
 def per_query_figure(res: dict[str, Any]) -> Any:
@@ -279,6 +289,21 @@ def per_query_figure(res: dict[str, Any]) -> Any:
     return fig
 
 
+def column_title(name: str, width: float, font: Any) -> list[str]:
+    """``name`` in lines of at most ``width`` pixels, broken at spaces (a word longer than that keeps its own
+    line): a column title is never cut ("custom (photo)" is two lines, not "custom (")."""
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for word in name.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 def pose_sheet(names: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]], tile: tuple[int, int] = THUMB,
                pad: int = 6, label_w: int = 64, header_h: int = 18) -> np.ndarray:
     """One figure like the paper's Fig. 5: a column per target pose, a row per kind of picture (the pose
@@ -286,15 +311,18 @@ def pose_sheet(names: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]], 
     from PIL import ImageDraw
 
     ncol = max(len(names), max((len(imgs) for _, imgs in rows), default=0))
+    font = _font(10)
+    titles = [column_title(n, tile[0] + pad, font) for n in names]
+    header_h = max(header_h, 6 + 12 * max((len(t) for t in titles), default=1))
     width = label_w + ncol * (tile[0] + pad) + pad
     height = header_h + len(rows) * (tile[1] + pad) + pad
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = _font(10)
-    for j, name in enumerate(names):
+    for j, lines in enumerate(titles):
         x = label_w + j * (tile[0] + pad) + pad
-        short = name if draw.textlength(name, font=font) <= tile[0] + pad else name[: max(3, tile[0] // 6)] + "…"
-        draw.text((x + (tile[0] - draw.textlength(short, font=font)) / 2, 3), short, fill=(60, 60, 60), font=font)
+        for k, line in enumerate(lines):
+            draw.text((x + (tile[0] - draw.textlength(line, font=font)) / 2, 3 + 12 * k), line, fill=(60, 60, 60),
+                      font=font)
     for i, (label, imgs) in enumerate(rows):
         y = header_h + i * (tile[1] + pad) + pad
         draw.text((4, y + tile[1] / 2 - 6), label, fill=(30, 30, 30), font=_font(11))
@@ -327,3 +355,156 @@ def tile_grid(items: Sequence[tuple[Any, tuple[int, int, int], str]], cols: int 
             label = label[: max(4, (tw + STRIP_PAD) // 6 - 1)] + "…"
         draw.text((x + (tw - draw.textlength(label, font=font)) / 2, y + th + 2), label, fill=(40, 40, 40), font=font)
     return np.asarray(canvas)
+
+
+# ----------------------------------------------------------------------------------- formatting and settings
+#: Decimals of every percentage the tables and messages show (mAP, Rank-k, mINP, AP, ΔAP), and of ID².
+PCT_DECIMALS, ID2_DECIMALS = 2, 4
+
+
+def pct(value: float) -> str:
+    """A percentage as every table and message shows it (``61.90``; ``—`` for NaN: no valid match)."""
+    return "—" if value != value else f"{float(value):.{PCT_DECIMALS}f}"
+
+
+def styled(frame: Any, id2_columns: Sequence[str] = ("ID²",), text_columns: Sequence[str] = ()) -> Any:
+    """``frame`` with every number shown to :data:`PCT_DECIMALS` decimals (ID² to :data:`ID2_DECIMALS`), as a
+    pandas Styler: the table sorts by the values, and shows them evenly (61.90 beside 59.13, never 61.9)."""
+    fmt: dict[str, Any] = {}
+    for c in frame.columns:
+        if c in text_columns or frame[c].dtype == object:
+            continue
+        if c in id2_columns:
+            fmt[c] = f"{{:.{ID2_DECIMALS}f}}"
+        elif frame[c].dtype.kind == "f":
+            fmt[c] = lambda v: pct(v)
+    return frame.style.format(fmt) if fmt else frame
+
+
+def _sides(apply: str) -> str:
+    return {"both": "query and gallery", "query": "the query set only", "gallery": "the gallery set only"}[apply]
+
+
+def describe_setting(row: str, settings: Any) -> str:
+    """What a row of Table 2 is under ``settings`` (an :class:`pose2id_demo.ablation.Settings`), in words: which
+    step acts on which set with which parameters, and whether the distances are re-ranked."""
+    s = settings
+    parts = []
+    if "IPG" in row:
+        parts.append(f"IPG (eq. 9, η={s.eta:g}) on {_sides(s.ipg_on)}")
+    if "NFC" in row:
+        parts.append(f"NFC (k1={s.k1}, k2={s.k2}, {s.nfc_mode} neighbour sets) on {_sides(s.nfc_on)}")
+    what = f"{row}: " + ", then ".join(parts) if parts else "the baseline features"
+    return what + (", ranked by k-reciprocal re-ranking" if s.rerank else "")
+
+
+# --------------------------------------------------------------------------------------- distance views
+def distance_figure(dd: dict[str, Any]) -> Any:
+    """One panel per row (baseline, +NFC, +IPG, +NFC+IPG): the density of same-identity (green) and
+    different-identity (red) query-gallery distances, the panel title giving their overlap (lower = better
+    separated) and means — :func:`pose2id_demo.ablation.distance_distributions`' numbers, drawn."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = dd["rows"]
+    edges = np.asarray(dd["edges"], float)
+    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    titles = [f"{name}<br>overlap {h['overlap']:.3f} · mean {h['mean_same']:.3f} / {h['mean_different']:.3f}"
+              for name, h in rows.items()]
+    fig = make_subplots(rows=1, cols=len(rows), shared_yaxes=True, subplot_titles=titles, horizontal_spacing=0.03)
+    for col, h in enumerate(rows.values(), 1):
+        for key, colour, label in (("same", GREEN, "same identity"), ("different", RED, "different identity")):
+            counts = np.asarray(h[key], float)
+            density = counts / max(counts.sum(), 1.0) / width
+            rgb = "rgb({},{},{})".format(*colour)
+            fig.add_trace(go.Scatter(x=centres, y=density, mode="lines", line=dict(color=rgb, shape="hvh", width=1.5),
+                                     fill="tozeroy", opacity=0.6, name=label, legendgroup=key, showlegend=col == 1,
+                                     hovertemplate=f"{label}: distance %{{x:.2f}}, density %{{y:.2f}}<extra></extra>"),
+                          row=1, col=col)
+        fig.update_xaxes(title_text="distance", range=[0, 1.6], row=1, col=col)
+    fig.update_yaxes(title_text="density", row=1, col=1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=330, template="plotly_white", margin=dict(l=10, r=10, t=60, b=10),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def identity_figure(view: dict[str, Any]) -> Any:
+    """The paper's Fig. 2 for one identity (:func:`pose2id_demo.ablation.identity_view`): left, the identity's
+    values in one feature dimension before and after, each with its centre μ (dashed) and spread σ; right, each
+    sample's distance to the identity centre in the full feature space, samples ranked by it before."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    b, a = view["before"], view["after"]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        f"identity {view['pid']}, dimension {view['dim']}: values around the centre μ",
+        "distance of each sample to the identity centre"))
+    n = len(b["values"])
+    for st, colour, name, y in ((b, GREY, "baseline", 1.0), (a, BLUE, view["row"], 0.0)):
+        rgb = "rgb({},{},{})".format(*colour)
+        fig.add_trace(go.Scatter(x=st["values"], y=np.full(n, y), mode="markers", name=name, legendgroup=name,
+                                 marker=dict(color=rgb, size=8, opacity=0.7, symbol="line-ns-open", line=dict(width=2)),
+                                 hovertemplate=f"{name}: %{{x:.4f}}<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=[st["centre"] - st["std"], st["centre"] + st["std"]], y=[y, y], mode="lines",
+                                 line=dict(color=rgb, width=6), opacity=0.35, showlegend=False, legendgroup=name,
+                                 hovertemplate=f"μ ± σ = {st['centre']:.4f} ± {st['std']:.4f}<extra></extra>"),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=[st["centre"]] * 2, y=[y - 0.3, y + 0.3], mode="lines", showlegend=False,
+                                 line=dict(color=rgb, dash="dash"), legendgroup=name, hoverinfo="skip"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=np.arange(1, n + 1), y=st["distance_to_centre"], mode="lines+markers",
+                                 name=f"{name}: mean {st['mean_distance_to_centre']:.3f}", line=dict(color=rgb),
+                                 marker=dict(size=5), legendgroup=name,
+                                 hovertemplate="sample %{x}: %{y:.3f}<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(tickvals=[0, 1], ticktext=["after", "before"], range=[-0.6, 1.6], row=1, col=1)
+    fig.update_xaxes(title_text=f"feature dimension {view['dim']} (σ {b['std']:.4f} → {a['std']:.4f})", row=1, col=1)
+    fig.update_xaxes(title_text="sample, ranked by its baseline distance", row=1, col=2)
+    fig.update_yaxes(title_text="distance", rangemode="tozero", row=1, col=2)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=340, template="plotly_white", margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+RANKED_COLUMNS = ["query", "id", "cam", "AP before", "AP after", "first match"]
+
+
+def ranked_rows_frame(res: dict[str, Any]) -> Any:
+    """Every query's ranked list as a table (:meth:`pose2id_demo.engine.benchmark.BenchmarkSession.ranked_rows`):
+    the query, its AP before and after, the rank of its first match, then one column per listed gallery item
+    (``✓``/``✗``: same identity or not, its id, camera and distance)."""
+    import pandas as pd
+
+    top = max((len(r["gallery"]) for r in res["rows"]), default=0)
+    data = []
+    for r in res["rows"]:
+        items = [f"{'✓' if g['match'] else '✗'} id {g['pid']} · c{g['camid']} · {g['distance']:.3f}"
+                 for g in r["gallery"]]
+        data.append([r["query"], r["pid"], r["camid"], r["AP before"], r["AP"], r["first match"],
+                     *items, *[""] * (top - len(items))])
+    cols = RANKED_COLUMNS + [f"#{i}" for i in range(1, top + 1)]
+    return styled(pd.DataFrame(data, columns=cols))
+
+
+def paper_frame(tables: Sequence[tuple[str, list[str], list[list[Any]]]]) -> Any:
+    """The paper's quoted numbers (:mod:`pose2id_demo.paper_reference`) as one table: the paper's table, the
+    setting, mAP, Rank-1 and ID², as the paper prints them."""
+    import pandas as pd
+
+    data = []
+    for title, headers, rows in tables:
+        for row in rows:
+            by = dict(zip(headers, row))
+            data.append([title, by["setting"], f"{by['mAP']:.2f}", f"{by['Rank-1']:.2f}", f"{by['ID²']:.4f}"])
+    return pd.DataFrame(data, columns=["paper", "setting", "mAP", "Rank-1", "ID²"])
+
+
+def distance_note(dd: dict[str, Any], settings: Any) -> str:
+    """The distance distributions in one sentence per row: overlap and mean distances, before → after."""
+    rows = dd["rows"]
+    parts = [f"{name} {h['overlap']:.3f} (same {h['mean_same']:.3f} / different {h['mean_different']:.3f})"
+             for name, h in rows.items()]
+    after = describe_setting(dd["after_setting"], settings)
+    return (f"Overlap of the same-identity and different-identity distance histograms (shared area; lower = "
+            f"better separated) and mean distances: {'; '.join(parts)}. After = {after}; Euclidean distances of "
+            "each row's features" + (" (re-ranking does not apply here)." if settings.rerank else "."))

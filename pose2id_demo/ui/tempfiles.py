@@ -6,7 +6,8 @@ system's temp folder) — holds
 * ``gradio/``: Gradio's cache for this app (uploads, the copies it serves): ``GRADIO_TEMP_DIR`` points here once
   :func:`use_for_gradio` ran (:func:`pose2id_demo.ui.app.build_demo` calls it before any component exists);
 * ``exports/``: exported feature files (:func:`new_export`);
-* ``images/``: the PNGs the callbacks hand Gradio (:func:`images_dir`).
+* ``images/``: the PNGs the callbacks hand Gradio (:func:`images_dir`);
+* ``examples/``: the Generate tab's cached examples (:func:`examples_dir`), kept while the process lives.
 
 How big and how old it may get:
 
@@ -89,10 +90,27 @@ def gradio_dir() -> Path:
 
 def use_for_gradio() -> Path:
     """Point ``GRADIO_TEMP_DIR`` at :func:`gradio_dir` (Gradio reads it when components and the server are
-    made, and on every upload); returns it."""
+    made, and on every upload), and ``GRADIO_EXAMPLES_CACHE`` at :func:`examples_dir` unless the operator set
+    it; returns the first."""
     folder = gradio_dir()
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    os.environ["GRADIO_EXAMPLES_CACHE"] = _operator_examples_cache() or str(examples_dir())
+    return folder
+
+
+@functools.cache
+def _operator_examples_cache() -> str | None:
+    return os.environ.get("GRADIO_EXAMPLES_CACHE") or None
+
+
+def examples_dir() -> Path:
+    """Where Gradio keeps the Generate tab's cached examples (``gr.Examples(cache_mode="lazy")``): inside
+    :func:`root`, so an example is generated once per process, never read back from an earlier run made with
+    other code or weights. Kept for the life of the process (a few small PNGs per example): neither the sweep
+    nor the quota removes them, since Gradio serves them by the paths it recorded."""
+    folder = root() / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -185,7 +203,7 @@ def make_room(incoming: int, quota: int | None = None) -> int:
     for _, size, path in files:
         if total - freed + incoming + _reserved <= quota:
             break
-        if path.parent in _busy:
+        if path.parent in _busy or root() / "examples" in path.parents:
             continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
