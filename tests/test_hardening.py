@@ -785,3 +785,16 @@ def test_generation_has_its_own_queue_and_cheap_work_is_bounded(app_url: str) ->
     assert BENCH_CONCURRENCY == 1 and all(lim == 1 for _, lim in groups["bench"])
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     assert blas and all(i["num_threads"] == 1 for i in blas), blas
+
+
+def test_missing_image_sentences_read_as_english() -> None:
+    from pose2id_demo.engine.errors import Pose2IDError
+    from pose2id_demo.engine.inputs import load_image
+
+    for what, sentence in (("reference image", "Please provide a reference image."),
+                           ("pose image", "Please provide a pose image."),
+                           ("uploaded file", "Please provide an uploaded file.")):
+        for empty in (None, {"path": None}):
+            with pytest.raises(Pose2IDError) as err:
+                load_image(empty, what=what)
+            assert str(err.value) == sentence

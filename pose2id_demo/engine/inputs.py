@@ -223,6 +223,11 @@ def resolve_request_file(value: Any, what: str = "file") -> Path:
     return allowed
 
 
+def _article(noun: str) -> str:
+    """"an" before a vowel sound (by its first letter), "a" otherwise."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
 def feature_file_path(value: Any) -> Path:
     """The path of the feature file a request names (:func:`resolve_request_file`)."""
     if value is None or (isinstance(value, dict) and not (value.get("path") or value.get("name"))):
@@ -285,11 +290,11 @@ def load_image(source: Any, what: str = "image") -> Image.Image:
         Pose2IDError: with a message naming ``what`` and the problem.
     """
     if source is None:
-        raise Pose2IDError(f"Please provide an {what}.")
+        raise Pose2IDError(f"Please provide {_article(what)} {what}.")
     if isinstance(source, dict):  # a Gradio FileData payload
         source = source.get("path") or source.get("name")
         if source is None:
-            raise Pose2IDError(f"Please provide an {what}.")
+            raise Pose2IDError(f"Please provide {_article(what)} {what}.")
     if isinstance(source, np.ndarray):
         source = _array_image(source, what)
     if isinstance(source, Image.Image):

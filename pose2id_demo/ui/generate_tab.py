@@ -66,7 +66,7 @@ def _seed_note() -> str | None:
     return f"{get_engine().default_seed}: the official inference's seed (IPG/configs/inference.yaml)"
 
 
-#: Said next to the generations when the upload is not a benchmark image (issue: real photos).
+#: Said next to the generations when the upload is not a benchmark image (a photo from elsewhere).
 OUT_OF_DOMAIN = ("ℹ️ Real photos are outside the embedded generator's domain (the tiny IPG was trained on SynthPed "
                  "only, at 64 × 32): expect a SynthPed-like figure. For real photos run the official Pose2ID "
                  "weights on a GPU: `python app.py --ipg-weights DIR`.")
