@@ -148,7 +148,7 @@ def test_generated_features_in_the_folder_give_the_ipg_rows(engine, market, tmp_
 @pytest.mark.slow  # imports Gradio
 def test_the_query_slider_spans_the_chosen_task(engine, market, monkeypatch):
     """Choosing an added dataset sets the query slider to its own count of queries (it stayed at SynthPed's
-    252), and an index past the new last query comes down to it."""
+    252) and onto that task's typical query for the settings shown."""
     from pose2id_demo.data import synthped
     from pose2id_demo.ui import benchmark_tab
 
@@ -156,10 +156,11 @@ def test_the_query_slider_spans_the_chosen_task(engine, market, monkeypatch):
     monkeypatch.setattr(benchmark_tab, "get_engine", lambda: engine)
     n = len(load_market(market).query)
     assert n != synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID
-    got = benchmark_tab._query_range("tiny", 200)
-    assert got.maximum == n - 1 and got.value == n - 1
-    got = benchmark_tab._query_range("standard", 200)
-    assert got.maximum == synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID - 1 and got.value == 200
+    s = Settings()
+    slider = benchmark_tab._start_view("tiny", BB, s.eta, s.k1, s.k2, s.nfc_on, s.ipg_on, s.rerank, s.nfc_mode)[-1]
+    typical = engine.bench.per_query("tiny", BB, s)["typical"]
+    assert slider.maximum == n - 1
+    assert slider.value == (typical if typical is not None else 0) and 0 <= slider.value < n
 
 
 def _arrays(fs: FeatureSet) -> dict:
