@@ -105,6 +105,9 @@ def test_ranked_rows_carry_ap_before_after_distance_and_camera(eng: Engine, orde
     assert table.iloc[0]["#1"] == f"{mark} id {g0['pid']} · c{g0['camid']} · {g0['distance']:.3f}"
     shown = frame.to_html()
     assert f"{rows[0]['AP']:.2f}" in shown  # every AP to two decimals
+    # the values themselves (what the API returns) are rounded as shown, not 15 digits
+    assert table.iloc[0]["AP after"] == round(rows[0]["AP"], 2)
+    assert all(v == round(v, 2) for v in table["AP before"])
 
 
 # ------------------------------------------------------------------------------------ the paper's numbers

@@ -480,7 +480,8 @@ def ranked_rows_frame(res: dict[str, Any]) -> Any:
     for r in res["rows"]:
         items = [f"{'✓' if g['match'] else '✗'} id {g['pid']} · c{g['camid']} · {g['distance']:.3f}"
                  for g in r["gallery"]]
-        data.append([r["query"], r["pid"], r["camid"], r["AP before"], r["AP"], r["first match"],
+        data.append([r["query"], r["pid"], r["camid"], round(r["AP before"], PCT_DECIMALS),
+                     round(r["AP"], PCT_DECIMALS), r["first match"],
                      *items, *[""] * (top - len(items))])
     cols = RANKED_COLUMNS + [f"#{i}" for i in range(1, top + 1)]
     return styled(pd.DataFrame(data, columns=cols))
