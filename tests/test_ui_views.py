@@ -189,3 +189,33 @@ def test_the_per_query_sorting_hint_names_the_menu_gradio_has() -> None:
     from pose2id_demo.ui.benchmark_tab import SORT_HINT
 
     assert "Click a column header to sort" not in SORT_HINT and "⋮" in SORT_HINT and "Sort ascending" in SORT_HINT
+
+
+def test_choice_controls_refuse_unknown_values_with_one_sentence(caplog):
+    """A task, backbone, order or settings choice that does not exist gets the project's sentence naming the
+    control and its choices (the value cut to 40 characters) and one warning line, not Gradio's traceback."""
+    import logging
+
+    import gradio as gr
+
+    from pose2id_demo.ui import controls
+
+    order = controls.radio([("worst AP first", "worst"), ("query order", "query")], value="worst", label="order")
+    assert order.preprocess("query") == "query"
+    with caplog.at_level(logging.WARNING, logger="pose2id_demo.ui"):
+        with pytest.raises(gr.Error) as err:
+            order.preprocess("x" * 100_000)
+    assert err.value.message.startswith("order must be one of worst, query; got 'xxxx")
+    assert len(err.value.message) < 100
+    assert [r.getMessage()[:40] for r in caplog.records if r.name == "pose2id_demo.ui"] == [
+        "refused input: order must be one of wors"]
+    backbone = controls.dropdown(["synthped-reid", "imagenet-mobilenetv2"], value="synthped-reid",
+                                 label="ReID backbone")
+    with pytest.raises(gr.Error) as err:
+        backbone.preprocess("nope")
+    assert err.value.message == "ReID backbone must be one of synthped-reid, imagenet-mobilenetv2; got 'nope'."
+    with pytest.raises(gr.Error) as err:
+        controls.knob("nfc_on").preprocess("sideways")
+    assert err.value.message == "NFC on must be one of none, query, gallery, both; got 'sideways'."
+    free = controls.dropdown([], label="identity", allow_custom_value=True)
+    assert free.preprocess("1019") == "1019"

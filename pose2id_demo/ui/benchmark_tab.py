@@ -222,9 +222,9 @@ def _setting_controls(ctx: TabContext) -> tuple:
     """The task, the backbone and the settings' controls (:func:`pose2id_demo.ui.controls.knob`), in the order
     of the callbacks' parameters (the NFC mode last)."""
     tasks = get_engine().bench.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
-    task = gr.Radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
-                    else "Task (SynthPed, then your --dataset folders)")
-    backbone = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
+    task = controls.radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
+                          else "Task (SynthPed, then your --dataset folders)")
+    backbone = controls.dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
     eta = controls.knob("eta", elem_id="eta", info="0.5 suits the tiny embedded generator (η curve: Your features tab)")
     with gr.Row():
         k1 = controls.knob("k1", elem_id="k1")
@@ -250,8 +250,9 @@ def _views_layout() -> dict[str, Any]:
             c["pq_plot"] = gr.Plot(label="AP after vs before (one point per query)", scale=2, elem_id="per-query-plot")
     with gr.Accordion("Ranked lists of every query: AP, and each gallery item's identity, camera and distance",
                       open=False, elem_id="ranked-lists"):
-        c["rl_order"] = gr.Radio([("worst AP first", "worst"), ("best AP first", "best"), ("query order", "query")],
-                                 value="worst", label="order", elem_id="rl-order")
+        c["rl_order"] = controls.radio(
+            [("worst AP first", "worst"), ("best AP first", "best"), ("query order", "query")],
+            value="worst", label="order", elem_id="rl-order")
         c["rl_msg"] = gr.Markdown(label="message", elem_id="rl-msg")
         c["rl_table"] = gr.Dataframe(headers=render.RANKED_COLUMNS, interactive=False, max_height=420, wrap=False,
                                      label="ranked lists after (✓ same identity, ✗ another; c = camera, then the "

@@ -37,12 +37,12 @@ def _checked_number(label: str | None, payload: Any) -> float | int:
     if payload is None:
         raise _refuse(f"{name} is missing: send a number.")
     if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-        raise _refuse(f"{name} must be a number, not {type(payload).__name__} {str(payload)[:40]!r}.")
+        raise _refuse(f"{name} must be a number, not {type(payload).__name__} {_shown(payload)}.")
     if isinstance(payload, int) and abs(payload) > MAX_WHOLE:  # e.g. 10**400: no float holds it
         digits = int(payload.bit_length() * math.log10(2)) + 1
         raise _refuse(f"{name} is far out of range: a whole number of about {digits} digits was sent.")
     if not math.isfinite(payload):
-        raise _refuse(f"{name} must be a finite number, got {payload!r}.")
+        raise _refuse(f"{name} must be a finite number, got {_shown(payload)}.")
     return payload
 
 
@@ -65,6 +65,44 @@ def _checked(component: gr.Slider | gr.Number, allow_none: bool) -> Any:
     return component
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a request may send 100,000)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long for str()
+        text = "a number too long to print"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _checked_choice(component: gr.Radio | gr.Dropdown) -> Any:
+    """``component`` whose ``preprocess`` refuses a value outside its choices with a sentence naming the control
+    and its choices (Gradio's own check would answer with its message and log a traceback)."""
+    base = component.preprocess
+    name = _param_name(component.label)
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return base(payload)
+        except gr.Error:
+            values = [c[1] if isinstance(c, tuple) else c for c in component.choices]
+            raise _refuse(f"{name} must be one of {', '.join(map(str, values))}; got {_shown(payload)}.") from None
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+def radio(*args: Any, **kwargs: Any) -> gr.Radio:
+    """``gr.Radio(*args, **kwargs)`` that refuses a value outside its choices with a sentence naming it."""
+    return _checked_choice(gr.Radio(*args, **kwargs))
+
+
+def dropdown(*args: Any, **kwargs: Any) -> gr.Dropdown:
+    """``gr.Dropdown(*args, **kwargs)`` that refuses a value outside its choices with a sentence naming it
+    (a dropdown that allows custom values is passed through)."""
+    component = gr.Dropdown(*args, **kwargs)
+    return component if kwargs.get("allow_custom_value") else _checked_choice(component)
+
+
 def slider(*args: Any, **kwargs: Any) -> gr.Slider:
     """``gr.Slider(*args, **kwargs)`` that refuses a non-number with a sentence naming it."""
     return _checked(gr.Slider(*args, **kwargs), allow_none=False)
@@ -82,7 +120,7 @@ def knob(name: str, **kwargs: Any) -> gr.components.Component:
     k = Settings.knob(name)
     kwargs.setdefault("label", k["label"])
     if k["choices"] is not None:
-        return gr.Radio(list(k["choices"]), value=k["default"], **kwargs)
+        return radio(list(k["choices"]), value=k["default"], **kwargs)
     if isinstance(k["default"], bool):
         return gr.Checkbox(k["default"], **kwargs)
     return slider(*k["limits"], value=k["default"], step=k["step"], **kwargs)

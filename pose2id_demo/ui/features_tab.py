@@ -65,8 +65,8 @@ def build(ctx: TabContext) -> None:
                 f_ipg = controls.knob("ipg_on")
                 eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-btn")
                 with gr.Row():
-                    exp_task = gr.Dropdown(list(TASKS), value="standard", label="export task")
-                    exp_bb = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="export backbone")
+                    exp_task = controls.dropdown(list(TASKS), value="standard", label="export task")
+                    exp_bb = controls.dropdown(ctx.backbones, value=ctx.default_backbone, label="export backbone")
                 exp_btn = gr.Button("Export benchmark features", elem_id="export-btn")
                 exp_file = gr.File(label="exported feature file", interactive=False)
             with gr.Column(scale=2):
