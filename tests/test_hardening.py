@@ -798,3 +798,19 @@ def test_missing_image_sentences_read_as_english() -> None:
             with pytest.raises(Pose2IDError) as err:
                 load_image(empty, what=what)
             assert str(err.value) == sentence
+
+
+def test_huge_values_are_not_echoed_whole() -> None:
+    from pose2id_demo.engine.errors import Pose2IDError
+    from pose2id_demo.engine.inputs import check_float, check_int
+
+    for value, start in (("9" * 100_000, "identity is far out of range, got '999"),
+                         ("x" * 100_000, "identity must be a number, got 'xxx"),
+                         ("nan", "identity must be a finite number, got 'nan'")):
+        with pytest.raises(Pose2IDError) as err:
+            check_int("identity", value, 1, 10)
+        assert str(err.value).startswith(start) and len(str(err.value)) < 100
+    with pytest.raises(Pose2IDError, match="far out of range"):
+        check_float("η", "1e400", 0.0, 10.0)
+    with pytest.raises(Pose2IDError, match="must be a number"):
+        check_float("η", 10**400, 0.0, 10.0)

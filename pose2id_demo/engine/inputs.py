@@ -65,15 +65,26 @@ QUERY_TOP = 10
 # --------------------------------------------------------------------------------------------------
 
 
+def shown_value(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a refusal's sentence (a request may send 100,000)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long for str()
+        text = "a number too long to print"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise Pose2IDError(f"{name} must be a number, got {value!r}.")
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise Pose2IDError(f"{name} must be a number, got {str(value)[:40]!r}.") from None
+    except (TypeError, ValueError, OverflowError):
+        raise Pose2IDError(f"{name} must be a number, got {shown_value(value)}.") from None
+    if math.isinf(x) and not str(value).strip().lstrip("+-").lower().startswith("inf"):
+        raise Pose2IDError(f"{name} is far out of range, got {shown_value(value)}.")
     if not math.isfinite(x):
-        raise Pose2IDError(f"{name} must be a finite number, got {value!r}.")
+        raise Pose2IDError(f"{name} must be a finite number, got {shown_value(value)}.")
     return x
 
 

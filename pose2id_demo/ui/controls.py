@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from pose2id_demo.ablation import Settings
+from pose2id_demo.engine.inputs import shown_value
 
 log = logging.getLogger("pose2id_demo.ui")
 
@@ -37,12 +38,12 @@ def _checked_number(label: str | None, payload: Any) -> float | int:
     if payload is None:
         raise _refuse(f"{name} is missing: send a number.")
     if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-        raise _refuse(f"{name} must be a number, not {type(payload).__name__} {_shown(payload)}.")
+        raise _refuse(f"{name} must be a number, not {type(payload).__name__} {shown_value(payload)}.")
     if isinstance(payload, int) and abs(payload) > MAX_WHOLE:  # e.g. 10**400: no float holds it
         digits = int(payload.bit_length() * math.log10(2)) + 1
         raise _refuse(f"{name} is far out of range: a whole number of about {digits} digits was sent.")
     if not math.isfinite(payload):
-        raise _refuse(f"{name} must be a finite number, got {_shown(payload)}.")
+        raise _refuse(f"{name} must be a finite number, got {shown_value(payload)}.")
     return payload
 
 
@@ -65,15 +66,6 @@ def _checked(component: gr.Slider | gr.Number, allow_none: bool) -> Any:
     return component
 
 
-def _shown(value: Any, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters (a request may send 100,000)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an integer too long for str()
-        text = "a number too long to print"
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 def _checked_choice(component: gr.Radio | gr.Dropdown) -> Any:
     """``component`` whose ``preprocess`` refuses a value outside its choices with a sentence naming the control
     and its choices (Gradio's own check would answer with its message and log a traceback)."""
@@ -85,7 +77,7 @@ def _checked_choice(component: gr.Radio | gr.Dropdown) -> Any:
             return base(payload)
         except gr.Error:
             values = [c[1] if isinstance(c, tuple) else c for c in component.choices]
-            raise _refuse(f"{name} must be one of {', '.join(map(str, values))}; got {_shown(payload)}.") from None
+            raise _refuse(f"{name} must be one of {', '.join(map(str, values))}; got {shown_value(payload)}.") from None
 
     component.preprocess = preprocess  # type: ignore[method-assign]
     return component
