@@ -478,7 +478,8 @@ def test_uploads_beyond_the_quota_remove_the_oldest(app_url: str, tmp_path: Path
 
 
 _SERVE = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background shell ignores it)
     from pose2id_demo.ui import tempfiles
     from pose2id_demo.ui.app import build_demo, launch
     demo = build_demo()
