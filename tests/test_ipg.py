@@ -414,7 +414,8 @@ def test_export_swaps_in_an_upsampling_decoder_and_keeps_the_generator(tmp_path)
     """export_pipeline: the run's UNets / Pose Guider / IFR byte for byte, the new decoder's 2× output, and a
     refusal for an autoencoder whose encoder is not the one the generator was trained in."""
     from pose2id_demo.ipg.autoencoder import TinyAutoencoderKL, decoder_from
-    from pose2id_demo.ipg.export import export_pipeline, main, weights_digest
+    from pose2id_demo.ipg.export import export_pipeline, main
+    from pose2id_demo.ipg.precompute import model_hash
 
     torch.manual_seed(3)
     src = make_pipe()
@@ -437,7 +438,7 @@ def test_export_swaps_in_an_upsampling_decoder_and_keeps_the_generator(tmp_path)
     for name in ("reference_unet", "denoising_unet", "pose_guider", "ifr"):
         a = (tmp_path / "run" / name / "diffusion_pytorch_model.safetensors").read_bytes()
         assert (out / name / "diffusion_pytorch_model.safetensors").read_bytes() == a
-    assert weights_digest(out) != weights_digest(tmp_path / "run")
+    assert model_hash(out) != model_hash(tmp_path / "run")
     loaded = Pose2IDPipeline.from_pretrained(out, reid=TinyReID())
     loaded.set_progress_bar_config(disable=True)
     assert loaded.output_size == (64, 32) and loaded.image_size == (32, 16)

@@ -14,7 +14,6 @@ reference image would be encoded into a different latent space than the one the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from pose2id_demo.ipg.pipeline import Pose2IDPipeline, load_vae
+from pose2id_demo.ipg.precompute import model_hash
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +67,6 @@ def export_pipeline(pipeline_dir: str | Path, out_dir: str | Path, vae_dir: str 
     return out_dir
 
 
-def weights_digest(directory: str | Path) -> str:
-    """sha256 (first 12 hex digits) over a pipeline folder's safetensors files, in path order."""
-    h = hashlib.sha256()
-    for f in sorted(Path(directory).rglob("*.safetensors")):
-        h.update(f.relative_to(directory).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pose2id_demo.ipg.export", description=__doc__.split("\n\n")[0])
     ap.add_argument("--pipeline", type=Path, required=True, help="a saved pipeline folder (e.g. a run's milestone)")
@@ -87,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe = Pose2IDPipeline.from_pretrained(out, reid=None)
     size = sum(f.stat().st_size for f in out.rglob("*.safetensors"))
     print(f"wrote {out}: output {pipe.output_size[0]}x{pipe.output_size[1]}, "
-          f"{size / 1e6:.1f} MB of safetensors, weights sha {weights_digest(out)}")
+          f"{size / 1e6:.1f} MB of safetensors, model sha {model_hash(out)}")
     return 0
 
 
