@@ -70,13 +70,18 @@ def plot(curve: dict, path: Path) -> None:
             for ref in curve.get("references", {}).values():
                 ax.plot([ref.get("cpu_minutes", x[-1] if x else 0)], [ref[k]], marker="*", color=color,
                         markersize=10, linestyle="none")
+        shipped = curve["milestones"].get(curve.get("shipped", ""))
+        if shipped is not None:
+            ax.axvline(shipped["cpu_minutes"], color="grey", linestyle=":", linewidth=1.2)
         ax.set_title(title)
         ax.set_xlabel("training CPU-minutes")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     refs = ", ".join(curve.get("references", {}))
     fig.suptitle(f"{curve['run']}: EMA milestones on the 32-reference bench (dashed: targets"
-                 + (f"; stars: {refs}" if refs else "") + ")", fontsize=10)
+                 + (f"; stars: {refs}" if refs else "")
+                 + (f"; dotted: {curve['shipped']}, shipped" if curve.get("shipped") in curve["milestones"] else "")
+                 + ")", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR[@CPU_MINUTES]",
                     help="a reference point, drawn at its training CPU-minutes when given")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--shipped", default=None, metavar="step_XXXXXX",
+                    help="the milestone that ships: a dotted line in the plot (kept in the json)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     import torch
@@ -103,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     curve.update(run=args.run.name, bench=f"every {args.ref_every}th standard test query x the 8 representative "
                  "poses, 20 DDIM steps, CFG 3.5, seed 42, IFR on", targets=TARGETS)
     marks = curve.setdefault("milestones", {})
+    if args.shipped is not None:
+        curve["shipped"] = args.shipped
     todo = [d for d in sorted((args.run / "milestones").glob("step_*")) if d.name not in marks
             and (d / "milestone.json").exists()]
     refs = curve.setdefault("references", {})
