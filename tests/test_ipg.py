@@ -380,9 +380,10 @@ def test_load_embedded_generates():
 
     emb = load_embedded()
     assert emb.image_size == (64, 32) and emb.reid.name == "synthped-reid"
+    assert emb.output_size == (128, 64)  # SynthPed's native crop size, through the 2x decoder
     assert emb.scheduler.config.prediction_type == "v_prediction"
     out = emb(make_image(0), [make_pose(), make_pose(3)], num_inference_steps=2, seed=42).images
-    assert [im.size for im in out] == [(32, 64), (32, 64)]
+    assert [im.size for im in out] == [(64, 128), (64, 128)]
     assert np.asarray(out[0]).std() > 1  # not a blank image
 
 

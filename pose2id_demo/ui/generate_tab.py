@@ -68,8 +68,8 @@ def _seed_note() -> str | None:
 
 #: Said next to the generations when the upload is not a benchmark image (a photo from elsewhere).
 OUT_OF_DOMAIN = ("ℹ️ Real photos are outside the embedded generator's domain (the tiny IPG was trained on SynthPed "
-                 "only, at 64 × 32): expect a SynthPed-like figure. For real photos run the official Pose2ID "
-                 "weights on a GPU: `python app.py --ipg-weights DIR`.")
+                 "only; it reads the person at 64 × 32 and draws 128 × 64): expect a SynthPed-like figure. For "
+                 "real photos run the official Pose2ID weights on a GPU: `python app.py --ipg-weights DIR`.")
 READY_MSG = "Upload a person or pick an example, then press **Generate**."
 #: The generation defaults the controls start at (and the cached examples run with): the paper's.
 DEFAULT_STEPS, DEFAULT_CFG = 20, 3.5
