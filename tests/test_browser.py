@@ -174,8 +174,8 @@ def test_generate_tab(page, out: Path, app_url: str) -> None:
 
     # A new photo while a generation runs: the button is off during the run, the run is cancelled, and the
     # previous person's results never show under the new photo.
-    old_q = get_engine().bench.benchmark_query_index(load_image(examples[1]))
-    new_q = get_engine().bench.benchmark_query_index(load_image(examples[3]))
+    old_q = get_engine().queries.index_of(load_image(examples[1]))
+    new_q = get_engine().queries.index_of(load_image(examples[3]))
     page.evaluate(WATCH_MSG)
     page.locator("#ref-image input[type=file]").set_input_files(str(examples[1]))
     page.locator("#ref-image img").first.wait_for()

@@ -321,4 +321,4 @@ def test_ranked_lists_on_a_fresh_cache_render_the_images(tmp_path, monkeypatch) 
             assert im.size == (64, 128)
     # A benchmark query image, uploaded, is recognised as that query.
     with Image.open(r["query"]["path"]) as im:
-        assert eng.bench.benchmark_query_index(im.convert('RGB'), 'standard', 'synthped-reid') == 3
+        assert eng.queries.index_of(im.convert('RGB'), 'standard', 'synthped-reid') == 3

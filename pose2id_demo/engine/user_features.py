@@ -29,7 +29,6 @@ from pose2id_demo import ablation
 from pose2id_demo.featurefile import ArrayHeader, FeatureSet, read_headers
 from pose2id_demo.metrics import id2_label
 
-from .benchmark import ProgressFn, noop_progress
 from .errors import Pose2IDError
 from .inputs import (
     MAX_FEATURE_BYTES,
@@ -37,7 +36,7 @@ from .inputs import (
     feature_file_path,
     open_feature_file,
 )
-from .scheduler import CPU, LONG
+from .scheduler import CPU, LONG, ProgressFn, noop_progress
 
 __all__ = ["CURVE_WORK", "MAX_DIM", "MAX_ROWS", "TABLE_WORK", "TIME_BUDGET_S", "check_cost", "curve_work",
            "evaluate_feature_file", "evaluate_feature_set", "price_headers", "table_work"]

@@ -106,7 +106,7 @@ def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_
     settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     res = get_engine().bench.per_query(task, backbone, settings)
     t = res["typical"]
-    n = get_engine().bench.n_queries(task)
+    n = get_engine().features.n_queries(task)
     return table, fig, msg, gr.Slider(maximum=n - 1, value=t if t is not None else 0)
 
 
@@ -221,7 +221,7 @@ def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
 def _setting_controls(ctx: TabContext) -> tuple:
     """The task, the backbone and the settings' controls (:func:`pose2id_demo.ui.controls.knob`), in the order
     of the callbacks' parameters (the NFC mode last)."""
-    tasks = get_engine().bench.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
+    tasks = get_engine().features.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
     task = controls.radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
                           else "Task (SynthPed, then your --dataset folders)")
     backbone = controls.dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
@@ -306,7 +306,7 @@ def _main_layout(ctx: TabContext) -> dict[str, Any]:
                              interactive=False, label=PAPER_LABEL, elem_id="paper-table")
             with gr.Accordion("Ranked lists for one query", open=True):
                 c["start_msg"] = gr.Markdown(label="query shown", elem_id="start-msg")
-                c["query_index"] = controls.slider(0, get_engine().bench.n_queries("standard") - 1, value=0, step=1,
+                c["query_index"] = controls.slider(0, get_engine().features.n_queries("standard") - 1, value=0, step=1,
                                                    label="Query index", elem_id="query-index")
                 c["rank_msg"] = gr.Markdown(label="message", elem_id="rank-msg")
                 gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings") +

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pose2id_demo.engine import TASKS, check_settings, get_engine
+from pose2id_demo.engine import TASKS, check_settings, export_benchmark_features, get_engine
 from pose2id_demo.ui import controls, render, tempfiles
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
 from pose2id_demo.ui.request_files import file_input, guarded
@@ -41,7 +41,7 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
 def export_features(task: str, backbone: str) -> str:
     """Write the benchmark's features (+ generated features) as a feature file to try the tab with."""
     with tempfiles.new_export(f"synthped-{task}-{backbone}.npz") as path:
-        get_engine().bench.export_features(task, backbone, path)
+        export_benchmark_features(get_engine().features, task, backbone, path)
     tempfiles.enforce_quota()  # the oldest temporary files go if the export took the app over its quota
     return str(path)
 
