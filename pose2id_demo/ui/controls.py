@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -47,37 +48,34 @@ def _checked_number(label: str | None, payload: Any) -> float | int:
     return payload
 
 
-def _checked(component: gr.Slider | gr.Number, allow_none: bool) -> Any:
-    """``component`` with its ``preprocess`` checking the payload first (an instance attribute: a subclass
-    would make Gradio write a ``.pyi`` stub beside this module at import)."""
+def _out_of_range(name: str, component: Any, payload: Any, exc: gr.Error) -> str:
+    """Gradio's "Value 99 is greater than maximum value 20.", saying which value."""
+    return f"{name}: {exc.message}"
+
+
+def _not_a_choice(name: str, component: Any, payload: Any, exc: gr.Error) -> str:
+    values = [c[1] if isinstance(c, tuple) else c for c in component.choices]
+    return f"{name} must be one of {', '.join(map(str, values))}; got {shown_value(payload)}."
+
+
+def _checked(component: Any, refusal: Callable[[str, Any, Any, gr.Error], str],
+             check: Callable[[str | None, Any], Any] | None = None, allow_none: bool = False) -> Any:
+    """``component`` with its ``preprocess`` checking the payload first (``check(label, payload)`` gives the
+    value or refuses it with a sentence; ``allow_none``: an empty value stays None) and refusing what Gradio's own
+    check refuses with ``refusal(name, component, payload, error)``'s sentence and one warning line, instead of
+    Gradio's message and a traceback (an instance attribute: a subclass would make Gradio write a ``.pyi`` stub
+    beside this module at import)."""
     base = component.preprocess
     name = _param_name(component.label)
 
     def preprocess(payload: Any) -> Any:
         if payload is None and allow_none:
             return None
-        value = _checked_number(component.label, payload)
+        value = payload if check is None else check(component.label, payload)
         try:
             return base(value)
-        except gr.Error as exc:  # "Value 99 is greater than maximum value 20." — say which value
-            raise _refuse(f"{name}: {exc.message}") from None
-
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
-
-
-def _checked_choice(component: gr.Radio | gr.Dropdown) -> Any:
-    """``component`` whose ``preprocess`` refuses a value outside its choices with a sentence naming the control
-    and its choices (Gradio's own check would answer with its message and log a traceback)."""
-    base = component.preprocess
-    name = _param_name(component.label)
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return base(payload)
-        except gr.Error:
-            values = [c[1] if isinstance(c, tuple) else c for c in component.choices]
-            raise _refuse(f"{name} must be one of {', '.join(map(str, values))}; got {shown_value(payload)}.") from None
+        except gr.Error as exc:
+            raise _refuse(refusal(name, component, payload, exc)) from None
 
     component.preprocess = preprocess  # type: ignore[method-assign]
     return component
@@ -85,24 +83,24 @@ def _checked_choice(component: gr.Radio | gr.Dropdown) -> Any:
 
 def radio(*args: Any, **kwargs: Any) -> gr.Radio:
     """``gr.Radio(*args, **kwargs)`` that refuses a value outside its choices with a sentence naming it."""
-    return _checked_choice(gr.Radio(*args, **kwargs))
+    return _checked(gr.Radio(*args, **kwargs), _not_a_choice)
 
 
 def dropdown(*args: Any, **kwargs: Any) -> gr.Dropdown:
     """``gr.Dropdown(*args, **kwargs)`` that refuses a value outside its choices with a sentence naming it
     (a dropdown that allows custom values is passed through)."""
     component = gr.Dropdown(*args, **kwargs)
-    return component if kwargs.get("allow_custom_value") else _checked_choice(component)
+    return component if kwargs.get("allow_custom_value") else _checked(component, _not_a_choice)
 
 
 def slider(*args: Any, **kwargs: Any) -> gr.Slider:
     """``gr.Slider(*args, **kwargs)`` that refuses a non-number with a sentence naming it."""
-    return _checked(gr.Slider(*args, **kwargs), allow_none=False)
+    return _checked(gr.Slider(*args, **kwargs), _out_of_range, _checked_number)
 
 
 def number(*args: Any, **kwargs: Any) -> gr.Number:
     """``gr.Number(*args, **kwargs)`` that refuses a non-number with a sentence naming it (empty stays None)."""
-    return _checked(gr.Number(*args, **kwargs), allow_none=True)
+    return _checked(gr.Number(*args, **kwargs), _out_of_range, _checked_number, allow_none=True)
 
 
 def knob(name: str, **kwargs: Any) -> gr.components.Component:
