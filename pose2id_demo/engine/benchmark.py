@@ -33,7 +33,7 @@ from pose2id_demo.visualize import tsne_2d
 
 from .cache import LRU, ScopedCache
 from .errors import DependencyMissing, Pose2IDError
-from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, check_choice, check_int, image_digest
+from .inputs import N_IDS_RANGE, QUERY_TOP, TASKS, check_choice, check_identity, check_int, image_digest
 from .models import Models
 from .scheduler import INTERACTIVE, LONG
 
@@ -368,12 +368,8 @@ class BenchmarkSession:
             Pose2IDError: ``pid`` is not an identity of the task with at least 2 images.
         """
         task, backbone, s = self._request(task, backbone, settings)
-        known = dict(self.identities(task, backbone))
         if pid is not None:
-            pid = check_int("identity", pid, 1, max(known, default=1))
-            if known.get(pid, 0) < 2:
-                raise Pose2IDError(f"identity {pid} is not an identity of {task} with at least 2 images; pick one "
-                                   "from the list.")
+            pid = check_identity(pid, dict(self.identities(task, backbone)), task)
         with self.models.cpu.hold(INTERACTIVE, "the identity view"):
             data = self.bench_data(task, backbone)
             a = replace(s, rerank=False, id2_variant="paper")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pose2id_demo.engine import TASKS, check_settings, get_engine
+from pose2id_demo.engine import TASKS, Pose2IDError, check_settings, get_engine
 from pose2id_demo.ui import controls, render, tempfiles
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
 from pose2id_demo.ui.request_files import file_input, guarded
@@ -23,7 +23,7 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
     was uploaded."""
     npz = npz or exported
     if npz is None:
-        raise gr.Error("Please upload a feature file (.npz) first.", print_exception=False)
+        raise Pose2IDError("Please upload a feature file (.npz) first.")
     settings = check_settings(k1=k1, k2=k2, eta=eta, nfc_on=nfc_on, ipg_on=ipg_on)
     res = get_engine().evaluate_features(npz, settings, progress=progress_fn(progress))
     base = res["rows"][0] if res["rows"] else None
