@@ -137,6 +137,17 @@ def test_demo_dataset_and_visrank(tmp_path, capsys):
     assert [f.split("-")[0] for f in files] == ["best", "best", "worst", "worst"]
     with Image.open(vis / files[0]) as im:
         assert im.height > 2 * 128  # the baseline's strip above the +NFC strip
+    # Fewer queries than 10 worst + 10 best: the lists split them, and the output says so.
+    q = len(ds.query)
+    assert q < 20
+    vis10 = tmp_path / "vis10"
+    assert cli.main(["visrank", str(feats), "--out", str(vis10), "--num", "10", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert (f"only {q} of {q} queries have a valid match, fewer than the 20 asked (10 worst + 10 best): drawing "
+            f"{-(-q // 2)} worst and {q // 2} best, no query in both") in out
+    drawn = {kind: {p.name.split("query")[1] for p in vis10.glob(f"{kind}-*.png")} for kind in ("worst", "best")}
+    assert len(drawn["worst"]) == -(-q // 2) and len(drawn["best"]) == q // 2
+    assert not drawn["worst"] & drawn["best"]
     bare = tmp_path / "bare.npz"
     np.savez(bare, **load_feature_npz(feats))
     assert cli.main(["visrank", str(bare), "--out", str(vis)]) == 2
