@@ -152,6 +152,28 @@ def test_export_then_evaluate_features(client: Client) -> None:
     assert ("No generated features" in msg) != ASSETS_PRESENT["generated_features"]
 
 
+def test_shipped_sample_features_in_the_tab_and_eval(client: Client, capsys: pytest.CaptureFixture) -> None:
+    """The shipped sample feature file is one that ``eval`` and the Your-features tab take, with the same numbers
+    in both; the tab's help text names it."""
+    from pose2id_demo import cli
+    from pose2id_demo.paths import REPO_ROOT, SAMPLE_FEATURES
+
+    assert SAMPLE_FEATURES.is_file() and SAMPLE_FEATURES.stat().st_size < 2 * 2**20
+    assert cli.main(["eval", str(SAMPLE_FEATURES)]) == 0
+    printed = {ln.split()[0]: [float(v) for v in ln.split()[1:]] for ln in capsys.readouterr().out.splitlines()
+               if ln.split()[:1] in (["baseline"], ["+NFC"])}
+    table, *_ = client.predict(handle_file(str(SAMPLE_FEATURES)), 2, 2, 0.5, "both", "both",
+                               api_name="/evaluate_features")
+    rows = table_rows(table)
+    assert list(rows) == list(printed) == ["baseline", "+NFC"]
+    for name, row in rows.items():
+        assert [row[h] for h in table["headers"][1:]] == printed[name], name
+    assert rows["+NFC"]["mAP"] != rows["baseline"]["mAP"]  # NFC acts on it
+    help_text = next(c["props"]["value"] for c in client.config["components"]
+                     if c["props"].get("elem_id") == "features-help")
+    assert str(SAMPLE_FEATURES.relative_to(REPO_ROOT)) in help_text
+
+
 @pytest.mark.slow
 def test_generate_with_benchmark_example(client: Client) -> None:
     example = sorted(EXAMPLES_DIR.glob("*.jpg"))[0]

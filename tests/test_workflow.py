@@ -164,6 +164,38 @@ def readme_recipe() -> list[list[str]]:
 
 
 @pytest.mark.slow
+def test_shipped_sample_is_what_the_recipe_writes(tmp_path, monkeypatch, capsys):
+    """``assets/features/sample-demo-synthped-reid.npz`` is the ``features.npz`` of the README recipe's first two
+    commands, as written there: remade here, the same images, identities and cameras, the features within float32
+    rounding of the extraction, and the weights id of the backbone as shipped now."""
+    import json
+
+    from pose2id_demo.paths import SAMPLE_FEATURES
+    from pose2id_demo.reid import get_backbone
+
+    readme = (REPO / "README.md").read_text()
+    assert str(SAMPLE_FEATURES.relative_to(REPO)) in readme.split("## Your own features", 1)[1].split("\n## ", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    commands = readme_recipe()[:2]
+    assert [c[0] for c in commands] == ["demo-dataset", "extract"]
+    for argv in commands:
+        assert cli.main(argv) == 0, argv
+    capsys.readouterr()
+    with np.load(commands[1][commands[1].index("--out") + 1], allow_pickle=False) as fresh, \
+            np.load(SAMPLE_FEATURES, allow_pickle=False) as shipped:
+        assert sorted(shipped.files) == sorted(fresh.files)
+        for key in ("q_pids", "g_pids", "q_camids", "g_camids", "q_paths", "g_paths"):
+            assert (shipped[key] == fresh[key]).all(), key
+        for key in ("q_feats", "g_feats"):
+            assert shipped[key].dtype == np.float32
+            np.testing.assert_allclose(shipped[key], fresh[key], rtol=1e-4, atol=1e-5 * np.abs(fresh[key]).max())
+        settings, made = (json.loads(str(z["settings"])) for z in (shipped, fresh))
+    settings.pop("seconds"), made.pop("seconds")
+    assert settings == made
+    assert settings["weights_id"] == get_backbone(settings["backbone"]).weights_id
+
+
+@pytest.mark.slow
 def test_the_readme_recipe_runs_end_to_end(tmp_path, monkeypatch, capsys):
     """The README's commands in order, in an empty folder, with the shipped generator and backbone; for time,
     2 identities instead of 4 and 2 DDIM steps instead of 20 (the only changes)."""

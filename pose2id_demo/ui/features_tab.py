@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pose2id_demo.engine import TASKS, Pose2IDError, check_settings, get_engine
+from pose2id_demo.paths import REPO_ROOT, SAMPLE_FEATURES
 from pose2id_demo.ui import controls, render, tempfiles
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
 from pose2id_demo.ui.request_files import file_input, guarded
@@ -53,7 +54,10 @@ def build(ctx: TabContext) -> None:
         gr.Markdown("Upload an `.npz` with the keys of `python -m pose2id_demo eval`: `q_feats (nq,d)`, "
                     "`g_feats (ng,d)`, `q_pids`, `g_pids`, `q_camids`, `g_camids`, and optionally `q_gen "
                     "(nq,M,d)`, `g_gen (ng,M,d)` (features of generated images). Files are read without "
-                    "unpickling. No file at hand? Export the benchmark's own.")
+                    f"unpickling. No file at hand? Try `{SAMPLE_FEATURES.relative_to(REPO_ROOT)}` (what `python -m "
+                    "pose2id_demo extract` writes for the README's demo folder; no generated features, so the table "
+                    "has the baseline and +NFC rows), or export the benchmark's own (with its generated features).",
+                    elem_id="features-help")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 npz = file_input(gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz"), "feature")
