@@ -14,9 +14,8 @@ from pose2id_demo import ablation
 
 from . import views
 from .cache import LRU, ScopedCache
-from .errors import Pose2IDError
 from .features import FeatureStore
-from .inputs import N_IDS_RANGE, QUERY_TOP, check_choice, check_int
+from .inputs import N_IDS_RANGE, QUERY_TOP, check_choice, check_identity, check_int
 from .scheduler import INTERACTIVE, LONG, CpuPool, ProgressFn, noop_progress
 
 __all__ = ["BenchmarkSession"]
@@ -112,12 +111,8 @@ class BenchmarkSession:
             Pose2IDError: ``pid`` is not an identity of the task with at least 2 images.
         """
         task, backbone, s = self._request(task, backbone, settings)
-        known = dict(self.identities(task, backbone))
         if pid is not None:
-            pid = check_int("identity", pid, 1, max(known, default=1))
-            if known.get(pid, 0) < 2:
-                raise Pose2IDError(f"identity {pid} is not an identity of {task} with at least 2 images; pick one "
-                                   "from the list.")
+            pid = check_identity(pid, dict(self.identities(task, backbone)), task)
         with self.cpu.hold(INTERACTIVE, "the identity view"):
             data = self.features.bench_data(task, backbone)
             a = replace(s, rerank=False, id2_variant="paper")
