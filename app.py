@@ -44,7 +44,7 @@ if __name__ == "__main__":
         if not sep or not name.strip() or not root.strip():
             parser.exit(2, f"error: --dataset expects NAME=ROOT, got {spec!r}\n")
         try:
-            get_engine().bench.add_dataset(name, root)
+            get_engine().features.add_dataset(name, root)
         except Pose2IDError as exc:
             parser.exit(2, f"error: --dataset {spec}: {exc}\n")
     if args.ipg_weights:

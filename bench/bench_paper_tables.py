@@ -15,7 +15,7 @@ uses k1 = k2 = 1 on Occluded-REID; every SynthPed task shares one gallery with M
 structure, so k1 = k2 = 2 is kept for all three.  Where generated features exist, +IPG is also printed at the
 project's default η = 0.5 (:data:`pose2id_demo.ablation.DEFAULT_ETA`, the app's and the CLI's: the value that
 suits the tiny embedded generator; its η curve is in the Your-features tab).  Features are the ones the app's
-Benchmark tab uses (:meth:`pose2id_demo.engine.benchmark.BenchmarkSession.bench_data`:
+Benchmark tab uses (:meth:`pose2id_demo.engine.features.FeatureStore.bench_data`:
 shipped float16 features when they match, generated features from ``assets/features/*-gen.npz`` only when they
 match the current image list); where a task has none, the IPG cells say so instead of a number.
 
@@ -68,7 +68,7 @@ def _na(note: str) -> str:
 
 def measure_task(eng: Engine, task: str, backbone: str) -> dict[str, list[dict[str, Any]]]:
     """The rows of Tables 1/2, 3 and 4 (and 5 for the ImageNet backbone) of one task × backbone."""
-    fs = eng.bench.bench_data(task, backbone)
+    fs = eng.features.bench_data(task, backbone)
     eta = PAPER_ETA[task]
     base = ablation.Settings(eta=eta, k1=K, k2=K, nfc_on="both", ipg_on="both", nfc_mode="separate")
     has_gen = fs.q_gen is not None and fs.g_gen is not None
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         for bb in args.backbones:
             for k, rows in measure_task(eng, task, bb).items():
                 res[k] += rows
-            notes[f"{task}/{bb}"] = eng.bench.bench_data(task, bb).gen_note or "generated features attached"
+            notes[f"{task}/{bb}"] = eng.features.bench_data(task, bb).gen_note or "generated features attached"
     md = markdown(res)
     print(f"\nSynthPed v{VERSION}; Market-1501 protocol, metrics in %; ID² over query + gallery without pid <= 0 "
           "(paper: eqs. 20-21; official: ID2.py), lower = denser")

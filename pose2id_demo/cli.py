@@ -148,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "recorded in the file)")
     vr.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
     vr.add_argument("--top", type=_nonneg_int, default=10, help="gallery images per strip (default 10)")
-    vr.add_argument("--num", type=_nonneg_int, default=10, help="queries of each kind (default 10)")
+    vr.add_argument("--num", type=_nonneg_int, default=10,
+                    help="queries of each kind (default 10); no query is in both lists: with fewer than 2 x NUM "
+                         "queries (with a valid match) and --which both, the worst list gets half of them, rounded "
+                         "up, and the best list the rest")
     vr.add_argument("--which", choices=("worst", "best", "both"), default="both",
                     help="lowest-AP queries, highest-AP queries, or both (default); by the last row's AP")
     vr.add_argument("--rerank", action="store_true", help="rank with k-reciprocal re-ranking")
@@ -364,7 +367,7 @@ def _eval(args) -> int:
 
 
 def _visrank(args) -> int:
-    from .visrank import query_panel, select_queries
+    from .visrank import query_panel, split_queries
 
     setup_logging(logging.INFO)
     try:
@@ -389,7 +392,13 @@ def _visrank(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ap = np.array([r["AP"] for r in rows[after]])
     kinds = ("worst", "best") if args.which == "both" else (args.which,)
-    jobs = [(kind, n, int(i)) for kind in kinds for n, i in enumerate(select_queries(ap, args.num, kind), 1)]
+    chosen = split_queries(ap, args.num, kinds)
+    jobs = [(kind, n, int(i)) for kind in kinds for n, i in enumerate(chosen[kind], 1)]
+    valid = int(np.isfinite(ap).sum())
+    if valid < args.num * len(kinds):
+        print(f"only {valid} of {len(ap)} queries have a valid match, fewer than the {args.num * len(kinds)} asked "
+              f"({' + '.join(f'{args.num} {k}' for k in kinds)}): drawing "
+              f"{' and '.join(f'{len(chosen[k])} {k}' for k in kinds)}, no query in both")
     rr = " +RR" if args.rerank else ""
     for kind, n, i in tqdm(jobs, desc="visrank", unit="query", file=sys.stderr):
         r = rows[after][i]
@@ -397,8 +406,8 @@ def _visrank(args) -> int:
                  "red = another; under each image: rank: distance, camera")
         lists = [(name + rr, rows[name][i]) for name in rows]
         query_panel(q_paths[i], lists, g_paths, title).save(out / f"{kind}-{n:02d}-query{i:04d}.png")
-    print(f"wrote {out}: {len(jobs)} PNG files ({', '.join(kinds)} {args.num} queries by {after}{rr} AP; "
-          f"baseline above {after})")
+    print(f"wrote {out}: {len(jobs)} PNG files ({' and '.join(f'{len(chosen[k])} {k}' for k in kinds)} queries by "
+          f"{after}{rr} AP; baseline above {after})")
     return 0
 
 

@@ -13,6 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS = REPO_ROOT / "assets"
 POSES_DIR = ASSETS / "poses"
 MODELS_DIR = ASSETS / "models"
+#: A small feature file to try ``eval`` and the Your-features tab with: what ``extract --backbone synthped-reid``
+#: writes for the README's demo folder (``demo-dataset demo``; 18 queries, 62 gallery images, d = 256).
+SAMPLE_FEATURES = ASSETS / "features" / "sample-demo-synthped-reid.npz"
 
 
 def cache_dir() -> Path:

@@ -3,8 +3,8 @@ each framed green when it shows the query's identity and red when it does not.
 
 The lists come from :func:`pose2id_demo.ablation.ranked_rows` (the ranking the metrics score: same-pid
 same-camera gallery items left out, ties by gallery index); this module only draws them (PIL) and picks the
-queries to draw.  ``python -m pose2id_demo visrank`` writes one PNG per query with the baseline's strip above
-the current setting's.
+queries to draw (:func:`split_queries`: the worst and best lists never share a query).  ``python -m
+pose2id_demo visrank`` writes one PNG per query with the baseline's strip above the current setting's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["MATCH", "MISMATCH", "query_panel", "rank_strip", "select_queries"]
+__all__ = ["MATCH", "MISMATCH", "query_panel", "rank_strip", "select_queries", "split_queries"]
 
 MATCH, MISMATCH, QUERY = (40, 170, 70), (210, 40, 50), (60, 60, 60)
 CELL = (64, 128)  # width, height of one image (Market-1501 crops are 2 : 1)
@@ -95,6 +95,27 @@ def query_panel(query_path: str | Path, lists: Sequence[tuple[str, dict[str, Any
         panel.paste(s, (0, y))
         y += s.height + 4
     return panel
+
+
+def split_queries(ap: np.ndarray, num: int, kinds: Sequence[str]) -> dict[str, np.ndarray]:
+    """The queries to draw for each of ``kinds`` (``"worst"``, ``"best"`` or both), ``num`` each, never one query
+    in two lists: among the ``Q`` queries with a valid match, when both are asked and ``Q < 2 · num``, the worst
+    list gets ``ceil(Q / 2)`` and the best list the other ``floor(Q / 2)``; the best are picked among the queries
+    the worst list left (so equal APs cannot put a query in both). Each list is in its own order (lowest or
+    highest AP first, equal APs in query order)."""
+    for k in kinds:
+        if k not in ("worst", "best"):
+            raise ValueError(f"which must be 'worst' or 'best', got {k!r}")
+    ap = np.asarray(ap, np.float64)
+    q, num = int(np.isfinite(ap).sum()), max(0, int(num))
+    both = "worst" in kinds and "best" in kinds
+    n_worst = min(num, -(-q // 2)) if both and q < 2 * num else min(num, q)
+    out = {"worst": select_queries(ap, n_worst, "worst")} if "worst" in kinds else {}
+    if "best" in kinds:
+        rest = ap.copy()
+        rest[out.get("worst", [])] = np.nan  # taken by the worst list
+        out["best"] = select_queries(rest, min(num, int(np.isfinite(rest).sum())), "best")
+    return {k: out[k] for k in kinds}
 
 
 def select_queries(ap: np.ndarray, num: int, which: str) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Shared fixtures: the Gradio app launched on a free localhost port (one instance per test module), a small
-Market-layout folder per test module, a stand-in generator, and a tiny mean-colour backbone."""
+Market-layout folder per test module, a stand-in generator, a tiny mean-colour backbone, and an engine serving
+a toy benchmark."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 from market_folder import write_market
 from torch import nn
+from toy_bench import toy_engine
 
+from pose2id_demo.engine import Engine
 from pose2id_demo.reid import Backbone, register_backbone
 
 #: A registered backbone whose feature of an image is its mean colour per channel (d = 3).
@@ -34,6 +37,13 @@ def market(tmp_path_factory, request) -> Path:
     module may write into it): the module's ``MARKET_TEST_IDS`` test identities (default 2), one query per
     camera each, their gallery, 3 distractors and 4 junk images."""
     return write_market(tmp_path_factory.mktemp("market"), num_test_ids=getattr(request.module, "MARKET_TEST_IDS", 2))
+
+
+@pytest.fixture()
+def eng() -> Engine:
+    """A fresh engine serving the toy benchmark (:func:`toy_bench.toy_data`) as task ``standard``, backbone
+    ``toy`` (one per test)."""
+    return toy_engine()
 
 
 class FakePipe:

@@ -75,9 +75,9 @@ def test_benchmark_nfc_mode_separate_and_joint(client: Client) -> None:
 
 
 def test_api_refuses_out_of_range_parameters(client: Client) -> None:
-    # Gradio's slider/radio validation answers first; the engine re-checks (see test_hardening.py).
-    for args, frag in (((*BENCH, 1.0, -3, 2, "both", "both", False), "less than minimum value 1"),
-                       ((*BENCH, 1.0, 2, 10**6, "both", "both", False), "greater than maximum value 20"),
+    # The sliders answer first, with the engine's sentence; the engine re-checks (see test_hardening.py).
+    for args, frag in (((*BENCH, 1.0, -3, 2, "both", "both", False), "k1 must be between 1 and 20; got -3."),
+                       ((*BENCH, 1.0, 2, 10**6, "both", "both", False), "k2 must be between 1 and 20; got 1000000."),
                        (("mars", BENCH[1], 1.0, 2, 2, "both", "both", False), "mars")):
         with pytest.raises(AppError) as exc:
             client.predict(*args, api_name="/benchmark")
@@ -150,6 +150,28 @@ def test_export_then_evaluate_features(client: Client) -> None:
     for row, h in ref["rows"].items():
         assert f"{row} {h['overlap']:.3f}" in dist_msg, (row, dist_msg)
     assert ("No generated features" in msg) != ASSETS_PRESENT["generated_features"]
+
+
+def test_shipped_sample_features_in_the_tab_and_eval(client: Client, capsys: pytest.CaptureFixture) -> None:
+    """The shipped sample feature file is one that ``eval`` and the Your-features tab take, with the same numbers
+    in both; the tab's help text names it."""
+    from pose2id_demo import cli
+    from pose2id_demo.paths import REPO_ROOT, SAMPLE_FEATURES
+
+    assert SAMPLE_FEATURES.is_file() and SAMPLE_FEATURES.stat().st_size < 2 * 2**20
+    assert cli.main(["eval", str(SAMPLE_FEATURES)]) == 0
+    printed = {ln.split()[0]: [float(v) for v in ln.split()[1:]] for ln in capsys.readouterr().out.splitlines()
+               if ln.split()[:1] in (["baseline"], ["+NFC"])}
+    table, *_ = client.predict(handle_file(str(SAMPLE_FEATURES)), 2, 2, 0.5, "both", "both",
+                               api_name="/evaluate_features")
+    rows = table_rows(table)
+    assert list(rows) == list(printed) == ["baseline", "+NFC"]
+    for name, row in rows.items():
+        assert [row[h] for h in table["headers"][1:]] == printed[name], name
+    assert rows["+NFC"]["mAP"] != rows["baseline"]["mAP"]  # NFC acts on it
+    help_text = next(c["props"]["value"] for c in client.config["components"]
+                     if c["props"].get("elem_id") == "features-help")
+    assert str(SAMPLE_FEATURES.relative_to(REPO_ROOT)) in help_text
 
 
 @pytest.mark.slow

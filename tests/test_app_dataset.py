@@ -63,8 +63,8 @@ def _direct(root: Path) -> FeatureSet:
 
 
 def test_a_dataset_is_a_task_whose_rows_are_the_ablation_of_its_features(engine, market):
-    info = engine.bench.add_dataset('tiny', market)
-    assert engine.bench.tasks() == ["standard", "occluded", "infrared", "tiny"]
+    info = engine.features.add_dataset('tiny', market)
+    assert engine.features.tasks() == ["standard", "occluded", "infrared", "tiny"]
     files = sorted((market / "bounding_box_test").glob("*.jpg"))
     junk = [p for p in files if p.name.startswith("-1_")]
     assert len(junk) == 4 and info["n_gallery"] == len(files) - 4
@@ -72,7 +72,7 @@ def test_a_dataset_is_a_task_whose_rows_are_the_ablation_of_its_features(engine,
     assert [r["setting"] for r in res["rows"]] == ["baseline", "+NFC"]
     assert res["n_gallery"] == len(files) - 4 and res["n_query"] == len(load_market(market).query)
     assert any(f"python -m pose2id_demo generate --data {market} --backbone {BB}" in n for n in res["notes"])
-    data = engine.bench.bench_data('tiny', BB)
+    data = engine.features.bench_data('tiny', BB)
     assert -1 not in data.g_pids and (data.g_pids == 0).sum() == 3
     assert all(Path(p).is_file() for p in data.q_paths + data.g_paths)
     fs = _direct(market)
@@ -95,19 +95,19 @@ def test_features_are_cached_on_disk_by_the_folder_content(engine, market, tmp_p
     real, calls = extract.extract_features, []
     monkeypatch.setattr(extract, "extract_features", lambda *a, **kw: calls.append(a) or real(*a, **kw))
     root = Path(shutil.copytree(market, tmp_path / "copy"))
-    engine.bench.add_dataset('copy', root)
-    first = engine.bench.bench_data('copy', BB)
+    engine.features.add_dataset('copy', root)
+    first = engine.features.bench_data('copy', BB)
     assert len(calls) == 1
     again = Engine()  # a restart: same folder, same cache → no extraction
-    again.bench.add_dataset('copy', root)
-    np.testing.assert_array_equal(again.bench.bench_data('copy', BB).g, first.g)
+    again.features.add_dataset('copy', root)
+    np.testing.assert_array_equal(again.features.bench_data('copy', BB).g, first.g)
     assert len(calls) == 1
     victim = next((root / "bounding_box_test").glob("0*.jpg"))
     st = victim.stat()
     os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # an edited image: new mtime
     edited = Engine()
-    edited.bench.add_dataset('copy', root)
-    edited.bench.bench_data('copy', BB)
+    edited.features.add_dataset('copy', root)
+    edited.features.bench_data('copy', BB)
     assert len(calls) == 2
 
 
@@ -131,12 +131,12 @@ def test_generated_features_in_the_folder_give_the_ipg_rows(engine, market, tmp_
     _write_generated(root, "some-other-backbone", raw, "a-other.npz", rng)  # not for this backbone: skipped
     (root / "b-broken.npz").write_bytes(b"not a zip")  # unreadable: skipped with a warning
     _write_generated(root, BB, raw, "gen-mine.npz", rng)
-    engine.bench.add_dataset('gen', root)
+    engine.features.add_dataset('gen', root)
     res = engine.bench.benchmark(task='gen', backbone=BB, settings=Settings(eta=2.0, k1=2, k2=2))
     assert [r["setting"] for r in res["rows"]] == ["baseline", "+NFC", "+IPG", "+NFC+IPG"]
     with np.load(root / "gen-mine.npz") as z:
         fs = FeatureSet.from_arrays({**_arrays(fs), "q_gen": z["q_gen"], "g_gen": z["g_gen"]})
-    data = engine.bench.bench_data('gen', BB)
+    data = engine.features.bench_data('gen', BB)
     np.testing.assert_allclose(data.q_gen, fs.q_gen, atol=1e-6)
     s = ablation.Settings(eta=2.0, k1=2, k2=2)
     for got in res["rows"][2:]:
@@ -152,7 +152,7 @@ def test_the_query_slider_spans_the_chosen_task(engine, market, monkeypatch):
     from pose2id_demo.data import synthped
     from pose2id_demo.ui import benchmark_tab
 
-    engine.bench.add_dataset('tiny', market)
+    engine.features.add_dataset('tiny', market)
     monkeypatch.setattr(benchmark_tab, "get_engine", lambda: engine)
     n = len(load_market(market).query)
     assert n != synthped.NUM_TEST_IDS * synthped.QUERIES_PER_ID
@@ -175,7 +175,7 @@ def test_the_task_radio_lists_the_added_datasets(engine, market, monkeypatch):
     from pose2id_demo.ui import benchmark_tab
     from pose2id_demo.ui.common import TabContext
 
-    engine.bench.add_dataset('tiny', market)
+    engine.features.add_dataset('tiny', market)
     monkeypatch.setattr(benchmark_tab, "get_engine", lambda: engine)
     with gr.Blocks() as demo:
         benchmark_tab.build(TabContext(demo=demo, backbones=[BB], default_backbone=BB))

@@ -200,6 +200,195 @@ def test_refusals_reach_the_queue_route_too(app_url: str) -> None:
     raise AssertionError("no process_completed message")
 
 
+def _one_warning(caplog: pytest.LogCaptureFixture, since: int) -> list[str]:
+    """The warning lines logged since record ``since``."""
+    return [r.getMessage() for r in caplog.records[since:] if r.levelname == "WARNING"]
+
+
+def _bad_values_for(dep: dict) -> list:
+    n = len(dep["inputs"])
+    return [[None] * n, [-1] * n, [10**9] * n, ["x"] * n]
+
+
+def test_every_event_answers_values_no_control_sends_with_a_sentence(app_url: str, caplog: pytest.LogCaptureFixture,
+                                                                    capfd: pytest.CaptureFixture) -> None:
+    """Every event of the page answers ``/gradio_api/call/<api_name>`` — the private ones too, Gradio's own for the
+    cached examples (``load_example_input``, ``load_example``: an index of -1 picked the last example, null or
+    10**9 answered ``{"error": null}``), the ones that run in the browser only (``IndexError``) and the table-row
+    clicks (``TypeError`` without the click's data). Values no control sends get a sentence and exactly one
+    warning line, never ``{"error": null}`` or a traceback. Events without inputs or click data cannot be sent a
+    bad value and are left out."""
+    from conftest import raw_call
+    from gradio_client import Client
+
+    caplog.set_level("WARNING", logger="pose2id_demo")
+    deps = [d for d in Client(app_url, verbose=False).config["dependencies"] if d.get("api_name")
+            and (d["inputs"] or not d["backend_fn"] or d["collects_event_data"])]
+    names = {d["api_name"] for d in deps}
+    assert {"load_example_input", "load_example", "generate", "identity", "js_fn", "_pick_query"} <= names, names
+    capfd.readouterr()
+    for dep in deps:
+        for values in _bad_values_for(dep):
+            since = len(caplog.records)
+            event, answer = raw_call(app_url, dep["api_name"], values, timeout=HANG_GUARD_S)
+            if event == "error":
+                assert isinstance(answer, str) and answer.endswith("."), (dep["api_name"], values, answer)
+                assert len(_one_warning(caplog, since)) == 1, (dep["api_name"], values, _one_warning(caplog, since))
+            else:
+                assert event == "complete", (dep["api_name"], values, event)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err[-3000:]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("api_name", ["load_example_input", "load_example"])
+@pytest.mark.parametrize("index", [-1, -8, None, 10**9, "x", True, 2.0, 10**400],
+                         ids=["-1", "-8", "null", "10**9", "x", "true", "2.0", "10**400"])
+def test_example_events_take_an_example_index_only(app_url: str, api_name: str, index: object,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Gradio's events of a click on a cached example: an index that is not an example's gets the sentence and
+    one warning line (-1 loaded the last example, -8 the first; null, 10**9 and "x" answered ``{"error": null}``
+    with an IndexError or TypeError traceback)."""
+    from conftest import raw_call
+
+    from pose2id_demo.ui.common import EXAMPLES_DIR
+
+    n = len([p for p in EXAMPLES_DIR.iterdir() if p.suffix == ".jpg"])
+    caplog.set_level("WARNING", logger="pose2id_demo")
+    since = len(caplog.records)
+    event, msg = raw_call(app_url, api_name, [index], timeout=HANG_GUARD_S)
+    assert event == "error" and msg.startswith(f"The example is chosen by its index, a whole number from 0 to {n - 1}; "
+                                               "got "), msg
+    assert len(_one_warning(caplog, since)) == 1
+
+
+def test_example_index_reaches_the_example(app_url: str) -> None:
+    """A valid index still fills the inputs with that example (what a click in the page sends)."""
+    from conftest import raw_call
+
+    from pose2id_demo.ui.common import EXAMPLES_DIR
+
+    names = sorted(p.name for p in EXAMPLES_DIR.iterdir() if p.suffix == ".jpg")
+    for i in (0, len(names) - 1):
+        event, out = raw_call(app_url, "load_example_input", [i], timeout=HANG_GUARD_S)
+        assert event == "complete" and Path(out[0]["path"]).name == names[i], out
+        assert out[1:] == ["both", 20, 3.5, 42, 0.5, "synthped-reid"], out
+
+
+def test_generate_without_an_image_logs_one_warning(app_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """/generate and /evaluate_features with no file: the sentence, and one warning line (there was none)."""
+    from conftest import raw_call
+
+    caplog.set_level("WARNING", logger="pose2id_demo")
+    for api_name, args, sentence in (
+            ("generate", [None, *GEN, None, "synthped-reid"],
+             "Please upload a person image or pick one of the examples first."),
+            ("evaluate_features", [None, 2, 2, 0.5, "both", "both"], "Please upload a feature file (.npz) first.")):
+        since = len(caplog.records)
+        assert raw_call(app_url, api_name, args) == ("error", sentence)
+        assert _one_warning(caplog, since) == [f"{api_name}: {sentence}"]
+
+
+def test_input_count_in_words(app_url: str) -> None:
+    """"takes 1 inputs; 1 were sent" read wrong: singular and plural as they should be."""
+    from conftest import raw_call
+
+    assert raw_call(app_url, "load_example_input", []) == ("error", "This endpoint takes 1 input; 0 were sent.")
+    assert raw_call(app_url, "generate", [None]) == ("error", "This endpoint takes 8 inputs; 1 was sent.")
+
+
+def _endpoint_defaults(url: str, me: dict) -> dict[str, dict[str, object]]:
+    """Every named endpoint's parameters with the values the page starts with (the image: an upload)."""
+    from gradio_client import Client
+
+    api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    out = {}
+    for name, ep in api.items():
+        values = {p["parameter_name"]: p["parameter_default"] for p in ep["parameters"]}
+        if name == "/generate":
+            values["image"] = me
+        out[name.lstrip("/")] = values
+    return out
+
+
+@pytest.mark.parametrize("param,value,sentence", [
+    ("eta", -1, "η must be between 0 and 10; got -1."),
+    ("eta", 10.5, "η must be between 0 and 10; got 10.5."),
+    ("k1", 99, "k1 must be between 1 and 20; got 99."),
+    ("k2", 0, "k2 must be between 1 and 20; got 0."),
+])
+def test_one_sentence_for_a_setting_out_of_range_on_every_endpoint(app_url: str, me: dict, param: str, value: float,
+                                                                    sentence: str) -> None:
+    """Every endpoint that takes η (or k1, k2) answers a value out of its range with the engine's sentence:
+    /generate, which reads its values raw, and the others, whose sliders answered Gradio's "Value -1 is less
+    than minimum value 0.0" before."""
+    from conftest import raw_call
+
+    takers = {name: values for name, values in _endpoint_defaults(app_url, me).items() if param in values}
+    expected = {"benchmark", "distances", "per_query", "ranked_lists", "ranks", "identity", "tsne",
+                "evaluate_features"} | ({"generate"} if param == "eta" else set())
+    assert set(takers) == expected
+    for name, values in takers.items():
+        values = {**values, param: value}
+        assert raw_call(app_url, name, list(values.values()), timeout=HANG_GUARD_S) == ("error", sentence), name
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "true", 1, 0, None, [True]])
+def test_a_switch_takes_a_boolean_only(app_url: str, value: object) -> None:
+    """``rerank="yes"`` was read as True (and "no" as False): a boolean parameter takes true or false only."""
+    from conftest import raw_call
+
+    from pose2id_demo.engine import check_settings
+
+    args = ["standard", "synthped-reid", 0.5, 2, 2, "both", "both", value, "separate"]
+    assert raw_call(app_url, "benchmark", args) == ("error", f"re-ranking must be true or false; got {value!r}.")
+    if value is not None:  # None keeps the field, as for every setting of check_settings
+        with pytest.raises(Pose2IDError, match="re-ranking must be true or false"):
+            check_settings(rerank=value)
+    assert check_settings(rerank=np.bool_(True)).rerank is True and check_settings(rerank=False).rerank is False
+
+
+def test_identity_parameter_is_a_number_and_its_refusal_names_the_valid_ones(app_url: str) -> None:
+    """/identity's pid showed as ``Literal[]`` (an empty choice list) and identity 7 got "between 1 and 1056"
+    though the ids are 1001-1056: the API info says int, and the sentence says which ids are valid."""
+    from conftest import raw_call
+    from gradio_client import Client
+
+    from pose2id_demo.engine import get_engine
+
+    api = Client(app_url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    pid = next(p for p in api["/identity"]["parameters"] if p["parameter_name"] == "pid")
+    assert pid["python_type"]["type"] == "int", pid
+    ids = sorted(p for p, n in get_engine().bench.identities("standard", "synthped-reid") if n >= 2)
+    tail = (f"choose one of its {len(ids)} identities with two or more images: {ids[0]}, {ids[1]}, {ids[2]} … "
+            f"{ids[-1]}.")
+    args = ["standard", "synthped-reid", None, 0.5, 2, 2, "both", "both", False, "separate"]
+    for value, sentence in ((7, f"identity 7 is not an identity of the standard task; {tail}"),
+                            (0, f"identity 0 is not an identity of the standard task; {tail}"),
+                            (2.5, "identity must be a whole number; got 2.5."),
+                            ("1e3", "identity must be a whole number; got '1e3'."),
+                            (True, "identity must be a number, not bool True.")):
+        args[2] = value
+        assert raw_call(app_url, "identity", args, timeout=HANG_GUARD_S) == ("error", sentence), value
+    for value in (ids[1], f" {ids[1]} "):  # a number, or the text the page sends for an id typed into the box
+        args[2] = value
+        event, out = raw_call(app_url, "identity", args, timeout=HANG_GUARD_S)
+        assert event == "complete" and out[1].startswith(f"Identity {ids[1]}:"), out
+
+
+def test_identity_with_one_image_named_so() -> None:
+    from pose2id_demo.engine.inputs import check_identity
+
+    counts = {1: 3, 2: 2, 3: 5, 5: 1}
+    assert check_identity(3, counts, "t") == 3 and check_identity(2.0, counts, "t") == 2
+    with pytest.raises(Pose2IDError) as exc:
+        check_identity(5, counts, "market")
+    assert str(exc.value) == ("identity 5 has only one image in the market task's query and gallery; choose one of "
+                              "its 3 identities with two or more images: 1, 2, 3.")
+    with pytest.raises(Pose2IDError, match="^the t task has no identity with two or more images.$"):
+        check_identity(5, {5: 1}, "t")
+
+
 def _post_upload(url: str, name: str, body: bytes) -> tuple[int, str]:
     import httpx
 

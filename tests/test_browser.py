@@ -174,8 +174,8 @@ def test_generate_tab(page, out: Path, app_url: str) -> None:
 
     # A new photo while a generation runs: the button is off during the run, the run is cancelled, and the
     # previous person's results never show under the new photo.
-    old_q = get_engine().bench.benchmark_query_index(load_image(examples[1]))
-    new_q = get_engine().bench.benchmark_query_index(load_image(examples[3]))
+    old_q = get_engine().queries.index_of(load_image(examples[1]))
+    new_q = get_engine().queries.index_of(load_image(examples[3]))
     page.evaluate(WATCH_MSG)
     page.locator("#ref-image input[type=file]").set_input_files(str(examples[1]))
     page.locator("#ref-image img").first.wait_for()
@@ -333,8 +333,13 @@ def test_benchmark_tab(page, out: Path) -> None:
     assert f"id {g['pid']} · c{g['camid']} · {g['distance']:.3f}" in first.nth(6).inner_text()
     page.get_by_text("One identity around its centre (Fig. 2)").click()
     page.locator("#identity-plot .js-plotly-plot").wait_for()
-    pid = get_engine().bench.identities("standard", "synthped-reid")[0][0]
+    ids = get_engine().bench.identities("standard", "synthped-reid")
+    pid = ids[0][0]
     page.wait_for_function(f"() => document.querySelector('#identity-msg').innerText.includes('Identity {pid}:')")
+    # Another identity picked from the list (the API documents the parameter as an integer; the page still works).
+    page.locator("#identity-pid input").click()
+    page.get_by_role("option", name=f"id {ids[1][0]} ({ids[1][1]} images)").click()
+    page.wait_for_function(f"() => document.querySelector('#identity-msg').innerText.includes('Identity {ids[1][0]}:')")
 
     # Enter in a slider's number box commits the value (no blur needed).
     before = table_text(page)

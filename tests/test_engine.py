@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from tieaware import assert_ranking_equivalent
+from toy_bench import l2n, toy_data, toy_engine
 
 from pose2id_demo.ablation import Settings
 from pose2id_demo.centralization import centralize, nfc_sets
@@ -17,35 +18,6 @@ from pose2id_demo.engine import BenchData, Engine, Pose2IDError, tsne_2d
 from pose2id_demo.engine.cache import LRU as _LRU
 from pose2id_demo.metrics import distance_matrix, evaluate, id2
 from pose2id_demo.ui import render
-
-
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def toy_data(seed: int = 0, n_ids: int = 30, nq: int = 2, ng: int = 6, d: int = 32, m: int = 8,
-             noise: float = 0.9) -> BenchData:
-    """Identities = random centres; images = centre + noise; generated = centre + smaller noise."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_ids, d))
-    q_pids, g_pids = np.repeat(np.arange(1, n_ids + 1), nq), np.repeat(np.arange(1, n_ids + 1), ng)  # Market: ids > 0
-    q_cam = rng.integers(0, 3, len(q_pids))
-    g_cam = rng.integers(0, 3, len(g_pids))
-    q = centres[q_pids - 1] + noise * rng.normal(size=(len(q_pids), d))
-    g = centres[g_pids - 1] + noise * rng.normal(size=(len(g_pids), d))
-    q_gen = centres[q_pids - 1][:, None] + 0.7 * noise * rng.normal(size=(len(q_pids), m, d))
-    g_gen = centres[g_pids - 1][:, None] + 0.7 * noise * rng.normal(size=(len(g_pids), m, d))
-    return BenchData(q=_l2n(q), g=_l2n(g), q_pids=q_pids, g_pids=g_pids, q_camids=q_cam, g_camids=g_cam,
-                     q_paths=[f"q{i}.jpg" for i in range(len(q))], g_paths=[f"g{i}.jpg" for i in range(len(g))],
-                     q_gen=q_gen.astype(np.float32), g_gen=g_gen.astype(np.float32))
-
-
-@pytest.fixture()
-def eng() -> Engine:
-    e = Engine(device="cpu")
-    e.backbones = lambda: ["toy"]  # type: ignore[method-assign]
-    e._store[("bench", "standard", "toy")] = toy_data()
-    return e
 
 
 def _ref_row(data: BenchData, q: np.ndarray, g: np.ndarray) -> dict:
@@ -60,10 +32,10 @@ def test_benchmark_rows_match_direct_computation(eng: Engine) -> None:
     rows = {r["setting"]: r for r in res["rows"]}
     assert list(rows) == ["baseline", "+NFC", "+IPG", "+NFC+IPG"]
     qn, gn = nfc_sets(data.q, data.g, 3, 2, mode="separate", apply_to="both")
-    qi = _l2n(centralize(data.q, data.q_gen, 1.5))
+    qi = l2n(centralize(data.q, data.q_gen, 1.5))
     qb, gb = nfc_sets(qi, data.g, 3, 2, mode="separate", apply_to="both")
-    refs = {"baseline": _ref_row(data, data.q, data.g), "+NFC": _ref_row(data, _l2n(qn), _l2n(gn)),
-            "+IPG": _ref_row(data, qi, data.g), "+NFC+IPG": _ref_row(data, _l2n(qb), _l2n(gb))}
+    refs = {"baseline": _ref_row(data, data.q, data.g), "+NFC": _ref_row(data, l2n(qn), l2n(gn)),
+            "+IPG": _ref_row(data, qi, data.g), "+NFC+IPG": _ref_row(data, l2n(qb), l2n(gb))}
     for name, ref in refs.items():
         for k, v in ref.items():
             assert rows[name][k] == pytest.approx(v, abs=1e-3), (name, k)
@@ -120,7 +92,7 @@ def test_ranks_with_generations_improves_with_identity_centre(eng: Engine) -> No
     data = eng._store[("bench", "standard", "toy")]
     qi = int(np.argmin([render.hits({"before": eng.bench.ranks('standard', 'toy', query_index=i)["before"]}, "before")
                         for i in range(20)]))
-    gen = _l2n(data.q_gen[qi])
+    gen = l2n(data.q_gen[qi])
     r = eng.ranks_with_generations(qi, gen, eta=4.0, backbone="toy")
     assert render.hits(r, "after") >= render.hits(r, "before")
     with pytest.raises(Pose2IDError):
@@ -130,10 +102,7 @@ def test_ranks_with_generations_improves_with_identity_centre(eng: Engine) -> No
 @pytest.mark.slow
 def test_tsne_deterministic_and_clamped(eng: Engine) -> None:
     a = eng.bench.tsne('standard', 'toy', n_ids=5)
-    e2 = Engine(device="cpu")
-    e2.backbones = lambda: ["toy"]  # type: ignore[method-assign]
-    e2._store[("bench", "standard", "toy")] = toy_data()
-    b = e2.bench.tsne('standard', 'toy', n_ids=5)
+    b = toy_engine().bench.tsne('standard', 'toy', n_ids=5)
     assert a["before"].shape == (5 * 8, 2) and np.array_equal(a["before"], b["before"])
     assert a["id2_after"] < a["id2_before"]
     assert tsne_2d(np.random.default_rng(0).normal(size=(4, 600))).shape == (4, 2)  # perplexity < n
@@ -149,7 +118,7 @@ def test_evaluate_loaded_curves_consistent(eng: Engine) -> None:
     base = res["rows"][0]["mAP"]
     assert res["grid"]["map"].shape == (3, 3)
     qn, gn = nfc_sets(data.q, data.g, 3, 1, mode="separate", apply_to="both")
-    assert res["grid"]["map"][2, 0] == pytest.approx(_ref_row(data, _l2n(qn), _l2n(gn))["mAP"], abs=1e-3)
+    assert res["grid"]["map"][2, 0] == pytest.approx(_ref_row(data, l2n(qn), l2n(gn))["mAP"], abs=1e-3)
     assert res["eta_curve"]["mAP"][0] == pytest.approx(base)  # η = 0 is the baseline
     for apply in ("gallery", "query", "both"):
         assert res["m_curve"][apply]["mAP"][0] == pytest.approx(base)  # M = 0 is the baseline
@@ -189,9 +158,7 @@ def test_new_slider_setting_at_realistic_size() -> None:
 
     How fast that is is measured by `python -m bench.load --slider`, not asserted here.
     """
-    e = Engine(device="cpu")
-    e.backbones = lambda: ["toy"]  # type: ignore[method-assign]
-    e._store[("bench", "standard", "toy")] = toy_data(n_ids=100, nq=2, ng=7, d=512)
+    e = toy_engine(toy_data(n_ids=100, nq=2, ng=7, d=512))
     a = {r["setting"]: r for r in e.bench.benchmark('standard', 'toy', settings=Settings(k1=2))["rows"]}
     b = {r["setting"]: r for r in e.bench.benchmark('standard', 'toy', settings=Settings(k1=3, eta=1.25))["rows"]}
     assert a["baseline"] == b["baseline"]
@@ -243,7 +210,7 @@ def test_identity_density_ignores_distractors_and_junk() -> None:
     base = identity_density(d.q, d.g, d.q_pids, d.g_pids)
     assert base == pytest.approx(round(float(id2(np.concatenate([d.q, d.g]), np.concatenate([d.q_pids, d.g_pids]))), 4))
     rng = np.random.default_rng(3)
-    extra = _l2n(rng.normal(size=(7, d.g.shape[1])))
+    extra = l2n(rng.normal(size=(7, d.g.shape[1])))
     with_noise = identity_density(d.q, np.concatenate([d.g, extra]), d.q_pids,
                                   np.concatenate([d.g_pids, [0, 0, 0, 0, -1, -1, 0]]))
     assert with_noise == base
@@ -321,4 +288,4 @@ def test_ranked_lists_on_a_fresh_cache_render_the_images(tmp_path, monkeypatch) 
             assert im.size == (64, 128)
     # A benchmark query image, uploaded, is recognised as that query.
     with Image.open(r["query"]["path"]) as im:
-        assert eng.bench.benchmark_query_index(im.convert('RGB'), 'standard', 'synthped-reid') == 3
+        assert eng.queries.index_of(im.convert('RGB'), 'standard', 'synthped-reid') == 3

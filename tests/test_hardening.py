@@ -172,8 +172,10 @@ def test_float_params_refused() -> None:
             check_float("η", v, 0.0, 10.0)
     assert check_float("η", "2.5", 0.0, 10.0) == 2.5
     assert check_choice("task", "OCCLUDED", ("standard", "occluded", "infrared")) == "occluded"
-    s = check_settings(k1=3.0, rerank="true", nfc_on="QUERY")
+    s = check_settings(k1=3.0, rerank=True, nfc_on="QUERY")
     assert isinstance(s, Settings) and (s.k1, s.rerank, s.nfc_on) == (3, True, "query")
+    with pytest.raises(Pose2IDError, match="re-ranking must be true or false; got 'true'"):  # a switch: a boolean
+        check_settings(rerank="true")
     with pytest.raises(Pose2IDError):
         check_choice("task", "mars", ("standard", "occluded", "infrared"))
     with pytest.raises(Pose2IDError, match="task"):  # the session checks the task before any work
@@ -702,7 +704,7 @@ def test_raw_api_numbers_named(app_url: str, caplog: pytest.LogCaptureFixture) -
     for i, value, sentence in ((2, "abc", "η must be a number, not str 'abc'."),
                                (2, None, "η is missing: send a number."),
                                (3, "3", "k1 must be a number, not str '3'."),
-                               (3, 99, "k1: Value 99 is greater than maximum value 20.")):
+                               (3, 99, "k1 must be between 1 and 20; got 99.")):
         args = list(bench)
         args[i] = value
         assert raw_call(app_url, "benchmark", args) == ("error", sentence)

@@ -102,10 +102,10 @@ def test_extract_dataset_and_benchmark_with_an_hf_backbone(vits, market, tmp_pat
     with pytest.raises(Pose2IDError, match="--backbone: .*names neither"):
         eng.add_backbone("hf:no/such/folder/here")
     assert eng.add_backbone(name) == name and name in eng.backbones()
-    eng.bench.add_dataset('mini', root)
+    eng.features.add_dataset('mini', root)
     table = eng.bench.benchmark('mini', name)
     assert [r["setting"] for r in table["rows"]][:2] == ["baseline", "+NFC"]
-    data = eng.bench.bench_data('mini', name)
+    data = eng.features.bench_data('mini', name)
     np.testing.assert_allclose(data.q * np.linalg.norm(direct, axis=1, keepdims=True), direct, atol=1e-4)
     cached = list((tmp_path / "cache" / "datasets").glob("*.npz"))
     assert len(cached) == 1 and backbone_slug(name) in cached[0].name

@@ -97,7 +97,7 @@ def test_generated_features_are_shipped_for_every_task_with_the_shipped_generato
     shipped = model_hash(MODELS_DIR / "ipg-tiny")
     eng = Engine()
     for bb in BACKBONES:
-        data = eng.bench.bench_data(task, bb)
+        data = eng.features.bench_data(task, bb)
         assert data.q_gen is not None and data.g_gen is not None, data.gen_note
         assert data.q_gen.shape[:2] == (len(data.q), 8) and data.g_gen.shape[:2] == (len(data.g), 8)
         s = read_generated(ASSETS / "features" / f"synthped-{task}-{bb}-gen.npz")["settings"]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine import toy_data
 
 from pose2id_demo import ablation
 from pose2id_demo.ablation import Settings
@@ -20,14 +19,6 @@ from pose2id_demo.paper_reference import TABLES, reference_rows
 from pose2id_demo.ui import render
 
 PAPER = Path("/work/shared/paper/pose2id.txt")
-
-
-@pytest.fixture()
-def eng() -> Engine:
-    e = Engine(device="cpu")
-    e.backbones = lambda: ["toy"]  # type: ignore[method-assign]
-    e._store[("bench", "standard", "toy")] = toy_data()
-    return e
 
 
 # ------------------------------------------------------------------------------------ the session's views

@@ -270,3 +270,36 @@ def test_rank_strip_frames_matches_green_and_others_red():
     ap = np.array([50.0, np.nan, 10.0, 90.0, 10.0])
     assert list(select_queries(ap, 2, "worst")) == [2, 4]
     assert list(select_queries(ap, 9, "best")) == [3, 0, 2, 4]
+
+
+def test_worst_and_best_lists_never_share_a_query():
+    """With fewer than 2·N queries the worst-N and best-N lists overlapped (and with equal APs even with more):
+    the worst list gets ceil(Q/2) of the Q queries with a valid match, the best list the rest; checked against
+    the definition on random APs with many ties."""
+    from pose2id_demo.visrank import split_queries
+
+    ap = np.array([50.0, np.nan, 10.0, 90.0, 10.0])
+    both = split_queries(ap, 10, ("worst", "best"))
+    assert list(both["worst"]) == [2, 4] and list(both["best"]) == [3, 0]
+    assert list(split_queries(ap, 1, ("worst", "best"))["best"]) == [3]
+    same = split_queries(np.full(6, 40.0), 3, ("worst", "best"))  # all tied: 3 + 3, disjoint
+    assert list(same["worst"]) == [0, 1, 2] and list(same["best"]) == [3, 4, 5]
+    assert list(split_queries(ap, 10, ("best",))["best"]) == [3, 0, 2, 4]  # one kind: every valid query
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        q_all, num = int(rng.integers(0, 12)), int(rng.integers(0, 7))
+        ap = rng.integers(0, 4, q_all).astype(float) * 25  # few values: many ties
+        ap[rng.random(q_all) < 0.2] = np.nan
+        valid = int(np.isfinite(ap).sum())
+        got = split_queries(ap, num, ("worst", "best"))
+        w, b = list(got["worst"]), list(got["best"])
+        assert not set(w) & set(b) and all(np.isfinite(ap[w + b]))
+        if valid >= 2 * num:
+            assert len(w) == len(b) == num
+        else:
+            assert (len(w), len(b)) == (-(-valid // 2), valid // 2)
+        rest = [i for i in range(q_all) if np.isfinite(ap[i]) and i not in w]
+        assert all(ap[i] <= ap[j] for i in w for j in rest)  # the worst are the lowest
+        assert all(ap[i] >= ap[j] for i in b for j in rest if j not in b)  # the best the highest of the rest
+        assert [ap[i] for i in w] == sorted(ap[i] for i in w) and [ap[i] for i in b] == sorted((ap[i] for i in b),
+                                                                                                reverse=True)

@@ -14,7 +14,8 @@ from pose2id_demo.engine.warmup import WarmUp
 class FakeEngine:
     def __init__(self, gate: threading.Event, fail: str = "") -> None:
         self.gate, self.fail, self.calls = gate, fail, []
-        self.bench = self  # the benchmark session's methods (bench_data, benchmark, per_query, tsne, …) are here too
+        # the engine's parts' methods (bench_data, benchmark, per_query, index_of, tsne, …) are here too
+        self.bench = self.features = self.queries = self
 
     def _step(self, name: str) -> str:
         self.calls.append(name)
@@ -26,7 +27,7 @@ class FakeEngine:
         self._step(f"features:{task}:{bb}")
         return type("Data", (), {"q_paths": ["q0.jpg"]})()
 
-    def benchmark_query_index(self, image, task, bb):
+    def index_of(self, image, task, bb):
         return self._step(f"qindex:{task}:{bb}:{image}")
 
     def benchmark(self, task, bb):

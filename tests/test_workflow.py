@@ -137,6 +137,17 @@ def test_demo_dataset_and_visrank(tmp_path, capsys):
     assert [f.split("-")[0] for f in files] == ["best", "best", "worst", "worst"]
     with Image.open(vis / files[0]) as im:
         assert im.height > 2 * 128  # the baseline's strip above the +NFC strip
+    # Fewer queries than 10 worst + 10 best: the lists split them, and the output says so.
+    q = len(ds.query)
+    assert q < 20
+    vis10 = tmp_path / "vis10"
+    assert cli.main(["visrank", str(feats), "--out", str(vis10), "--num", "10", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert (f"only {q} of {q} queries have a valid match, fewer than the 20 asked (10 worst + 10 best): drawing "
+            f"{-(-q // 2)} worst and {q // 2} best, no query in both") in out
+    drawn = {kind: {p.name.split("query")[1] for p in vis10.glob(f"{kind}-*.png")} for kind in ("worst", "best")}
+    assert len(drawn["worst"]) == -(-q // 2) and len(drawn["best"]) == q // 2
+    assert not drawn["worst"] & drawn["best"]
     bare = tmp_path / "bare.npz"
     np.savez(bare, **load_feature_npz(feats))
     assert cli.main(["visrank", str(bare), "--out", str(vis)]) == 2
@@ -150,6 +161,38 @@ def readme_recipe() -> list[list[str]]:
     block = block.split("```bash", 1)[1].split("```", 1)[0]
     return [shlex.split(ln.split("#")[0])[3:] for ln in block.splitlines()
             if ln.startswith("python -m pose2id_demo ")]
+
+
+@pytest.mark.slow
+def test_shipped_sample_is_what_the_recipe_writes(tmp_path, monkeypatch, capsys):
+    """``assets/features/sample-demo-synthped-reid.npz`` is the ``features.npz`` of the README recipe's first two
+    commands, as written there: remade here, the same images, identities and cameras, the features within float32
+    rounding of the extraction, and the weights id of the backbone as shipped now."""
+    import json
+
+    from pose2id_demo.paths import SAMPLE_FEATURES
+    from pose2id_demo.reid import get_backbone
+
+    readme = (REPO / "README.md").read_text()
+    assert str(SAMPLE_FEATURES.relative_to(REPO)) in readme.split("## Your own features", 1)[1].split("\n## ", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    commands = readme_recipe()[:2]
+    assert [c[0] for c in commands] == ["demo-dataset", "extract"]
+    for argv in commands:
+        assert cli.main(argv) == 0, argv
+    capsys.readouterr()
+    with np.load(commands[1][commands[1].index("--out") + 1], allow_pickle=False) as fresh, \
+            np.load(SAMPLE_FEATURES, allow_pickle=False) as shipped:
+        assert sorted(shipped.files) == sorted(fresh.files)
+        for key in ("q_pids", "g_pids", "q_camids", "g_camids", "q_paths", "g_paths"):
+            assert (shipped[key] == fresh[key]).all(), key
+        for key in ("q_feats", "g_feats"):
+            assert shipped[key].dtype == np.float32
+            np.testing.assert_allclose(shipped[key], fresh[key], rtol=1e-4, atol=1e-5 * np.abs(fresh[key]).max())
+        settings, made = (json.loads(str(z["settings"])) for z in (shipped, fresh))
+    settings.pop("seconds"), made.pop("seconds")
+    assert settings == made
+    assert settings["weights_id"] == get_backbone(settings["backbone"]).weights_id
 
 
 @pytest.mark.slow

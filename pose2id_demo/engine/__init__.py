@@ -5,11 +5,15 @@ module                        job
 ============================  ===================================================================================
 :mod:`.inputs`                every check of user input and every file opened on a request's behalf
 :mod:`.models`                lazy, thread-safe loading of backbones, the pipeline and the poses (heavy imports)
-:mod:`.benchmark`             a benchmark session: features per (task, backbone), caches, rows via ``ablation``
+:mod:`.features`              the tasks (SynthPed's and added folders) and their features per (task, backbone)
+:mod:`.benchmark`             the benchmark session: the Benchmark tab's views, checked, cached by their settings
+:mod:`.views`                 those views as pure functions of features and settings (shared by the two sessions)
+:mod:`.query_images`          which benchmark query an uploaded image is
+:mod:`.export`                the benchmark's features written as a feature file
 :mod:`.generation`            the Generate tab: IPG images, and the gallery ranked before/after eq. 9
 :mod:`.user_features`         a user's feature file: rows, Fig. 9 grid, Fig. 8 η curve, Table 6 M curve
 :mod:`.cleansing`             the train split's Mahalanobis outliers (eqs. 29-31) and PoseValid rejects (eq. 32)
-:mod:`.scheduler`              the CPU pool (a slot per core) every heavy call holds, a generation first
+:mod:`.scheduler`             the CPU pool (a slot per core) every heavy call holds, a generation first
 :mod:`.cache`, :mod:`.errors`  bounded caches; :class:`Pose2IDError` / :class:`DependencyMissing`
 ============================  ===================================================================================
 
@@ -36,12 +40,14 @@ from pose2id_demo.cleansing import BANDS as CLEANSING_BANDS
 from pose2id_demo.featurefile import FeatureSet
 from pose2id_demo.metrics import ID2_VARIANTS
 from pose2id_demo.metrics import identity_density as _identity_density
-from pose2id_demo.paths import ASSETS, MODELS_DIR, POSES_DIR
+from pose2id_demo.paths import MODELS_DIR, POSES_DIR
 from pose2id_demo.visualize import tsne_2d
 
 from . import cleansing as _cleansing
-from .benchmark import BenchData, BenchmarkSession, ProgressFn, noop_progress
+from .benchmark import BenchmarkSession
 from .errors import DependencyMissing, Pose2IDError
+from .export import export_benchmark_features
+from .features import BenchData, FeatureStore, shipped_generated_path
 from .generation import Generator
 from .inputs import (
     CFG_RANGE,
@@ -71,7 +77,8 @@ from .inputs import (
     resolve_request_file,
 )
 from .models import Models
-from .scheduler import LONG
+from .query_images import QueryImages
+from .scheduler import LONG, ProgressFn, noop_progress
 from .user_features import evaluate_feature_file, evaluate_feature_set
 from .warmup import DEFAULT_BACKBONES, WarmUp, preload
 
@@ -80,25 +87,27 @@ __all__ = [
     "MAX_FEATURE_BYTES", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_POSE_JSON_BYTES", "METRIC_COLUMNS",
     "MIN_IMAGE_SIDE", "N_IDS_RANGE", "QUERY_TOP", "ROW_NAMES", "SEED_RANGE", "STEPS_RANGE", "TASKS", "WORK_MAX_SIDE",
     "BenchData", "DependencyMissing", "Engine", "Pose2IDError", "ProgressFn", "check_choice", "check_float",
-    "check_int", "check_settings", "get_engine", "identity_density", "image_digest", "load_custom_pose", "load_image",
-    "open_feature_file", "resolve_request_file", "shipped_assets", "tsne_2d",
+    "check_int", "check_settings", "export_benchmark_features", "get_engine", "identity_density", "image_digest",
+    "load_custom_pose", "load_image", "open_feature_file", "resolve_request_file", "shipped_assets", "tsne_2d",
 ]
-
-_noop_progress = noop_progress
 
 
 class Engine:
     """Lazily loaded models and cached benchmark computations shared by all users of the demo.
 
-    A façade: each method checks what it needs and hands over to :class:`~.models.Models`,
-    :class:`~.benchmark.BenchmarkSession`, :class:`~.generation.Generator`, :mod:`.user_features` or
-    :mod:`.cleansing`.
+    It holds the engine's parts, which the UI calls directly: :attr:`models` (:class:`~.models.Models`),
+    :attr:`features` (:class:`~.features.FeatureStore`: the tasks and their features), :attr:`bench`
+    (:class:`~.benchmark.BenchmarkSession`: the Benchmark tab's views), :attr:`queries`
+    (:class:`~.query_images.QueryImages`) and :attr:`generator` (:class:`~.generation.Generator`); its own
+    methods check what they need and hand over to them, :mod:`.user_features` or :mod:`.cleansing`.
     """
 
     def __init__(self, device: str | None = None) -> None:
         self.models = Models(device)
-        self.bench = BenchmarkSession(self.models, lambda name: self._check_backbone(name))
-        self.generator = Generator(self.models, self.bench, lambda name: self.backbone(name))
+        self.features = FeatureStore(self.models, lambda name: self._check_backbone(name))
+        self.bench = BenchmarkSession(self.features, self.models.cpu)
+        self.queries = QueryImages(self.features, self.models)
+        self.generator = Generator(self.models, self.features, self.queries, lambda name: self.backbone(name))
         #: The launch-time warm-up (:meth:`warm_up`), None until it is started.
         self.warmup: WarmUp | None = None
         self._warmup_lock = threading.Lock()
@@ -197,7 +206,7 @@ class Engine:
                   band: str = "pooled", progress: ProgressFn = noop_progress) -> dict[str, Any]:
         """Data cleansing of the train split, Supplementary 7.1 (:func:`.cleansing.cleanse_train_split`):
         ``band="pooled"`` (default) or ``"per_identity"`` (eq. 31's literal reading)."""
-        if str(task).strip() in self.bench.datasets:
+        if str(task).strip() in self.features.datasets:
             raise Pose2IDError("Data cleansing runs on SynthPed's train split only (it needs the train features "
                                "and keypoints the demo ships); pick a SynthPed task.")
         task = check_choice("task", task, TASKS)
@@ -252,7 +261,7 @@ def shipped_assets(task: str = "standard", backbone: str = "synthped-reid") -> d
     return {
         "poses": POSES_DIR.is_dir() and any(POSES_DIR.glob("*.json")),
         "generator": (MODELS_DIR / "ipg-tiny" / "model_index.json").is_file(),
-        "generated_features": (ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz").is_file(),
+        "generated_features": shipped_generated_path(task, backbone).is_file(),
         "reid": (MODELS_DIR / "reid" / "synthped-reid.safetensors").is_file(),
     }
 

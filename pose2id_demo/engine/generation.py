@@ -17,8 +17,8 @@ from pose2id_demo.centralization import centralize
 from pose2id_demo.centralization import l2_normalize as _l2n
 from pose2id_demo.poses import draw
 
-from .benchmark import BenchmarkSession, ProgressFn, noop_progress
 from .errors import Pose2IDError
+from .features import FeatureStore
 from .inputs import (
     CFG_RANGE,
     ETA_RANGE,
@@ -33,7 +33,9 @@ from .inputs import (
     load_image,
 )
 from .models import Models
-from .scheduler import GENERATION, INTERACTIVE
+from .query_images import QueryImages
+from .scheduler import GENERATION, INTERACTIVE, ProgressFn, noop_progress
+from .views import top_list
 
 __all__ = ["Generator"]
 
@@ -62,12 +64,14 @@ class Generator:
 
     Args:
         models: the loaded resources (pipeline, poses, locks).
-        bench: the benchmark session (to recognise a benchmark query and rank its gallery).
+        features: the benchmark features (to rank a benchmark query's gallery).
+        queries: recognises a benchmark query image.
         load_backbone: a checked backbone name → the loaded backbone.
     """
 
-    def __init__(self, models: Models, bench: BenchmarkSession, load_backbone: Callable[[str], Any]) -> None:
-        self.models, self.bench, self.load_backbone = models, bench, load_backbone
+    def __init__(self, models: Models, features: FeatureStore, queries: QueryImages,
+                 load_backbone: Callable[[str], Any]) -> None:
+        self.models, self.features, self.queries, self.load_backbone = models, features, queries, load_backbone
 
     def generate(self, image: Any, use_ifr: str = "both", steps: int = 20, cfg: float = 3.5, seed: int | None = None,
                  eta: float = DEFAULT_ETA, custom_pose: Any = None, backbone: str = "synthped-reid",
@@ -143,7 +147,7 @@ class Generator:
         try:
             if ("qindex", "standard", backbone) not in self.models.store:
                 progress(1.0, "Recognising a benchmark query: its images are rendered and indexed once …")
-            qi = self.bench.benchmark_query_index(ref, "standard", backbone)
+            qi = self.queries.index_of(ref, "standard", backbone)
         except Pose2IDError as exc:
             notes.append(f"Ranked lists unavailable: {exc}")
         if qi is None:
@@ -172,15 +176,15 @@ class Generator:
 
     def _ranks_with_generations(self, query_index: int, gen_feats: np.ndarray, eta: float, backbone: str,
                                 task: str) -> dict[str, Any]:
-        data = self.bench.bench_data(task, backbone)
+        data = self.features.bench_data(task, backbone)
         qi = check_int("query index", query_index, 0, len(data.q) - 1)
         gen = np.asarray(gen_feats, np.float32)
         if gen.ndim != 2 or gen.shape[1] != data.q.shape[1] or not np.all(np.isfinite(gen)):
             raise Pose2IDError("The generated features do not fit this backbone; please generate again.")
-        self.bench.images(task)
+        self.features.images(task)
         q_after = _l2n(centralize(data.q[qi][None], gen[None], eta))[0]
         before = np.linalg.norm(data.g - data.q[qi][None], axis=1)
         after = np.linalg.norm(data.g - q_after[None], axis=1)
         return {"query": {"path": data.q_paths[qi], "pid": int(data.q_pids[qi]), "camid": int(data.q_camids[qi])},
-                "before": self.bench.top_list(data, qi, before, QUERY_TOP),
-                "after": self.bench.top_list(data, qi, after, QUERY_TOP), "after_setting": f"eq. 9, η={eta:g}"}
+                "before": top_list(data, qi, before, QUERY_TOP),
+                "after": top_list(data, qi, after, QUERY_TOP), "after_setting": f"eq. 9, η={eta:g}"}

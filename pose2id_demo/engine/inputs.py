@@ -92,22 +92,49 @@ def check_float(name: str, value: Any, lo: float, hi: float) -> float:
     """``value`` as a finite float in ``[lo, hi]``, else :class:`Pose2IDError`."""
     x = _as_float(name, value)
     if not lo <= x <= hi:
-        raise Pose2IDError(f"{name} must be between {lo:g} and {hi:g}; got {x:g}.")
+        got = shown_value(int(value)) if isinstance(value, (int, np.integer)) else f"{x:g}"
+        raise Pose2IDError(f"{name} must be between {lo:g} and {hi:g}; got {got}.")
     return x
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
     """``value`` as an integer in ``[lo, hi]`` (integral floats accepted), else :class:`Pose2IDError`."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        x = int(value)
-    else:
-        f = _as_float(name, value)
-        if f != int(f):
-            raise Pose2IDError(f"{name} must be a whole number; got {f:g}.")
-        x = int(f)
+    x = _whole(name, value)
     if not lo <= x <= hi:
         raise Pose2IDError(f"{name} must be between {lo} and {hi}; got {x}.")
     return x
+
+
+def _whole(name: str, value: Any) -> int:
+    """``value`` as an integer of any size (integral floats accepted), else :class:`Pose2IDError`."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    f = _as_float(name, value)
+    if f != int(f):
+        raise Pose2IDError(f"{name} must be a whole number; got {f:g}.")
+    return int(f)
+
+
+def _some_ids(ids: Sequence[int]) -> str:
+    """``1001, 1002, 1003 … 1056``: the first three and the last of ``ids`` (all of them when at most four)."""
+    return ", ".join(map(str, ids)) if len(ids) <= 4 else f"{ids[0]}, {ids[1]}, {ids[2]} … {ids[-1]}"
+
+
+def check_identity(pid: Any, images_per_id: dict[int, int], task: str) -> int:
+    """``pid`` if it is an identity of ``task`` with at least two images (``images_per_id``: query + gallery
+    images per identity), the identities the Fig. 2 view can centre; else :class:`Pose2IDError` saying which are
+    valid, e.g. "identity 7 is not an identity of the standard task; choose one of its 56 identities with two
+    or more images: 1001, 1002, 1003 … 1056."."""
+    x = _whole("identity", pid)
+    valid = sorted(p for p, n in images_per_id.items() if n >= 2)
+    if x in valid:
+        return x
+    if not valid:
+        raise Pose2IDError(f"the {task} task has no identity with two or more images.")
+    choose = f"choose one of its {len(valid)} identities with two or more images: {_some_ids(valid)}."
+    if images_per_id.get(x) == 1:
+        raise Pose2IDError(f"identity {x} has only one image in the {task} task's query and gallery; {choose}")
+    raise Pose2IDError(f"identity {shown_value(x)} is not an identity of the {task} task; {choose}")
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
@@ -140,8 +167,9 @@ def check_settings(settings: Settings | None = None, **raw: Any) -> Settings:
         if knob["choices"] is not None:
             checked[field_name] = check_choice(knob["name"], value, knob["choices"])
         elif isinstance(knob["default"], bool):
-            checked[field_name] = (value.strip().lower() in ("1", "true", "on", "yes") if isinstance(value, str)
-                                   else bool(value))
+            if not isinstance(value, (bool, np.bool_)):  # "yes", 1 or "false" are not read as a switch
+                raise Pose2IDError(f"{knob['name']} must be true or false; got {shown_value(value)}.")
+            checked[field_name] = bool(value)
         elif isinstance(knob["default"], int):
             checked[field_name] = check_int(knob["name"], value, *knob["limits"])
         else:

@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["AGE_S", "BACKGROUND", "CPU", "GENERATION", "INTERACTIVE", "LONG", "CpuPool"]
+__all__ = ["AGE_S", "BACKGROUND", "CPU", "GENERATION", "INTERACTIVE", "LONG", "CpuPool", "ProgressFn",
+           "noop_progress"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ GENERATION, INTERACTIVE, LONG, BACKGROUND = 0, 1, 2, 3
 AGE_S = 30.0
 
 ProgressFn = Callable[[float, str], None]
+
+
+def noop_progress(frac: float, desc: str) -> None:  # noqa: ARG001
+    return None
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,7 @@ import numpy as np
 
 from pose2id_demo import ablation
 from pose2id_demo.featurefile import ArrayHeader, FeatureSet, read_headers
-from pose2id_demo.metrics import id2_label
 
-from .benchmark import ProgressFn, noop_progress
 from .errors import Pose2IDError
 from .inputs import (
     MAX_FEATURE_BYTES,
@@ -37,7 +35,8 @@ from .inputs import (
     feature_file_path,
     open_feature_file,
 )
-from .scheduler import CPU, LONG
+from .scheduler import CPU, LONG, ProgressFn, noop_progress
+from .views import distributions, table_rows, table_summary
 
 __all__ = ["CURVE_WORK", "MAX_DIM", "MAX_ROWS", "TABLE_WORK", "TIME_BUDGET_S", "check_cost", "curve_work",
            "evaluate_feature_file", "evaluate_feature_set", "price_headers", "table_work"]
@@ -220,7 +219,7 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
     Returns:
         ``{"rows": [...], "grid": {"k", "map": (K, K), "apply"}, "eta_curve": {"eta", "mAP", "Rank-1",
         "apply"} | None, "m_curve": {"M", "eta", "gallery"/"query"/"both": {"mAP", "Rank-1", "ID²"}} | None,
-        "distances": :func:`pose2id_demo.ablation.distance_distributions`' dict with ``after_setting`` | None,
+        "distances": :func:`.views.distributions`' dict (with ``after_setting``) | None,
         "notes": [str], "n_query", "n_gallery", "id2_variant", "id2_label"}``.
     """
     notes: list[str] = []
@@ -230,7 +229,7 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
     step = _deadline_check(budget_s, progress)
     t0 = time.perf_counter()
     try:
-        rows = [ablation.percent_row(r) for r in ablation.table(fs, s, progress=lambda f, d: step(0.05 + 0.1 * f, d))]
+        rows = table_rows(fs, s, progress=lambda f, d: step(0.05 + 0.1 * f, d))
     except _OutOfTime:
         raise Pose2IDError(f"The table did not finish within the app's {budget_s:.0f}-second limit on this 2-core "
                            f"machine; please use fewer features, or {CLI_HINT}.") from None
@@ -241,7 +240,7 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
     grid = eta_curve = m_curve = dists = None
     try:
         step(0.12, "same / different identity distances …")
-        dists = ablation.distance_distributions(sub, s)
+        dists = distributions(sub, s)
         step(0.15, "k1 × k2 grid …")
         grid = ablation.k_grid(sub, s, range(1, grid_max + 1), lambda f, d: step(0.15 + 0.5 * f, d))
         eta_curve = ablation.eta_curve(sub, s, progress=lambda f, d: step(0.65 + 0.15 * f, d))
@@ -253,11 +252,8 @@ def evaluate_feature_set(fs: FeatureSet, s: ablation.Settings, grid_max: int,
                      f"{stop}): the {', '.join(missing)} "
                      f"{'was' if len(missing) == 1 else 'were'} not computed; {CLI_HINT}.")
     progress(1.0, "done")
-    if dists is not None:
-        dists["after_setting"] = ablation.after_row(sub, s)
     return {"rows": rows, "grid": grid, "eta_curve": eta_curve, "m_curve": m_curve, "distances": dists, "notes": notes,
-            "n_query": int(len(fs.q)), "n_gallery": int(len(fs.g)), "id2_variant": s.id2_variant,
-            "id2_label": id2_label(s.id2_variant)}
+            **table_summary(fs, s)}
 
 
 def evaluate_feature_file(npz_path: Any, settings: ablation.Settings | None = None, grid_max: int = 6,

@@ -51,7 +51,7 @@ class WarmUp:
         first, rest = tasks[0], tasks[1:]
         # What the page asks for when it opens comes first: the default task's table and per-query view
         # (the engine keeps them, so the page's own requests find them), then the other features.
-        add(f"features:{first}:{default_backbone}", lambda: engine.bench.bench_data(first, default_backbone))
+        add(f"features:{first}:{default_backbone}", lambda: engine.features.bench_data(first, default_backbone))
         add(f"table:{first}:{default_backbone}", lambda: engine.bench.benchmark(first, default_backbone))
         add(f"per_query:{first}:{default_backbone}", lambda: engine.bench.per_query(first, default_backbone))
         # Then what a first generation needs (importing diffusers alone takes seconds): the generator, the
@@ -64,12 +64,12 @@ class WarmUp:
             steps.append(generator)
         add(f"render:{first}", lambda: self._render(first))
         add(f"backbone:{default_backbone}", lambda: engine.backbone(default_backbone))
-        add(f"qindex:{first}:{default_backbone}", lambda: engine.bench.benchmark_query_index(
-            self._open(engine.bench.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
+        add(f"qindex:{first}:{default_backbone}", lambda: engine.queries.index_of(
+            self._open(engine.features.bench_data(first, default_backbone).q_paths[0]), first, default_backbone))
         for task in tasks:
             for bb in backbones:
                 if (task, bb) != (first, default_backbone):
-                    add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.bench.bench_data(t, b))
+                    add(f"features:{task}:{bb}", lambda t=task, b=bb: engine.features.bench_data(t, b))
         for bb in backbones:  # the train split's keypoint files and images come with the render
             add(f"cleansing:{first}:{bb}", lambda b=bb: engine.cleansing(first, b))
         for task in rest:

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from pose2id_demo.ablation import Settings
-from pose2id_demo.engine import N_IDS_RANGE, TASKS, check_settings, get_engine
+from pose2id_demo.engine import N_IDS_RANGE, TASKS, Pose2IDError, check_int, check_settings, get_engine
 from pose2id_demo.paper_reference import TABLES, reference_rows
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
@@ -106,14 +106,20 @@ def _start_view(task: str, backbone: str, eta: float, k1: float, k2: float, nfc_
     settings = check_settings(eta=eta, k1=k1, k2=k2, nfc_on=nfc_on, ipg_on=ipg_on, rerank=rerank, nfc_mode=nfc_mode)
     res = get_engine().bench.per_query(task, backbone, settings)
     t = res["typical"]
-    n = get_engine().bench.n_queries(task)
+    n = get_engine().features.n_queries(task)
     return table, fig, msg, gr.Slider(maximum=n - 1, value=t if t is not None else 0)
 
 
-def _pick_query(evt: gr.SelectData) -> Any:
-    """A click on a row of the per-query table shows that query's ranked lists."""
-    row = evt.row_value if evt.row_value is not None else None
-    return gr.update(value=int(row[0])) if row else gr.skip()
+@user_errors
+def _pick_query(evt: gr.EventData) -> Any:
+    """A click on a row of the per-query table shows that query's ranked lists. Typed ``gr.EventData``, not
+    ``gr.SelectData``: Gradio builds a ``SelectData`` from the event's data before the call, and failed with a
+    ``TypeError`` on a call without it (from the raw API), which now gets a sentence."""
+    data = getattr(evt, "_data", None)
+    row = data.get("row_value") if isinstance(data, dict) else None
+    if not isinstance(row, list) or not row:
+        raise Pose2IDError("This event is a click on a table row; it takes no input of its own.")
+    return gr.update(value=check_int("query index", row[0], 0, 10**9))
 
 
 @user_errors
@@ -202,7 +208,7 @@ def cleansing(task: str, backbone: str, progress: gr.Progress = gr.Progress(trac
 def _rejects_shown(msg: str) -> tuple:
     """No empty placeholder: the PoseValid panel and its heading show only when there are rejects (the message
     counts them)."""
-    shown = bool(msg) and "nothing to show" not in msg
+    shown = isinstance(msg, str) and bool(msg) and "nothing to show" not in msg
     return gr.update(visible=shown), gr.update(visible=shown)
 
 
@@ -221,7 +227,7 @@ def _removed_per_identity(res: dict[str, Any]) -> dict[int, int]:
 def _setting_controls(ctx: TabContext) -> tuple:
     """The task, the backbone and the settings' controls (:func:`pose2id_demo.ui.controls.knob`), in the order
     of the callbacks' parameters (the NFC mode last)."""
-    tasks = get_engine().bench.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
+    tasks = get_engine().features.tasks()  # SynthPed's three, then any `python app.py --dataset NAME=ROOT`
     task = controls.radio(tasks, value="standard", label="Task (SynthPed)" if len(tasks) == len(TASKS)
                           else "Task (SynthPed, then your --dataset folders)")
     backbone = controls.dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone")
@@ -263,13 +269,13 @@ def _views_layout() -> dict[str, Any]:
         c["dist_plot"] = gr.Plot(label="query-gallery distances", elem_id="dist-plot")
     with gr.Accordion("One identity around its centre (Fig. 2)", open=False, elem_id="identity"):
         # Its choices come with the task's features; the engine checks a value sent through the API.
-        c["pid"] = gr.Dropdown([], label="identity (most images first)", allow_custom_value=True,
-                               elem_id="identity-pid")
+        c["pid"] = controls.identity_picker(label="identity (most images first)", elem_id="identity-pid")
         c["id_msg"] = gr.Markdown(label="message", elem_id="identity-msg")
         c["id_plot"] = gr.Plot(label="Fig. 2", elem_id="identity-plot")
     with gr.Accordion("t-SNE of identities before / after (Fig. 4)", open=False):
         with gr.Row():
-            c["n_ids"] = controls.slider(*N_IDS_RANGE, value=10, step=1, label="identities")
+            c["n_ids"] = controls.slider(*N_IDS_RANGE, value=10, step=1, label="identities",
+                                         name="number of identities")
             c["tsne_btn"] = gr.Button("Draw t-SNE")
         c["tsne_msg"] = gr.Markdown(label="message", elem_id="tsne-msg")
         c["tsne_plot"] = gr.Plot(label="t-SNE", elem_id="tsne-plot")
@@ -306,8 +312,8 @@ def _main_layout(ctx: TabContext) -> dict[str, Any]:
                              interactive=False, label=PAPER_LABEL, elem_id="paper-table")
             with gr.Accordion("Ranked lists for one query", open=True):
                 c["start_msg"] = gr.Markdown(label="query shown", elem_id="start-msg")
-                c["query_index"] = controls.slider(0, get_engine().bench.n_queries("standard") - 1, value=0, step=1,
-                                                   label="Query index", elem_id="query-index")
+                c["query_index"] = controls.slider(0, get_engine().features.n_queries("standard") - 1, value=0, step=1,
+                                                   label="Query index", name="query index", elem_id="query-index")
                 c["rank_msg"] = gr.Markdown(label="message", elem_id="rank-msg")
                 gr.Markdown(LEGEND.format(before="baseline", after="centralization with the settings") +
                             " Under each image: its camera and its distance to the query.")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pose2id_demo.engine import TASKS, check_settings, get_engine
+from pose2id_demo.engine import TASKS, Pose2IDError, check_settings, export_benchmark_features, get_engine
+from pose2id_demo.paths import REPO_ROOT, SAMPLE_FEATURES
 from pose2id_demo.ui import controls, render, tempfiles
 from pose2id_demo.ui.common import COLUMNS, TabContext, progress_fn, user_errors
 from pose2id_demo.ui.request_files import file_input, guarded
@@ -23,7 +24,7 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
     was uploaded."""
     npz = npz or exported
     if npz is None:
-        raise gr.Error("Please upload a feature file (.npz) first.", print_exception=False)
+        raise Pose2IDError("Please upload a feature file (.npz) first.")
     settings = check_settings(k1=k1, k2=k2, eta=eta, nfc_on=nfc_on, ipg_on=ipg_on)
     res = get_engine().evaluate_features(npz, settings, progress=progress_fn(progress))
     base = res["rows"][0] if res["rows"] else None
@@ -41,7 +42,7 @@ def evaluate_features(npz: str | None, k1: float, k2: float, eta: float, nfc_on:
 def export_features(task: str, backbone: str) -> str:
     """Write the benchmark's features (+ generated features) as a feature file to try the tab with."""
     with tempfiles.new_export(f"synthped-{task}-{backbone}.npz") as path:
-        get_engine().bench.export_features(task, backbone, path)
+        export_benchmark_features(get_engine().features, task, backbone, path)
     tempfiles.enforce_quota()  # the oldest temporary files go if the export took the app over its quota
     return str(path)
 
@@ -53,7 +54,10 @@ def build(ctx: TabContext) -> None:
         gr.Markdown("Upload an `.npz` with the keys of `python -m pose2id_demo eval`: `q_feats (nq,d)`, "
                     "`g_feats (ng,d)`, `q_pids`, `g_pids`, `q_camids`, `g_camids`, and optionally `q_gen "
                     "(nq,M,d)`, `g_gen (ng,M,d)` (features of generated images). Files are read without "
-                    "unpickling. No file at hand? Export the benchmark's own.")
+                    f"unpickling. No file at hand? Try `{SAMPLE_FEATURES.relative_to(REPO_ROOT)}` (what `python -m "
+                    "pose2id_demo extract` writes for the README's demo folder; no generated features, so the table "
+                    "has the baseline and +NFC rows), or export the benchmark's own (with its generated features).",
+                    elem_id="features-help")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 npz = file_input(gr.File(label="Feature file (.npz)", file_types=[".npz"], elem_id="npz"), "feature")

@@ -11,7 +11,16 @@ import gradio as gr
 import numpy as np
 
 from pose2id_demo.ablation import DEFAULT_ETA
-from pose2id_demo.engine import STEPS_RANGE, Pose2IDError, get_engine, load_custom_pose, load_image, shipped_assets
+from pose2id_demo.engine import (
+    CFG_RANGE,
+    SEED_RANGE,
+    STEPS_RANGE,
+    Pose2IDError,
+    get_engine,
+    load_custom_pose,
+    load_image,
+    shipped_assets,
+)
 from pose2id_demo.ui import controls, render
 from pose2id_demo.ui.common import (
     BENCH_CONCURRENCY,
@@ -71,6 +80,7 @@ OUT_OF_DOMAIN = ("ℹ️ Real photos are outside the embedded generator's domain
                  "only; it reads the person at 64 × 32 and draws 128 × 64): expect a SynthPed-like figure. For "
                  "real photos run the official Pose2ID weights on a GPU: `python app.py --ipg-weights DIR`.")
 READY_MSG = "Upload a person or pick an example, then press **Generate**."
+NO_IMAGE = "Please upload a person image or pick one of the examples first."
 #: The generation defaults the controls start at (and the cached examples run with): the paper's.
 DEFAULT_STEPS, DEFAULT_CFG = 20, 3.5
 
@@ -88,7 +98,7 @@ def generate(image: str | None, use_ifr: str, steps: float, cfg: float, seed: fl
     """
     image, custom_pose = payload_path(image), payload_path(custom_pose)
     if image is None:
-        raise gr.Error("Please upload a person image or pick one of the examples first.", print_exception=False)
+        raise Pose2IDError(NO_IMAGE)
     res = _generate_on_device(image, use_ifr=use_ifr, steps=steps, cfg=cfg, seed=seed, eta=eta,
                               custom_pose=custom_pose, backbone=backbone, progress=progress_fn(progress))
     names = res["poses"]
@@ -176,7 +186,7 @@ def check_request(image: Any, custom_pose: Any) -> None:
     only: the results shown stay as they are, the pose sheet included)."""
     image, custom_pose = payload_path(image), payload_path(custom_pose)
     if image is None:
-        raise gr.Error("Please upload a person image or pick one of the examples first.", print_exception=False)
+        raise Pose2IDError(NO_IMAGE)
     load_image(image, what="reference image")
     if custom_pose is not None:
         load_custom_pose(custom_pose)
@@ -221,11 +231,13 @@ def _controls(ctx: TabContext) -> dict[str, Any]:
                             elem_id="use-ifr", render=False)
     c["backbone"] = gr.Dropdown(ctx.backbones, value=ctx.default_backbone, label="ReID backbone (ranked lists)",
                                 render=False)
-    c["steps"] = controls.slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps",
-                                 render=False)
-    c["cfg"] = controls.slider(1.0, 10.0, value=DEFAULT_CFG, step=0.5, label="CFG scale", render=False)
-    c["seed"] = controls.number(get_engine().default_seed, precision=0, label="Seed", minimum=0, maximum=2**32 - 1,
-                                info=_seed_note(), elem_id="seed", render=False)
+    # Named as the engine names them, so that a value out of range gets the same sentence on every endpoint.
+    c["steps"] = controls.slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, label="Steps", name="steps",
+                                 elem_id="steps", render=False)
+    c["cfg"] = controls.slider(*CFG_RANGE, value=DEFAULT_CFG, step=0.5, label="CFG scale", render=False)
+    c["seed"] = controls.number(get_engine().default_seed, precision=0, label="Seed", name="seed",
+                                minimum=SEED_RANGE[0], maximum=SEED_RANGE[1], info=_seed_note(), elem_id="seed",
+                                render=False)
     c["eta"] = controls.knob("eta", elem_id="g-eta", render=False)
     return c
 
@@ -259,13 +271,17 @@ def _examples(c: dict[str, Any], o: dict[str, Any], demo: gr.Blocks) -> gr.Examp
     if not examples:
         return None
     seed = get_engine().default_seed
-    return gr.Examples(
+    ex = gr.Examples(
         examples=[[e, "both", DEFAULT_STEPS, DEFAULT_CFG, seed, DEFAULT_ETA, c["backbone"].value] for e in examples],
         inputs=[c[k] for k in GEN_INPUTS if k != "custom_pose"],
         outputs=[o[k] for k in GEN_OUTPUTS[:-1]] + [o["example_state"]],
         fn=guarded(generate_example, demo), cache_examples=True, cache_mode="lazy", preprocess=False,
         visible_columns=[0], examples_per_page=8,
         label="SynthPed benchmark queries (ranked lists shown for these; results cached after the first click)")
+    # Gradio's two events of a click on an example (load_example_input, load_example) take the example's index
+    # from any caller: one that is not an example's gets a sentence.
+    controls.example_index(ex.dataset)
+    return ex
 
 
 def generate_example(image: Any, use_ifr: str, steps: float, cfg: float, seed: float, eta: float, backbone: str,

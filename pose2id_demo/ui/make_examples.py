@@ -41,7 +41,7 @@ def headline(candidates: int = 6, task: str = "standard", backbone: str = "synth
     are then generated afresh as the tab does (IFR on, 20 steps, CFG 3.5, seed 42) and ranked with those
     images, which decide."""
     eng = get_engine()
-    data = eng.bench.bench_data(task, backbone)
+    data = eng.features.bench_data(task, backbone)
     if data.q_gen is None:
         raise SystemExit(f"no shipped generated features for {task}/{backbone}: cannot measure the headline")
     shipped = {i: _gain(eng.ranks_with_generations(i, data.q_gen[i], backbone=backbone, task=task))
@@ -66,7 +66,7 @@ def pick(n: int, task: str = "standard", backbone: str = "synthped-reid", candid
     """``n`` (path, why) pairs: the headline query first, the typical query, then queries of other identities."""
     eng = get_engine()
     pq = eng.bench.per_query(task=task, backbone=backbone)
-    data = eng.bench.bench_data(task, backbone)
+    data = eng.features.bench_data(task, backbone)
     out: list[tuple[str, str]] = []
     seen: set[int] = set()
     h, why = headline(candidates, task, backbone)

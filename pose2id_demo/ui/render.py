@@ -470,7 +470,7 @@ RANKED_COLUMNS = ["query", "id", "cam", "AP before", "AP after", "first match"]
 
 
 def ranked_rows_frame(res: dict[str, Any]) -> Any:
-    """Every query's ranked list as a table (:meth:`pose2id_demo.engine.benchmark.BenchmarkSession.ranked_rows`):
+    """Every query's ranked list as a table (:func:`pose2id_demo.engine.views.ranked_rows`):
     the query, its AP before and after, the rank of its first match, then one column per listed gallery item
     (``✓``/``✗``: same identity or not, its id, camera and distance)."""
     import pandas as pd

@@ -12,9 +12,10 @@ without ``"meta"``, e.g. ``{"path": "/etc/shadow"}``: hence the engine's check o
 
 What Gradio refuses itself before a callback runs — a path outside its cache, a file payload without
 ``"meta"``, too few inputs — reaches the raw API as ``{"error": null}`` (Gradio only passes on the message of a
-``gr.Error``); :func:`refusals_as_sentences` turns each into the sentence the engine would give. An upload that
-Gradio cannot read (a part with an empty file name made it fail with HTTP 500), or one too large for the
-app's limits, is answered with a sentence by :class:`UploadLimits`.
+``gr.Error``); :func:`refusals_as_sentences` turns each into the sentence the engine would give, and answers a
+call of an event that runs in the browser only (its ``js``; Gradio failed with an ``IndexError``) with one. An
+upload that Gradio cannot read (a part with an empty file name made it fail with HTTP 500), or one too large for
+the app's limits, is answered with a sentence by :class:`UploadLimits`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from pose2id_demo.ui.common import EXAMPLES_DIR
 
 log = logging.getLogger("pose2id_demo.ui")
 
+#: The answer to a call of an event that has no server function (Gradio answered ``{"error": null}``).
+BROWSER_ONLY = "This event runs in the browser only; there is nothing to call on the server."
 #: The sentence for a refused file input, by component id (:func:`file_input`); images default to
 #: :data:`~pose2id_demo.engine.inputs.NOT_UPLOADED_IMAGE`.
 _REFUSED: dict[int, str] = {}
@@ -101,6 +104,9 @@ def refusals_as_sentences(demo: gr.Blocks) -> gr.Blocks:
     base = demo.preprocess_data
 
     async def preprocess_data(block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
+        if block_fn.fn is None:  # an event the browser runs by itself (its js): nothing to call on the server
+            log.warning("refused a call to %s: it runs in the browser only", block_fn.api_name or "an event")
+            raise gr.Error(BROWSER_ONLY, title="Cannot do that", print_exception=False)
         try:
             return await base(block_fn, inputs, state, explicit_call)
         except gr.Error:
@@ -116,9 +122,10 @@ def refusals_as_sentences(demo: gr.Blocks) -> gr.Blocks:
 
 async def _which_refused(block_fn: Any, inputs: list[Any], explicit_call: bool) -> str:
     """The sentence for the first input Gradio refuses (its cache and payload checks, one input at a time)."""
-    wanted = len(block_fn.inputs)
-    if len(inputs) < wanted:
-        return f"This endpoint takes {wanted} inputs; {len(inputs)} were sent."
+    wanted, sent = len(block_fn.inputs), len(inputs)
+    if sent < wanted:
+        return (f"This endpoint takes {wanted} input{'' if wanted == 1 else 's'}; {sent} "
+                f"{'was' if sent == 1 else 'were'} sent.")
     for block, value in zip(block_fn.inputs, inputs):
         if not isinstance(block, (gr.Image, gr.File)) or value is None:
             continue
