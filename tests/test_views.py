@@ -157,8 +157,9 @@ def test_pair_distance_histograms_match_the_pairs_counted_one_by_one(rng):
     np.testing.assert_array_equal(h["same"], np.histogram(same, edges)[0])
     np.testing.assert_array_equal(h["different"], np.histogram(diff, edges)[0])
     assert (h["n_same"], h["n_different"]) == (len(same), len(diff))
-    assert h["mean_same"] == pytest.approx(np.mean(same), abs=1e-9)
-    assert h["std_different"] == pytest.approx(np.std(diff), abs=1e-7)
+    # The histogram's distances are float32 (the reference is float64): a mean over ~10^3 of them agrees to ~1e-7.
+    assert h["mean_same"] == pytest.approx(np.mean(same), abs=1e-6)
+    assert h["std_different"] == pytest.approx(np.std(diff), abs=1e-6)
     ps, pd = np.histogram(same, edges)[0] / len(same), np.histogram(diff, edges)[0] / len(diff)
     assert h["overlap"] == pytest.approx(sum(min(x, y) for x, y in zip(ps, pd)), abs=1e-12)
 

@@ -93,8 +93,13 @@ def check_float(name: str, value: Any, lo: float, hi: float) -> float:
     x = _as_float(name, value)
     if not lo <= x <= hi:
         got = shown_value(int(value)) if isinstance(value, (int, np.integer)) else f"{x:g}"
-        raise Pose2IDError(f"{name} must be between {lo:g} and {hi:g}; got {got}.")
+        raise Pose2IDError(f"{name} must be between {_bound(lo)} and {_bound(hi)}; got {got}.")
     return x
+
+
+def _bound(x: float) -> str:
+    """A range's end as people write it: 4294967295, not 4.29497e+09; 0.25 stays 0.25."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
