@@ -24,7 +24,7 @@ from pose2id_demo.centralization import l2_normalize as _l2n
 from pose2id_demo.data import load_market, synthped
 from pose2id_demo.data.synthped import ensure_benchmark
 from pose2id_demo.featurefile import DEFAULT_MAX_BYTES, FeatureSet
-from pose2id_demo.ipg.precompute import read_generated
+from pose2id_demo.ipg.precompute import read_generated, synthped_generated_name
 from pose2id_demo.paths import ASSETS
 
 from .errors import Pose2IDError
@@ -151,7 +151,7 @@ class FeatureStore:
 # ------------------------------------------------------------------------------------- generated features
 def shipped_generated_path(task: str, backbone: str) -> Path:
     """Where the shipped generated-image features of a SynthPed task and a backbone are."""
-    return ASSETS / "features" / f"synthped-{task}-{backbone}-gen.npz"
+    return ASSETS / "features" / synthped_generated_name(task, backbone)
 
 
 def attach_shipped_generated(data: BenchData, task: str, backbone: str) -> None:

@@ -515,7 +515,7 @@ def output_path(out: Path, backbone: str, n_backbones: int) -> Path:
     from pose2id_demo.reid import backbone_slug
 
     if "{backbone}" in str(out):
-        return Path(str(out).format(backbone=backbone))
+        return _per_backbone(out, backbone)
     return out if n_backbones == 1 else out.with_name(f"{out.stem}-{backbone_slug(backbone)}{out.suffix or '.npz'}")
 
 
@@ -524,6 +524,7 @@ SAME_MAKING = ("model_sha", "steps", "guidance_scale", "seed", "backbone")
 
 
 def _per_backbone(template: str | Path, backbone: str) -> Path:
+    """``template`` with its ``{backbone}`` placeholder filled in (itself when it has none)."""
     return Path(str(template).format(backbone=backbone)) if "{backbone}" in str(template) else Path(template)
 
 
@@ -560,6 +561,12 @@ def same_gallery(root_a: str | Path, root_b: str | Path) -> bool:
     ga, gb = load_market(root_a).gallery, load_market(root_b).gallery
     na, nb = [Path(r.path).name for r in ga], [Path(r.path).name for r in gb]
     return na == nb and all(file_digest(a.path) == file_digest(b.path) for a, b in zip(ga, gb))
+
+
+def synthped_generated_name(task: str, backbone: str) -> str:
+    """The file name of a SynthPed task's generated features for ``backbone``, as this module writes them and the
+    app reads them from ``assets/features``."""
+    return f"synthped-{task}-{backbone}-gen.npz"
 
 
 def read_generated(path: str | Path) -> dict:
@@ -652,8 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         if not same_gallery(root, ensure_benchmark(GALLERY_TASK)):
             raise SystemExit(f"error: the {args.task} gallery differs from the {GALLERY_TASK} one; run without "
                              "a shared gallery is not supported for SynthPed")
-        gallery_from = out_dir / f"synthped-{GALLERY_TASK}-{{backbone}}-gen.npz"
-    generate_features(root, args.backbones, out_dir / f"synthped-{args.task}-{{backbone}}-gen.npz", ipg=args.model,
+        gallery_from = out_dir / synthped_generated_name(GALLERY_TASK, "{backbone}")
+    generate_features(root, args.backbones, out_dir / synthped_generated_name(args.task, "{backbone}"), ipg=args.model,
                       steps=args.steps, guidance=args.guidance, seed=args.seed, shard=args.shard,
                       refs_per_batch=args.refs_per_batch, threads=args.threads, name=args.task,
                       extra_settings={"task": args.task, "synthped_version": VERSION}, gallery_from=gallery_from)
